@@ -18,8 +18,13 @@ $(STAMP): $(PY) pyproject.toml setup.py $(wildcard src/certstream/_fast/*.pyx)
 	$(PIP) install -q --no-build-isolation -e .
 	touch $@
 
+# The PyPI client library is also named "certstream", so the real clients the tests drive
+# live in a venv of their own and run as subprocesses.
+CLIENTS := $(VENV)/clients
 $(TSTAMP): $(STAMP)
 	$(PIP) install -q --no-build-isolation -e ".[test]"
+	$(PYTHON) -m venv $(CLIENTS)
+	$(CLIENTS)/bin/pip install -q "certstream>=1.12" "websocket-client>=1.8"
 	touch $@
 
 install: $(STAMP)   ## venv + package with its Cython extensions built
