@@ -1,0 +1,216 @@
+"""Sans-IO planning for following one CT log: which window to fetch next, in what order
+results are released, and which tiles cover a checkpoint.
+
+Theory of operation (RFC 6962)
+------------------------------
+``WindowPlanner`` owns the index bookkeeping of one log.  The shell asks it for the next
+get-entries window (``next_window``), performs the request however it likes (several in
+flight at once), and reports each outcome with ``complete`` (the entries it got, possibly
+fewer than asked, possibly none) or ``fail`` (the whole response was unusable).  ``ready``
+releases completed results strictly in index order, so the caller publishes entry N only
+after every entry before N.
+
+Rules the planner enforces, because the peers break them (peer-rust: "HTTP 400 => jump to
+head"; peer-go: tiled off-by-one):
+
+* A window never reaches past the tree size of the STH we fetched:
+  ``end = min(start + batch - 1, tree_size - 1)`` (both bounds inclusive).
+* A short batch is accepted; the rest of its window is asked for again, first, and the
+  planner shrinks its batch to what the log served, so later windows match the log's cap.
+* An empty batch or a failure (400 included) re-queues the same window; nothing is ever
+  skipped.  The caller backs off (see ``certstream.core.backoff``).
+* The number of windows in flight or waiting to be released is bounded by ``concurrency``,
+  so one stuck window cannot make the others pile up results without limit.
+
+The planner never reads a clock and never does I/O; the shell drives it.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from certstream.errors import LocalProtocolError
+
+__all__ = [
+    "TILE_WIDTH",
+    "TileRequest",
+    "Window",
+    "WindowPlanner",
+    "plan_tiles",
+]
+
+T = TypeVar("T")
+
+TILE_WIDTH = 256
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Window:
+    """A get-entries request: ``start`` and ``end`` are both inclusive."""
+
+    start: int
+    end: int
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start + 1
+
+
+class WindowPlanner(Generic[T]):
+    """Index bookkeeping of one RFC 6962 log; ``T`` is whatever the caller keeps per result."""
+
+    def __init__(
+        self,
+        next_index: int,
+        batch_size: int,
+        concurrency: int = 1,
+        tree_size: int = 0,
+        stop_at: int | None = None,
+    ) -> None:
+        if next_index < 0 or batch_size < 1 or concurrency < 1:
+            raise LocalProtocolError("next_index >= 0, batch_size >= 1, concurrency >= 1")
+        #: Every index below this has been released by ``ready``.
+        self.next_index = next_index
+        #: The tree size of the newest STH; never shrinks.
+        self.tree_size = tree_size
+        #: Readonly logs: stop here (their final tree size) even if an STH says more.
+        self.stop_at = stop_at
+        self.batch_size = batch_size
+        self.concurrency = concurrency
+        # First index not covered by any window handed out so far.
+        self._planned = next_index
+        # Windows that must be (re)issued before new ones, lowest start first.
+        self._retry: list[Window] = []
+        self._inflight: set[Window] = set()
+        # start -> (count, result) for completed windows waiting for their predecessors.
+        self._done: dict[int, tuple[int, T]] = {}
+
+    # -- inputs ------------------------------------------------------------------------
+
+    def set_tree_size(self, size: int) -> bool:
+        """Record a new STH tree size.  Returns False (and keeps the old one) if it shrank."""
+        if size < self.tree_size:
+            return False
+        self.tree_size = size
+        return True
+
+    def complete(self, window: Window, count: int, result: T) -> None:
+        """``window`` was answered with ``count`` entries (the first ``count`` of it)."""
+        self._take(window)
+        if count > window.size:
+            raise LocalProtocolError(f"{count} entries for a window of {window.size}")
+        if count == 0:
+            heapq.heappush(self._retry, window)
+            return
+        if count < window.size:
+            # The log caps its batches: ask for the rest first, and size later windows to
+            # the cap so the next ones come back whole.
+            heapq.heappush(self._retry, Window(window.start + count, window.end))
+            self.batch_size = min(self.batch_size, count)
+        self._done[window.start] = (count, result)
+
+    def fail(self, window: Window) -> None:
+        """The request for ``window`` failed as a whole; it will be handed out again."""
+        self._take(window)
+        heapq.heappush(self._retry, window)
+
+    # -- outputs -----------------------------------------------------------------------
+
+    @property
+    def limit(self) -> int:
+        """One past the last index we may read now."""
+        if self.stop_at is None:
+            return self.tree_size
+        return min(self.tree_size, self.stop_at)
+
+    @property
+    def outstanding(self) -> int:
+        """Windows in flight, waiting for a retry, or completed but not yet released."""
+        return len(self._inflight) + len(self._retry) + len(self._done)
+
+    def next_window(self) -> Window | None:
+        """The next request to issue, or None (enough in flight, or nothing to read)."""
+        if len(self._inflight) >= self.concurrency:
+            return None
+        if self._retry:
+            window = heapq.heappop(self._retry)
+        else:
+            limit = self.limit
+            if self._planned >= limit or self.outstanding >= self.concurrency:
+                return None
+            end = min(self._planned + self.batch_size - 1, limit - 1)
+            window = Window(self._planned, end)
+            self._planned = end + 1
+        self._inflight.add(window)
+        return window
+
+    def ready(self) -> list[tuple[int, T]]:
+        """Completed results that are next in index order, as ``(start, result)``.
+
+        ``next_index`` advances past each one returned.
+        """
+        out: list[tuple[int, T]] = []
+        while self.next_index in self._done:
+            count, result = self._done.pop(self.next_index)
+            out.append((self.next_index, result))
+            self.next_index += count
+        return out
+
+    @property
+    def caught_up(self) -> bool:
+        """Nothing in flight or pending and every index below the limit released."""
+        return self.outstanding == 0 and self.next_index >= self.limit
+
+    @property
+    def finished(self) -> bool:
+        """A readonly log has been read up to its final tree size."""
+        return self.stop_at is not None and self.next_index >= self.stop_at
+
+    def _take(self, window: Window) -> None:
+        try:
+            self._inflight.remove(window)
+        except KeyError:
+            raise LocalProtocolError(f"window {window} is not in flight") from None
+
+
+# -- static-ct-api tiles ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TileRequest:
+    """One data tile to fetch: tile number ``n`` and ``width`` entries (256 = full).
+
+    ``skip`` leading entries are already delivered (index < next) and must be dropped.
+    """
+
+    n: int
+    width: int
+    skip: int = 0
+
+    @property
+    def first_index(self) -> int:
+        return self.n * TILE_WIDTH
+
+    @property
+    def partial(self) -> bool:
+        return self.width < TILE_WIDTH
+
+
+def plan_tiles(next_index: int, size: int, stop_at: int | None = None) -> list[TileRequest]:
+    """Data tiles covering indices ``next_index .. size-1`` (ct-protocols.md §B "Tailing").
+
+    Full tiles for every complete group of 256, the partial tile of the checkpoint's size
+    for the rest.  Empty when there is nothing new.
+    """
+    if stop_at is not None:
+        size = min(size, stop_at)
+    out: list[TileRequest] = []
+    if size <= next_index:
+        return out
+    for n in range(next_index // TILE_WIDTH, (size - 1) // TILE_WIDTH + 1):
+        first = n * TILE_WIDTH
+        width = min(TILE_WIDTH, size - first)
+        out.append(TileRequest(n, width, max(0, next_index - first)))
+    return out
