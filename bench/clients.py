@@ -1,0 +1,131 @@
+"""The load clients: ``sink.c`` compiled at run time, driven over its stdin/stdout.
+
+The sink is built with gcc into a temporary directory on first use (nothing compiled is kept
+in the repository), runs in its own process, and is pinned to the core the server is not on,
+so that the server's CPU figures are the server's alone.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.common import cpu_seconds, pin
+
+SOURCE = Path(__file__).resolve().parent / "sink.c"
+_built: Path | None = None
+
+
+def build_sink() -> Path:
+    """Compile sink.c once per run; raises RuntimeError naming the compiler's complaint."""
+    global _built
+    if _built is not None and _built.exists():
+        return _built
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        raise RuntimeError("no C compiler (gcc or cc) on PATH: the sink cannot be built")
+    tmp = Path(tempfile.mkdtemp(prefix="certstream-bench-"))
+    atexit.register(shutil.rmtree, tmp, True)
+    out = tmp / "sink"
+    res = subprocess.run(
+        [cc, "-O2", "-Wall", "-o", str(out), str(SOURCE)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    if res.returncode != 0:
+        raise RuntimeError(f"building the sink failed:\n{res.stderr}")
+    _built = out
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class SinkStats:
+    """One ``R`` answer of the sink; latency fields are microseconds."""
+
+    open: int
+    ok: int
+    failed: int
+    closed: int
+    frames: int
+    bytes: int
+    pings: int
+    lat_n: int
+    p50: int
+    p90: int
+    p99: int
+    p999: int
+    max: int
+
+    @classmethod
+    def parse(cls, line: str) -> SinkStats:
+        kv = dict(part.split("=", 1) for part in line.split())
+        return cls(**{k: int(v) for k, v in kv.items()})
+
+
+class Sink:
+    """K WebSocket connections in one C process."""
+
+    def __init__(
+        self, port: int, path: str, clients: int, ts_key: str = "", cpus: set[int] | None = None
+    ) -> None:
+        exe = build_sink()
+        self.clients = clients
+        self.proc = subprocess.Popen(
+            [str(exe), "127.0.0.1", str(port), path, str(clients), ts_key],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        if cpus:
+            pin(self.proc.pid, cpus)
+
+    def _ask(self, cmd: str) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(cmd + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the sink exited (code {self.proc.poll()})")
+        return line.strip()
+
+    def stats(self) -> SinkStats:
+        return SinkStats.parse(self._ask("R"))
+
+    def reset_latency(self) -> None:
+        self._ask("L")
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.proc.pid)
+
+    def wait_connected(self, timeout: float = 60.0) -> SinkStats:
+        """Until every connection is open or has failed; returns the last reading."""
+        deadline = time.monotonic() + timeout
+        st = self.stats()
+        while st.ok + st.failed < self.clients and time.monotonic() < deadline:
+            time.sleep(0.1)
+            st = self.stats()
+        return st
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write("Q\n")
+                self.proc.stdin.flush()
+                self.proc.wait(5)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
