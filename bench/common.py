@@ -230,9 +230,9 @@ def stop(proc: subprocess.Popen[bytes] | subprocess.Popen[str], grace: float = 1
 
 
 @contextlib.contextmanager
-def running(cmd: list[str], env: dict[str, str] | None = None, **kw: object) -> Iterator[
-    subprocess.Popen[bytes]
-]:
+def running(
+    cmd: list[str], env: dict[str, str] | None = None, **kw: object
+) -> Iterator[subprocess.Popen[bytes]]:
     proc: subprocess.Popen[bytes] = subprocess.Popen(  # type: ignore[call-overload]
         cmd, env=env, start_new_session=True, **kw
     )
