@@ -1,0 +1,431 @@
+"""One client connection as a sans-IO state machine: bytes in, events and bytes out.
+
+Theory of operation
+-------------------
+A connection starts by sending an HTTP/1.1 request, parsed by h11.  The request line is
+routed (``core.routes``) and handed to the shell as ``RequestReceived``; the shell answers
+with exactly one of ``accept_websocket()``, ``start_sse()`` or ``respond()``.  Bad requests
+never reach the shell: the session answers them itself (400 with h11's status hint, 431 for
+oversized headers, 404, 405, 400/426 for a bad WebSocket upgrade) and reports ``Rejected``.
+
+After the upgrade, wsproto parses the client's frames.  The session answers what needs an
+answer (Pong for Ping, the closing handshake) and turns everything that must end the
+connection into ``ClientClosed`` or ``ProtocolViolation`` with the close frame already
+queued: unmasked frames (1002), invalid UTF-8 (1007), messages larger than
+``max_message_bytes`` (1009), bad opcodes or fragmentation (1002).  Client data frames are
+otherwise ignored: clients like certstream-dotnet send ``"ping"`` as text.
+
+What the session does NOT do is build data frames.  Server-to-client frames are unmasked
+and the session negotiates no extension, so a frame's bytes are the same for every client:
+the hub builds each one once (``core.frames``) and writes it to every socket, bypassing
+this object.  That is also why permessage-deflate is never negotiated: compressing per
+client (context takeover) would make every frame unique to its client and multiply the
+CPU cost by the number of clients.
+
+Output is collected, h2-style, and drained with ``data_to_send()``.  ``should_close`` turns
+true once the connection must end after that output is flushed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import h11
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    RejectConnection,
+    TextMessage,
+)
+from wsproto.utilities import RemoteProtocolError as WSRemoteProtocolError
+
+from certstream.core.routes import Route, RouteTable
+from certstream.errors import LocalProtocolError
+
+__all__ = [
+    "NEED_DATA",
+    "ClientClosed",
+    "ConnectionLost",
+    "Event",
+    "PingReceived",
+    "ProtocolViolation",
+    "Rejected",
+    "RequestReceived",
+    "Session",
+    "http_response",
+    "ws_page",
+]
+
+#: WebSocket close codes we send (RFC 6455 §7.4.1).
+CLOSE_GOING_AWAY = 1001
+CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_INVALID_DATA = 1007
+CLOSE_POLICY_VIOLATION = 1008
+CLOSE_TOO_BIG = 1009
+
+_REASONS = {
+    200: b"OK",
+    400: b"Bad Request",
+    401: b"Unauthorized",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    426: b"Upgrade Required",
+    429: b"Too Many Requests",
+    431: b"Request Header Fields Too Large",
+    500: b"Internal Server Error",
+    503: b"Service Unavailable",
+}
+
+_NOT_FOUND = b'{"error":"Not Found"}'
+
+
+class _NeedData:
+    """Sentinel: ``next_event()`` has nothing until more bytes arrive."""
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA = _NeedData()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestReceived:
+    """A routed request; the shell must answer it (accept, start SSE or respond)."""
+
+    route: Route
+    method: str
+    target: str
+    headers: tuple[tuple[bytes, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """The request was answered with an error by the session; close after flushing."""
+
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PingReceived:
+    """A WebSocket Ping; its Pong is already queued."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ClientClosed:
+    """The client started the closing handshake; our reply is queued."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolViolation:
+    """The client broke the WebSocket protocol; our close frame (``code``) is queued."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLost:
+    """The client closed its side of the TCP connection."""
+
+
+Event = (
+    RequestReceived | Rejected | PingReceived | ClientClosed | ProtocolViolation | ConnectionLost
+)
+
+# Connection phases.  Anything not listed for a phase is ignored (input) or a
+# LocalProtocolError (a shell calling the wrong method).
+_REQUEST = "request"
+_ROUTED = "routed"  # RequestReceived returned, the shell has not answered yet
+_WEBSOCKET = "websocket"
+_SSE = "sse"
+_DONE = "done"  # answered (HTTP), rejected, or closing: only EOF is still reported
+
+
+def http_response(
+    status: int,
+    body: bytes = b"",
+    content_type: bytes = b"text/plain; charset=utf-8",
+    headers: Iterable[tuple[bytes, bytes]] = (),
+    *,
+    head: bool = False,
+) -> bytes:
+    """A complete ``Connection: close`` HTTP/1.1 response.
+
+    Built by hand rather than with h11 because it is also the answer to requests h11 could
+    not parse (then h11 has no request to respond to) and because every response here ends
+    the connection anyway.
+    """
+    lines = [
+        b"HTTP/1.1 %d %s" % (status, _REASONS.get(status, b"Unknown")),
+        b"Content-Type: " + content_type,
+        b"Content-Length: %d" % len(body),
+        b"Connection: close",
+    ]
+    lines.extend(name + b": " + value for name, value in headers)
+    return b"\r\n".join(lines) + b"\r\n\r\n" + (b"" if head else body)
+
+
+_SSE_HEAD = (
+    b"HTTP/1.1 200 OK\r\n"
+    b"Content-Type: text/event-stream\r\n"
+    b"Cache-Control: no-cache\r\n"
+    # The body is delimited by closing the connection, not chunked: each event's bytes are
+    # then identical for every client and written as built (see module docstring).
+    b"Connection: close\r\n"
+    b"X-Accel-Buffering: no\r\n"
+    b"Access-Control-Allow-Origin: *\r\n"
+    b"\r\n"
+)
+
+
+def ws_page(path: str) -> bytes:
+    """The HTML answer to a plain GET on a WebSocket path: how to connect."""
+    shown = path if path.startswith("/") else "/"
+    safe = shown.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>certstream</title></head>"
+        "<body><h1>certstream</h1>"
+        f"<p>This is a WebSocket endpoint. Connect with a WebSocket client, for example "
+        f"<code>ws://HOST{safe}</code>, or use <code>/sse</code> for Server-Sent Events.</p>"
+        "<p>Streams: <code>/</code> (lite), <code>/full-stream</code>, "
+        "<code>/domains-only</code>.</p></body></html>\n"
+    ).encode()
+
+
+class Session:
+    """The sans-IO state of one client connection (see the module docstring)."""
+
+    __slots__ = (
+        "_eof",
+        "_h11",
+        "_max_message_bytes",
+        "_message_bytes",
+        "_out",
+        "_pending",
+        "_phase",
+        "_request",
+        "_routes",
+        "_ws",
+        "should_close",
+    )
+
+    def __init__(
+        self,
+        routes: RouteTable,
+        *,
+        max_header_bytes: int = 16384,
+        max_message_bytes: int = 65536,
+    ) -> None:
+        self._routes = routes
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_bytes)
+        self._ws: WSConnection | None = None
+        self._phase = _REQUEST
+        self._out: list[bytes] = []
+        self._pending: list[Event] = []
+        self._request: h11.Request | None = None
+        self._max_message_bytes = max_message_bytes
+        self._message_bytes = 0
+        self._eof = False
+        self.should_close = False
+
+    # -- input ---------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes from the client; ``b""`` means it closed its side (EOF)."""
+        if self._phase == _REQUEST:
+            self._h11.receive_data(data)  # h11 itself turns EOF into an event or an error
+        elif not data:
+            if not self._eof:
+                self._lost()
+        elif self._phase == _WEBSOCKET:
+            assert self._ws is not None
+            self._ws.receive_data(data)
+            self._pump_websocket()
+        # Otherwise (SSE, answered, closing) the client has nothing more to say that we read.
+
+    def next_event(self) -> Event | _NeedData:
+        """The next event, or ``NEED_DATA``."""
+        if self._pending:
+            return self._pending.pop(0)
+        if self._phase == _REQUEST:
+            return self._next_request_event()
+        return NEED_DATA
+
+    def data_to_send(self) -> bytes:
+        """Everything queued for the client since the last call."""
+        out = b"".join(self._out)
+        self._out.clear()
+        return out
+
+    @property
+    def is_websocket(self) -> bool:
+        return self._phase == _WEBSOCKET
+
+    # -- answering a request ---------------------------------------------------------------
+
+    def accept_websocket(self) -> None:
+        """Answer the routed upgrade request with 101, or reject a bad upgrade (400/426)."""
+        request = self._take_request()
+        ws = WSConnection(ConnectionType.SERVER)
+        try:
+            ws.initiate_upgrade_connection(list(request.headers), request.target)
+            for _request in ws.events():  # the wsproto Request event: nothing to decide
+                pass
+        except WSRemoteProtocolError as exc:
+            hint = exc.event_hint
+            status = hint.status_code if isinstance(hint, RejectConnection) else 400
+            extra = list(hint.headers) if isinstance(hint, RejectConnection) else []
+            self._reject(status, str(exc), extra)
+            return
+        # No extensions offered back: see the module docstring on permessage-deflate.
+        self._out.append(ws.send(AcceptConnection()))
+        self._ws = ws
+        self._phase = _WEBSOCKET
+        trailing, _closed = self._h11.trailing_data
+        if trailing:
+            ws.receive_data(bytes(trailing))
+            self._pump_websocket()
+
+    def start_sse(self) -> None:
+        """Answer the routed SSE request with the event-stream head."""
+        self._take_request()
+        self._out.append(_SSE_HEAD)
+        self._phase = _SSE
+
+    def respond(
+        self,
+        status: int,
+        body: bytes,
+        content_type: bytes = b"application/json",
+        headers: Iterable[tuple[bytes, bytes]] = (),
+    ) -> None:
+        """Answer the routed request with one response; the connection then ends."""
+        request = self._take_request()
+        self._out.append(
+            http_response(status, body, content_type, headers, head=request.method == b"HEAD")
+        )
+        self._phase = _DONE
+        self.should_close = True
+
+    # -- server-initiated WebSocket close ----------------------------------------------------
+
+    def close_websocket(self, code: int, reason: str = "") -> None:
+        """Queue our Close frame (shutdown, slow client); the connection then ends."""
+        ws = self._ws
+        if ws is not None and ws.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
+            self._out.append(ws.send(CloseConnection(code=code, reason=reason)))
+        self._phase = _DONE
+        self.should_close = True
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _take_request(self) -> h11.Request:
+        if self._phase != _ROUTED or self._request is None:
+            raise LocalProtocolError(f"no request to answer in phase {self._phase}")
+        request = self._request
+        self._request = None
+        return request
+
+    def _lost(self) -> None:
+        self._eof = True
+        self._phase = _DONE
+        self.should_close = True
+        self._pending.append(ConnectionLost())
+
+    def _reject(
+        self, status: int, reason: str, headers: Iterable[tuple[bytes, bytes]] = ()
+    ) -> None:
+        body = _NOT_FOUND if status == 404 else (reason.encode("utf-8", "replace") + b"\n")
+        ctype = b"application/json" if status == 404 else b"text/plain; charset=utf-8"
+        self._out.append(http_response(status, body, ctype, headers))
+        self._phase = _DONE
+        self.should_close = True
+        self._pending.append(Rejected(status, reason))
+
+    def _next_request_event(self) -> Event | _NeedData:
+        try:
+            event = self._h11.next_event()
+        except h11.RemoteProtocolError as exc:
+            self._reject(exc.error_status_hint, str(exc) or "bad request")
+            return self._pending.pop(0)
+        if event is h11.NEED_DATA or event is h11.PAUSED:
+            return NEED_DATA
+        if isinstance(event, h11.ConnectionClosed):
+            self._lost()
+            return self._pending.pop(0)
+        if not isinstance(event, h11.Request):  # pragma: no cover - h11 gives Request first
+            return NEED_DATA
+        return self._route(event)
+
+    def _route(self, request: h11.Request) -> Event:
+        method = request.method
+        upgrade = any(
+            name == b"upgrade" and b"websocket" in value.lower()
+            for name, value in request.headers
+        )
+        route = self._routes.resolve(request.target, upgrade=upgrade)
+        if route is None:
+            self._reject(404, "not found")
+            return self._pending.pop(0)
+        if method not in (b"GET", b"HEAD") or (method == b"HEAD" and route.kind != "http"):
+            self._reject(405, "method not allowed", [(b"Allow", b"GET")])
+            return self._pending.pop(0)
+        self._request = request
+        self._phase = _ROUTED
+        return RequestReceived(
+            route,
+            method.decode("ascii"),
+            request.target.decode("ascii", "replace"),
+            tuple((bytes(n), bytes(v)) for n, v in request.headers),
+        )
+
+    def _pump_websocket(self) -> None:
+        ws = self._ws
+        assert ws is not None
+        for event in ws.events():
+            if self._phase != _WEBSOCKET:
+                break
+            if isinstance(event, Ping):
+                self._out.append(ws.send(event.response()))
+                self._pending.append(PingReceived(bytes(event.payload)))
+            elif isinstance(event, TextMessage | BytesMessage):
+                data = event.data
+                self._message_bytes += len(
+                    data.encode("utf-8") if isinstance(data, str) else data
+                )
+                if self._message_bytes > self._max_message_bytes:
+                    self._violation(CLOSE_TOO_BIG, "message too big")
+                elif event.message_finished:
+                    self._message_bytes = 0
+            elif isinstance(event, CloseConnection):
+                if ws.state is ConnectionState.OPEN:
+                    # wsproto reports a parse failure as a Close it "received" while the
+                    # connection is still open; a real Close frame moves it on.
+                    self._violation(event.code, event.reason or "protocol error")
+                else:
+                    if ws.state is ConnectionState.REMOTE_CLOSING:
+                        self._out.append(ws.send(event.response()))
+                    self._phase = _DONE
+                    self.should_close = True
+                    self._pending.append(ClientClosed(event.code, event.reason or ""))
+            # Pong and anything else: nothing to do.
+
+    def _violation(self, code: int, reason: str) -> None:
+        ws = self._ws
+        assert ws is not None
+        self._out.append(ws.send(CloseConnection(code=code, reason=reason)))
+        self._phase = _DONE
+        self.should_close = True
+        self._pending.append(ProtocolViolation(code, reason))
