@@ -1,0 +1,474 @@
+"""The feed: the ingest process publishes ready-made payloads to every gunicorn worker.
+
+Wire format, one message at a time over a Unix stream socket::
+
+    uint32 big-endian length of (kind + body) | uint8 kind | body
+
+``ENTRY`` (1, ingest -> worker)
+    ``uint16 len | log key (UTF-8) | uint64 index | uint8 mask`` then, for each bit set in the
+    order LITE=1, FULL=2, DOMAINS=4, ``uint32 len | payload``: the exact WebSocket text-frame
+    payloads, built once in the ingest.  Every worker gets the same bytes (build once, send
+    many); a worker ignores the streams nobody on it subscribes to.
+``STATE`` (2, ingest -> worker)
+    A JSON object describing the logs, for ``/health/deep`` and ``/api/logs``.
+``WANT`` (3, worker -> ingest)
+    ``uint8 mask`` of the streams the worker has subscribers for; the ingest builds a stream's
+    payload only when some worker wants it.
+``EXAMPLE`` (4, ingest -> worker)
+    A recent lite payload, so ``/example.json`` has a sample even when nobody follows lite.
+
+Exactly-once across an ingest restart: the ingest persists a log's next index only after
+publishing, so a restarted ingest may repeat the last few entries of a log.  The subscriber
+remembers the highest index delivered per log key and drops (and counts) anything not above it.
+
+Slow workers: the publisher never writes from the caller's greenlet.  Each worker has an
+outbound buffer drained by its own writer greenlet; past ``max_pending_bytes`` entries for that
+worker are dropped and counted, so one stuck worker can neither block the ingest nor grow its
+memory, and the other workers are not affected.
+
+The codec (:func:`encode_entry`, :class:`FeedDecoder`, ...) is plain code over bytes; only
+:class:`FeedPublisher` and :class:`FeedSubscriber` touch gevent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import stat
+import struct
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import gevent
+import gevent.event
+import gevent.lock
+from gevent import socket
+
+from certstream.errors import RemoteProtocolError
+
+__all__ = [
+    "DOMAINS",
+    "FULL",
+    "KIND_ENTRY",
+    "KIND_EXAMPLE",
+    "KIND_STATE",
+    "KIND_WANT",
+    "LITE",
+    "MAX_MESSAGE_BYTES",
+    "Entry",
+    "FeedDecoder",
+    "FeedPublisher",
+    "FeedSubscriber",
+    "encode_entry",
+    "encode_example",
+    "encode_state",
+    "encode_want",
+]
+
+log = logging.getLogger(__name__)
+
+KIND_ENTRY, KIND_STATE, KIND_WANT, KIND_EXAMPLE = 1, 2, 3, 4
+# Stream bits, equal to certstream.core.messages.STREAM_* (restated so the feed has no core import).
+LITE, FULL, DOMAINS = 1, 2, 4
+#: A message longer than this is garbage (a real full payload is a few hundred KiB at most).
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+_HEAD = struct.Struct(">IB")
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+_ENTRY_TAIL = struct.Struct(">QB")
+
+
+class PayloadsLike(Protocol):
+    """What the feed needs of ``certstream.core.messages.Payloads``."""
+
+    @property
+    def lite(self) -> bytes | None: ...
+    @property
+    def full(self) -> bytes | None: ...
+    @property
+    def domains(self) -> bytes | None: ...
+
+
+# -- codec (sans-IO) -----------------------------------------------------------------------
+
+
+def _frame(kind: int, body: bytes) -> bytes:
+    return _HEAD.pack(len(body) + 1, kind) + body
+
+
+def encode_entry(
+    key: str, index: int, lite: bytes | None, full: bytes | None, domains: bytes | None
+) -> bytes:
+    """One ENTRY message; ``None`` payloads are left out (their mask bit is clear)."""
+    key_b = key.encode("utf-8")
+    mask = (LITE if lite is not None else 0) | (FULL if full is not None else 0) | (
+        DOMAINS if domains is not None else 0
+    )
+    parts = [_U16.pack(len(key_b)), key_b, _ENTRY_TAIL.pack(index, mask)]
+    for payload in (lite, full, domains):
+        if payload is not None:
+            parts += (_U32.pack(len(payload)), payload)
+    body = b"".join(parts)
+    return _HEAD.pack(len(body) + 1, KIND_ENTRY) + body
+
+
+def encode_state(state: Mapping[str, object]) -> bytes:
+    return _frame(KIND_STATE, json.dumps(state, separators=(",", ":")).encode())
+
+
+def encode_want(mask: int) -> bytes:
+    return _frame(KIND_WANT, bytes((mask & 0xFF,)))
+
+
+def encode_example(lite: bytes) -> bytes:
+    return _frame(KIND_EXAMPLE, lite)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A decoded ENTRY message."""
+
+    key: str
+    index: int
+    mask: int
+    lite: bytes | None
+    full: bytes | None
+    domains: bytes | None
+
+
+Message = tuple[int, Any]  # (KIND_*, Entry | dict | int | bytes)
+
+
+class FeedDecoder:
+    """Splits a byte stream into feed messages: ``receive_data`` then ``next_message``
+    until it returns ``None``.  Malformed input raises :class:`RemoteProtocolError`."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+
+    def receive_data(self, data: bytes) -> None:
+        if self._pos:  # compact once per read, not per message
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += data
+
+    def next_message(self) -> Message | None:
+        buf, pos = self._buf, self._pos
+        if len(buf) - pos < _HEAD.size:
+            return None
+        length, kind = _HEAD.unpack_from(buf, pos)
+        if length < 1 or length > MAX_MESSAGE_BYTES:
+            raise RemoteProtocolError(f"feed message length {length} out of range")
+        end = pos + 4 + length
+        if len(buf) < end:
+            return None
+        body = bytes(buf[pos + _HEAD.size : end])
+        self._pos = end
+        return kind, _decode_body(kind, body)
+
+
+def _decode_body(kind: int, body: bytes) -> Any:
+    if kind == KIND_ENTRY:
+        return _decode_entry(body)
+    if kind == KIND_STATE:
+        try:
+            state = json.loads(body)
+        except ValueError:
+            raise RemoteProtocolError("feed STATE is not JSON") from None
+        if not isinstance(state, dict):
+            raise RemoteProtocolError("feed STATE is not a JSON object")
+        return state
+    if kind == KIND_WANT:
+        if len(body) != 1:
+            raise RemoteProtocolError("feed WANT body must be one byte")
+        return body[0]
+    if kind == KIND_EXAMPLE:
+        return body
+    raise RemoteProtocolError(f"unknown feed message kind {kind}")
+
+
+def _decode_entry(body: bytes) -> Entry:
+    try:
+        (klen,) = _U16.unpack_from(body, 0)
+        off = 2 + klen
+        key = body[2:off].decode("utf-8")
+        index, mask = _ENTRY_TAIL.unpack_from(body, off)
+        off += _ENTRY_TAIL.size
+        payloads: list[bytes | None] = []
+        for bit in (LITE, FULL, DOMAINS):
+            if not mask & bit:
+                payloads.append(None)
+                continue
+            (plen,) = _U32.unpack_from(body, off)
+            off += 4
+            if off + plen > len(body):
+                raise RemoteProtocolError("feed ENTRY payload runs past the message")
+            payloads.append(body[off : off + plen])
+            off += plen
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise RemoteProtocolError(f"malformed feed ENTRY: {exc}") from None
+    if off != len(body) or mask & ~(LITE | FULL | DOMAINS):
+        raise RemoteProtocolError("malformed feed ENTRY: trailing bytes or unknown stream bits")
+    return Entry(key, index, mask, *payloads)
+
+
+# -- publisher (ingest side) ---------------------------------------------------------------
+
+
+class _Peer:
+    """One connected worker: its WANT mask and a bounded outbound buffer."""
+
+    __slots__ = ("dropped", "pending", "pending_bytes", "sock", "wake", "want")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.want = 0
+        self.pending: deque[bytes] = deque()
+        self.pending_bytes = 0  # queued + in flight: what this peer costs us in memory
+        self.dropped = 0
+        self.wake = gevent.event.Event()
+
+
+class FeedPublisher:
+    """Listens on a Unix socket; sends every message to every connected worker."""
+
+    def __init__(self, path: str, max_pending_bytes: int = 32 * 1024 * 1024) -> None:
+        self.path = path
+        self.max_pending_bytes = max_pending_bytes
+        self.dropped = 0  # entries not delivered to some worker because it was too far behind
+        self._peers: list[_Peer] = []
+        self._listener: socket.socket | None = None
+        self._greenlets: list[gevent.Greenlet] = []
+        self._last_state: bytes | None = None
+        self._last_example: bytes | None = None
+
+    def start(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISSOCK(os.stat(self.path).st_mode):
+                os.unlink(self.path)  # stale socket of a previous ingest
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(self.path)
+        os.chmod(self.path, 0o600)  # only this user's workers may read the firehose
+        listener.listen(128)
+        self._listener = listener
+        self._greenlets.append(gevent.spawn(self._accept_loop, listener))
+
+    def wanted(self) -> int:
+        mask = 0
+        for peer in self._peers:
+            mask |= peer.want
+        return mask
+
+    def publish(self, items: Sequence[tuple[str, int, PayloadsLike]]) -> None:
+        if not items or not self._peers:
+            return
+        data = b"".join(encode_entry(k, i, p.lite, p.full, p.domains) for k, i, p in items)
+        for peer in self._peers:
+            if peer.pending_bytes + len(data) > self.max_pending_bytes:
+                peer.dropped += len(items)
+                self.dropped += len(items)
+                if peer.dropped == len(items) or peer.dropped % 1000 < len(items):
+                    log.warning("feed: a worker is too far behind; %d entries dropped for it",
+                                peer.dropped)
+                continue
+            self._enqueue(peer, data)
+
+    def publish_state(self, state: Mapping[str, object]) -> None:
+        self._last_state = encode_state(state)
+        self._broadcast(self._last_state)
+
+    def publish_example(self, lite: bytes) -> None:
+        self._last_example = encode_example(lite)
+        self._broadcast(self._last_example)
+
+    def close(self) -> None:
+        gevent.killall(self._greenlets, block=False)
+        self._greenlets.clear()
+        for peer in list(self._peers):
+            self._drop_peer(peer)
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+    # Small messages (STATE, EXAMPLE) go to every peer under the same memory bound.
+    def _broadcast(self, data: bytes) -> None:
+        for peer in self._peers:
+            if peer.pending_bytes + len(data) <= self.max_pending_bytes:
+                self._enqueue(peer, data)
+
+    @staticmethod
+    def _enqueue(peer: _Peer, data: bytes) -> None:
+        peer.pending.append(data)
+        peer.pending_bytes += len(data)
+        peer.wake.set()
+
+    def _accept_loop(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                return  # closed
+            peer = _Peer(sock)
+            self._peers.append(peer)
+            # A new worker gets the latest state and sample at once, not ~2 s later.
+            for data in (self._last_state, self._last_example):
+                if data is not None:
+                    self._enqueue(peer, data)
+            self._greenlets += (gevent.spawn(self._writer, peer), gevent.spawn(self._reader, peer))
+
+    def _writer(self, peer: _Peer) -> None:
+        try:
+            while True:
+                peer.wake.wait()
+                peer.wake.clear()
+                if not peer.pending:
+                    continue
+                data = b"".join(peer.pending)
+                peer.pending.clear()
+                peer.sock.sendall(data)
+                peer.pending_bytes -= len(data)
+        except OSError:
+            pass
+        finally:
+            self._drop_peer(peer)
+
+    def _reader(self, peer: _Peer) -> None:
+        decoder = FeedDecoder()
+        try:
+            while True:
+                data = peer.sock.recv(4096)
+                if not data:
+                    break
+                decoder.receive_data(data)
+                while (msg := decoder.next_message()) is not None:
+                    if msg[0] == KIND_WANT:
+                        peer.want = msg[1]
+        except (OSError, RemoteProtocolError) as exc:
+            log.warning("feed: dropping a worker connection: %s", exc)
+        finally:
+            self._drop_peer(peer)
+
+    def _drop_peer(self, peer: _Peer) -> None:
+        if peer in self._peers:
+            self._peers.remove(peer)
+            peer.want = 0
+            peer.pending.clear()
+            peer.wake.set()  # let its writer wake up and find the socket closed
+            with contextlib.suppress(OSError):
+                peer.sock.close()
+
+
+# -- subscriber (worker side) --------------------------------------------------------------
+
+OnEntry = Callable[[int, bytes | None, bytes | None, bytes | None], None]
+
+
+class FeedSubscriber:
+    """Connects to the ingest's feed (retrying until it exists, reconnecting when it drops)
+    and dispatches messages.
+
+    ``on_entry(mask, lite, full, domains)`` gets each new entry once: ``mask`` has the
+    stream bits (LITE=1, FULL=2, DOMAINS=4) of the payloads present; absent ones are ``None``.
+    ``on_state(state)`` gets each STATE object, ``on_example(lite)`` each sample payload.
+    """
+
+    def __init__(self, path: str, on_entry: OnEntry,
+                 on_state: Callable[[dict[str, Any]], None],
+                 on_example: Callable[[bytes], None]) -> None:
+        self.path = path
+        self.on_entry = on_entry
+        self.on_state = on_state
+        self.on_example = on_example
+        self.replayed = 0  # entries dropped because their index was already delivered
+        self.connected = gevent.event.Event()
+        self._want = 0
+        self._last_index: dict[str, int] = {}
+        self._sock: socket.socket | None = None
+        self._send_lock = gevent.lock.Semaphore()
+        self._closed = False
+
+    def set_wanted(self, mask: int) -> None:
+        if mask == self._want:
+            return
+        self._want = mask
+        self._send_want()
+
+    def close(self) -> None:
+        """Stop :meth:`run` (from another greenlet) and close the connection."""
+        self._closed = True
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def run(self) -> None:
+        delay = 0.05
+        while not self._closed:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(self.path)
+            except OSError:
+                sock.close()
+                gevent.sleep(delay)
+                delay = min(delay * 2, 1.0)  # the ingest may still be starting or restarting
+                continue
+            delay = 0.05
+            self._sock = sock
+            self._send_want()
+            self.connected.set()
+            try:
+                self._read(sock)
+            except (OSError, RemoteProtocolError) as exc:
+                if not self._closed:
+                    log.warning("feed: connection lost, reconnecting: %s", exc)
+            finally:
+                self.connected.clear()
+                self._sock = None
+                sock.close()
+
+    def _send_want(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return  # sent on (re)connect
+        with self._send_lock, contextlib.suppress(OSError):
+            sock.sendall(encode_want(self._want))  # a lost WANT is resent on reconnect
+
+    def _read(self, sock: socket.socket) -> None:
+        decoder = FeedDecoder()
+        while True:
+            data = sock.recv(256 * 1024)
+            if not data:
+                return
+            decoder.receive_data(data)
+            while (msg := decoder.next_message()) is not None:
+                self._dispatch(*msg)
+
+    def _dispatch(self, kind: int, value: Any) -> None:
+        try:
+            self._deliver(kind, value)
+        except Exception:
+            # A bug in a consumer must not cut this worker off the feed for good.
+            log.exception("feed: a consumer failed on a message of kind %d", kind)
+
+    def _deliver(self, kind: int, value: Any) -> None:
+        if kind == KIND_ENTRY:
+            last = self._last_index.get(value.key, -1)
+            if value.index <= last:
+                self.replayed += 1
+                return
+            self._last_index[value.key] = value.index
+            self.on_entry(value.mask, value.lite, value.full, value.domains)
+        elif kind == KIND_STATE:
+            self.on_state(value)
+        elif kind == KIND_EXAMPLE:
+            self.on_example(value)
+        # A WANT from the ingest means nothing to a worker: ignore it.

@@ -1,0 +1,340 @@
+"""The feed between the ingest and the workers: the codec over bytes, then real Unix sockets.
+
+The socket tests run publisher and subscribers as greenlets in this one process; gevent's
+own socket module is used by the feed, so no monkey-patching is needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket as stdsocket
+import struct
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gevent
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from certstream.errors import RemoteProtocolError
+from certstream.shell.feed import (
+    DOMAINS,
+    FULL,
+    KIND_ENTRY,
+    KIND_EXAMPLE,
+    KIND_STATE,
+    KIND_WANT,
+    LITE,
+    FeedDecoder,
+    FeedPublisher,
+    FeedSubscriber,
+    encode_entry,
+    encode_example,
+    encode_state,
+    encode_want,
+)
+
+
+@dataclass(frozen=True)
+class P:
+    """Stands in for core.messages.Payloads: the feed only reads these three attributes."""
+
+    lite: bytes | None
+    full: bytes | None
+    domains: bytes | None
+
+
+# -- codec ---------------------------------------------------------------------------------
+
+payload = st.one_of(st.none(), st.binary(max_size=300))
+
+
+def decode_all(data: bytes, chunk: int) -> list[tuple[int, Any]]:
+    dec = FeedDecoder()
+    out = []
+    for i in range(0, len(data), chunk):
+        dec.receive_data(data[i : i + chunk])
+        while (msg := dec.next_message()) is not None:
+            out.append(msg)
+    return out
+
+
+entries = st.tuples(st.text(max_size=40), st.integers(0, 2**64 - 1), payload, payload, payload)
+
+
+@given(entry=entries, chunk=st.integers(1, 64))
+def test_entry_round_trip_any_split(
+    entry: tuple[str, int, bytes | None, bytes | None, bytes | None], chunk: int
+) -> None:
+    key, index, lite, full, domains = entry
+    data = encode_entry(key, index, lite, full, domains)
+    ((kind, got),) = decode_all(data, chunk)
+    assert kind == KIND_ENTRY
+    assert (got.key, got.index) == (key, index)
+    assert (got.lite, got.full, got.domains) == (lite, full, domains)
+    expected_mask = sum(bit for bit, p in ((LITE, lite), (FULL, full), (DOMAINS, domains))
+                        if p is not None)
+    assert got.mask == expected_mask
+
+
+def test_wire_layout_matches_the_contract() -> None:
+    # Built by hand from the contract text, not from the encoder.
+    body = b"\x00\x02ab" + (7).to_bytes(8, "big") + bytes([LITE | DOMAINS])
+    body += b"\x00\x00\x00\x01L" + b"\x00\x00\x00\x00"
+    assert encode_entry("ab", 7, b"L", None, b"") == struct.pack(">IB", len(body) + 1, 1) + body
+    assert encode_want(5) == b"\x00\x00\x00\x02\x03\x05"
+    assert encode_example(b"x") == b"\x00\x00\x00\x02\x04x"
+
+
+def test_mixed_messages_decode_in_order() -> None:
+    data = (encode_state({"logs": [], "started": 1.5}) + encode_want(7) + encode_example(b"{}")
+            + encode_entry("k", 1, None, b"F", None))
+    kinds = decode_all(data, 3)
+    assert [k for k, _ in kinds] == [KIND_STATE, KIND_WANT, KIND_EXAMPLE, KIND_ENTRY]
+    assert kinds[0][1] == {"logs": [], "started": 1.5}
+    assert kinds[1][1] == 7
+    assert kinds[2][1] == b"{}"
+
+
+@pytest.mark.parametrize("data", [
+    b"\x00\x00\x00\x00\x01",           # zero length
+    b"\xff\xff\xff\xff\x01",           # absurd length
+    b"\x00\x00\x00\x01\x09",           # unknown kind
+    b"\x00\x00\x00\x03\x02[]",         # STATE not an object
+    b"\x00\x00\x00\x03\x02{x",         # STATE not JSON
+    b"\x00\x00\x00\x01\x03",           # WANT without its byte
+    b"\x00\x00\x00\x04\x01\x00\x05a",  # ENTRY key runs past the end
+    b"\x00\x00\x00\x10\x01\x00\x01k" + bytes(8) + b"\x02\x00\x00\x00\x09x",  # payload too long
+])
+def test_malformed_input_raises_our_error(data: bytes) -> None:
+    dec = FeedDecoder()
+    dec.receive_data(data)
+    with pytest.raises(RemoteProtocolError):
+        dec.next_message()
+
+
+def test_incomplete_message_waits_for_more() -> None:
+    data = encode_entry("k", 1, b"abc", None, None)
+    dec = FeedDecoder()
+    dec.receive_data(data[:-1])
+    assert dec.next_message() is None
+    dec.receive_data(data[-1:])
+    msg = dec.next_message()
+    assert msg is not None
+    assert msg[1].lite == b"abc"
+
+
+def test_entry_with_trailing_bytes_or_unknown_bits_is_rejected() -> None:
+    good = encode_entry("k", 1, b"a", None, None)
+    for bad in (good[:4] + good[4:] + b"x", good):
+        body = bad[4:]
+        if bad is good:  # set an undefined stream bit
+            body = body[:-6] + bytes([body[-6] | 8]) + body[-5:]
+        dec = FeedDecoder()
+        dec.receive_data(struct.pack(">I", len(body)) + body)
+        with pytest.raises(RemoteProtocolError):
+            dec.next_message()
+
+
+@given(st.binary(max_size=200))
+def test_garbage_never_crashes(data: bytes) -> None:
+    dec = FeedDecoder()
+    dec.receive_data(data)
+    with contextlib.suppress(RemoteProtocolError):
+        while dec.next_message() is not None:
+            pass
+
+
+# -- over a real Unix socket ---------------------------------------------------------------
+
+
+@dataclass
+class Sink:
+    entries: list[tuple[int, bytes | None, bytes | None, bytes | None]] = field(
+        default_factory=list)
+    states: list[dict[str, Any]] = field(default_factory=list)
+    examples: list[bytes] = field(default_factory=list)
+    sub: FeedSubscriber | None = None
+
+    def start(self, path: str) -> FeedSubscriber:
+        self.sub = FeedSubscriber(path, lambda *a: self.entries.append(a), self.states.append,
+                                  self.examples.append)
+        gevent.spawn(self.sub.run)
+        return self.sub
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    with gevent.Timeout(timeout, AssertionError("condition not reached in time")):
+        while not cond():
+            gevent.sleep(0.01)
+
+
+@pytest.fixture
+def sock_path() -> Iterator[str]:
+    # AF_UNIX paths are limited to ~107 bytes: pytest's tmp_path can be longer.
+    with tempfile.TemporaryDirectory(prefix="csfeed") as d:
+        yield os.path.join(d, "feed.sock")
+
+
+def test_two_workers_round_trip_want_state_example(sock_path: str) -> None:
+    pub = FeedPublisher(sock_path)
+    a, b = Sink(), Sink()
+    sa, sb = a.start(sock_path), b.start(sock_path)  # before the publisher: they must retry
+    gevent.sleep(0.1)
+    pub.start()
+    try:
+        wait_for(lambda: sa.connected.is_set() and sb.connected.is_set())
+        sa.set_wanted(LITE)
+        sb.set_wanted(DOMAINS)
+        wait_for(lambda: pub.wanted() == LITE | DOMAINS)
+        sb.set_wanted(0)
+        wait_for(lambda: pub.wanted() == LITE)
+
+        items = [("log-a", 10, P(b'{"l":1}\n', None, b'{"d":1}')),
+                 ("log-b", 3, P(None, b"", None)),
+                 ("log-a", 11, P(b"\x00\xff", b"full", b"dom"))]
+        pub.publish(items)
+        pub.publish_state({"logs": [{"name": "x", "status": "healthy"}], "started": 1.0})
+        pub.publish_example(b'{"sample":true}\n')
+        expected = [(LITE | DOMAINS, b'{"l":1}\n', None, b'{"d":1}'),
+                    (FULL, None, b"", None),
+                    (LITE | FULL | DOMAINS, b"\x00\xff", b"full", b"dom")]
+        for sink in (a, b):
+            wait_for(lambda s=sink: len(s.entries) == 3 and bool(s.examples))
+            assert sink.entries == expected
+            assert sink.states == [{"logs": [{"name": "x", "status": "healthy"}], "started": 1.0}]
+            assert sink.examples == [b'{"sample":true}\n']
+
+        # Re-published entries (an ingest restart) are dropped, newer ones pass.
+        pub.publish([("log-a", 11, P(b"again", None, None)), ("log-b", 2, P(b"old", None, None)),
+                     ("log-b", 4, P(b"new", None, None))])
+        wait_for(lambda: len(a.entries) == 4)
+        gevent.sleep(0.05)
+        assert a.entries[3] == (LITE, b"new", None, None)
+        assert sa.replayed == 2
+    finally:
+        pub.close()
+        sa.close()
+        sb.close()
+
+
+def test_late_worker_gets_latest_state_and_example(sock_path: str) -> None:
+    pub = FeedPublisher(sock_path)
+    pub.start()
+    try:
+        pub.publish_state({"n": 1})
+        pub.publish_state({"n": 2})
+        pub.publish_example(b"ex")
+        late = Sink()
+        sub = late.start(sock_path)
+        wait_for(lambda: bool(late.states) and bool(late.examples))
+        assert late.states == [{"n": 2}]
+        assert late.examples == [b"ex"]
+        sub.close()
+    finally:
+        pub.close()
+
+
+def test_subscriber_reconnects_after_publisher_restart(sock_path: str) -> None:
+    pub = FeedPublisher(sock_path)
+    pub.start()
+    sink = Sink()
+    sub = sink.start(sock_path)
+    try:
+        sub.set_wanted(FULL)
+        wait_for(lambda: pub.wanted() == FULL)
+        pub.publish([("k", 1, P(None, b"one", None))])
+        wait_for(lambda: len(sink.entries) == 1)
+        pub.close()
+        wait_for(lambda: not sub.connected.is_set())
+        assert not os.path.exists(sock_path)
+
+        pub = FeedPublisher(sock_path)
+        pub.start()
+        # The new ingest learns the worker's WANT again without the worker changing it.
+        wait_for(lambda: pub.wanted() == FULL)
+        pub.publish([("k", 1, P(None, b"one", None)), ("k", 2, P(None, b"two", None))])
+        wait_for(lambda: len(sink.entries) == 2)
+        assert [e[2] for e in sink.entries] == [b"one", b"two"]
+        assert sub.replayed == 1
+    finally:
+        pub.close()
+        sub.close()
+
+
+def test_stale_socket_file_is_replaced(sock_path: str) -> None:
+    s = stdsocket.socket(stdsocket.AF_UNIX)
+    s.bind(sock_path)
+    s.close()  # leaves the file behind, as a killed ingest would
+    pub = FeedPublisher(sock_path)
+    pub.start()
+    sink = Sink()
+    sub = sink.start(sock_path)
+    try:
+        wait_for(sub.connected.is_set)
+    finally:
+        pub.close()
+        sub.close()
+
+
+def test_worker_that_never_reads_does_not_block_the_others(sock_path: str) -> None:
+    limit = 1024 * 1024
+    pub = FeedPublisher(sock_path, max_pending_bytes=limit)
+    pub.start()
+    stuck = stdsocket.socket(stdsocket.AF_UNIX)
+    stuck.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF, 4096)
+    stuck.connect(sock_path)
+    stuck.sendall(encode_want(FULL))  # and then never reads
+    good = Sink()
+    sub = good.start(sock_path)
+    try:
+        wait_for(lambda: sub.connected.is_set() and pub.wanted() == FULL)
+        blob = os.urandom(8 * 1024)
+        n = 600  # ~4.8 MB in all: far more than the stuck socket's buffers plus the bound
+        for i in range(n):
+            pub.publish([("k", i, P(None, blob, None))])
+            gevent.sleep(0.001)  # the ingest yields between batches (and here: so workers read)
+        wait_for(lambda: len(good.entries) == n)
+        assert all(e[2] == blob for e in good.entries)
+        assert pub.dropped > 0  # all of them for the stuck worker: the good one got every entry
+        peers = pub._peers
+        assert all(p.pending_bytes <= limit for p in peers)
+    finally:
+        stuck.close()
+        pub.close()
+        sub.close()
+
+
+def test_publisher_state_survives_unreadable_bytes_from_a_worker(sock_path: str) -> None:
+    pub = FeedPublisher(sock_path)
+    pub.start()
+    rogue = stdsocket.socket(stdsocket.AF_UNIX)
+    rogue.connect(sock_path)
+    good = Sink()
+    sub = good.start(sock_path)
+    try:
+        wait_for(sub.connected.is_set)
+        rogue.sendall(b"\xff\xff\xff\xff\xff garbage")
+        sub.set_wanted(LITE)
+        wait_for(lambda: pub.wanted() == LITE)
+        wait_for(lambda: len(pub._peers) == 1)  # the rogue connection was dropped alone
+        pub.publish([("k", 5, P(b"x", None, None))])
+        wait_for(lambda: len(good.entries) == 1)
+    finally:
+        rogue.close()
+        pub.close()
+        sub.close()
+
+
+def test_socket_file_is_private(sock_path: str) -> None:
+    pub = FeedPublisher(sock_path)
+    pub.start()
+    try:
+        assert Path(sock_path).stat().st_mode & 0o077 == 0
+    finally:
+        pub.close()
