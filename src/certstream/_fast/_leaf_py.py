@@ -1,0 +1,281 @@
+"""CT leaf and data-tile decoders: the pure-Python twin of ``_leaf.pyx``.
+
+Two binary layouts share most of their structure:
+
+* RFC 6962 ``get-entries``: a ``MerkleTreeLeaf`` (``leaf_input``) plus ``extra_data``, which
+  holds the issuer chain (and, for precerts, the full pre-certificate).
+* static-ct-api data tiles: ``TileLeaf`` records back to back.  The first part of each is the
+  same ``TimestampedEntry`` as in a ``MerkleTreeLeaf``, but with a ``leaf_index`` extension;
+  the chain is a list of SHA-256 fingerprints that the caller resolves.
+
+Both decoders are strict: every length must fit inside its parent and nothing may be left
+over, because a length that does not add up means we are reading garbage, and garbage must
+never reach the certificate parser as a plausible certificate.  Every failure is a
+``DecodeError`` naming the log index and what was wrong; the compiled twin raises the same
+messages, which the tests check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from certstream.core.model import PRECERT_ENTRY, X509_ENTRY, LogEntry
+from certstream.errors import DecodeError, LocalProtocolError
+
+__all__ = ["TileLeaf", "decode_entry", "parse_data_tile"]
+
+_LEAF_INDEX_EXT = 0  # static-ct-api ExtensionType leaf_index
+_FINGERPRINT_LEN = 32
+
+
+@dataclass(frozen=True, slots=True)
+class TileLeaf:
+    """One entry of a static-ct-api data tile, before its chain is resolved.
+
+    ``cert_der`` and ``tbs_der`` mean what they mean on ``LogEntry`` (for a precert,
+    ``cert_der`` is the ``pre_certificate`` and ``tbs_der`` the TBSCertificate of the leaf).
+    ``fingerprints`` are the SHA-256 hashes of the issuer certificates, in log order.
+    ``merkle_leaf`` is ``00 00 ‖ TimestampedEntry``, leaf_index extension included, so that
+    ``leaf_hash()`` equals the entry's slot in the level-0 hash tile.
+    """
+
+    index: int
+    timestamp: int
+    entry_type: int
+    cert_der: bytes
+    tbs_der: bytes | None
+    issuer_key_hash: bytes | None
+    fingerprints: tuple[bytes, ...]
+    merkle_leaf: bytes
+
+    @property
+    def pre_certificate(self) -> bytes | None:
+        return self.cert_der if self.entry_type == PRECERT_ENTRY else None
+
+    def leaf_hash(self) -> bytes:
+        """RFC 6962 leaf hash: SHA-256(0x00 || MerkleTreeLeaf)."""
+        return hashlib.sha256(b"\x00" + self.merkle_leaf).digest()
+
+    def to_entry(self, issuers: Mapping[bytes, bytes]) -> LogEntry:
+        """The ``LogEntry`` for this leaf, its chain looked up in ``issuers`` (fingerprint→DER).
+
+        The ingest fetches every issuer before calling this, so a missing one is an error of
+        the tile (or of the issuer endpoint), reported against this entry.
+        """
+        chain = []
+        for fp in self.fingerprints:
+            der = issuers.get(fp)
+            if der is None:
+                raise DecodeError(
+                    f"index {self.index}: issuer {fp.hex()} is not available", index=self.index
+                )
+            chain.append(der)
+        return LogEntry(
+            index=self.index,
+            timestamp=self.timestamp,
+            entry_type=self.entry_type,
+            cert_der=self.cert_der,
+            tbs_der=self.tbs_der,
+            issuer_key_hash=self.issuer_key_hash,
+            chain=tuple(chain),
+            merkle_leaf=self.merkle_leaf,
+        )
+
+
+def _fail(index: int, what: str) -> DecodeError:
+    return DecodeError(f"index {index}: {what}", index=index)
+
+
+def _opaque24(buf: bytes, pos: int, end: int, what: str, index: int) -> tuple[bytes, int]:
+    """Read ``uint24 length ‖ bytes`` ending at or before ``end``; empty is an error."""
+    if pos + 3 > end:
+        raise _fail(index, f"{what}: length truncated")
+    n = (buf[pos] << 16) | (buf[pos + 1] << 8) | buf[pos + 2]
+    pos += 3
+    if n == 0:
+        # ASN.1Cert and TBSCertificate are opaque<1..2^24-1>.
+        raise _fail(index, f"{what}: empty")
+    if pos + n > end:
+        raise _fail(index, f"{what}: length {n} overruns the data")
+    return buf[pos : pos + n], pos + n
+
+
+def _chain24(
+    buf: bytes, pos: int, end: int, what: str, index: int
+) -> tuple[tuple[bytes, ...], int]:
+    """Read ``uint24 total ‖ (uint24 length ‖ DER)*``; the certificates must fill ``total``."""
+    if pos + 3 > end:
+        raise _fail(index, f"{what}: length truncated")
+    total = (buf[pos] << 16) | (buf[pos + 1] << 8) | buf[pos + 2]
+    pos += 3
+    stop = pos + total
+    if stop > end:
+        raise _fail(index, f"{what}: length {total} overruns the data")
+    certs: list[bytes] = []
+    while pos < stop:
+        cert, pos = _opaque24(buf, pos, stop, f"{what}[{len(certs)}]", index)
+        certs.append(cert)
+    return tuple(certs), pos
+
+
+def _timestamped_entry(
+    buf: bytes, pos: int, end: int, what: str, index: int
+) -> tuple[int, int, bytes, bytes | None, int]:
+    """Read a TimestampedEntry up to (not including) its extensions.
+
+    Returns (timestamp, entry_type, cert or TBS, issuer_key_hash, position).
+    """
+    if pos + 10 > end:
+        raise _fail(index, f"{what}: truncated header")
+    timestamp = int.from_bytes(buf[pos : pos + 8], "big")
+    entry_type = (buf[pos + 8] << 8) | buf[pos + 9]
+    pos += 10
+    if entry_type == X509_ENTRY:
+        cert, pos = _opaque24(buf, pos, end, f"{what}: certificate", index)
+        return timestamp, entry_type, cert, None, pos
+    if entry_type == PRECERT_ENTRY:
+        if pos + 32 > end:
+            raise _fail(index, f"{what}: issuer_key_hash truncated")
+        ikh = buf[pos : pos + 32]
+        tbs, pos = _opaque24(buf, pos + 32, end, f"{what}: tbs_certificate", index)
+        return timestamp, entry_type, tbs, ikh, pos
+    raise _fail(index, f"{what}: unknown entry_type {entry_type}")
+
+
+def decode_entry(index: int, leaf_input: bytes, extra_data: bytes) -> LogEntry:
+    """Decode one RFC 6962 get-entries item into a ``LogEntry`` (``index`` is its log index)."""
+    if type(leaf_input) is not bytes:
+        leaf_input = bytes(leaf_input)
+    if type(extra_data) is not bytes:
+        extra_data = bytes(extra_data)
+    end = len(leaf_input)
+    if end < 2:
+        raise _fail(index, "leaf_input: truncated header")
+    if leaf_input[0] != 0:
+        raise _fail(index, f"leaf_input: unknown version {leaf_input[0]}")
+    if leaf_input[1] != 0:
+        raise _fail(index, f"leaf_input: unknown leaf_type {leaf_input[1]}")
+    timestamp, entry_type, body, ikh, pos = _timestamped_entry(
+        leaf_input, 2, end, "leaf_input", index
+    )
+    # CtExtensions: always empty on RFC 6962 logs, but consumed rather than assumed.
+    if pos + 2 > end:
+        raise _fail(index, "leaf_input: extensions length truncated")
+    ext_len = (leaf_input[pos] << 8) | leaf_input[pos + 1]
+    pos += 2 + ext_len
+    if pos > end:
+        raise _fail(index, f"leaf_input: extensions length {ext_len} overruns the data")
+    if pos != end:
+        raise _fail(index, f"leaf_input: {end - pos} trailing bytes")
+
+    xend = len(extra_data)
+    if entry_type == PRECERT_ENTRY:
+        cert, xpos = _opaque24(extra_data, 0, xend, "extra_data: pre_certificate", index)
+        chain, xpos = _chain24(extra_data, xpos, xend, "extra_data: precertificate_chain", index)
+        tbs: bytes | None = body
+    else:
+        cert, tbs = body, None
+        chain, xpos = _chain24(extra_data, 0, xend, "extra_data: certificate_chain", index)
+    if xpos != xend:
+        raise _fail(index, f"extra_data: {xend - xpos} trailing bytes")
+    return LogEntry(
+        index=index,
+        timestamp=timestamp,
+        entry_type=entry_type,
+        cert_der=cert,
+        tbs_der=tbs,
+        issuer_key_hash=ikh,
+        chain=chain,
+        merkle_leaf=leaf_input,
+    )
+
+
+def _leaf_index(buf: bytes, pos: int, end: int, index: int) -> int:
+    """Find the one leaf_index extension in the CtExtensions bytes ``buf[pos:end]``."""
+    found = -1
+    while pos < end:
+        if pos + 3 > end:
+            raise _fail(index, "tile leaf: extension header truncated")
+        ext_type = buf[pos]
+        n = (buf[pos + 1] << 8) | buf[pos + 2]
+        pos += 3
+        if pos + n > end:
+            raise _fail(index, f"tile leaf: extension {ext_type} length {n} overruns")
+        if ext_type == _LEAF_INDEX_EXT:
+            if n != 5:
+                raise _fail(index, f"tile leaf: leaf_index extension has length {n}, not 5")
+            if found >= 0:
+                raise _fail(index, "tile leaf: duplicate leaf_index extension")
+            found = int.from_bytes(buf[pos : pos + 5], "big")
+        pos += n
+    if found < 0:
+        raise _fail(index, "tile leaf: no leaf_index extension")
+    return found
+
+
+def parse_data_tile(data: bytes, first_index: int, expected: int) -> list[TileLeaf]:
+    """Decode a static-ct-api data tile holding exactly ``expected`` leaves.
+
+    ``first_index`` is the log index of the first leaf (``N * 256`` for tile ``N``); each
+    leaf's ``leaf_index`` extension must equal its position.  One bad leaf fails the whole
+    tile: the records have no framing of their own, so nothing after it can be trusted.
+    """
+    if not 1 <= expected <= 256:
+        raise LocalProtocolError(f"a data tile holds 1..256 leaves, not {expected}")
+    if type(data) is not bytes:
+        data = bytes(data)
+    end = len(data)
+    pos = 0
+    leaves = []
+    for i in range(expected):
+        index = first_index + i
+        if pos >= end:
+            raise _fail(index, f"data tile: ends after {i} of {expected} leaves")
+        start = pos
+        timestamp, entry_type, body, ikh, pos = _timestamped_entry(
+            data, pos, end, "tile leaf", index
+        )
+        if pos + 2 > end:
+            raise _fail(index, "tile leaf: extensions length truncated")
+        ext_len = (data[pos] << 8) | data[pos + 1]
+        pos += 2
+        if pos + ext_len > end:
+            raise _fail(index, f"tile leaf: extensions length {ext_len} overruns the data")
+        leaf_index = _leaf_index(data, pos, pos + ext_len, index)
+        pos += ext_len
+        merkle_leaf = b"\x00\x00" + data[start:pos]
+        if entry_type == PRECERT_ENTRY:
+            cert, pos = _opaque24(data, pos, end, "tile leaf: pre_certificate", index)
+            tbs: bytes | None = body
+        else:
+            cert, tbs = body, None
+        if pos + 2 > end:
+            raise _fail(index, "tile leaf: chain length truncated")
+        chain_len = (data[pos] << 8) | data[pos + 1]
+        pos += 2
+        if chain_len % _FINGERPRINT_LEN:
+            raise _fail(index, f"tile leaf: chain length {chain_len} is not a multiple of 32")
+        if pos + chain_len > end:
+            raise _fail(index, f"tile leaf: chain length {chain_len} overruns the data")
+        fps = tuple(data[p : p + _FINGERPRINT_LEN] for p in range(pos, pos + chain_len, 32))
+        pos += chain_len
+        if leaf_index != index:
+            raise _fail(index, f"tile leaf: leaf_index {leaf_index} at position of {index}")
+        leaves.append(
+            TileLeaf(
+                index=index,
+                timestamp=timestamp,
+                entry_type=entry_type,
+                cert_der=cert,
+                tbs_der=tbs,
+                issuer_key_hash=ikh,
+                fingerprints=fps,
+                merkle_leaf=merkle_leaf,
+            )
+        )
+    if pos != end:
+        last = first_index + expected - 1
+        raise _fail(last, f"data tile: {end - pos} trailing bytes after {expected} leaves")
+    return leaves

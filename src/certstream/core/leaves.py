@@ -1,0 +1,80 @@
+"""RFC 6962 get-entries responses → ``LogEntry`` objects.
+
+The binary decoding (``decode_entry``) comes from ``certstream._fast._leaf``, compiled when it
+is available, else its pure-Python twin; this module adds the JSON and base64 layer, which
+is C code in the standard library either way.
+
+One bad entry must not cost the batch: ``decode_get_entries`` returns the entries it could
+decode and, separately, one ``DecodeError`` (with ``index`` set) per entry it could not.
+Only a response that is not the get-entries JSON shape at all raises.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+from typing import TYPE_CHECKING
+
+from certstream._fast import COMPILED, NO_EXTENSIONS
+from certstream._fast._leaf_py import decode_entry as decode_entry_py
+from certstream.core.model import LogEntry
+from certstream.errors import DecodeError
+
+if TYPE_CHECKING or NO_EXTENSIONS:
+    from certstream._fast._leaf_py import decode_entry
+
+    COMPILED["_leaf"] = False
+else:
+    try:
+        from certstream._fast._leaf import decode_entry
+    except ImportError:
+        from certstream._fast._leaf_py import decode_entry
+
+        COMPILED["_leaf"] = False
+    else:
+        COMPILED["_leaf"] = True
+
+__all__ = ["decode_entry", "decode_entry_py", "decode_get_entries"]
+
+
+def _b64(value: object, what: str, index: int) -> bytes:
+    if not isinstance(value, str):
+        raise DecodeError(f"index {index}: {what} is not a string", index=index)
+    try:
+        # strict_mode: a log that sends junk between base64 characters is sending junk.
+        return binascii.a2b_base64(value, strict_mode=True)
+    except (binascii.Error, ValueError) as exc:
+        msg = f"index {index}: {what} is not valid base64: {exc}"
+        raise DecodeError(msg, index=index) from None
+
+
+def decode_get_entries(body: bytes, start: int) -> tuple[list[LogEntry], list[DecodeError]]:
+    """Decode a get-entries response whose first entry has log index ``start``.
+
+    Returns (entries, errors): entry ``i`` of the response has index ``start + i``; each
+    entry that cannot be decoded is left out of ``entries`` and appears in ``errors``.
+    Raises ``DecodeError`` if ``body`` is not ``{"entries": [...]}`` JSON.
+    """
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers bad JSON and bad UTF-8; deep nesting raises RecursionError.
+        raise DecodeError(f"get-entries: response is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise DecodeError("get-entries: response is not a JSON object")
+    items = doc.get("entries")
+    if not isinstance(items, list):
+        raise DecodeError('get-entries: response has no "entries" list')
+    entries: list[LogEntry] = []
+    errors: list[DecodeError] = []
+    for i, item in enumerate(items):
+        index = start + i
+        try:
+            if not isinstance(item, dict):
+                raise DecodeError(f"index {index}: entry is not a JSON object", index=index)
+            leaf_input = _b64(item.get("leaf_input"), "leaf_input", index)
+            extra_data = _b64(item.get("extra_data"), "extra_data", index)
+            entries.append(decode_entry(index, leaf_input, extra_data))
+        except DecodeError as exc:
+            errors.append(exc)
+    return entries, errors
