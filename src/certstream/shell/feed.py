@@ -49,6 +49,7 @@ import gevent.lock
 from gevent import socket
 
 from certstream.errors import RemoteProtocolError
+from certstream.shell.metrics import FEED_DROPPED, FEED_REPLAYED
 
 __all__ = [
     "DOMAINS",
@@ -273,6 +274,7 @@ class FeedPublisher:
             if peer.pending_bytes + len(data) > self.max_pending_bytes:
                 peer.dropped += len(items)
                 self.dropped += len(items)
+                FEED_DROPPED.inc(len(items))
                 if peer.dropped == len(items) or peer.dropped % 1000 < len(items):
                     log.warning("feed: a worker is too far behind; %d entries dropped for it",
                                 peer.dropped)
@@ -464,6 +466,7 @@ class FeedSubscriber:
             last = self._last_index.get(value.key, -1)
             if value.index <= last:
                 self.replayed += 1
+                FEED_REPLAYED.inc()
                 return
             self._last_index[value.key] = value.index
             self.on_entry(value.mask, value.lite, value.full, value.domains)
