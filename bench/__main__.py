@@ -1,0 +1,184 @@
+"""``python -m bench [SCENARIO ...] [options]``: run the benchmarks, print figures with targets.
+
+Scenarios (default: all, in this order): ingest, fanout, burst, capacity, memory, latency,
+idle.  Every figure is printed as a ``FIGURE`` line with its target and MET/MISSED; the run
+ends with a Markdown table, and everything printed is also written to
+``bench/results/last.txt``.  Nothing here asserts: a missed target is a finding, not a crash.
+A scenario that cannot run (a piece of the server missing, a port that never opened) is
+reported as ``NOT RUN`` with the reason, and the others still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+
+from bench import fanout, ingest, latency, memory
+from bench.common import REPO, Report
+
+SCENARIOS = ("ingest", "fanout", "burst", "capacity", "memory", "latency", "idle")
+
+
+def machine() -> str:
+    model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    rev = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return (
+        f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, commit {rev or '?'}, "
+        f"{len(os.sched_getaffinity(0))} cores ({model or platform.machine()}), "
+        f"Python {platform.python_version()}"
+    )
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument(
+        "scenarios",
+        nargs="*",
+        metavar="SCENARIO",
+        help=f"any of {', '.join(SCENARIOS)} (default: all)",
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes: a smoke run in well under a minute, figures not meaningful",
+    )
+    ap.add_argument("--entries", type=int, help="ingest: unique entries, compiled run")
+    ap.add_argument("--pure-entries", type=int, help="ingest: unique entries, pure run")
+    ap.add_argument("--profile", action="store_true", help="ingest: add a cProfile listing")
+    ap.add_argument(
+        "--clients",
+        type=int,
+        action="append",
+        help="fanout/latency: client count (repeat for several)",
+    )
+    ap.add_argument("--rate", type=float, help="entries/s published (default 1000)")
+    ap.add_argument("--workers", type=int, default=1, help="gunicorn workers (default 1)")
+    ap.add_argument("--seconds", type=float, help="length of each steady phase")
+    ap.add_argument("--burst", type=int, help="burst: entries published at once")
+    ap.add_argument("--idle-clients", type=int, help="memory: idle clients (default 10000)")
+    ap.add_argument("--steps", help="capacity: comma-separated client counts to try")
+    ap.add_argument(
+        "--server-cmd",
+        action="append",
+        default=[],
+        help="also run 'latency' against this server command; {port}, {config} and "
+        "{replay_url} are substituted; it must serve ws://127.0.0.1:{port}/",
+    )
+    args = ap.parse_args(argv)
+    unknown = [s for s in args.scenarios if s not in (*SCENARIOS, "all")]
+    if unknown:
+        ap.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
+    return args
+
+
+def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Report], None]]]:
+    q = args.quick
+    wanted = [
+        s for s in SCENARIOS if not args.scenarios or "all" in args.scenarios or s in args.scenarios
+    ]
+    rate = args.rate or (200.0 if q else 1000.0)
+    seconds = args.seconds or (1.0 if q else 5.0)
+    clients = args.clients or ([20] if q else [100, 1000])
+    steps = (
+        [int(x) for x in args.steps.split(",")]
+        if args.steps
+        else ([20, 40] if q else [500, 1000, 1500, 2000, 3000, 4000])
+    )
+    out: list[tuple[str, Callable[[Report], None]]] = []
+    for s in wanted:
+        if s == "ingest":
+            out.append(
+                (
+                    s,
+                    lambda r: ingest.run(
+                        r,
+                        args.entries or (600 if q else 20_000),
+                        args.pure_entries or (300 if q else 4_000),
+                        args.profile,
+                    ),
+                )
+            )
+        elif s == "fanout":
+            out.append((s, lambda r: fanout.run_steady(r, clients, rate, seconds, args.workers)))
+        elif s == "burst":
+            out.append(
+                (
+                    s,
+                    lambda r: fanout.run_burst(
+                        r, max(clients), args.burst or (200 if q else 3000), args.workers
+                    ),
+                )
+            )
+        elif s == "capacity":
+            out.append((s, lambda r: fanout.run_capacity(r, rate, seconds, steps)))
+        elif s == "memory":
+            out.append(
+                (
+                    s,
+                    lambda r: memory.run(
+                        r, args.idle_clients or (200 if q else 10_000), args.workers
+                    ),
+                )
+            )
+        elif s == "latency":
+
+            def lat(r: Report) -> None:
+                n = max(clients)
+                latency.run_latency(r, n, rate, seconds * 2, workers=args.workers)
+                for cmd in args.server_cmd:
+                    latency.run_latency(r, n, rate, seconds * 2, template=cmd)
+
+            out.append((s, lat))
+        elif s == "idle":
+            out.append((s, lambda r: latency.run_idle(r, 300 if q else 2000)))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    report = Report()
+    header = f"certstream benchmarks: {machine()}"
+    report.say(header)
+    started = time.monotonic()
+    for name, fn in plan(args):
+        t0 = time.monotonic()
+        try:
+            fn(report)
+        except Exception as exc:  # one broken scenario must not hide the others' figures
+            report.say(f"NOT RUN: {name}: {type(exc).__name__}: {exc}")
+            report.lines.append(traceback.format_exc())
+        report.say(f"({name}: {time.monotonic() - t0:.1f} s)")
+    report.say(f"total {time.monotonic() - started:.1f} s")
+    print()
+    print(report.markdown())
+    out = report.write(header)
+    print(f"\nwritten to {out.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
