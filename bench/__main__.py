@@ -18,6 +18,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 from bench import fanout, ingest, latency, memory
 from bench.common import REPO, Report
@@ -88,6 +89,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="also run 'latency' against this server command; {port}, {config} and "
         "{replay_url} are substituted; it must serve ws://127.0.0.1:{port}/",
     )
+    ap.add_argument("--results", help="write the report here (default bench/results/last.txt)")
     args = ap.parse_args(argv)
     unknown = [s for s in args.scenarios if s not in (*SCENARIOS, "all")]
     if unknown:
@@ -175,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     report.say(f"total {time.monotonic() - started:.1f} s")
     print()
     print(report.markdown())
-    out = report.write(header)
-    print(f"\nwritten to {out.relative_to(REPO)}")
+    out = report.write(header, Path(args.results) if args.results else None)
+    print(f"\nwritten to {out}")
     return 0
 
 

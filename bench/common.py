@@ -95,9 +95,9 @@ class Report:
             )
         return "\n".join(rows)
 
-    def write(self, header: str) -> Path:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        out = RESULTS / "last.txt"
+    def write(self, header: str, out: Path | None = None) -> Path:
+        out = out or RESULTS / "last.txt"
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(header + "\n" + "\n".join(self.lines) + "\n\n" + self.markdown() + "\n")
         return out
 
