@@ -1,0 +1,86 @@
+"""The ``certstream`` command: read and check the settings, then run gunicorn embedded.
+
+A bad setting ends the start with one line on stderr naming the key, the value and what is
+allowed, and exit status 2 (the usual status for a usage error); never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from certstream import __version__
+from certstream.config import (
+    RESOLVED_ENV,
+    Settings,
+    load_settings,
+    settings_from_dict,
+    settings_to_dict,
+)
+from certstream.errors import ConfigError
+
+__all__ = ["main", "resolve_settings"]
+
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="certstream",
+        description="Follow the Certificate Transparency logs and stream every new certificate "
+        "over WebSocket and SSE.",
+        epilog="Every setting is also a CERTSTREAM_* environment variable (see "
+        "config.example.yaml).",
+    )
+    p.add_argument("--config", metavar="PATH", help="YAML config file (default: "
+                   "$CERTSTREAM_CONFIG, ./config.yaml, ./config.yml, /etc/certstream/config.yaml)")
+    p.add_argument("--validate-config", action="store_true",
+                   help="check the configuration, print OK or the error, and exit")
+    p.add_argument("--workers", type=int, metavar="N", help="gunicorn worker processes")
+    p.add_argument("--port", type=int, help="listen port")
+    p.add_argument("--host", help="listen address")
+    p.add_argument("--version", action="version", version=f"certstream {__version__}")
+    return p
+
+
+def resolve_settings(args: argparse.Namespace) -> Settings:
+    """Settings from file and environment, with the command-line overrides applied and
+    validated like any other value."""
+    # A resolved-settings variable inherited from another master must not decide this one.
+    env = {k: v for k, v in os.environ.items() if k != RESOLVED_ENV}
+    settings = load_settings(env, path=args.config)
+    overrides: dict[str, Any] = {
+        key: value for key, value in
+        (("workers", args.workers), ("port", args.port), ("host", args.host))
+        if value is not None
+    }
+    if overrides:
+        settings = settings_from_dict(settings_to_dict(dataclasses.replace(settings, **overrides)))
+    return settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = resolve_settings(args)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    if args.validate_config:
+        print("OK")
+        return 0
+    # Imported only now: --validate-config must work without gunicorn's worker machinery.
+    from certstream.shell.app import CertstreamApp, gunicorn_options, prepare_master  # noqa: PLC0415
+
+    settings = prepare_master(settings)
+    # Flags given on this command line beat a ./gunicorn.conf.py as well.
+    opts = gunicorn_options(settings)
+    overrides = {key: opts[key] for key, flag in
+                 (("bind", args.port), ("bind", args.host), ("workers", args.workers))
+                 if flag is not None}
+    CertstreamApp(settings, overrides).run()
+    return 0

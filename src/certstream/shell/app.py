@@ -1,0 +1,242 @@
+"""The process model: gunicorn owns the workers, its master starts the one ingest process.
+
+::
+
+    gunicorn master (certstream CLI, or ``gunicorn -c gunicorn.conf.py``)
+      |- when_ready: python -m certstream.shell.ingest   (one per deployment, LISTENs on the feed)
+      |- worker 1 .. N: certstream.shell.worker.CertstreamWorker (each subscribes to the feed)
+      '- on_exit: SIGTERM the ingest, wait, then SIGKILL
+
+Everything a child must agree on travels in the environment, set by :func:`prepare_master` in
+the master before any child exists (workers fork from it, the ingest inherits it):
+
+``CERTSTREAM_RESOLVED_SETTINGS``
+    The master's resolved settings as JSON (so ``--config``/``--port`` reach every process),
+    with ``feed_socket`` filled in: a path in a private temporary directory unless configured.
+``CERTSTREAM_MASTER_PID``
+    The ingest exits when its parent is no longer this process.
+``PROMETHEUS_MULTIPROC_DIR``
+    A fresh private directory (or the configured one, wiped), so ``/metrics`` from any worker
+    aggregates all processes.  It must be set before prometheus_client is imported anywhere,
+    which is why it is set while the configuration is read, not in a later hook.
+
+The master runs nothing long-lived of its own (gunicorn's advice): the ingest supervises its
+log followers itself and exits when the master is gone.  The hooks are module-level functions
+so that ``gunicorn.conf.py`` can name the same ones.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import dataclasses
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from gunicorn.app.base import Application
+from gunicorn.config import get_default_config_file
+
+from certstream.config import RESOLVED_ENV, Settings, load_settings, settings_to_env
+
+__all__ = [
+    "GRACEFUL_TIMEOUT",
+    "INGEST_MODULE",
+    "MASTER_PID_ENV",
+    "WORKER_CLASS",
+    "CertstreamApp",
+    "child_exit",
+    "gunicorn_options",
+    "on_exit",
+    "on_starting",
+    "prepare_master",
+    "when_ready",
+    "wsgi_app",
+]
+
+WORKER_CLASS = "certstream.shell.worker.CertstreamWorker"
+INGEST_MODULE = "certstream.shell.ingest"
+MASTER_PID_ENV = "CERTSTREAM_MASTER_PID"
+PROM_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: Seconds a worker gets to close its clients (1001) and the ingest to flush its state.
+GRACEFUL_TIMEOUT = 10
+
+_LEVELS = {"trace": "debug", "warn": "warning"}  # certstream-server-rust names -> gunicorn's
+
+log = logging.getLogger(__name__)
+
+
+class _Master:
+    """What this master process prepared and started (module state: hooks are functions)."""
+
+    settings: Settings | None = None
+    own_dirs: list[str] = []
+    ingest: subprocess.Popen[bytes] | None = None
+
+
+def prepare_master(settings: Settings | None = None) -> Settings:
+    """Resolve the per-deployment settings and publish them in ``os.environ`` for all children.
+
+    Idempotent within one process: the embedded app and ``gunicorn.conf.py`` may both call it.
+    Raises ConfigError when the settings are invalid.
+    """
+    if _Master.settings is not None and os.environ.get(MASTER_PID_ENV) == str(os.getpid()):
+        return _Master.settings
+    if settings is None:
+        # A variable inherited from some other master must not decide this deployment.
+        env = {k: v for k, v in os.environ.items() if k != RESOLVED_ENV}
+        settings = load_settings(env)
+    if not settings.feed_socket:
+        rundir = _private_dir("certstream-run-")
+        settings = dataclasses.replace(settings, feed_socket=os.path.join(rundir, "feed.sock"))
+    prom_dir = os.environ.get(PROM_ENV)
+    if prom_dir:
+        _wipe_metrics_dir(Path(prom_dir))  # values of a previous run would be summed in
+    else:
+        os.environ[PROM_ENV] = _private_dir("certstream-metrics-")
+    os.environ.update(settings_to_env(settings))
+    os.environ[MASTER_PID_ENV] = str(os.getpid())
+    _Master.settings = settings
+    return settings
+
+
+def _private_dir(prefix: str) -> str:
+    path = tempfile.mkdtemp(prefix=prefix)  # mode 0700: the feed is for this user only
+    _Master.own_dirs.append(path)
+    return path
+
+
+def _wipe_metrics_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    for db in path.glob("*.db"):
+        db.unlink(missing_ok=True)
+
+
+@atexit.register
+def _remove_own_dirs() -> None:
+    # Forked workers inherit this handler: only the process that made the dirs removes them.
+    if os.environ.get(MASTER_PID_ENV) != str(os.getpid()):
+        return
+    for path in _Master.own_dirs:
+        shutil.rmtree(path, ignore_errors=True)
+    _Master.own_dirs.clear()
+
+
+def gunicorn_options(settings: Settings) -> dict[str, Any]:
+    """gunicorn settings for a certstream deployment (hooks included)."""
+    opts: dict[str, Any] = {
+        "bind": [_bind(settings.host, settings.port)],
+        "workers": settings.workers,
+        "worker_class": WORKER_CLASS,
+        # Streams are long-lived: gunicorn's default of 1000 per worker is far too low.
+        "worker_connections": 20000,
+        "graceful_timeout": GRACEFUL_TIMEOUT,
+        # The heartbeat: a worker is killed if its loop stalls this long (not a request limit).
+        "timeout": 30,
+        "max_requests": 0,  # never recycle a worker: it would drop every client on it
+        "loglevel": _LEVELS.get(settings.log_level, settings.log_level),
+        "proc_name": "certstream",
+        "wsgi_app": "certstream.shell.app:wsgi_app",
+        "on_starting": on_starting,
+        "when_ready": when_ready,
+        "child_exit": child_exit,
+        "on_exit": on_exit,
+    }
+    if settings.tls_cert and settings.tls_key:
+        opts["certfile"], opts["keyfile"] = settings.tls_cert, settings.tls_key
+    return opts
+
+
+def _bind(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+# -- hooks (master) --------------------------------------------------------------------------
+
+
+def on_starting(server: Any) -> None:
+    settings = prepare_master()
+    level = _LEVELS.get(settings.log_level, settings.log_level).upper()
+    # Workers fork from here and inherit this; the ingest configures its own logging.
+    logging.basicConfig(
+        level=level, stream=sys.stderr,
+        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+    )
+
+
+def when_ready(server: Any) -> None:
+    """Start the one ingest process, now that the listeners are bound."""
+    prepare_master()
+    if _Master.ingest is not None and _Master.ingest.poll() is None:
+        return  # a reload re-runs hooks; there must still be exactly one ingest
+    # A fresh interpreter: it inherits neither our listeners (close_fds) nor patched modules.
+    _Master.ingest = subprocess.Popen(
+        [sys.executable, "-m", INGEST_MODULE], env=dict(os.environ), close_fds=True
+    )
+    server.log.info("certstream: ingest started (pid %d)", _Master.ingest.pid)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    if os.environ.get(PROM_ENV):
+        from prometheus_client import multiprocess  # noqa: PLC0415 - env must be set first
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    """Stop the ingest: SIGTERM (it flushes its state), then SIGKILL after the grace period."""
+    proc, _Master.ingest = _Master.ingest, None
+    if proc is None:
+        return
+    timeout = float(getattr(getattr(server, "cfg", None), "graceful_timeout", GRACEFUL_TIMEOUT))
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        server.log.warning("certstream: ingest did not stop in %.0f s, killing it", timeout)
+        proc.kill()
+        proc.wait()
+    _remove_own_dirs()
+
+
+def wsgi_app(environ: Any, start_response: Any) -> list[bytes]:
+    """Never called: CertstreamWorker serves raw sockets.  gunicorn's command line insists on
+    an application, so ``gunicorn.conf.py`` names this one."""
+    start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
+    return [b"certstream needs worker_class = " + WORKER_CLASS.encode() + b"\n"]
+
+
+# -- the embedded server ---------------------------------------------------------------------
+
+
+class CertstreamApp(Application):  # type: ignore[misc]
+    """gunicorn embedded: our settings first, then ``./gunicorn.conf.py`` if there is one,
+    then the explicit command-line overrides (gunicorn's own argv parsing is not used: our
+    options would clash with it, ``-c`` above all)."""
+
+    def __init__(self, settings: Settings, overrides: dict[str, Any] | None = None) -> None:
+        self.settings = settings
+        self.overrides = overrides or {}
+        super().__init__(usage="certstream [options]", prog="certstream")
+
+    def init(self, parser: Any, opts: Any, args: Any) -> None:  # pragma: no cover - unused
+        return None
+
+    def load_config(self) -> None:
+        for key, value in gunicorn_options(self.settings).items():
+            self.cfg.set(key, value)
+        conf = get_default_config_file()
+        if conf is not None:
+            self.load_config_from_file(conf)
+        for key, value in self.overrides.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return wsgi_app
