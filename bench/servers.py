@@ -116,8 +116,9 @@ def feed_server(
         settings = base_settings(port, workers, buffer_size)
         settings["feed_socket"] = sock
         cfg = write_config(Path(tmp) / "config.yaml", settings)
-        env = dict(os.environ, CERTSTREAM_FEED_SOCKET=sock, CERTSTREAM_INGEST="0")
-        cmd = [sys.executable, "-m", "certstream", "--config", str(cfg), "--no-ingest"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CERTSTREAM_")}
+        env["PYTHONPATH"] = str(REPO)  # bench.workers_only, from a cwd with no config in it
+        cmd = [sys.executable, "-m", "bench.workers_only", str(cfg)]
         proc: subprocess.Popen[bytes] = subprocess.Popen(
             cmd, cwd=tmp, env=env, start_new_session=True
         )
