@@ -276,6 +276,23 @@ def _printable(text: str) -> str:
     return "".join(ch for ch in text if ch.isprintable() and ch != "\ufffd")
 
 
+def _easyssl_notice(info: CertInfo, text: str) -> str:
+    """EasySSL prints the explicitText's raw bytes as if they were UTF-8.  For a BMPString
+    that leaves the ASCII characters (their 0x00 high bytes are unprintable and dropped) and
+    drops the rest; a UTF8String survives whole.  The parser hands us decoded text, so the
+    encoding is recovered by finding the text's UTF-16 form among the extension's bytes."""
+    if text.isascii():
+        return text
+    raw = b"".join(ext.value for ext in info.extensions if ext.oid == OID_CP)
+    try:
+        bmp = text.encode("utf-16-be")
+    except UnicodeEncodeError:
+        return text
+    if bmp in raw:
+        return "".join(ch for ch in text if ch.isascii())
+    return text
+
+
 def policies_easyssl(info: CertInfo) -> ExtensionValue | None:
     """EasySSL: policies without qualifiers are prepended (so come out reversed); a policy
     with qualifiers replaces everything collected so far with itself and its qualifiers."""
@@ -291,7 +308,7 @@ def policies_easyssl(info: CertInfo) -> ExtensionValue | None:
             if qual_oid == OID_CPS:
                 block.append(f"  CPS: {text}")
             elif qual_oid == OID_USER_NOTICE:
-                block.append(f"  User Notice: {_printable(text)}")
+                block.append(f"  User Notice: {_printable(_easyssl_notice(info, text))}")
         acc = block
     return "\n".join(acc)
 
