@@ -1,0 +1,276 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""CT leaf and data-tile decoders: the compiled twin of ``_leaf_py.py``.
+
+Same checks in the same order and the same error messages as the pure twin (the tests
+compare them); lengths are read through a C pointer and only the pieces we keep are copied
+out as bytes.  ``TileLeaf`` is the pure twin's dataclass, so both twins return equal objects.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize
+from libc.stdint cimport uint64_t
+from libc.string cimport memcpy
+
+from certstream._fast._leaf_py import TileLeaf
+from certstream.core.model import LogEntry
+from certstream.errors import DecodeError, LocalProtocolError
+
+__all__ = ["TileLeaf", "decode_entry", "parse_data_tile"]
+
+cdef enum:
+    X509 = 0
+    PRECERT = 1
+
+
+cdef object _fail(object index, str what):
+    return DecodeError(f"index {index}: {what}", index=index)
+
+
+cdef inline Py_ssize_t _u16(const unsigned char *b, Py_ssize_t pos) noexcept:
+    return (b[pos] << 8) | b[pos + 1]
+
+
+cdef inline Py_ssize_t _u24(const unsigned char *b, Py_ssize_t pos) noexcept:
+    return (b[pos] << 16) | (b[pos + 1] << 8) | b[pos + 2]
+
+
+cdef inline uint64_t _uint(const unsigned char *b, Py_ssize_t pos, int n) noexcept:
+    cdef uint64_t v = 0
+    cdef int i
+    for i in range(n):
+        v = (v << 8) | b[pos + i]
+    return v
+
+
+cdef inline bytes _slice(const unsigned char *b, Py_ssize_t start, Py_ssize_t n):
+    return PyBytes_FromStringAndSize(<const char *>b + start, n)
+
+
+cdef Py_ssize_t _opaque24(
+    const unsigned char *b, Py_ssize_t pos, Py_ssize_t end, str what, object index
+) except -1:
+    """Check ``uint24 length ‖ bytes`` at pos; return the position after the length."""
+    if pos + 3 > end:
+        raise _fail(index, f"{what}: length truncated")
+    cdef Py_ssize_t n = _u24(b, pos)
+    if n == 0:
+        raise _fail(index, f"{what}: empty")
+    if pos + 3 + n > end:
+        raise _fail(index, f"{what}: length {n} overruns the data")
+    return pos + 3
+
+
+cdef tuple _chain24(
+    const unsigned char *b, Py_ssize_t pos, Py_ssize_t end, str what, object index,
+    Py_ssize_t *out_pos,
+):
+    if pos + 3 > end:
+        raise _fail(index, f"{what}: length truncated")
+    cdef Py_ssize_t total = _u24(b, pos)
+    pos += 3
+    cdef Py_ssize_t stop = pos + total
+    if stop > end:
+        raise _fail(index, f"{what}: length {total} overruns the data")
+    cdef list certs = []
+    cdef Py_ssize_t body
+    while pos < stop:
+        body = _opaque24(b, pos, stop, f"{what}[{len(certs)}]", index)
+        certs.append(_slice(b, body, _u24(b, pos)))
+        pos = body + _u24(b, pos)
+    out_pos[0] = pos
+    return tuple(certs)
+
+
+cdef Py_ssize_t _timestamped_entry(
+    const unsigned char *b, Py_ssize_t pos, Py_ssize_t end, str what, object index,
+    uint64_t *ts, int *entry_type, Py_ssize_t *body, Py_ssize_t *body_len,
+) except -1:
+    """Read a TimestampedEntry up to its extensions; the issuer_key_hash, if any, is
+    the 32 bytes before the body's length prefix.  Returns the position after the body."""
+    if pos + 10 > end:
+        raise _fail(index, f"{what}: truncated header")
+    ts[0] = _uint(b, pos, 8)
+    cdef int et = <int>_u16(b, pos + 8)
+    entry_type[0] = et
+    pos += 10
+    if et == X509:
+        body[0] = _opaque24(b, pos, end, f"{what}: certificate", index)
+    elif et == PRECERT:
+        if pos + 32 > end:
+            raise _fail(index, f"{what}: issuer_key_hash truncated")
+        body[0] = _opaque24(b, pos + 32, end, f"{what}: tbs_certificate", index)
+    else:
+        raise _fail(index, f"{what}: unknown entry_type {et}")
+    body_len[0] = _u24(b, body[0] - 3)
+    return body[0] + body_len[0]
+
+
+def decode_entry(index, leaf_input, extra_data):
+    """Decode one RFC 6962 get-entries item into a ``LogEntry`` (``index`` is its log index)."""
+    if not PyBytes_CheckExact(leaf_input):
+        leaf_input = bytes(leaf_input)
+    if not PyBytes_CheckExact(extra_data):
+        extra_data = bytes(extra_data)
+    cdef const unsigned char *b = <const unsigned char *>PyBytes_AS_STRING(leaf_input)
+    cdef Py_ssize_t end = len(leaf_input)
+    if end < 2:
+        raise _fail(index, "leaf_input: truncated header")
+    if b[0] != 0:
+        raise _fail(index, f"leaf_input: unknown version {<int>b[0]}")
+    if b[1] != 0:
+        raise _fail(index, f"leaf_input: unknown leaf_type {<int>b[1]}")
+    cdef uint64_t ts
+    cdef int entry_type
+    cdef Py_ssize_t body, body_len
+    cdef Py_ssize_t pos = _timestamped_entry(
+        b, 2, end, "leaf_input", index, &ts, &entry_type, &body, &body_len
+    )
+    if pos + 2 > end:
+        raise _fail(index, "leaf_input: extensions length truncated")
+    cdef Py_ssize_t ext_len = _u16(b, pos)
+    pos += 2 + ext_len
+    if pos > end:
+        raise _fail(index, f"leaf_input: extensions length {ext_len} overruns the data")
+    if pos != end:
+        raise _fail(index, f"leaf_input: {end - pos} trailing bytes")
+
+    cdef const unsigned char *x = <const unsigned char *>PyBytes_AS_STRING(extra_data)
+    cdef Py_ssize_t xend = len(extra_data)
+    cdef Py_ssize_t xpos, cbody
+    cdef bytes cert
+    cdef object tbs, ikh
+    cdef tuple chain
+    if entry_type == PRECERT:
+        cbody = _opaque24(x, 0, xend, "extra_data: pre_certificate", index)
+        cert = _slice(x, cbody, _u24(x, 0))
+        chain = _chain24(
+            x, cbody + _u24(x, 0), xend, "extra_data: precertificate_chain", index, &xpos
+        )
+        tbs = _slice(b, body, body_len)
+        ikh = _slice(b, body - 35, 32)
+    else:
+        cert = _slice(b, body, body_len)
+        tbs = None
+        ikh = None
+        chain = _chain24(x, 0, xend, "extra_data: certificate_chain", index, &xpos)
+    if xpos != xend:
+        raise _fail(index, f"extra_data: {xend - xpos} trailing bytes")
+    return LogEntry(
+        index=index,
+        timestamp=ts,
+        entry_type=entry_type,
+        cert_der=cert,
+        tbs_der=tbs,
+        issuer_key_hash=ikh,
+        chain=chain,
+        merkle_leaf=leaf_input,
+    )
+
+
+cdef uint64_t _leaf_index(
+    const unsigned char *b, Py_ssize_t pos, Py_ssize_t end, object index
+) except? 0xFFFFFFFFFFFFFFFF:
+    """Find the one leaf_index extension in the CtExtensions bytes ``b[pos:end]``."""
+    cdef bint found = False
+    cdef uint64_t value = 0
+    cdef int ext_type
+    cdef Py_ssize_t n
+    while pos < end:
+        if pos + 3 > end:
+            raise _fail(index, "tile leaf: extension header truncated")
+        ext_type = b[pos]
+        n = _u16(b, pos + 1)
+        pos += 3
+        if pos + n > end:
+            raise _fail(index, f"tile leaf: extension {ext_type} length {n} overruns")
+        if ext_type == 0:
+            if n != 5:
+                raise _fail(index, f"tile leaf: leaf_index extension has length {n}, not 5")
+            if found:
+                raise _fail(index, "tile leaf: duplicate leaf_index extension")
+            found = True
+            value = _uint(b, pos, 5)
+        pos += n
+    if not found:
+        raise _fail(index, "tile leaf: no leaf_index extension")
+    return value
+
+
+def parse_data_tile(data, first_index, expected):
+    """Decode a static-ct-api data tile holding exactly ``expected`` leaves."""
+    if not 1 <= expected <= 256:
+        raise LocalProtocolError(f"a data tile holds 1..256 leaves, not {expected}")
+    if not PyBytes_CheckExact(data):
+        data = bytes(data)
+    cdef const unsigned char *b = <const unsigned char *>PyBytes_AS_STRING(data)
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t pos = 0
+    cdef Py_ssize_t start, ext_len, chain_len, cbody, body, body_len, p
+    cdef uint64_t ts, leaf_index
+    cdef int entry_type
+    cdef int i
+    cdef int count = expected
+    cdef list leaves = []
+    cdef bytes merkle_leaf, cert
+    cdef object tbs, ikh, index
+    cdef char *ml
+    for i in range(count):
+        index = first_index + i
+        if pos >= end:
+            raise _fail(index, f"data tile: ends after {i} of {expected} leaves")
+        start = pos
+        pos = _timestamped_entry(
+            b, pos, end, "tile leaf", index, &ts, &entry_type, &body, &body_len
+        )
+        if pos + 2 > end:
+            raise _fail(index, "tile leaf: extensions length truncated")
+        ext_len = _u16(b, pos)
+        pos += 2
+        if pos + ext_len > end:
+            raise _fail(index, f"tile leaf: extensions length {ext_len} overruns the data")
+        leaf_index = _leaf_index(b, pos, pos + ext_len, index)
+        pos += ext_len
+        # merkle_leaf = 00 (version) ‖ 00 (leaf_type) ‖ TimestampedEntry
+        merkle_leaf = PyBytes_FromStringAndSize(NULL, pos - start + 2)
+        ml = PyBytes_AS_STRING(merkle_leaf)
+        ml[0] = 0
+        ml[1] = 0
+        memcpy(ml + 2, b + start, pos - start)
+        if entry_type == PRECERT:
+            cbody = _opaque24(b, pos, end, "tile leaf: pre_certificate", index)
+            cert = _slice(b, cbody, _u24(b, pos))
+            pos = cbody + _u24(b, pos)
+            tbs = _slice(b, body, body_len)
+            ikh = _slice(b, body - 35, 32)
+        else:
+            cert = _slice(b, body, body_len)
+            tbs = None
+            ikh = None
+        if pos + 2 > end:
+            raise _fail(index, "tile leaf: chain length truncated")
+        chain_len = _u16(b, pos)
+        pos += 2
+        if chain_len % 32:
+            raise _fail(index, f"tile leaf: chain length {chain_len} is not a multiple of 32")
+        if pos + chain_len > end:
+            raise _fail(index, f"tile leaf: chain length {chain_len} overruns the data")
+        fps = tuple([_slice(b, p, 32) for p in range(pos, pos + chain_len, 32)])
+        pos += chain_len
+        if leaf_index != index:
+            raise _fail(index, f"tile leaf: leaf_index {leaf_index} at position of {index}")
+        leaves.append(
+            TileLeaf(
+                index=index,
+                timestamp=ts,
+                entry_type=entry_type,
+                cert_der=cert,
+                tbs_der=tbs,
+                issuer_key_hash=ikh,
+                fingerprints=fps,
+                merkle_leaf=merkle_leaf,
+            )
+        )
+    if pos != end:
+        last = first_index + expected - 1
+        raise _fail(last, f"data tile: {end - pos} trailing bytes after {expected} leaves")
+    return leaves
+
