@@ -41,6 +41,8 @@ max_requests = _opts["max_requests"]
 loglevel = _opts["loglevel"]
 proc_name = _opts["proc_name"]
 wsgi_app = _opts["wsgi_app"]
+if "control_socket_disable" in _opts:
+    control_socket_disable = _opts["control_socket_disable"]
 if "certfile" in _opts:
     certfile = _opts["certfile"]
     keyfile = _opts["keyfile"]

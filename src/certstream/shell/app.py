@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import Application
-from gunicorn.config import get_default_config_file
+from gunicorn.config import Config, get_default_config_file
 
 from certstream.config import RESOLVED_ENV, Settings, load_settings, settings_to_env
 
@@ -67,6 +67,7 @@ PROM_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Seconds a worker gets to close its clients (1001) and the ingest to flush its state.
 GRACEFUL_TIMEOUT = 10
 
+_KNOWN_GUNICORN_SETTINGS = frozenset(Config().settings)
 _LEVELS = {"trace": "debug", "warn": "warning"}  # certstream-server-rust names -> gunicorn's
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,10 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "child_exit": child_exit,
         "on_exit": on_exit,
     }
+    if "control_socket_disable" in _KNOWN_GUNICORN_SETTINGS:
+        # gunicorn >= 25 opens a control socket at one fixed per-user path: a second
+        # deployment (or a test server) on the same machine would fight over it.
+        opts["control_socket_disable"] = True
     if settings.tls_cert and settings.tls_key:
         opts["certfile"], opts["keyfile"] = settings.tls_cert, settings.tls_key
     return opts
