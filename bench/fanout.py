@@ -38,6 +38,7 @@ class Steady:
     cpu_s: float
     wall_s: float
     stats: SinkStats
+    load_cpu_s: float  # the sink's CPU over the same window: is the load generator the limit?
 
     @property
     def kept_up(self) -> bool:
@@ -95,10 +96,12 @@ def steady(server: Server, feeder: Feeder, sink: Sink, rate: float, seconds: flo
     sink.reset_latency()
     pids = server.pids()
     c0 = Sample.take(pids)
+    s0 = sink.cpu()
     sent = feeder.steady(rate, seconds)
     expected_total = base.frames + sent * sink.clients
     st = drain(sink, expected_total)
     c1 = Sample.take(pids)
+    load_cpu = sink.cpu() - s0
     return Steady(
         clients=sink.clients,
         rate=rate,
@@ -108,6 +111,7 @@ def steady(server: Server, feeder: Feeder, sink: Sink, rate: float, seconds: flo
         cpu_s=c1.cpu_since(c0),
         wall_s=c1.at - c0.at,
         stats=st,
+        load_cpu_s=load_cpu,
     )
 
 
@@ -137,6 +141,15 @@ def report_steady(report: Report, s: Steady, label: str) -> None:
         )
     )
     report.add(Figure(sc, f"CPU per frame, {tag}", s.us_per_frame, "us", "<=", 1.0))
+    report.add(
+        Figure(
+            sc,
+            f"load generator (sink) CPU, {tag}",
+            s.load_cpu_s / s.wall_s * 100,
+            "% of a core",
+            note="near 100 would mean the clients, not the server, limit",
+        )
+    )
     if s.stats.lat_n:
         report.add(Figure(sc, f"latency p50 publish->client, {tag}", s.stats.p50 / 1000, "ms"))
         report.add(
