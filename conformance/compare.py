@@ -84,13 +84,17 @@ _EMPTY_SHA256 = hashlib.sha256(b"").digest().hex(":").upper()
 
 @dataclass(frozen=True, slots=True)
 class FrameResult:
-    """One frame pair.  ``status``: match, deviation, mismatch, missing, extra."""
+    """One frame pair.  ``status``: match, deviation, mismatch, missing, extra.
+
+    ``only_ours`` marks a frame the peer never sent (status extra, or deviation when the
+    peer documents losing that entry)."""
 
     log_url: str
     index: int
     status: str
     deviations: tuple[str, ...] = ()
     detail: str = ""
+    only_ours: bool = False
 
 
 @dataclass(slots=True)
@@ -404,11 +408,15 @@ def compare_set(peer: str, set_name: str) -> list[StreamResult]:
             if key in seen_keys:
                 continue
             if peer == "calidog" and key[1] in failed:
-                result.frames.append(FrameResult(key[0], key[1], "deviation", ("calidog-1",)))
+                labels: tuple[str, ...] = ("calidog-1",)
             elif peer == "go" and set_name.endswith("tiled") and key[1] in missing_by_peer:
-                result.frames.append(FrameResult(key[0], key[1], "deviation", ("go-3",)))
+                labels = ("go-3",)
             else:
-                result.frames.append(FrameResult(key[0], key[1], "extra"))
+                result.frames.append(FrameResult(key[0], key[1], "extra", only_ours=True))
+                continue
+            result.frames.append(
+                FrameResult(key[0], key[1], "deviation", labels, only_ours=True)
+            )
         results.append(result)
     return results
 
