@@ -1,0 +1,144 @@
+"""One client connection over a gevent socket: read the request, answer, then read until EOF.
+
+The greenlet gevent's server spawns for an accepted socket runs :func:`serve` and is that
+client's only greenlet while it keeps up: it parses the request (``core.session``), answers
+one-shot endpoints, or registers a streaming client with the hub and then only reads, to
+answer pings and notice the close.  Writing the stream is the hub's job (see
+``shell.hub``); this greenlet writes through the hub too, so that control frames never cut
+into a data frame.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+
+import gevent
+
+from certstream.core.session import (
+    NEED_DATA,
+    ClientClosed,
+    ConnectionLost,
+    PingReceived,
+    ProtocolViolation,
+    Rejected,
+    RequestReceived,
+    Session,
+)
+from certstream.shell.endpoints import ServerContext, answer
+from certstream.shell.hub import Client, Hub
+
+__all__ = ["serve"]
+
+log = logging.getLogger(__name__)
+
+_RECV = 65536
+# Answers to one-shot requests are small; a client that does not take them in this long
+# is not worth a greenlet.
+_ANSWER_TIMEOUT = 10.0
+
+
+def serve(sock: socket.socket, ctx: ServerContext) -> None:
+    """Handle one accepted connection until it ends; never raises for client behaviour."""
+    session = Session(
+        ctx.routes,
+        max_header_bytes=ctx.max_header_bytes,
+        max_message_bytes=ctx.max_message_bytes,
+    )
+    try:
+        request = _read_request(sock, session, ctx.request_timeout)
+        if request is None:
+            _send_and_close(sock, session.data_to_send())
+            return
+        kind = request.route.kind
+        if kind == "http":
+            status, body, ctype = answer(ctx, request)
+            session.respond(status, body, ctype)
+            _send_and_close(sock, session.data_to_send())
+            if ctx.on_response is not None:
+                ctx.on_response(request.route.name, status)
+            return
+        if kind == "ws":
+            session.accept_websocket()
+            if not session.is_websocket:  # a bad upgrade: 400 or 426 is queued
+                _send_and_close(sock, session.data_to_send())
+                if ctx.on_response is not None:
+                    ctx.on_response("websocket", 400)
+                return
+        else:
+            session.start_sse()
+        _stream(sock, session, ctx, request)
+    except Exception:  # a bug must end this connection only, and be seen
+        log.exception("connection handler failed")
+    finally:
+        with contextlib.suppress(OSError):
+            sock.close()
+
+
+def _read_request(sock: socket.socket, session: Session, timeout: float) -> RequestReceived | None:
+    """The routed request, or ``None`` when the session answered (error) or the client left.
+
+    The whole request must arrive within ``timeout``: a client that trickles headers
+    (slowloris) would otherwise hold a greenlet forever.
+    """
+    with gevent.Timeout(timeout, False):
+        while True:
+            event = session.next_event()
+            if event is NEED_DATA:
+                session.receive_data(sock.recv(_RECV))
+                continue
+            if isinstance(event, RequestReceived):
+                return event
+            if isinstance(event, Rejected | ConnectionLost):
+                return None
+    return None  # timed out: just close
+
+
+def _send_and_close(sock: socket.socket, data: bytes) -> None:
+    if data:
+        with gevent.Timeout(_ANSWER_TIMEOUT, False), contextlib.suppress(OSError):
+            sock.sendall(data)
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)
+    # Read (and drop) what the client still sends until it closes, briefly, so that closing
+    # with unread input does not reset the connection before it read our answer.
+    with gevent.Timeout(2.0, False), contextlib.suppress(OSError):
+        while sock.recv(_RECV):
+            pass
+
+
+def _stream(sock: socket.socket, session: Session, ctx: ServerContext,
+            request: RequestReceived) -> None:
+    hub = ctx.hub
+    head = session.data_to_send()  # 101 or the SSE head, plus any pong already due
+    with gevent.Timeout(_ANSWER_TIMEOUT, False), contextlib.suppress(OSError):
+        sock.sendall(head)
+        head = b""
+    if head:
+        return  # the client did not even take the response head
+    client = hub.add(sock, session, request.route.stream, is_ws=session.is_websocket)
+    if ctx.on_response is not None:
+        ctx.on_response("websocket" if client.is_ws else "sse", 101 if client.is_ws else 200)
+    try:
+        _read_until_closed(sock, session, hub, client)
+    finally:
+        hub.remove(client)
+
+
+def _read_until_closed(sock: socket.socket, session: Session, hub: Hub, client: Client) -> None:
+    while True:
+        try:
+            data = sock.recv(_RECV)
+        except OSError:
+            data = b""
+        session.receive_data(data)
+        while (event := session.next_event()) is not NEED_DATA:
+            if isinstance(event, PingReceived):
+                hub.send(client, session.data_to_send())
+            elif isinstance(event, ClientClosed | ProtocolViolation):
+                # The session queued our reply / our Close; the hub sends it in order and
+                # half-closes once it is out.
+                hub.close_client(client, 1000, "")
+            elif isinstance(event, ConnectionLost):
+                return

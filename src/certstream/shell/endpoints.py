@@ -1,0 +1,157 @@
+"""The one-shot HTTP endpoints: health, metrics, examples, the REST API, the HTML hint page.
+
+Each handler takes the worker's ``ServerContext`` and the routed request and returns
+``(status, body, content type)``.  Shapes follow certstream-server-rust where it defines
+them (``/health/deep``, ``/api/stats``, ``/api/logs``), extended with what a deployment of
+several workers needs (connections by stream and transport).  Numbers about connections
+and traffic are this worker's; log health comes from the ingest's latest STATE on the feed,
+the same for every worker.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from certstream.core.routes import STREAM_LITE, RouteTable, split_target
+from certstream.core.session import RequestReceived, ws_page
+from certstream.shell.hub import Hub
+
+__all__ = ["Response", "ServerContext", "answer", "log_counts"]
+
+Response = tuple[int, bytes, bytes]
+
+_JSON = b"application/json"
+_TEXT = b"text/plain; charset=utf-8"
+_HTML = b"text/html; charset=utf-8"
+
+
+@dataclass(slots=True)
+class ServerContext:
+    """What a connection handler needs from its worker."""
+
+    hub: Hub
+    routes: RouteTable = field(default_factory=RouteTable)
+    started: float = field(default_factory=time.time)
+    max_header_bytes: int = 16384
+    max_message_bytes: int = 65536
+    request_timeout: float = 10.0
+    api_cache_capacity: int = 1000
+    render_metrics: Callable[[], tuple[bytes, str]] | None = None
+    #: Called with (endpoint, status) after each answered request, for the metrics.
+    on_response: Callable[[str, int], None] | None = None
+
+
+def _dumps(obj: object) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def log_counts(state: dict[str, Any] | None) -> dict[str, int]:
+    """Logs per health status in a feed STATE object."""
+    counts = {"healthy": 0, "degraded": 0, "unhealthy": 0}
+    for entry in (state or {}).get("logs", ()) or ():
+        status = entry.get("status") if isinstance(entry, dict) else None
+        if status in counts:
+            counts[status] += 1
+    return counts
+
+
+def _health_deep(ctx: ServerContext) -> Response:
+    counts = log_counts(ctx.hub.state)
+    total = sum(counts.values())
+    unhealthy = counts["unhealthy"] > total / 2
+    if unhealthy:
+        status = "unhealthy"
+    elif counts["unhealthy"] or counts["degraded"]:
+        status = "degraded"
+    else:
+        status = "healthy"
+    by_transport = ctx.hub.counts()
+    body = {
+        "status": status,
+        "logs_healthy": counts["healthy"],
+        "logs_degraded": counts["degraded"],
+        "logs_unhealthy": counts["unhealthy"],
+        "logs_total": total,
+        "active_connections": sum(sum(v.values()) for v in by_transport.values()),
+        "connections": by_transport,
+        "feed_state_received": ctx.hub.state is not None,
+        "uptime_secs": int(time.time() - ctx.started),
+    }
+    return (503 if unhealthy else 200), _dumps(body), _JSON
+
+
+def _api_stats(ctx: ServerContext) -> Response:
+    hub = ctx.hub
+    by_transport = hub.counts()
+    ws = sum(by_transport["websocket"].values())
+    sse = sum(by_transport["sse"].values())
+    body = {
+        "uptime_seconds": int(time.time() - ctx.started),
+        "connections": {"total": ws + sse, "websocket": ws, "sse": sse},
+        "throughput": {
+            "messages_sent": hub.frames_sent,
+            "certificates_processed": hub.entries,
+            "bytes_sent": hub.bytes_sent,
+        },
+        "slow_clients": {"messages_dropped": hub.drops, "closed": hub.slow_closed},
+        "memory": {"cache_entries": 0, "cache_capacity": ctx.api_cache_capacity},
+    }
+    return 200, _dumps(body), _JSON
+
+
+def _api_logs(ctx: ServerContext) -> Response:
+    state = ctx.hub.state or {}
+    logs = []
+    for entry in state.get("logs", ()) or ():
+        if not isinstance(entry, dict):
+            continue
+        logs.append({
+            "name": entry.get("name"),
+            "url": entry.get("url"),
+            "operator": entry.get("operator"),
+            "kind": entry.get("kind"),
+            "status": entry.get("status"),
+            "current_index": entry.get("next_index"),
+            "tree_size": entry.get("tree_size"),
+            "lag": entry.get("lag"),
+            "total_errors": entry.get("errors"),
+            "skipped": entry.get("skipped"),
+            "last_success": entry.get("last_success"),
+        })
+    counts = log_counts(state if isinstance(state, dict) else None)
+    body = {"total_logs": len(logs), **counts, "logs": logs}
+    return 200, _dumps(body), _JSON
+
+
+def _metrics(ctx: ServerContext) -> Response:
+    if ctx.render_metrics is None:
+        return 404, b'{"error":"Not Found"}', _JSON
+    text, content_type = ctx.render_metrics()
+    return 200, text, content_type.encode("latin-1")
+
+
+def answer(ctx: ServerContext, request: RequestReceived) -> Response:
+    """The response to a routed ``http`` request."""
+    route = request.route
+    name = route.name
+    if name == "health":
+        return 200, b"OK", _TEXT
+    if name == "health_deep":
+        return _health_deep(ctx)
+    if name == "metrics":
+        return _metrics(ctx)
+    if name == "example":
+        payload = ctx.hub.latest(route.stream or STREAM_LITE)
+        return 200, (payload if payload is not None else b"null"), _JSON
+    if name == "api_stats":
+        return _api_stats(ctx)
+    if name == "api_logs":
+        return _api_logs(ctx)
+    if name == "ws_page":
+        path, _query = split_target(request.target.encode("ascii", "replace"))
+        return 200, ws_page(path), _HTML
+    return 404, b'{"error":"Not Found"}', _JSON

@@ -1,0 +1,226 @@
+"""``CertstreamWorker``: a gunicorn gevent worker that serves raw sockets, not WSGI.
+
+gunicorn owns the processes, the listening sockets, signals and reloads; this class keeps
+``GeventWorker``'s post-fork patching and parent-death check and replaces the rest:
+
+``load_wsgi``
+    builds this worker's hub and connection context from the settings (there is no WSGI app).
+``handle``
+    runs ``shell.conn.serve`` for each accepted socket: h11, then WebSocket / SSE / one-shot.
+``run``
+    starts the servers, the feed subscriber, the hub's flusher and the timers (server pings,
+    optional JSON heartbeats, SSE keep-alives, metrics); heartbeats the arbiter while alive.
+    On SIGTERM (graceful stop) it stops accepting, closes every WebSocket with 1001 "server
+    shutting down", ends every SSE response, and waits for the clients to go until
+    ``graceful_timeout``.  The stock ``GeventWorker.run`` would wait for the handlers to
+    finish, which streams never do.
+
+``max_requests`` counts connections; leave it 0 for a streaming server (a worker restart
+drops every client of that worker).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import gevent
+from gevent.pool import Pool
+from gevent.server import StreamServer
+from gunicorn.sock import ssl_context
+from gunicorn.workers.ggevent import GeventWorker
+
+from certstream.config import Settings, load_settings
+from certstream.core import frames
+from certstream.core.routes import STREAM_NAMES, RouteTable
+from certstream.shell import metrics
+from certstream.shell.conn import serve
+from certstream.shell.endpoints import ServerContext
+from certstream.shell.feed import FeedSubscriber
+from certstream.shell.hub import Hub
+
+__all__ = ["CertstreamWorker", "build_context", "heartbeat_frame", "settings_for"]
+
+SHUTDOWN_CODE = 1001
+SHUTDOWN_REASON = "server shutting down"
+
+
+def settings_for(app: object) -> Settings:
+    """The settings of this deployment: those the gunicorn application carries, if any,
+    else loaded from the environment and config file as the master did."""
+    settings = getattr(app, "settings", None)
+    if isinstance(settings, Settings):
+        return settings
+    return load_settings()
+
+
+def route_table(settings: Settings) -> RouteTable:
+    p, s = settings.protocols, settings.streams
+    return RouteTable(
+        websocket=p.websocket, sse=p.sse, metrics=p.metrics, health=p.health,
+        example_json=p.example_json, api=p.api,
+        lite=s.lite, full=s.full, domains=s.domains_only,
+    )
+
+
+def build_context(settings: Settings, hub: Hub) -> ServerContext:
+    return ServerContext(
+        hub=hub,
+        routes=route_table(settings),
+        max_message_bytes=settings.websocket.max_message_bytes,
+        api_cache_capacity=settings.api.cache_capacity,
+        render_metrics=metrics.render_metrics,
+        on_response=lambda endpoint, code: metrics.SERVER_RESPONSES.labels(
+            endpoint, str(code)).inc(),
+    )
+
+
+def heartbeat_frame(now: float) -> bytes:
+    """The optional JSON heartbeat: ``{"message_type":"heartbeat","timestamp":<float>}``."""
+    return frames.ws_frame(b'{"message_type":"heartbeat","timestamp":%r}' % now)
+
+
+def _every(interval: float, action: Callable[[], None]) -> None:
+    while True:
+        gevent.sleep(interval)
+        action()
+
+
+class _MetricsSync:
+    """Copies the hub's plain counters into the Prometheus metrics once a second, so that
+    the hot path never touches a metric."""
+
+    def __init__(self, hub: Hub, feed: FeedSubscriber | None) -> None:
+        self.hub = hub
+        self.feed = feed
+        self.last: dict[str, int] = {}
+
+    def _delta(self, key: str, value: int) -> int:
+        delta = value - self.last.get(key, 0)
+        self.last[key] = value
+        return delta
+
+    def __call__(self) -> None:
+        hub = self.hub
+        for transport, by_stream in hub.counts().items():
+            for stream_name, n in by_stream.items():
+                metrics.CLIENTS.labels(stream_name, transport).set(n)
+        for stream, ring in hub.rings.items():
+            name = STREAM_NAMES[stream]
+            if d := self._delta("frames_" + name, ring.sent):
+                metrics.FRAMES_SENT.labels(name).inc(d)
+        if d := self._delta("bytes", hub.bytes_sent):
+            metrics.BYTES_SENT.inc(d)
+        if d := self._delta("drops", hub.drops):
+            metrics.SLOW_CLIENT_DROPS.inc(d)
+        if d := self._delta("slow_closed", hub.slow_closed):
+            metrics.SLOW_CLIENT_CLOSED.inc(d)
+        if self.feed is not None and (d := self._delta("replayed", self.feed.replayed)):
+            metrics.FEED_REPLAYED.inc(d)
+
+
+class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyped
+    """See the module docstring."""
+
+    alive: bool
+    nr: int
+    max_requests: int
+    hub: Hub
+    ctx: ServerContext
+    settings: Settings
+    feed: FeedSubscriber | None
+
+    def load_wsgi(self) -> None:
+        self.wsgi = None
+        self.settings = settings_for(self.app)
+        ws = self.settings.websocket
+        self.feed = None
+        self.hub = Hub(
+            self.settings.buffer_size,
+            drop_budget=ws.slow_client_drop_budget,
+            close_code=ws.slow_client_close_code,
+            on_wanted=self._on_wanted,
+        )
+        self.ctx = build_context(self.settings, self.hub)
+
+    def _on_wanted(self, mask: int) -> None:
+        if self.feed is not None:
+            self.feed.set_wanted(mask)
+
+    def handle(self, listener: Any, client: Any, addr: Any) -> None:
+        self.nr += 1
+        if self.nr >= self.max_requests:
+            if self.alive:
+                self.log.info("Autorestarting worker after current request.")
+            self.alive = False
+        serve(client, self.ctx)
+
+    def _feed_path(self) -> str:
+        return self.settings.feed_socket or os.environ.get("CERTSTREAM_FEED_SOCKET", "")
+
+    def run(self) -> None:
+        servers = self._start_servers()
+        hub, settings = self.hub, self.settings
+        hub.start()
+        path = self._feed_path()
+        if path:
+            self.feed = FeedSubscriber(path, hub.publish, hub.set_state, hub.set_example)
+            self.feed.set_wanted(hub.wanted)
+        else:
+            self.log.warning("no feed socket configured: serving without an ingest")
+        tasks = [
+            gevent.spawn(_every, settings.websocket.ping_interval_secs, hub.ping_all),
+            gevent.spawn(
+                _every, settings.sse.keepalive_secs,
+                lambda: hub.broadcast(frames.sse_comment(b"keep-alive"), ws=False),
+            ),
+            gevent.spawn(_every, 1.0, _MetricsSync(hub, self.feed)),
+        ]
+        if settings.websocket.heartbeat_secs > 0:
+            tasks.append(gevent.spawn(
+                _every, settings.websocket.heartbeat_secs,
+                lambda: hub.broadcast(heartbeat_frame(time.time()), ws=True),
+            ))
+        if self.feed is not None:
+            tasks.append(gevent.spawn(self.feed.run))
+
+        while self.alive:
+            self.notify()
+            gevent.sleep(0.5)
+
+        self._shutdown(servers, tasks)
+
+    def _start_servers(self) -> list[StreamServer]:
+        ssl_args = {"ssl_context": ssl_context(self.cfg)} if self.cfg.is_ssl else {}
+        servers = []
+        for sock in self.sockets:
+            sock.setblocking(1)
+            server = StreamServer(sock, handle=partial(self.handle, sock),
+                                  spawn=Pool(self.worker_connections), **ssl_args)
+            if self.cfg.workers > 1:
+                server.max_accept = 1  # spread connections across the workers
+            server.start()
+            servers.append(server)
+        return servers
+
+    def _shutdown(self, servers: list[StreamServer], tasks: list[gevent.Greenlet]) -> None:
+        for server in servers:
+            server.close()  # stop accepting; the connections stay
+        self.hub.close_all(SHUTDOWN_CODE, SHUTDOWN_REASON)
+        deadline = time.monotonic() + self.cfg.graceful_timeout
+        while time.monotonic() < deadline:
+            if all(server.pool.free_count() == server.pool.size for server in servers):
+                break
+            self.notify()
+            gevent.sleep(0.1)
+        else:
+            self.log.warning("Worker graceful timeout (pid:%s)", self.pid)
+        if self.feed is not None:
+            self.feed.close()
+        gevent.killall(tasks, block=False)
+        self.hub.stop()
+        for server in servers:
+            server.stop(timeout=1)
