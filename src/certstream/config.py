@@ -78,7 +78,7 @@ _FALLBACK_PROFILES = ("go", "calidog", "rust")
 Check = Callable[[Any], bool]
 
 
-def _rule(check: Check, allowed: str, *, items: bool = False) -> dict[str, Any]:
+def _rule(check: Check, allowed: str | Callable[[], str], *, items: bool = False) -> dict[str, Any]:
     # ``items``: the check applies to each element of a tuple, so the error can name the element.
     return {"check": check, "allowed": allowed, "items": items}
 
@@ -145,7 +145,11 @@ class StreamsSettings:
 
 @dataclass(frozen=True, slots=True)
 class OutputSettings:
-    profile: str = "go"  # checked against core.profiles after the build (imported late)
+    profile: str = field(
+        default="go",
+        metadata=_rule(lambda v: v in _profile_names(),
+                       lambda: "one of " + ", ".join(_profile_names())),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,14 +453,17 @@ def _check(f: dataclasses.Field[Any], value: Any, key: str) -> None:
     check = f.metadata.get("check")
     if check is None:
         return
+    allowed = f.metadata["allowed"]
+    if callable(allowed):  # computed late: e.g. the profile names, known only at run time
+        allowed = allowed()
     if f.metadata["items"]:
         items = value.items() if isinstance(value, dict) else enumerate(value)
         for k, item in items:
             if not check(item):
                 sub = f"{key}.{k}" if isinstance(value, dict) else f"{key}[{k}]"
-                raise ConfigError(sub, item, f.metadata["allowed"])
+                raise ConfigError(sub, item, allowed)
     elif not check(value):
-        raise ConfigError(key, value, f.metadata["allowed"])
+        raise ConfigError(key, value, allowed)
 
 
 def _build(cls: type[Any], raw: Any, prefix: str, unknown: list[str]) -> Any:
@@ -559,9 +566,6 @@ def _cross_checks(s: Settings) -> None:
                           f"({s.ct_log.retry_initial_delay_ms})")
     if s.auth.enabled and not s.auth.tokens:
         raise ConfigError("auth.tokens", [], "at least one token when auth.enabled is true")
-    profiles = _profile_names()
-    if s.output.profile not in profiles:
-        raise ConfigError("output.profile", s.output.profile, "one of " + ", ".join(profiles))
 
 
 def _profile_names() -> tuple[str, ...]:
