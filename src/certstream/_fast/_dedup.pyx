@@ -32,7 +32,7 @@ cdef class DedupRing:
     cdef double _ttl
     cdef Py_ssize_t _hits, _misses, _evictions
 
-    def __cinit__(self, capacity, ttl_secs):
+    def __cinit__(self, *args, **kwargs):
         self._slots = NULL
         self._keys = NULL
         self._times = NULL
@@ -101,6 +101,9 @@ cdef class DedupRing:
 
     def add(self, key, double now):
         """Record a sighting of ``key`` at time ``now``; True if it should be emitted."""
+        if self._slots == NULL:
+            # Only reachable through __new__ without __init__; never touch NULL arrays.
+            raise LocalProtocolError("DedupRing was not initialised")
         if not PyBytes_CheckExact(key):
             key = bytes(key)
         if PyBytes_GET_SIZE(key) < 8:
