@@ -145,9 +145,7 @@ def load_set(set_name: str) -> list[InputLog]:
                 raise errors[0]
         else:
             tiles = base / log["tiles"]
-            issuers = {
-                bytes.fromhex(p.name): p.read_bytes() for p in (tiles / "issuer").iterdir()
-            }
+            issuers = {bytes.fromhex(p.name): p.read_bytes() for p in (tiles / "issuer").iterdir()}
             count = int(log["count"])
             width = "" if count == 256 else f".p/{count}"
             data = (tiles / "tile" / "data" / f"000{width}").read_bytes()
@@ -232,9 +230,7 @@ def _frame_key(text: str) -> tuple[str, int]:
 #: Go's name rule as Go has it: ST from streetAddress, email_address never filled.
 GO_BUG_ST = dataclasses.replace(
     profiles.GO_NAMES,
-    oids=tuple(
-        (k, profiles.OID_STREET if k == "ST" else oid) for k, oid in profiles.GO_NAMES.oids
-    ),
+    oids=tuple((k, profiles.OID_STREET if k == "ST" else oid) for k, oid in profiles.GO_NAMES.oids),
 )
 GO_BUG_EMAIL = dataclasses.replace(
     profiles.GO_NAMES,
@@ -364,9 +360,7 @@ def _diff_path(a: object, b: object, path: str) -> str:
     return ""
 
 
-def _classify(
-    ours_set: _Ours, key: tuple[str, int], stream: str, golden: str
-) -> FrameResult:
+def _classify(ours_set: _Ours, key: tuple[str, int], stream: str, golden: str) -> FrameResult:
     ours = _with_seen_of(ours_set.frames[key][stream], golden)
     if ours == golden:
         return FrameResult(key[0], key[1], "match")
@@ -414,9 +408,7 @@ def compare_set(peer: str, set_name: str) -> list[StreamResult]:
             else:
                 result.frames.append(FrameResult(key[0], key[1], "extra", only_ours=True))
                 continue
-            result.frames.append(
-                FrameResult(key[0], key[1], "deviation", labels, only_ours=True)
-            )
+            result.frames.append(FrameResult(key[0], key[1], "deviation", labels, only_ours=True))
         results.append(result)
     return results
 

@@ -49,7 +49,9 @@ _encode_basestring: Callable[[str], str] = json.encoder.encode_basestring
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _GO_EXTRA = re.compile("[\u2028\u2029\ud800-\udfff]")
 _GO_HTML_EXTRA = re.compile("[<>&\u2028\u2029\ud800-\udfff]")
-_JASON_UNICODE_ESCAPE = re.compile(r"\\u00([0-9a-f]{2})")
+# An escaped backslash is matched as a pair first, so "\\\\u00ab" (a literal backslash before
+# "u00ab") is left alone; only real \u00xx escapes are upper-cased.
+_JASON_UNICODE_ESCAPE = re.compile(r"\\\\|\\u00[0-9a-f]{2}")
 
 
 def _go_sub(match: re.Match[str]) -> str:
@@ -86,7 +88,8 @@ def go_string_html(text: str) -> str:
 
 
 def _jason_upper(match: re.Match[str]) -> str:
-    return "\\u00" + match.group(1).upper()
+    text = match.group()
+    return text if text == "\\\\" else "\\u00" + text[4:].upper()
 
 
 def jason_string(text: str) -> str:

@@ -1,0 +1,370 @@
+"""The JSON text writers and the message builder (core/jsontext.py, core/messages.py).
+
+The byte-exact comparison with the peers' frames is in conformance/test_conformance.py;
+these tests pin the writer rules one by one and the builder's contract: only the requested
+streams are built, lite is full minus chain and as_der, chain objects are cached by hash,
+bad certificates raise DecodeError or are counted, never anything else.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from certstream.core import jsontext, messages
+from certstream.core.leaves import decode_get_entries
+from certstream.core.messages import (
+    STREAM_ALL,
+    STREAM_DOMAINS,
+    STREAM_FULL,
+    STREAM_LITE,
+    MessageBuilder,
+)
+from certstream.core.model import CertInfo, LogEntry, LogSource, NameAttr
+from certstream.core.profiles import PROFILES, UnknownProfileError
+from certstream.errors import DecodeError, LocalProtocolError
+
+ROOT = Path(__file__).resolve().parent.parent
+SYNTH11 = ROOT / "conformance" / "data" / "inputs" / "synth11" / "rfc6962.get-entries.json"
+SOURCE = LogSource(name="Test <log> & co", url="ct.example.test/log/")
+
+# --- string writers ------------------------------------------------------------------------
+
+STRING_WRITERS = [
+    jsontext.go_string,
+    jsontext.go_string_html,
+    jsontext.jason_string,
+    jsontext.serde_string,
+]
+
+
+@pytest.mark.parametrize("write", STRING_WRITERS)
+def test_short_escapes_and_quotes(write: jsontext.StringWriter) -> None:
+    assert write('a"b\\c') == '"a\\"b\\\\c"'
+    assert write("\b\f\n\r\t") == '"\\b\\f\\n\\r\\t"'
+
+
+def test_other_control_chars_go_and_serde_lowercase_hex() -> None:
+    assert jsontext.go_string("\x00\x1f\x7f") == '"\\u0000\\u001f\x7f"'
+    assert jsontext.serde_string("\x1b") == '"\\u001b"'
+
+
+def test_other_control_chars_jason_uppercase_hex() -> None:
+    assert jsontext.jason_string("\x1f\x1b\x0b") == '"\\u001F\\u001B\\u000B"'
+    # A literal backslash followed by "u00" is not an escape and must not be upper-cased.
+    assert jsontext.jason_string("\\u00ab") == '"\\\\u00ab"'
+
+
+@pytest.mark.parametrize("write", STRING_WRITERS)
+def test_non_ascii_is_raw_utf8(write: jsontext.StringWriter) -> None:
+    assert write("Münch€n 東京 😀") == '"Münch€n 東京 😀"'
+
+
+def test_go_escapes_line_separators_others_do_not() -> None:
+    assert jsontext.go_string("a\u2028b\u2029") == '"a\\u2028b\\u2029"'
+    assert jsontext.serde_string("a\u2028") == '"a\u2028"'
+    assert jsontext.jason_string("a\u2028") == '"a\u2028"'
+
+
+def test_html_escaping_only_in_go_domains_writer() -> None:
+    assert jsontext.go_string_html("<a>&b") == '"\\u003ca\\u003e\\u0026b"'
+    assert jsontext.go_string("<a>&b") == '"<a>&b"'
+    assert jsontext.jason_string("<a>&b") == '"<a>&b"'
+
+
+def test_invalid_utf8_in_names_becomes_replacement() -> None:
+    # The DER parser decodes undecodable bytes to lone surrogates or U+FFFD; neither may
+    # reach the wire as invalid UTF-8.
+    bad = "ab\udcffc"
+    assert jsontext.go_string(bad) == '"ab\\ufffdc"'
+    assert jsontext.serde_string(bad) == '"ab\ufffdc"'
+    assert jsontext.jason_string(bad) == '"ab\ufffdc"'
+    for write in STRING_WRITERS:
+        write(bad).encode("utf-8")  # must not raise
+
+
+@given(st.text())
+def test_every_writer_round_trips_through_a_json_parser(text: str) -> None:
+    clean = "".join(ch for ch in text if not "\ud800" <= ch <= "\udfff")
+    for write in STRING_WRITERS:
+        out = write(clean)
+        assert json.loads(out) == clean
+        assert not any(ord(ch) < 0x20 for ch in out)
+
+
+def test_string_array() -> None:
+    assert jsontext.string_array([], jsontext.go_string) == "[]"
+    assert jsontext.string_array(["a", "<b>"], jsontext.go_string_html) == '["a","\\u003cb\\u003e"]'
+
+
+# --- float writers -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (1700000000.0, "1700000000"),
+        (1795612264.778, "1795612264.778"),
+        (1700000005.13, "1700000005.13"),
+        (0.1, "0.1"),
+        (-2.5, "-2.5"),
+        (0.0, "0"),
+        (1e20, "100000000000000000000"),
+        (1e21, "1e+21"),
+        (1.5e300, "1.5e+300"),
+        (0.000001, "0.000001"),
+        (1e-7, "1e-7"),
+        (1.25e-10, "1.25e-10"),
+    ],
+)
+def test_go_float(value: float, text: str) -> None:
+    assert jsontext.go_float(value) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (1700000000.0, "1700000000.0"),
+        (1779302893.443, "1779302893.443"),
+        (0.0, "0.0"),
+        (1e15, "1000000000000000.0"),
+        (1e16, "1e16"),
+        (1.5e-7, "1.5e-7"),
+        (0.0001, "0.0001"),
+        (0.00001, "0.00001"),
+        (0.000001, "1e-6"),
+    ],
+)
+def test_ryu_float(value: float, text: str) -> None:
+    assert jsontext.ryu_float(value) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (1700000000.123456, "1700000000.123456"),
+        (1700000000.0, "1.7e9"),
+        (100.0, "100.0"),
+        (1000.0, "1.0e3"),
+        (0.5, "0.5"),
+        (0.001, "0.001"),
+        (0.0001, "0.0001"),
+        (0.00001, "1.0e-5"),
+        (123456.0, "123456.0"),
+    ],
+)
+def test_jason_float(value: float, text: str) -> None:
+    assert jsontext.jason_float(value) == text
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_floats_round_trip_and_are_shortest(value: float) -> None:
+    for write in (jsontext.go_float, jsontext.ryu_float, jsontext.jason_float):
+        out = write(value)
+        assert float(out) == value or (value == 0 and float(out) == 0)
+        assert " " not in out
+    go = jsontext.go_float(value)
+    if float(value).is_integer() and 1 <= abs(value) < 1e21:
+        assert "." not in go and "e" not in go
+
+
+def test_non_finite_floats_do_not_crash() -> None:
+    for write in (jsontext.go_float, jsontext.ryu_float, jsontext.jason_float):
+        assert isinstance(write(math.inf), str)
+        assert isinstance(write(math.nan), str)
+
+
+# --- the builder ---------------------------------------------------------------------------
+
+
+def synth_entries() -> list[LogEntry]:
+    entries, errors = decode_get_entries(SYNTH11.read_bytes(), 0)
+    assert not errors
+    return entries
+
+
+def test_unknown_profile_is_a_local_error() -> None:
+    with pytest.raises(LocalProtocolError):
+        MessageBuilder("certstream-js")
+    with pytest.raises(ValueError, match="allowed are calidog, go, rust"):
+        MessageBuilder("nope")
+    assert issubclass(UnknownProfileError, LocalProtocolError)
+    assert sorted(PROFILES) == ["calidog", "go", "rust"]
+
+
+def test_only_requested_streams_are_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    builder = MessageBuilder("go")
+    entry = synth_entries()[5]
+
+    def boom(*_args: object) -> object:
+        raise AssertionError("the leaf object was formatted for a domains-only request")
+
+    monkeypatch.setattr(builder, "_cert_parts", boom)
+    monkeypatch.setattr(builder, "_chain_text", boom)
+    out = builder.build(entry, SOURCE, 1.0, STREAM_DOMAINS)
+    assert out.lite is None
+    assert out.full is None
+    assert json.loads(out.domains or b"")["message_type"] == "dns_entries"
+
+    fresh = MessageBuilder("go")
+    monkeypatch.setattr(fresh, "_chain_text", boom)
+    lite_only = fresh.build(entry, SOURCE, 1.0, STREAM_LITE)
+    assert lite_only.lite is not None
+    assert lite_only.full is None
+    assert lite_only.domains is None
+    assert MessageBuilder("go").build(entry, SOURCE, 1.0, 0) == messages.Payloads(None, None, None)
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_lite_is_full_without_chain_and_as_der(profile: str) -> None:
+    builder = MessageBuilder(profile)
+    for entry in synth_entries():
+        out = builder.build(entry, SOURCE, 1712345678.25, STREAM_ALL)
+        assert out.lite is not None
+        assert out.full is not None
+        assert out.domains is not None
+        full = json.loads(out.full)
+        lite = json.loads(out.lite)
+        assert full["data"]["leaf_cert"].pop("as_der") == base64.b64encode(entry.cert_der).decode()
+        full["data"].pop("chain", None)
+        assert full == lite
+        assert json.loads(out.domains)["data"] == lite["data"]["leaf_cert"]["all_domains"]
+
+
+@pytest.mark.parametrize(("profile", "newline"), [("go", b"\n"), ("calidog", b""), ("rust", b"")])
+def test_terminators(profile: str, newline: bytes) -> None:
+    out = MessageBuilder(profile).build(synth_entries()[0], SOURCE, 1.0, STREAM_ALL)
+    assert out.lite is not None
+    assert out.full is not None
+    assert out.domains is not None
+    assert out.lite.endswith(b"}" + newline)
+    assert out.full.endswith(b"}" + newline)
+    assert out.domains.endswith(b"}")
+
+
+def test_go_source_url_cert_link_and_seen() -> None:
+    out = MessageBuilder("go").build(synth_entries()[3], SOURCE, 1795612264.7789, STREAM_LITE)
+    data = json.loads(out.lite or b"")["data"]
+    assert data["source"] == {
+        "name": "Test <log> & co",
+        "url": "https://ct.example.test/log",
+        "timestamp": synth_entries()[3].timestamp / 1000,
+        "type": "rfc6962",
+    }
+    assert data["cert_link"] == "https://ct.example.test/log/ct/v1/get-entries?start=3&end=3"
+    assert b'"seen":1795612264.778,' in (out.lite or b"")  # Go truncates to milliseconds
+    assert b'"name":"Test <log> & co"' in (out.lite or b"")  # no HTML escaping there
+
+
+def test_static_log_links() -> None:
+    static = LogSource(name="t", url="https://tiles.example.test/mon", kind="static")
+    entry = dataclasses.replace(synth_entries()[0], index=70000)
+    go = json.loads(MessageBuilder("go").build(entry, static, 1.0, STREAM_LITE).lite or b"")
+    assert go["data"]["cert_link"] == ""
+    assert go["data"]["source"]["type"] == "tiled"
+    rust = json.loads(MessageBuilder("rust").build(entry, static, 1.0, STREAM_LITE).lite or b"")
+    assert rust["data"]["cert_link"] == "https://tiles.example.test/mon/tile/data/273"
+
+
+def test_go_domains_frame_escapes_html(monkeypatch: pytest.MonkeyPatch) -> None:
+    info = CertInfo(der=b"x", san=((2, "a<b>&c.test"),), subject=(NameAttr("2.5.4.3", "<cn>"),))
+    monkeypatch.setattr(messages, "parse_certificate", lambda _der: info)
+    entry = synth_entries()[0]
+    out = MessageBuilder("go").build(entry, SOURCE, 1.0, STREAM_ALL)
+    assert out.domains == (
+        b'{"data":["a\\u003cb\\u003e\\u0026c.test","\\u003ccn\\u003e"],'
+        b'"message_type":"dns_entries"}'
+    )
+    assert b'"all_domains":["a<b>&c.test","<cn>"]' in (out.lite or b"")
+
+
+def test_invalid_utf8_name_gives_valid_utf8_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    info = CertInfo(der=b"x", subject=(NameAttr("2.5.4.10", "Org\udcff"),))
+    monkeypatch.setattr(messages, "parse_certificate", lambda _der: info)
+    for profile in PROFILES:
+        out = MessageBuilder(profile).build(synth_entries()[0], SOURCE, 1.0, STREAM_ALL)
+        for payload in (out.lite, out.full, out.domains):
+            assert payload is not None
+            obj = json.loads(payload.decode("utf-8"))
+            assert obj["message_type"]
+        assert "Org\ufffd" in (out.lite or b"").decode("utf-8").replace("\\ufffd", "\ufffd")
+
+
+def test_chain_objects_are_cached_by_hash() -> None:
+    entries = [e for e in synth_entries() if e.chain]
+    builder = MessageBuilder("go")
+    first = [builder.build(e, SOURCE, 1.0, STREAM_FULL).full for e in entries]
+    misses = builder.chain_cache_misses
+    assert misses == len({der for e in entries for der in e.chain})
+    again = [builder.build(e, SOURCE, 1.0, STREAM_FULL).full for e in entries]
+    assert again == first
+    assert builder.chain_cache_misses == misses
+    assert builder.chain_cache_hits >= sum(len(e.chain) for e in entries)
+
+
+def test_chain_cache_is_bounded() -> None:
+    entries = [e for e in synth_entries() if e.chain]
+    small = MessageBuilder("calidog", chain_cache_size=1)
+    big = MessageBuilder("calidog")
+    for e in entries * 2:
+        assert small.build(e, SOURCE, 1.0, STREAM_FULL) == big.build(e, SOURCE, 1.0, STREAM_FULL)
+        assert small.chain_cache_size <= 1
+
+
+def test_unparseable_leaf_raises_decode_error_and_is_counted() -> None:
+    entry = dataclasses.replace(synth_entries()[0], cert_der=b"\x30\x03\x02\x01")
+    for profile in PROFILES:
+        builder = MessageBuilder(profile)
+        with pytest.raises(DecodeError) as err:
+            builder.build(entry, SOURCE, 1.0, STREAM_ALL)
+        assert err.value.index == entry.index
+        assert builder.decode_error_count == 1
+
+
+def test_parser_crash_becomes_decode_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def crash(_der: bytes) -> CertInfo:
+        raise IndexError("parser bug")
+
+    monkeypatch.setattr(messages, "parse_certificate", crash)
+    with pytest.raises(DecodeError, match="parser bug"):
+        MessageBuilder("rust").build(synth_entries()[0], SOURCE, 1.0, STREAM_DOMAINS)
+
+
+def test_unparseable_chain_cert_is_sent_and_counted() -> None:
+    entry = dataclasses.replace(synth_entries()[5], chain=(b"garbage",))
+    for profile in PROFILES:
+        builder = MessageBuilder(profile)
+        out = builder.build(entry, SOURCE, 1.0, STREAM_ALL)
+        chain = json.loads(out.full or b"")["data"]["chain"]
+        assert len(chain) == 1
+        assert chain[0]["fingerprint"] == hashlib.sha1(b"garbage").digest().hex(":").upper()
+        assert builder.problem_count >= 1
+
+
+def test_go_precert_fields_from_tbs_hashes_from_precert() -> None:
+    precert = next(e for e in synth_entries() if e.is_precert)
+    out = json.loads(MessageBuilder("go").build(precert, SOURCE, 1.0, STREAM_FULL).full or b"")
+    leaf = out["data"]["leaf_cert"]
+    assert out["data"]["update_type"] == "PrecertLogEntry"
+    assert leaf["extensions"]["ctlPoisonByte"] is True
+    assert leaf["as_der"] == base64.b64encode(precert.cert_der).decode()
+    assert leaf["sha256"] == hashlib.sha256(precert.cert_der).digest().hex(":").upper()
+
+
+def test_seen_scale_per_profile() -> None:
+    entry = synth_entries()[0]
+    seen = 1700000000.1234567
+    texts = {
+        p: MessageBuilder(p).build(entry, SOURCE, seen, STREAM_LITE).lite or b"" for p in PROFILES
+    }
+    assert b'"seen":1700000000.123,' in texts["go"]
+    assert b'"seen":1700000000.123456,' in texts["calidog"]
+    assert b'"seen":1700000000.123,' in texts["rust"]
