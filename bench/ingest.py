@@ -160,7 +160,8 @@ def child(n: int, profile: bool) -> dict[str, Any]:
         st = pstats.Stats(prof, stream=buf)
         st.sort_stats("tottime").print_stats(18)
         st.sort_stats("cumulative").print_stats(14)
-        out["profile"] = buf.getvalue()
+        # Paths relative to the checkout: the listing is meant to be quoted.
+        out["profile"] = buf.getvalue().replace(str(REPO) + "/", "")
     return out
 
 
