@@ -302,6 +302,7 @@ def test_worker_that_never_reads_does_not_block_the_others(sock_path: str) -> No
         wait_for(lambda: len(good.entries) == n)
         assert all(e[2] == blob for e in good.entries)
         assert pub.dropped > 0  # all of them for the stuck worker: the good one got every entry
+        assert pub.connected() == 2
         peers = pub._peers
         assert all(p.pending_bytes <= limit for p in peers)
     finally:

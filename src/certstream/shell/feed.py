@@ -49,7 +49,7 @@ import gevent.lock
 from gevent import socket
 
 from certstream.errors import RemoteProtocolError
-from certstream.shell.metrics import FEED_DROPPED, FEED_REPLAYED
+from certstream.shell.metrics import FEED_DROPPED
 
 __all__ = [
     "DOMAINS",
@@ -260,6 +260,10 @@ class FeedPublisher:
         self._listener = listener
         self._greenlets.append(gevent.spawn(self._accept_loop, listener))
 
+    def connected(self) -> int:
+        """Workers connected right now."""
+        return len(self._peers)
+
     def wanted(self) -> int:
         mask = 0
         for peer in self._peers:
@@ -465,8 +469,7 @@ class FeedSubscriber:
         if kind == KIND_ENTRY:
             last = self._last_index.get(value.key, -1)
             if value.index <= last:
-                self.replayed += 1
-                FEED_REPLAYED.inc()
+                self.replayed += 1  # the worker exports it as certstream_feed_replayed_total
                 return
             self._last_index[value.key] = value.index
             self.on_entry(value.mask, value.lite, value.full, value.domains)
