@@ -116,7 +116,7 @@ def check_frame(profile: str, payload: bytes | None, *, domains: bool = False) -
     assert isinstance(data["source"]["url"], str)
     assert data["update_type"] in ("X509LogEntry", "PrecertLogEntry")
     leaf = data["leaf_cert"]
-    assert LEAF_KEYS <= leaf.keys()
+    assert leaf.keys() >= LEAF_KEYS
     assert isinstance(leaf["all_domains"], list)
     assert all(isinstance(d, str) for d in leaf["all_domains"])
     assert isinstance(leaf["extensions"], dict)
