@@ -53,7 +53,7 @@ def _list_time(path: Path) -> float:
 
 
 def _state(log: dict[str, Any]) -> str:
-    return next(iter(log.get("state", {"": None})))
+    return str(next(iter(log.get("state", {"": None}))))
 
 
 def _current(log: dict[str, Any], now: float) -> bool:
@@ -227,8 +227,10 @@ def test_stale_shards_are_skipped() -> None:
             assert log.temporal_end < now + 3 * 365 * DAY - 400 * DAY
     # A shard that ended 399 days ago is still followed; 401 days ago, not.
     shard = next(log for log in current if log.temporal_end is not None)
-    assert shard in select_logs([shard], None, ALLOWED, shard.temporal_end + 399 * DAY)
-    assert shard not in select_logs([shard], None, ALLOWED, shard.temporal_end + 401 * DAY)
+    assert shard.temporal_end is not None
+    end = shard.temporal_end
+    assert shard in select_logs([shard], None, ALLOWED, end + 399 * DAY)
+    assert shard not in select_logs([shard], None, ALLOWED, end + 401 * DAY)
 
 
 def test_apple_only_for_operators_missing_from_google() -> None:

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ NAVIGLI_ROOTS = {
 }
 ORIGIN = "replay.test/navigli2025h2"
 
+_decode_entry: Callable[[int, bytes, bytes], Any] | None
 try:  # written by another part of the project; fall back to a minimal parse until it exists
     from certstream.core.leaves import decode_entry as _decode_entry
 except ImportError:  # pragma: no cover - depends on build order
