@@ -108,7 +108,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Report], None]]]
     steps = (
         [int(x) for x in args.steps.split(",")]
         if args.steps
-        else ([20, 40] if q else [500, 1000, 1500, 2000, 3000, 4000])
+        else ([20, 40] if q else [500, 1000, 1250, 1500, 2000, 2500, 3000, 4000])
     )
     out: list[tuple[str, Callable[[Report], None]]] = []
     for s in wanted:
