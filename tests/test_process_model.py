@@ -6,6 +6,7 @@ the command-line checks (--validate-config, a bad config) and the cross-process 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -175,6 +176,7 @@ class Deployment:
         return [p for p in kids if is_ingest(p)], [p for p in kids if not is_ingest(p)]
 
 
+@contextlib.contextmanager
 def start(argv: list[str], tmp_path: Path, workers: int, port: int,
           **env: str) -> Iterator[Deployment]:
     log = (tmp_path / "server.log").open("wb")
@@ -237,7 +239,7 @@ def test_certstream_command_runs_one_ingest_and_stops_cleanly(tmp_path: Path,
         f"host: 127.0.0.1\nport: {port}\nct_log:\n  log_list_urls: []\n"
         f"  state_file: {tmp_path / 'state.json'}\n")
     argv = [str(BIN / "certstream"), "--config", "c.yaml"]
-    for dep in start(argv, tmp_path, 1, port):
+    with start(argv, tmp_path, 1, port) as dep:
         check_one_ingest_and_clean_stop(dep, 1)
 
 
@@ -246,10 +248,10 @@ def test_gunicorn_conf_runs_one_ingest_with_two_workers(tmp_path: Path,
                                                         server_deps: None) -> None:
     port = free_port()
     argv = [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py")]
-    for dep in start(argv, tmp_path, 2, port, CERTSTREAM_HOST="127.0.0.1",
-                     CERTSTREAM_PORT=str(port), CERTSTREAM_WORKERS="2",
-                     CERTSTREAM_CT_LOG_LOG_LIST_URLS="",
-                     CERTSTREAM_CT_LOG_STATE_FILE=str(tmp_path / "state.json")):
+    with start(argv, tmp_path, 2, port, CERTSTREAM_HOST="127.0.0.1",
+               CERTSTREAM_PORT=str(port), CERTSTREAM_WORKERS="2",
+               CERTSTREAM_CT_LOG_LOG_LIST_URLS="",
+               CERTSTREAM_CT_LOG_STATE_FILE=str(tmp_path / "state.json")) as dep:
         check_one_ingest_and_clean_stop(dep, 2)
 
 
@@ -258,11 +260,27 @@ def test_ingest_and_workers_exit_when_the_master_is_killed(tmp_path: Path,
                                                           server_deps: None) -> None:
     port = free_port()
     argv = [str(BIN / "certstream"), "--port", str(port), "--host", "127.0.0.1"]
-    for dep in start(argv, tmp_path, 1, port, CERTSTREAM_CT_LOG_LOG_LIST_URLS="",
-                     CERTSTREAM_CT_LOG_STATE_FILE=str(tmp_path / "state.json")):
+    with start(argv, tmp_path, 1, port, CERTSTREAM_CT_LOG_LOG_LIST_URLS="",
+               CERTSTREAM_CT_LOG_STATE_FILE=str(tmp_path / "state.json")) as dep:
         ingests, workers = dep.tree()
         pids = [p.pid for p in ingests + workers]
         dep.master.kill()
         dep.master.wait()
-        wait_for(lambda pids=pids: not any(alive(p) for p in pids), 30,
+        wait_for(lambda: not any(alive(p) for p in pids), 30,
                  "the orphaned ingest and worker to notice and exit")
+
+
+@pytest.mark.slow
+def test_master_restarts_an_ingest_that_died(tmp_path: Path, server_deps: None) -> None:
+    port = free_port()
+    argv = [str(BIN / "certstream"), "--port", str(port), "--host", "127.0.0.1"]
+    with start(argv, tmp_path, 1, port, CERTSTREAM_CT_LOG_LOG_LIST_URLS="",
+               CERTSTREAM_CT_LOG_STATE_FILE=str(tmp_path / "state.json")) as dep:
+        (first,) = dep.tree()[0]
+        os.kill(first.pid, signal.SIGKILL)
+
+        def replaced() -> bool:
+            ingests = dep.tree()[0]
+            return len(ingests) == 1 and ingests[0].pid != first.pid
+        wait_for(replaced, 30, "a new ingest")
+        check_one_ingest_and_clean_stop(dep, 1)

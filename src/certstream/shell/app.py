@@ -21,8 +21,9 @@ the master before any child exists (workers fork from it, the ingest inherits it
     which is why it is set while the configuration is read, not in a later hook.
 
 The master runs nothing long-lived of its own (gunicorn's advice): the ingest supervises its
-log followers itself and exits when the master is gone.  The hooks are module-level functions
-so that ``gunicorn.conf.py`` can name the same ones.
+log followers itself and exits when the master is gone; the master only notices, once a
+second in its own loop, when the ingest process has died, and starts a new one.  The hooks
+are module-level functions so that ``gunicorn.conf.py`` can name the same ones.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,8 @@ MASTER_PID_ENV = "CERTSTREAM_MASTER_PID"
 PROM_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Seconds a worker gets to close its clients (1001) and the ingest to flush its state.
 GRACEFUL_TIMEOUT = 10
+#: An ingest that died is restarted, but not sooner than this after its last start.
+INGEST_RESTART_SECS = 5.0
 
 _KNOWN_GUNICORN_SETTINGS = frozenset(Config().settings)
 _LEVELS = {"trace": "debug", "warn": "warning"}  # certstream-server-rust names -> gunicorn's
@@ -79,6 +83,7 @@ class _Master:
     settings: Settings | None = None
     own_dirs: list[str] = []
     ingest: subprocess.Popen[bytes] | None = None
+    ingest_started = 0.0
 
 
 def prepare_master(settings: Settings | None = None) -> Settings:
@@ -176,15 +181,46 @@ def on_starting(server: Any) -> None:
 
 
 def when_ready(server: Any) -> None:
-    """Start the one ingest process, now that the listeners are bound."""
+    """Start the one ingest process, now that the listeners are bound, and keep it running."""
     prepare_master()
-    if _Master.ingest is not None and _Master.ingest.poll() is None:
-        return  # a reload re-runs hooks; there must still be exactly one ingest
+    if _Master.ingest is None or _Master.ingest.poll() is not None:
+        _start_ingest(server)
+    _supervise(server)
+
+
+def _start_ingest(server: Any) -> None:
     # A fresh interpreter: it inherits neither our listeners (close_fds) nor patched modules.
     _Master.ingest = subprocess.Popen(
         [sys.executable, "-m", INGEST_MODULE], env=dict(os.environ), close_fds=True
     )
+    _Master.ingest_started = time.monotonic()
     server.log.info("certstream: ingest started (pid %d)", _Master.ingest.pid)
+
+
+def _supervise(server: Any) -> None:
+    """Restart the ingest if it dies (a crash must not leave the workers without a feed).
+
+    gunicorn has no periodic hook and reaps unknown children quietly, so the check rides on
+    the arbiter's own once-a-second ``manage_workers`` call: a ``poll()``, nothing long-lived.
+    """
+    if getattr(server, "_certstream_supervised", False):
+        return
+    manage = server.manage_workers
+
+    def manage_workers() -> None:
+        manage()
+        proc = _Master.ingest
+        # poll() is also right when the arbiter reaped the ingest first (ECHILD reads as 0).
+        if proc is None or proc.poll() is None:
+            return
+        if time.monotonic() - _Master.ingest_started < INGEST_RESTART_SECS:
+            return  # a crash loop must not become a fork storm
+        server.log.warning("certstream: ingest (pid %d) exited with %s; restarting it",
+                           proc.pid, proc.returncode)
+        _start_ingest(server)
+
+    server.manage_workers = manage_workers
+    server._certstream_supervised = True
 
 
 def child_exit(server: Any, worker: Any) -> None:
