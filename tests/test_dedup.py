@@ -159,3 +159,20 @@ def test_many_distinct_keys_in_flat_memory(dedup_mod: ModuleType) -> None:
     # ru_maxrss is KiB on Linux; the ring itself is ~0.5 MB, so growth means a leak.
     if sys.platform.startswith("linux"):
         assert rss_after - rss_before < 50_000
+
+
+@pytest.mark.slow
+def test_ten_million_distinct_keys_compiled() -> None:
+    # The brief's scale for the compiled ring; run in `make test`, skipped with -m "not slow".
+    mod = pytest.importorskip("certstream._fast._dedup")
+    ring = mod.DedupRing(1_000_000, 900.0)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    add = ring.add
+    for i in range(10_000_000):
+        add(i.to_bytes(8, "big"), i * 1e-6)
+    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert ring.misses == 10_000_000
+    assert ring.evictions == 9_000_000
+    assert len(ring) == 1_000_000
+    if sys.platform.startswith("linux"):
+        assert rss_after - rss_before < 100_000  # KiB: the ring was allocated up front

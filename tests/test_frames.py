@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 from types import ModuleType
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
+from certstream._fast import NO_EXTENSIONS
 from certstream.core import frames
 from certstream.errors import LocalProtocolError
 
@@ -145,3 +150,28 @@ def test_sse_comment(frames_mod: ModuleType) -> None:
 def test_facade_exports_the_same_functions() -> None:
     assert frames.ws_frame(b"hi") == b"\x81\x02hi"
     assert frames.sse_event(b"x\n", 1) == b"id: 1\ndata: x\n\n"
+
+
+def _frame_twins() -> list[ModuleType]:
+    mods = [importlib.import_module("certstream._fast._frames_py")]
+    if not NO_EXTENSIONS:
+        with contextlib.suppress(ImportError):  # test_fast_loaded reports a missing build
+            mods.append(importlib.import_module("certstream._fast._frames"))
+    return mods
+
+
+FRAME_TWINS = _frame_twins()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.text(max_size=300).map(str.encode), max_size=8),
+    st.integers(0, 1 << 40) | st.none(),
+)
+def test_twins_agree_and_frames_parse_back(payloads: list[bytes], event_id: int | None) -> None:
+    joined = {m.join_ws_frames(payloads) for m in FRAME_TWINS}
+    assert len(joined) == 1
+    assert [p for _, p, _ in _parse(joined.pop())] == payloads
+    for p in payloads:
+        assert len({m.ws_frame(p, 2) for m in FRAME_TWINS}) == 1
+        assert len({m.sse_event(p, event_id) for m in FRAME_TWINS}) == 1
