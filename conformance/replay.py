@@ -52,6 +52,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from certstream.core.checkpoint import sign_checkpoint
 from certstream.core.sth import sign_sth
 from conformance.synth import (
+    MerkleFrontier,
     TestSigner,
     make_test_signer,
     merkle_root,
@@ -126,6 +127,15 @@ class _Log:
         self.served: list[tuple[str, str]] = []
         self.open = threading.Event()
         self.open.set()
+        self._frontier = MerkleFrontier()
+
+    def root_at(self, hashes: Sequence[bytes], size: int) -> bytes:
+        """Merkle root of the first ``size`` hashes; sizes only grow, so extend a frontier."""
+        if size < self._frontier.size:
+            return merkle_root(hashes[:size])
+        while self._frontier.size < size:
+            self._frontier.append(hashes[self._frontier.size])
+        return self._frontier.root()
 
     def take_fault(self, kinds: frozenset[str], target: str) -> str | None:
         """Consume one pending fault of ``kinds`` whose match filter fits ``target``."""
@@ -198,7 +208,7 @@ class _Rfc6962Log(_Log):
             size = self.visible
             cached = self._sth.get(size)
             if cached is None:
-                root = merkle_root(self._hashes[:size])
+                root = self.root_at(self._hashes, size)
                 cached = sign_sth(self.first_index + size, _now_ms(), root, self.signer.key)
                 self._sth[size] = cached
             return cached
@@ -303,7 +313,7 @@ class _StaticLog(_Log):
             size = self.visible
             body = self._checkpoints.get(size)
             if body is None:
-                root = merkle_root(self.hashes[:size])
+                root = self.root_at(self.hashes, size)
                 body = sign_checkpoint(self.origin, size, root, self.signer.key, _now_ms())
                 self._checkpoints[size] = body
             return body

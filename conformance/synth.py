@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 __all__ = [
+    "MerkleFrontier",
     "TestSigner",
     "leaf_hash",
     "make_test_signer",
@@ -301,6 +302,35 @@ def merkle_root(hashes: Sequence[bytes]) -> bytes:
             nxt.append(level[-1])
         level = nxt
     return level[0]
+
+
+class MerkleFrontier:
+    """Incremental RFC 6962 root: the roots of the perfect subtrees of the leaves so far.
+
+    A growing replay log asks for the root of every new size; recomputing the whole tree
+    each time is O(n), the frontier makes appends amortized O(1) and a root O(log n).
+    """
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._stack: list[tuple[int, bytes]] = []  # (height, subtree root), left to right
+
+    def append(self, leaf_hash: bytes) -> None:
+        self.size += 1
+        height, node = 0, leaf_hash
+        while self._stack and self._stack[-1][0] == height:
+            _, left = self._stack.pop()
+            node = hashlib.sha256(b"\x01" + left + node).digest()
+            height += 1
+        self._stack.append((height, node))
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return hashlib.sha256(b"").digest()
+        node = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            node = hashlib.sha256(b"\x01" + left + node).digest()
+        return node
 
 
 # --- a deterministic test log key ----------------------------------------------------

@@ -22,7 +22,13 @@ from typing import Any
 
 import pytest
 from conformance.replay import ReplayServer
-from conformance.synth import make_test_signer, tile_leaves_from_entries, unique_entries
+from conformance.synth import (
+    MerkleFrontier,
+    make_test_signer,
+    merkle_root,
+    tile_leaves_from_entries,
+    unique_entries,
+)
 from cryptography import x509
 
 from certstream.core.checkpoint import parse_checkpoint, verify_checkpoint
@@ -343,6 +349,17 @@ def _mth(hashes: list[bytes]) -> bytes:
     while k * 2 < len(hashes):
         k *= 2
     return hashlib.sha256(b"\x01" + _mth(hashes[:k]) + _mth(hashes[k:])).digest()
+
+
+def test_tree_roots_match_the_rfc_definition() -> None:
+    hashes = [hashlib.sha256(b"%d" % i).digest() for i in range(300)]
+    frontier = MerkleFrontier()
+    assert frontier.root() == merkle_root([]) == hashlib.sha256(b"").digest()
+    for n in range(1, 301):
+        frontier.append(hashes[n - 1])
+        expected = _mth(hashes[:n])
+        assert frontier.root() == expected
+        assert merkle_root(hashes[:n]) == expected
 
 
 @pytest.mark.parametrize("size", [778, 1024])
