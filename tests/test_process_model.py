@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -264,10 +265,15 @@ def test_ingest_and_workers_exit_when_the_master_is_killed(tmp_path: Path,
                CERTSTREAM_CT_LOG_STATE_FILE=str(tmp_path / "state.json")) as dep:
         ingests, workers = dep.tree()
         pids = [p.pid for p in ingests + workers]
+        env = proc_env(ingests[0].pid)
         dep.master.kill()
         dep.master.wait()
         wait_for(lambda: not any(alive(p) for p in pids), 30,
                  "the orphaned ingest and worker to notice and exit")
+    # A killed master cannot remove its private directories: do it for it.
+    shutil.rmtree(env["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+    feed = json.loads(env["CERTSTREAM_RESOLVED_SETTINGS"])["feed_socket"]
+    shutil.rmtree(Path(feed).parent, ignore_errors=True)
 
 
 @pytest.mark.slow
