@@ -15,6 +15,7 @@ import gzip
 import importlib
 import json
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -123,7 +124,7 @@ def mutated_entry(draw: st.DrawFn) -> tuple[bytes, bytes]:
 
 
 def _decode_all(index: int, leaf_input: bytes, extra_data: bytes) -> tuple[str, Any]:
-    return _agree([lambda m=m: m.decode_entry(index, leaf_input, extra_data) for m in LEAF_TWINS])
+    return _agree([partial(m.decode_entry, index, leaf_input, extra_data) for m in LEAF_TWINS])
 
 
 @PROPS
@@ -163,7 +164,7 @@ def mutated_tile(draw: st.DrawFn) -> tuple[bytes, int, int]:
 @given(mutated_tile())
 def test_mutated_tiles(tile: tuple[bytes, int, int]) -> None:
     data, first, count = tile
-    kind, value = _agree([lambda m=m: m.parse_data_tile(data, first, count) for m in LEAF_TWINS])
+    kind, value = _agree([partial(m.parse_data_tile, data, first, count) for m in LEAF_TWINS])
     if kind == "ok":
         assert [leaf.index for leaf in value] == list(range(first, first + count))
 
@@ -171,7 +172,7 @@ def test_mutated_tiles(tile: tuple[bytes, int, int]) -> None:
 @PROPS
 @given(st.binary(max_size=400), st.integers(1, 256))
 def test_random_tiles(data: bytes, count: int) -> None:
-    _agree([lambda m=m: m.parse_data_tile(data, 0, count) for m in LEAF_TWINS])
+    _agree([partial(m.parse_data_tile, data, 0, count) for m in LEAF_TWINS])
 
 
 @PROPS
@@ -183,7 +184,7 @@ def test_mutated_tile_leaves_resolve_or_fail_cleanly(tile: tuple[bytes, int, int
         issuers = {p.name: p.read_bytes() for p in (NAVIGLI / "issuer").iterdir()}
         known = {bytes.fromhex(k): v for k, v in issuers.items()}
         for leaf in value:
-            _outcome(lambda leaf=leaf: leaf.to_entry(known))
+            _outcome(partial(leaf.to_entry, known))
 
 
 GET_ENTRIES = (INPUTS / "live40" / "nimbus2026.get-entries.json").read_bytes()

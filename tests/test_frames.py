@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 from types import ModuleType
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -28,7 +29,8 @@ def _parse(data: bytes) -> list[tuple[Opcode, bytes, bool]]:
     client.receive_bytes(data)
     out = []
     for f in client.received_frames():
-        payload = f.payload.encode() if isinstance(f.payload, str) else bytes(f.payload)
+        raw: Any = f.payload  # str for text, bytes for binary, (code, reason) for close
+        payload = raw.encode() if isinstance(raw, str) else bytes(raw)
         out.append((f.opcode, payload, f.frame_finished))
     return out
 
