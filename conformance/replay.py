@@ -584,6 +584,10 @@ class ReplayServer:
     # --- request handling -------------------------------------------------------------
 
     def handle(self, req: _Handler, method: str) -> None:
+        # Drain a request body (we never need one) so the next keep-alive request parses.
+        length = req.headers.get("Content-Length", "0")
+        if length.isdigit() and int(length) > 0:
+            req.rfile.read(int(length))
         split = urlsplit(req.path)
         if split.path.startswith("/_control/"):
             resp = self._control(method, split.path, split.query)

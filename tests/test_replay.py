@@ -556,3 +556,28 @@ def test_raw_socket_reset_is_a_reset(server: ReplayServer) -> None:
     head, _, body = got.partition(b"\r\n\r\n")
     length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
     assert len(body) < length
+
+
+def test_in_process_control_endpoints_keep_the_connection_usable() -> None:
+    with ReplayServer(control=True) as srv:
+        srv.add_rfc6962_log("/a/", NIMBUS, 0, visible=2)
+        conn = http.client.HTTPConnection(srv.host, srv.port, timeout=10)
+        try:
+            # A POST with a body: the body must be drained, or the next request misparses.
+            conn.request("POST", "/_control/grow?log=/a/&n=3", body=b"ignored")
+            assert json.loads(conn.getresponse().read()) == {"ok": True}
+            conn.request("GET", "/a/ct/v1/get-sth")
+            assert json.loads(conn.getresponse().read())["tree_size"] == 5
+            conn.request("POST", "/_control/grow?log=/a/&n=99")
+            assert conn.getresponse().status == 400  # more than recorded
+            conn.request("POST", "/_control/inject?log=/a/&kind=500&count=1&match=get-sth")
+            conn.getresponse().read()
+            conn.request("GET", "/a/ct/v1/get-sth")
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 500
+            conn.request("GET", "/_control/logs")
+            logs = json.loads(conn.getresponse().read())
+            assert logs["/a/"]["log_id"] == make_test_signer().log_id_b64
+        finally:
+            conn.close()
