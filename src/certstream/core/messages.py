@@ -18,7 +18,6 @@ Nothing here reads a clock: ``seen`` is passed in.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import math
 from collections import OrderedDict
@@ -55,6 +54,24 @@ STREAM_ALL = STREAM_LITE | STREAM_FULL | STREAM_DOMAINS
 
 # EasySSL's sentinel: GeneralizedTime 99991231235959Z, RFC 5280's "no well-defined expiry".
 _NO_EXPIRATION = 253402300799
+_NAME_CACHE_SIZE = 8192
+_CERT_KEYS = (
+    "all_domains",
+    "as_der",
+    "extensions",
+    "fingerprint",
+    "sha1",
+    "sha256",
+    "not_after",
+    "not_before",
+    "serial_number",
+    "signature_algorithm",
+    "subject",
+    "issuer",
+    "is_ca",
+)
+_KEY_PREFIX = {key: f'"{key}":' for key in _CERT_KEYS}
+_POISON = frozenset(["1.3.6.1.4.1.11129.2.4.3"])
 # Above this many names the Elixir MapSet is a hash trie and its order is not sorted.
 _MAPSET_SORTED_MAX = 32
 
@@ -102,6 +119,7 @@ class MessageBuilder:
         self._chain_cache: OrderedDict[bytes, str] = OrderedDict()
         self._chain_cache_size = chain_cache_size
         self._sources: dict[LogSource, _SourceText] = {}
+        self._names: dict[tuple[NameAttr, ...], str] = {}
         if p.message_type_first:
             self._cert_open = '{"message_type":"certificate_update","data":'
             self._cert_close = "}" + p.newline
@@ -141,7 +159,10 @@ class MessageBuilder:
 
         write = self._write
         p = self.profile
-        leaf_head, leaf_tail = self._cert_parts(info, entry.cert_der, p.leaf_keys, domains)
+        present = frozenset([ext.oid for ext in info.extensions])
+        if entry.is_precert and p.force_poison:
+            present |= _POISON  # Go marks every precert, its TBSCertificate has no poison
+        leaf_head, leaf_tail = self._cert_parts(info, present, entry.cert_der, p.leaf_keys, domains)
         src = self._source_text(source)
         frags: dict[str, str] = {
             "cert_index": str(entry.index),
@@ -195,8 +216,6 @@ class MessageBuilder:
             raise
         if info.problems:
             self.problem_count += 1
-        if entry.is_precert and p.force_poison and not info.has_poison:
-            info = dataclasses.replace(info, has_poison=True)
         return info
 
     def _all_domains(self, info: CertInfo) -> list[str]:
@@ -222,6 +241,18 @@ class MessageBuilder:
         return sorted(names_set, key=lambda s: s.encode("utf-8", "surrogatepass"))
 
     def _name_object(self, attrs: tuple[NameAttr, ...]) -> str:
+        # Issuer names repeat across nearly every entry (a few CAs issue most certificates),
+        # so each distinct name's JSON object is kept; the cache is dropped when it fills.
+        cached = self._names.get(attrs)
+        if cached is not None:
+            return cached
+        text = self._format_name(attrs)
+        if len(self._names) >= _NAME_CACHE_SIZE:
+            self._names.clear()
+        self._names[attrs] = text
+        return text
+
+    def _format_name(self, attrs: tuple[NameAttr, ...]) -> str:
         rule = self.profile.names
         values = name_values(attrs, rule)
         write = self._write
@@ -237,10 +268,10 @@ class MessageBuilder:
                 parts.append(f'"{key}":null')
         return "{" + ",".join(parts) + "}"
 
-    def _extensions_object(self, info: CertInfo) -> str:
+    def _extensions_object(self, info: CertInfo, present: frozenset[str]) -> str:
         parts: list[str] = []
         for prefix, formatter in self._extensions:
-            value = formatter(info)
+            value = formatter(info, present)
             if value is not None:
                 parts.append(prefix + self._value(value))
         return "{" + ",".join(parts) + "}"
@@ -278,7 +309,12 @@ class MessageBuilder:
         return self._write(name)
 
     def _cert_parts(
-        self, info: CertInfo, der: bytes, keys: tuple[str, ...], domains: list[str] | None
+        self,
+        info: CertInfo,
+        present: frozenset[str],
+        der: bytes,
+        keys: tuple[str, ...],
+        domains: list[str] | None,
     ) -> tuple[str, str]:
         """The certificate object split around ``as_der``: (text before, text after).
 
@@ -286,32 +322,7 @@ class MessageBuilder:
         the lite object is ``head + tail`` and the full one puts ``"as_der":..`` between.
         """
         write = self._write
-        sha1 = _colon_upper(hashlib.sha1(der).digest())
-        fields: dict[str, str] = {}
-        for key in keys:
-            if key == "all_domains":
-                names = domains if domains is not None else self._all_domains(info)
-                fields[key] = string_array(names, write)
-            elif key == "extensions":
-                fields[key] = self._extensions_object(info)
-            elif key in ("fingerprint", "sha1"):
-                fields[key] = '"' + sha1 + '"'
-            elif key == "sha256":
-                fields[key] = '"' + _colon_upper(hashlib.sha256(der).digest()) + '"'
-            elif key == "not_after":
-                fields[key] = self._time(info.not_after)
-            elif key == "not_before":
-                fields[key] = self._time(info.not_before)
-            elif key == "serial_number":
-                fields[key] = self._serial(info.serial)
-            elif key == "signature_algorithm":
-                fields[key] = self._signature(info)
-            elif key == "subject":
-                fields[key] = self._name_object(info.subject)
-            elif key == "issuer":
-                fields[key] = self._name_object(info.issuer)
-            elif key == "is_ca":
-                fields[key] = "true" if info.is_ca else "false"
+        sha1 = '"' + _colon_upper(hashlib.sha1(der).digest()) + '"'
         head: list[str] = []
         tail: list[str] = []
         target = head
@@ -319,7 +330,30 @@ class MessageBuilder:
             if key == "as_der":
                 target = tail
                 continue
-            target.append(f'"{key}":' + fields[key])
+            if key == "subject":
+                value = self._name_object(info.subject)
+            elif key == "issuer":
+                value = self._name_object(info.issuer)
+            elif key == "extensions":
+                value = self._extensions_object(info, present)
+            elif key == "all_domains":
+                names = domains if domains is not None else self._all_domains(info)
+                value = string_array(names, write)
+            elif key == "fingerprint" or key == "sha1":  # noqa: PLR1714 - hot path, no tuple
+                value = sha1
+            elif key == "sha256":
+                value = '"' + _colon_upper(hashlib.sha256(der).digest()) + '"'
+            elif key == "not_after":
+                value = self._time(info.not_after)
+            elif key == "not_before":
+                value = self._time(info.not_before)
+            elif key == "serial_number":
+                value = self._serial(info.serial)
+            elif key == "signature_algorithm":
+                value = self._signature(info)
+            else:  # is_ca
+                value = "true" if info.is_ca else "false"
+            target.append(_KEY_PREFIX[key] + value)
         head_text = "{" + ",".join(head)
         tail_text = ("," if head and tail else "") + ",".join(tail) + "}"
         return head_text, tail_text
@@ -347,7 +381,8 @@ class MessageBuilder:
         if info.problems:
             self.problem_count += 1
         keys = self.profile.chain_keys
-        head, tail = self._cert_parts(info, der, keys, None)
+        present = frozenset([ext.oid for ext in info.extensions])
+        head, tail = self._cert_parts(info, present, der, keys, None)
         if "as_der" in keys:
             text = self._join_as_der(head, base64.b64encode(der).decode("ascii"), tail)
         else:

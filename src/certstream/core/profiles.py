@@ -74,7 +74,9 @@ GN_EMAIL, GN_DNS, GN_DIRNAME, GN_URI, GN_IP = 1, 2, 4, 6, 7
 
 #: A formatted extension: text, the JSON ``true`` of ctlPoisonByte, or calidog's OID list.
 ExtensionValue = str | bool | list[str]
-Formatter = Callable[[CertInfo], ExtensionValue | None]
+#: A field formatter gets the certificate and the set of its extension OIDs (computed once
+#: per certificate; a precert's forced poison is added to it by the builder).
+Formatter = Callable[[CertInfo, frozenset[str]], ExtensionValue | None]
 
 
 # --- names ---------------------------------------------------------------------------------
@@ -201,25 +203,21 @@ def _policy_lines(policies: tuple[Policy, ...]) -> str:
     return "".join(f"Policy: {p.oid}\n" for p in policies)
 
 
-def _has(info: CertInfo, oid: str) -> bool:
-    return any(ext.oid == oid for ext in info.extensions)
-
-
 # --- extension formatters ------------------------------------------------------------------
 # Each returns the value to write, or None to leave the key out.  "Present" follows the peer:
 # Go and Rust key on the extension being there, EasySSL on what Erlang decoded.
 
 
-def aia_uris_issuers_first(info: CertInfo) -> ExtensionValue | None:
-    if not _has(info, OID_AIA):
+def aia_uris_issuers_first(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
+    if OID_AIA not in present:
         return None
     issuers = [f"URI:{uri}" for method, uri in info.aia if method == OID_CA_ISSUERS]
     ocsp = [f"URI:{uri}" for method, uri in info.aia if method == OID_OCSP]
     return ", ".join(issuers + ocsp)
 
 
-def aia_uris_cert_order(info: CertInfo) -> ExtensionValue | None:
-    if not _has(info, OID_AIA):
+def aia_uris_cert_order(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
+    if OID_AIA not in present:
         return None
     return ", ".join(f"URI:{uri}" for _method, uri in info.aia)
 
@@ -227,8 +225,8 @@ def aia_uris_cert_order(info: CertInfo) -> ExtensionValue | None:
 _AIA_LABELS = {OID_OCSP: "OCSP - URI", OID_CA_ISSUERS: "CA Issuers - URI"}
 
 
-def aia_labelled_reversed(info: CertInfo) -> ExtensionValue | None:
-    if not _has(info, OID_AIA):
+def aia_labelled_reversed(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
+    if OID_AIA not in present:
         return None
     lines = [f"{_AIA_LABELS.get(method, '')}:{uri}" for method, uri in reversed(info.aia)]
     return "\n".join(lines) + "\n"
@@ -238,34 +236,34 @@ def keyid_lower(value: bytes | None) -> str:
     return "keyid:" + colon_hex(value or b"", upper=False)
 
 
-def aki_keyid_lower(info: CertInfo) -> ExtensionValue | None:
-    return keyid_lower(info.aki_keyid) if _has(info, OID_AKI) else None
+def aki_keyid_lower(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
+    return keyid_lower(info.aki_keyid) if OID_AKI in present else None
 
 
-def ski_keyid_lower(info: CertInfo) -> ExtensionValue | None:
-    return keyid_lower(info.ski) if _has(info, OID_SKI) else None
+def ski_keyid_lower(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
+    return keyid_lower(info.ski) if OID_SKI in present else None
 
 
-def aki_keyid_upper_nl(info: CertInfo) -> ExtensionValue | None:
+def aki_keyid_upper_nl(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
     if info.aki_keyid is None:
         return None  # EasySSL skips an AKI without keyIdentifier
     return "keyid:" + colon_hex(info.aki_keyid, upper=True) + "\n"
 
 
-def ski_upper(info: CertInfo) -> ExtensionValue | None:
-    if not _has(info, OID_SKI):
+def ski_upper(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
+    if OID_SKI not in present:
         return None
     return colon_hex(info.ski or b"", upper=True)
 
 
-def basic_constraints(info: CertInfo) -> ExtensionValue | None:
-    if not _has(info, OID_BC):
+def basic_constraints(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
+    if OID_BC not in present:
         return None
     return "CA:TRUE" if info.is_ca else "CA:FALSE"
 
 
-def policies_lines(info: CertInfo) -> ExtensionValue | None:
-    if not _has(info, OID_CP):
+def policies_lines(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
+    if OID_CP not in present:
         return None
     return _policy_lines(info.policies)
 
@@ -293,10 +291,10 @@ def _easyssl_notice(info: CertInfo, text: str) -> str:
     return text
 
 
-def policies_easyssl(info: CertInfo) -> ExtensionValue | None:
+def policies_easyssl(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
     """EasySSL: policies without qualifiers are prepended (so come out reversed); a policy
     with qualifiers replaces everything collected so far with itself and its qualifiers."""
-    if not _has(info, OID_CP):
+    if OID_CP not in present:
         return None
     acc: list[str] = []
     for policy in info.policies:
@@ -339,19 +337,21 @@ EASYSSL_KEY_USAGE = (
 )
 
 
-def _key_usage(info: CertInfo, names: tuple[str, ...]) -> ExtensionValue | None:
-    if not _has(info, OID_KU):
+def _key_usage(
+    info: CertInfo, present: frozenset[str], names: tuple[str, ...]
+) -> ExtensionValue | None:
+    if OID_KU not in present:
         return None
     bits = info.key_usage or 0
     return ", ".join(name for i, name in enumerate(names) if bits & (1 << i))
 
 
-def key_usage_go(info: CertInfo) -> ExtensionValue | None:
-    return _key_usage(info, GO_KEY_USAGE)
+def key_usage_go(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
+    return _key_usage(info, present, GO_KEY_USAGE)
 
 
-def key_usage_easyssl(info: CertInfo) -> ExtensionValue | None:
-    return _key_usage(info, EASYSSL_KEY_USAGE)
+def key_usage_easyssl(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
+    return _key_usage(info, present, EASYSSL_KEY_USAGE)
 
 
 _EKU_PREFIX = "1.3.6.1.5.5.7.3."
@@ -378,23 +378,23 @@ EASYSSL_EKU = {
 }
 
 
-def eku_fixed_order(info: CertInfo) -> ExtensionValue | None:
-    if not _has(info, OID_EKU):
+def eku_fixed_order(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
+    if OID_EKU not in present:
         return None
-    present = set(info.ext_key_usage)
-    return ", ".join(name for oid, name in RUST_EKU_ORDER if oid in present)
+    purposes = set(info.ext_key_usage)
+    return ", ".join(name for oid, name in RUST_EKU_ORDER if oid in purposes)
 
 
-def eku_easyssl(info: CertInfo) -> ExtensionValue | None:
-    if not _has(info, OID_EKU):
+def eku_easyssl(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
+    if OID_EKU not in present:
         return None
     # An unknown purpose maps to nil, which Enum.join writes as an empty item.
     return ", ".join(EASYSSL_EKU.get(oid, "") for oid in info.ext_key_usage)
 
 
-def san_grouped(info: CertInfo) -> ExtensionValue | None:
+def san_grouped(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
     """Go: every DNS name, then every email, then every IP; URIs dropped."""
-    if not _has(info, OID_SAN):
+    if OID_SAN not in present:
         return None
     dns = [f"DNS:{_text(v)}" for tag, v in info.san if tag == GN_DNS]
     mail = [f"email:{_text(v)}" for tag, v in info.san if tag == GN_EMAIL]
@@ -405,8 +405,8 @@ def san_grouped(info: CertInfo) -> ExtensionValue | None:
 _RUST_SAN_PREFIX = {GN_DNS: "DNS:", GN_EMAIL: "email:"}
 
 
-def san_cert_order(info: CertInfo) -> ExtensionValue | None:
-    if not _has(info, OID_SAN):
+def san_cert_order(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
+    if OID_SAN not in present:
         return None
     items: list[str] = []
     for tag, value in info.san:
@@ -431,31 +431,31 @@ def _general_names_easyssl(names: tuple[tuple[int, str | bytes], ...]) -> str:
     return ", ".join(items)
 
 
-def san_easyssl(info: CertInfo) -> ExtensionValue | None:
-    return _general_names_easyssl(info.san) if _has(info, OID_SAN) else None
+def san_easyssl(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
+    return _general_names_easyssl(info.san) if OID_SAN in present else None
 
 
-def ian_easyssl(info: CertInfo) -> ExtensionValue | None:
-    return _general_names_easyssl(info.ian) if _has(info, OID_IAN) else None
+def ian_easyssl(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
+    return _general_names_easyssl(info.ian) if OID_IAN in present else None
 
 
-def crldp_easyssl(info: CertInfo) -> ExtensionValue | None:
-    if not _has(info, OID_CRLDP):
+def crldp_easyssl(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
+    if OID_CRLDP not in present:
         return None
     return "\n".join(["Full Name:", *(f" URI:{uri}" for uri in info.crl_dps)])
 
 
-def sct_urlsafe_b64(info: CertInfo) -> ExtensionValue | None:
+def sct_urlsafe_b64(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
     if info.sct_list is None:
         return None
     return base64.urlsafe_b64encode(info.sct_list).decode("ascii")
 
 
-def poison(info: CertInfo) -> ExtensionValue | None:
-    return True if info.has_poison else None
+def poison(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
+    return True if info.has_poison or OID_POISON in present else None
 
 
-def never(info: CertInfo) -> ExtensionValue | None:
+def never(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
     """Go declares extendedKeyUsage and ctlSignedCertificateTimestamp but never fills them."""
     return None
 
@@ -478,7 +478,7 @@ _EASYSSL_KNOWN = frozenset(
 )
 
 
-def extra_oids_reversed(info: CertInfo) -> ExtensionValue | None:
+def extra_oids_reversed(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
     oids = [ext.oid for ext in info.extensions if ext.oid not in _EASYSSL_KNOWN]
     return oids[::-1] if oids else None
 
