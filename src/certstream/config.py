@@ -336,8 +336,15 @@ _ENV_ALIASES = {
 }
 
 
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    # get_type_hints resolves the string annotations (postponed evaluation); it is slow: cache.
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
 
 
 def _env_names() -> dict[str, str]:
