@@ -368,3 +368,58 @@ def test_seen_scale_per_profile() -> None:
     assert b'"seen":1700000000.123,' in texts["go"]
     assert b'"seen":1700000000.123456,' in texts["calidog"]
     assert b'"seen":1700000000.123,' in texts["rust"]
+
+
+@pytest.mark.parametrize(
+    ("profile", "expected"),
+    [
+        # Go pads the %X text, sign included; Rust prints the DER bytes; EasySSL never pads.
+        ("go", ["0ABC", "80", "0-FF", "-1", "F1E2"]),
+        ("rust", ["0ABC", "80", "FF01", "FF", "F1E2"]),
+        ("calidog", ["ABC", "80", "-FF", "-1", "F1E2"]),
+    ],
+)
+def test_serial_number_rules(profile: str, expected: list[str]) -> None:
+    builder = MessageBuilder(profile)
+    serials = [0xABC, 0x80, -255, -1, 0xF1E2]
+    assert [json.loads(builder._serial(n)) for n in serials] == expected
+
+
+def test_name_rules_multi_valued_and_repeated_cn(monkeypatch: pytest.MonkeyPatch) -> None:
+    info = CertInfo(
+        der=b"x",
+        subject=(
+            NameAttr("2.5.4.3", "first.test"),
+            NameAttr("2.5.4.10", "Org One"),
+            NameAttr("2.5.4.10", "Org Two"),
+            NameAttr("2.5.4.9", "Street 1"),
+            NameAttr("2.5.4.3", "last.test"),
+        ),
+    )
+    monkeypatch.setattr(messages, "parse_certificate", lambda _der: info)
+    entry = synth_entries()[0]
+    subjects = {
+        p: json.loads(MessageBuilder(p).build(entry, SOURCE, 1.0, STREAM_LITE).lite or b"")["data"][
+            "leaf_cert"
+        ]["subject"]
+        for p in PROFILES
+    }
+    # Go joins repeated attributes but keeps one CommonName (the last), never streetAddress.
+    assert subjects["go"]["O"] == "Org One,Org Two"
+    assert subjects["go"]["CN"] == "last.test"
+    assert subjects["go"]["ST"] is None
+    assert subjects["go"]["aggregated"] == "/CN=last.test/O=Org One,Org Two"
+    assert subjects["calidog"]["O"] == "Org Two"
+    assert subjects["calidog"]["aggregated"] == "/CN=last.test/O=Org Two"
+    assert subjects["rust"] == {
+        "CN": "last.test",
+        "O": "Org Two",
+        "aggregated": "/CN=last.test/O=Org Two",
+    }
+
+
+def test_empty_names() -> None:
+    builder = MessageBuilder("go")
+    assert json.loads(builder._name_object(()))["aggregated"] == "/CN="
+    assert json.loads(MessageBuilder("calidog")._name_object(()))["aggregated"] == "/"
+    assert json.loads(MessageBuilder("rust")._name_object(())) == {"aggregated": ""}

@@ -288,10 +288,14 @@ class MessageBuilder:
     def _serial(self, serial: int | None) -> str:
         if serial is None:
             return '""'
-        text = format(abs(serial), "X")
-        if self.profile.serial == "even" and len(text) % 2:
+        rule = self.profile.serial
+        if rule == "der" and serial < 0:
+            size = (serial.bit_length() + 8) // 8  # two's complement, minimal length
+            return '"' + serial.to_bytes(size, "big", signed=True).hex().upper() + '"'
+        text = format(serial, "X")
+        if rule != "plain" and len(text) % 2:
             text = "0" + text
-        return '"' + ("-" if serial < 0 else "") + text + '"'
+        return '"' + text + '"'
 
     def _time(self, value: int | None) -> str:
         if value is None:

@@ -88,7 +88,8 @@ class NameRule:
 
     ``keys`` is the output order, ``"aggregated"`` included; every other key maps to an
     attribute OID in ``oids``.  ``multi`` is ``"join"`` (all values joined with ``","``,
-    Go) or ``"last"`` (the last value wins).  ``absent`` is ``"null"`` or ``"omit"``.
+    Go) or ``"last"`` (the last value wins); keys in ``single`` take the last value even when
+    joining (Go's CommonName is one string).  ``absent`` is ``"null"`` or ``"omit"``.
     ``cn_always`` makes CN ``""`` instead of absent (Go's CommonName is a plain string).
     ``aggregated`` lists the keys of the ``/K=V`` string, in order; ``aggregated_empty``
     is what an empty one is written as.
@@ -97,6 +98,7 @@ class NameRule:
     keys: tuple[str, ...]
     oids: tuple[tuple[str, str], ...]
     multi: str
+    single: tuple[str, ...]
     absent: str
     cn_always: bool
     aggregated: tuple[str, ...]
@@ -117,6 +119,7 @@ GO_NAMES = NameRule(
     # ST from stateOrProvinceName and a filled email_address: Go deviations 1 and 2.
     oids=(*_BASE_OIDS, ("email_address", OID_EMAIL)),
     multi="join",
+    single=("CN",),
     absent="null",
     cn_always=True,
     aggregated=("C", "CN", "L", "O", "OU", "ST"),
@@ -127,6 +130,7 @@ CALIDOG_NAMES = NameRule(
     keys=("C", "CN", "L", "O", "OU", "ST", "aggregated", "emailAddress"),
     oids=(*_BASE_OIDS, ("emailAddress", OID_EMAIL)),
     multi="last",
+    single=(),
     absent="null",
     cn_always=False,
     aggregated=("C", "CN", "L", "O", "OU", "ST", "emailAddress"),
@@ -137,6 +141,7 @@ RUST_NAMES = NameRule(
     keys=("C", "CN", "L", "O", "OU", "ST", "aggregated", "email_address"),
     oids=(*_BASE_OIDS, ("email_address", OID_EMAIL)),
     multi="last",
+    single=(),
     absent="omit",
     cn_always=False,
     aggregated=("C", "CN", "L", "O", "OU", "ST"),
@@ -153,7 +158,9 @@ def name_values(attrs: tuple[NameAttr, ...], rule: NameRule) -> dict[str, str]:
         if key is not None:
             found.setdefault(key, []).append(attr.value)
     if rule.multi == "join":
-        values = {key: ",".join(vals) for key, vals in found.items()}
+        values = {
+            key: vals[-1] if key in rule.single else ",".join(vals) for key, vals in found.items()
+        }
     else:
         values = {key: vals[-1] for key, vals in found.items()}
     if rule.cn_always and "CN" not in values:
@@ -602,7 +609,10 @@ class Profile:
     static_cert_link: str  # "empty" or "tile"
     # Certificate fields
     names: NameRule
-    serial: str  # "even" (Go, Rust) or "plain" (EasySSL: no padding)
+    # "go": %X of the integer, "0" prepended when the text has odd length (sign included);
+    # "der": hex of the DER INTEGER bytes without a leading 00 (Rust); "plain": EasySSL's
+    # Integer.to_string(n, 16), unpadded.  All three agree on positive even-length serials.
+    serial: str
     no_expiration: bool  # EasySSL writes 9999-12-31T23:59:59Z as "no_expiration"
     signatures: dict[str, str]
     pss_signatures: dict[str, str]
@@ -657,7 +667,7 @@ GO = Profile(
     url_trailing_slash=False,
     static_cert_link="empty",
     names=GO_NAMES,
-    serial="even",
+    serial="go",
     no_expiration=False,
     signatures=GO_SIGNATURES,
     pss_signatures=GO_PSS,
@@ -792,7 +802,7 @@ RUST = Profile(
     url_trailing_slash=True,
     static_cert_link="tile",
     names=RUST_NAMES,
-    serial="even",
+    serial="der",
     no_expiration=False,
     signatures=RUST_SIGNATURES,
     pss_signatures=RUST_PSS,
