@@ -583,3 +583,15 @@ def test_in_process_control_endpoints_keep_the_connection_usable() -> None:
             assert logs["/a/"]["log_id"] == make_test_signer().log_id_b64
         finally:
             conn.close()
+
+
+def test_tile_leaves_match_the_recorded_synth11_tiled_set() -> None:
+    """The peer capture served synth11 as tiles too: our conversion gives the same bytes."""
+    inputs = REPO / "conformance" / "data" / "inputs"
+    entries = json.loads((inputs / "synth11" / "rfc6962.get-entries.json").read_text())["entries"]
+    leaves, issuers = tile_leaves_from_entries(entries)
+    tiles = inputs / "synth11-tiled" / "tiles"
+    assert b"".join(leaves) == (tiles / "tile" / "data" / "000.p" / "11").read_bytes()
+    assert {fp.hex() for fp in issuers} == {p.name for p in (tiles / "issuer").iterdir()}
+    for fp, der in issuers.items():
+        assert (tiles / "issuer" / fp.hex()).read_bytes() == der
