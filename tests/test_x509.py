@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from certstream import _fast
+from certstream.core import x509 as facade
 from certstream.core.model import CertInfo, NameAttr, Policy
 from certstream.errors import DecodeError
 from conftest import load_twin  # tests/ is on sys.path beside the rootdir conftest
@@ -778,3 +780,13 @@ def test_cryptography_built_certificate(der: ModuleType) -> None:
     assert info.serial == 2**159 - 1
     assert (info.not_before, info.not_after) == (ts(1950, 1, 1), ts(2150, 6, 30, 1, 2, 3))
     assert info.san == ((2, "a.example"), (7, ipaddress.ip_address("2001:db8::1").packed))
+
+
+def test_facade_records_the_twin_in_use() -> None:
+    assert "_der" in _fast.COMPILED
+    want = "certstream._fast._der_py" if not _fast.COMPILED["_der"] else "certstream._fast._der"
+    assert facade.parse_certificate.__module__ == want
+    if not _fast.NO_EXTENSIONS:
+        assert _fast.COMPILED["_der"], "the compiled _der did not load"
+    data = _cert("real/google_argon2026h2_001_x509_ecdsa-p384.der")
+    assert facade.parse_certificate(data).san == ((2, "www.dallasmediaproductions.com"),)

@@ -491,6 +491,7 @@ class _Fields:
         "problems",
         "san",
         "sct_list",
+        "seen",
         "serial",
         "signature_hash_oid",
         "signature_oid",
@@ -525,6 +526,7 @@ class _Fields:
         self.has_poison = False
         self.sct_list: bytes | None = None
         self.problems: list[str] = []
+        self.seen: set[str] = set()  # extension OIDs decoded so far
 
     def build(self, der: bytes) -> CertInfo:
         return CertInfo(
@@ -618,49 +620,48 @@ def _extensions(buf: bytes, start: int, end: int, f: _Fields) -> None:
         except _FieldError as exc:
             f.problems.append(f"extensions: {exc}")
             continue
-        f.extensions.append(Extension(oid, critical, buf[vstart:vend]))
+        value = buf[vstart:vend]
+        f.extensions.append(Extension(oid, critical, value))
+        _decode_extension(f, oid, value)
 
 
-def _decode_extensions(f: _Fields) -> None:
-    seen: set[str] = set()
-    for ext in f.extensions:
-        oid = ext.oid
-        if oid == _POISON:
-            f.has_poison = True
-            continue
-        if oid in seen:
-            continue  # duplicates stay raw in ``extensions``; the first one is decoded
-        seen.add(oid)
-        v = ext.value
-        if oid == _SCTS:
-            f.sct_list = v
-            continue
-        name = _EXT_NAMES.get(oid)
-        if name is None:
-            continue
-        try:
-            if name == "basicConstraints":
-                f.is_ca, f.path_len = _basic_constraints(v)
-            elif name == "keyUsage":
-                f.key_usage = _key_usage(v)
-            elif name == "extKeyUsage":
-                f.ext_key_usage = _eku(v)
-            elif name == "subjectAltName":
-                f.san = _alt_names(v)
-            elif name == "issuerAltName":
-                f.ian = _alt_names(v)
-            elif name == "authorityInfoAccess":
-                f.aia = _aia(v)
-            elif name == "authorityKeyIdentifier":
-                f.aki_keyid = _aki(v)
-            elif name == "subjectKeyIdentifier":
-                f.ski = _ski(v)
-            elif name == "certificatePolicies":
-                f.policies = _policies(v, f.problems)
-            else:
-                f.crl_dps = _crl_dps(v)
-        except _FieldError as exc:
-            f.problems.append(f"{name}: {exc}")
+def _decode_extension(f: _Fields, oid: str, v: bytes) -> None:
+    """Fill the decoded fields from one extension just read."""
+    if oid == _POISON:
+        f.has_poison = True
+        return
+    if oid in f.seen:
+        return  # duplicates stay raw in ``extensions``; the first one is decoded
+    f.seen.add(oid)
+    if oid == _SCTS:
+        f.sct_list = v
+        return
+    name = _EXT_NAMES.get(oid)
+    if name is None:
+        return
+    try:
+        if name == "basicConstraints":
+            f.is_ca, f.path_len = _basic_constraints(v)
+        elif name == "keyUsage":
+            f.key_usage = _key_usage(v)
+        elif name == "extKeyUsage":
+            f.ext_key_usage = _eku(v)
+        elif name == "subjectAltName":
+            f.san = _alt_names(v)
+        elif name == "issuerAltName":
+            f.ian = _alt_names(v)
+        elif name == "authorityInfoAccess":
+            f.aia = _aia(v)
+        elif name == "authorityKeyIdentifier":
+            f.aki_keyid = _aki(v)
+        elif name == "subjectKeyIdentifier":
+            f.ski = _ski(v)
+        elif name == "certificatePolicies":
+            f.policies = _policies(v, f.problems)
+        else:
+            f.crl_dps = _crl_dps(v)
+    except _FieldError as exc:
+        f.problems.append(f"{name}: {exc}")
 
 
 def _walk_tbs(buf: bytes, start: int, end: int, f: _Fields) -> None:
@@ -715,8 +716,6 @@ def _walk_tbs(buf: bytes, start: int, end: int, f: _Fields) -> None:
                 f.problems.append("tbs: unexpected element")
     except _FieldError as exc:
         f.problems.append(f"{field}: {exc}")
-    finally:
-        _decode_extensions(f)
 
 
 def _outer(buf: bytes, pos: int, end: int, what: str, f: _Fields) -> tuple[int, int]:
