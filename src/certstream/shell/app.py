@@ -107,6 +107,8 @@ def prepare_master(settings: Settings | None = None) -> Settings:
     else:
         os.environ[PROM_ENV] = _private_dir("certstream-metrics-")
     os.environ.update(settings_to_env(settings))
+    # Also under its own name, for tools that read only this one setting.
+    os.environ["CERTSTREAM_FEED_SOCKET"] = settings.feed_socket
     os.environ[MASTER_PID_ENV] = str(os.getpid())
     _Master.settings = settings
     return settings
