@@ -28,7 +28,7 @@ from certstream.core.messages import (
     STREAM_LITE,
     MessageBuilder,
 )
-from certstream.core.model import CertInfo, LogEntry, LogSource, NameAttr
+from certstream.core.model import CertInfo, Extension, LogEntry, LogSource, NameAttr, Policy
 from certstream.core.profiles import PROFILES, UnknownProfileError
 from certstream.errors import DecodeError, LocalProtocolError
 
@@ -423,3 +423,81 @@ def test_empty_names() -> None:
     assert json.loads(builder._name_object(()))["aggregated"] == "/CN="
     assert json.loads(MessageBuilder("calidog")._name_object(()))["aggregated"] == "/"
     assert json.loads(MessageBuilder("rust")._name_object(())) == {"aggregated": ""}
+
+
+_OIDS = st.sampled_from(
+    [
+        "2.5.4.3",
+        "2.5.4.6",
+        "2.5.4.8",
+        "2.5.4.9",
+        "2.5.4.10",
+        "1.2.840.113549.1.9.1",
+        "2.5.29.17",
+        "2.5.29.35",
+        "1.3.6.1.5.5.7.1.1",
+        "1.3.6.1.4.1.11129.2.4.3",
+        "1.2.3.4",
+    ]
+)
+_GN_VALUE = st.one_of(st.text(max_size=12), st.binary(max_size=17))
+_CERT_INFOS = st.builds(
+    CertInfo,
+    der=st.binary(max_size=8),
+    serial=st.one_of(st.none(), st.integers(min_value=-(2**160), max_value=2**160)),
+    signature_oid=st.sampled_from(["", "1.2.840.113549.1.1.10", "1.2.840.10045.4.3.2", "9.9"]),
+    issuer=st.lists(st.builds(NameAttr, _OIDS, st.text(max_size=10)), max_size=4).map(tuple),
+    subject=st.lists(st.builds(NameAttr, _OIDS, st.text(max_size=10)), max_size=4).map(tuple),
+    not_before=st.one_of(st.none(), st.integers(-(2**40), 2**40)),
+    not_after=st.one_of(st.none(), st.just(253402300799), st.integers(0, 2**40)),
+    extensions=st.lists(
+        st.builds(Extension, _OIDS, st.booleans(), st.binary(max_size=8)), max_size=5
+    ).map(tuple),
+    is_ca=st.one_of(st.none(), st.booleans()),
+    key_usage=st.one_of(st.none(), st.integers(0, 511)),
+    ext_key_usage=st.lists(st.sampled_from(["1.3.6.1.5.5.7.3.1", "1.2.3"]), max_size=3).map(tuple),
+    san=st.lists(st.tuples(st.integers(0, 8), _GN_VALUE), max_size=5).map(tuple),
+    aia=st.lists(
+        st.tuples(
+            st.sampled_from(["1.3.6.1.5.5.7.48.1", "1.3.6.1.5.5.7.48.2", "1.2"]),
+            st.text(max_size=8),
+        ),
+        max_size=3,
+    ).map(tuple),
+    aki_keyid=st.one_of(st.none(), st.binary(max_size=4)),
+    policies=st.lists(
+        st.builds(
+            Policy,
+            st.sampled_from(["2.23.140.1.2.1", "1.2.3"]),
+            st.lists(
+                st.tuples(
+                    st.sampled_from(["1.3.6.1.5.5.7.2.1", "1.3.6.1.5.5.7.2.2"]), st.text(max_size=8)
+                ),
+                max_size=2,
+            ).map(tuple),
+        ),
+        max_size=3,
+    ).map(tuple),
+    sct_list=st.one_of(st.none(), st.binary(max_size=6)),
+    has_poison=st.booleans(),
+)
+
+
+@given(_CERT_INFOS)
+def test_any_certificate_fields_give_valid_frames(info: CertInfo) -> None:
+    # Whatever the parser hands over (odd tag/value pairs, lone surrogates, huge serials),
+    # every profile writes frames that are strict UTF-8 JSON.
+    entry = dataclasses.replace(synth_entries()[6], chain=())
+    for profile in sorted(PROFILES):
+        builder = MessageBuilder(profile)
+        real = (messages.parse_certificate, messages.parse_tbs)
+        try:
+            # hypothesis runs many examples per test: patch by hand, not with monkeypatch.
+            messages.parse_certificate = lambda _der: info  # type: ignore[assignment]
+            messages.parse_tbs = lambda _der: info  # type: ignore[assignment]
+            out = builder.build(entry, SOURCE, 1.5, STREAM_ALL)
+        finally:
+            messages.parse_certificate, messages.parse_tbs = real
+        for payload in (out.lite, out.full, out.domains):
+            assert payload is not None
+            json.loads(payload.decode("utf-8"))
