@@ -1,0 +1,346 @@
+"""The ingest process: follows every configured and listed CT log and feeds the workers.
+
+Run as ``python -m certstream.shell.ingest`` (the gunicorn master starts it from
+``when_ready``).  One greenlet per log (see ``certstream.shell.followers``), plus a few
+housekeeping greenlets: the log-list refresher, the state flusher, the STATE publisher and
+the parent watchdog.
+
+gevent's monkey-patching happens here, at the top of the process entry, and nowhere else:
+the sans-IO core stays importable without it.
+
+Exit paths: SIGTERM/SIGINT (stop followers, let the feed drain, write the final state,
+close the feed, exit 0), and the death of the parent (``os.getppid()`` no longer equals
+``CERTSTREAM_MASTER_PID``), so an ingest never outlives its server.
+"""
+
+from __future__ import annotations
+
+if __name__ == "__main__":  # pragma: no cover - only when run as the process entry
+    from gevent import monkey
+
+    monkey.patch_all()
+
+import base64
+import binascii
+import importlib
+import logging
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import gevent
+import gevent.event
+
+from certstream.config import Settings, load_settings
+from certstream.core.dedup import DedupRing
+from certstream.core.messages import MessageBuilder
+from certstream.errors import CertstreamError, ConfigError
+from certstream.shell import metrics
+from certstream.shell.feed import FeedPublisher
+from certstream.shell.followers import (
+    FollowerSettings,
+    IssuerCache,
+    LogFollower,
+    LogSpec,
+    Pipeline,
+    Politeness,
+    log_key,
+    make_follower,
+)
+from certstream.shell.httpclient import HTTPClient, HTTPError
+from certstream.shell.state import StateStore
+
+__all__ = ["Ingest", "main", "specs_from_settings"]
+
+log = logging.getLogger("certstream.ingest")
+
+MASTER_PID_ENV = "CERTSTREAM_MASTER_PID"
+STATE_INTERVAL = 2.0
+WATCHDOG_INTERVAL = 1.0
+#: How long the feed's writer greenlets get to drain at shutdown before the final flush.
+DRAIN_SECS = 1.0
+
+_LEVELS = {"trace": logging.DEBUG, "warn": logging.WARNING}
+
+
+def _spki(b64: str | None, name: str) -> bytes | None:
+    if not b64:
+        return None
+    try:
+        return base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        log.warning("log %s: key is not base64; its checkpoints cannot be verified", name)
+        return None
+
+
+def specs_from_settings(settings: Settings) -> list[LogSpec]:
+    """The logs named in the config (``custom_logs`` and ``static_logs``)."""
+    ct = settings.ct_log
+    specs: list[LogSpec] = []
+    if ct.rfc6962_enabled:
+        for c in settings.custom_logs:
+            url = log_key(c.url)
+            specs.append(LogSpec(url, c.name, url, "rfc6962", c.operator, c.start_index))
+    if ct.static_ct_enabled:
+        for s in settings.static_logs:
+            url = log_key(s.url)
+            specs.append(
+                LogSpec(
+                    url, s.name, url, "static", s.operator, s.start_index,
+                    spki=_spki(s.key, s.name), origin=s.log_origin,
+                )
+            )
+    return specs
+
+
+def follower_settings(settings: Settings) -> FollowerSettings:
+    ct = settings.ct_log
+    return FollowerSettings(
+        batch_size=ct.batch_size,
+        fetch_concurrency=ct.fetch_concurrency,
+        poll_interval=ct.poll_interval_ms / 1000.0,
+        retry_initial=ct.retry_initial_delay_ms / 1000.0,
+        retry_max=ct.retry_max_delay_ms / 1000.0,
+        healthy_threshold=ct.healthy_threshold,
+        unhealthy_threshold=ct.unhealthy_threshold,
+        start_overlap=ct.start_overlap_leaves,
+        checkpoint_signature=ct.static_ct_checkpoint_signature,
+        max_body_bytes=ct.max_body_bytes,
+    )
+
+
+def _workers_connected(publisher: Any) -> int:
+    """Workers on the feed.  Uses the publisher's own count when it has one."""
+    count = getattr(publisher, "connected", None)
+    if callable(count):
+        return int(count())
+    if isinstance(count, int):
+        return count
+    return len(getattr(publisher, "_peers", ()))
+
+
+class Ingest:
+    def __init__(self, settings: Settings, feed_path: str) -> None:
+        self.settings = settings
+        ct = settings.ct_log
+        self.started = time.time()
+        self.stopping = gevent.event.Event()
+        self.feed = FeedPublisher(feed_path)
+        self.state = StateStore(ct.state_file)
+        self.saved = self.state.load()
+        self.http = HTTPClient(ct.user_agent, float(ct.request_timeout_secs), ct.max_body_bytes)
+        self.dedup = DedupRing(settings.dedup.capacity, float(settings.dedup.ttl_secs))
+        self.metrics: Any = metrics
+        self.pipeline = Pipeline(
+            self.feed,
+            MessageBuilder(settings.output.profile),
+            self.dedup,
+            self.state,
+            workers_connected=lambda: _workers_connected(self.feed),
+            metrics=metrics,
+        )
+        self.politeness = Politeness(
+            ct.default_operator_rate_limit_ms / 1000.0,
+            {k: v / 1000.0 for k, v in ct.operator_rate_limits.items()},
+        )
+        self.issuers = IssuerCache(self.http)
+        self.fcfg = follower_settings(settings)
+        self.config_specs = specs_from_settings(settings)
+        self.discovered: list[LogSpec] = []
+        self.followers: dict[str, LogFollower] = {}
+        self._housekeeping: list[gevent.Greenlet] = []
+
+    # -- followers ---------------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        """Start followers for new logs and retire those no longer wanted."""
+        desired: dict[str, LogSpec] = {s.key: s for s in self.discovered}
+        desired.update({s.key: s for s in self.config_specs})  # config wins
+        for key in list(self.followers):
+            if key not in desired:
+                log.info("log %s: no longer listed; retiring it", self.followers[key].spec.name)
+                self.followers.pop(key).stop()
+        for key, spec in desired.items():
+            if key in self.followers:
+                continue
+            saved = self.saved.get(key)
+            f = make_follower(
+                spec, self.fcfg, http=self.http, pipeline=self.pipeline,
+                politeness=self.politeness, issuers=self.issuers,
+                saved_next=saved.next_index if saved is not None else None,
+            )
+            self.followers[key] = f
+            f.start()
+            log.info("log %s (%s, %s): following", spec.name, spec.kind, spec.url)
+
+    # -- housekeeping ------------------------------------------------------------------
+
+    def _every(self, interval: float, fn: Any) -> gevent.Greenlet:
+        def loop() -> None:
+            while True:
+                gevent.sleep(interval)
+                try:
+                    fn()
+                except Exception:
+                    log.exception("housekeeping task %s failed", getattr(fn, "__name__", fn))
+
+        g = gevent.spawn(loop)
+        self._housekeeping.append(g)
+        return g
+
+    def flush_state(self) -> None:
+        self.state.flush(time.time())
+
+    def snapshot(self) -> dict[str, object]:
+        logs = [f.status() for f in self.followers.values()]
+        counters: dict[str, object] = dict(self.pipeline.counters)
+        counters["logs"] = len(logs)
+        counters["dedup_size"] = len(self.dedup)
+        counters["feed_dropped"] = getattr(self.feed, "dropped", 0)
+        return {"logs": logs, "counters": counters, "started": self.started}
+
+    def publish_state(self) -> None:
+        snap = self.snapshot()
+        self.feed.publish_state(snap)
+        m = self.metrics
+        try:
+            for st in snap["logs"]:  # type: ignore[attr-defined]
+                name = st["name"]
+                m.LOG_STATUS.labels(name).set(m.LOG_STATUS_CODES.get(st["status"], 2))
+                m.LOG_TREE_SIZE.labels(name).set(st["tree_size"] or 0)
+                if st["lag"] is not None:
+                    m.LOG_LAG.labels(name).set(st["lag"])
+            m.DEDUP_SIZE.set(len(self.dedup))
+        except Exception:
+            log.debug("metrics update failed", exc_info=True)
+
+    def refresh_log_lists(self) -> None:
+        """Fetch the configured log lists and follow what they select."""
+        urls = self.settings.ct_log.log_list_urls
+        if not urls:
+            return
+        try:
+            specs = discover(self.http, urls, self.settings)
+        except (HTTPError, CertstreamError, ValueError) as exc:
+            log.warning("log list refresh failed: %s; keeping the current logs", exc)
+            return
+        self.discovered = specs
+        self.reconcile()
+
+    def _discovery_loop(self) -> None:
+        ct = self.settings.ct_log
+        while True:
+            before = len(self.discovered)
+            self.refresh_log_lists()
+            # Until a first list arrives (no network yet), try again soon.
+            ok = bool(self.discovered) or before > 0
+            gevent.sleep(ct.log_list_refresh_secs if ok else min(60, ct.log_list_refresh_secs))
+
+    def _watchdog(self, master_pid: int) -> None:
+        while True:
+            if os.getppid() != master_pid:
+                log.warning("parent process %d is gone; stopping", master_pid)
+                self.stopping.set()
+                return
+            gevent.sleep(WATCHDOG_INTERVAL)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.feed.start()
+        self.reconcile()
+        if self.settings.ct_log.log_list_urls:
+            self._housekeeping.append(gevent.spawn(self._discovery_loop))
+        self._every(self.settings.ct_log.state_flush_secs, self.flush_state)
+        self._every(STATE_INTERVAL, self.publish_state)
+        gevent.spawn_later(0.2, self.publish_state)
+        master = os.environ.get(MASTER_PID_ENV, "")
+        if master.isdigit():
+            self._housekeeping.append(gevent.spawn(self._watchdog, int(master)))
+
+    def stop(self) -> None:
+        for f in list(self.followers.values()):
+            f.stop()
+        gevent.killall(self._housekeeping, block=False)
+        # The feed writes from its own greenlets: give them a moment to hand the last
+        # published entries to the workers before the final positions are written.
+        gevent.sleep(DRAIN_SECS)
+        self.state.flush(time.time(), final=True)
+        self.feed.close()
+        self.http.close()
+
+    def run(self) -> None:
+        self.start()
+        self.stopping.wait()
+        log.info("stopping")
+        self.stop()
+
+
+def discover(http: HTTPClient, urls: Sequence[str], settings: Settings) -> list[LogSpec]:
+    """Fetch and select logs from the log lists (Google's signature checked)."""
+    # Imported by name: the log-list module is optional for a deployment with discovery off.
+    loglist: Any = importlib.import_module("certstream.core.loglist")
+    ct = settings.ct_log
+    lists: dict[str, Any] = {}
+    for url in urls:
+        body = http.get(url).body
+        source = "apple" if "apple.com" in url else "google"
+        if source == "google":
+            sig_url = url[: -len(".json")] + ".sig" if url.endswith(".json") else url + ".sig"
+            sig = http.get(sig_url).body
+            loglist.verify_google_list(body, sig)
+        lists[source] = loglist.parse_log_list(body, source)
+    infos = loglist.select_logs(lists.get("google"), lists.get("apple"), ct.states, time.time())
+    specs: list[LogSpec] = []
+    for info in infos:
+        kind = "static" if info.kind == "static" else "rfc6962"
+        if (kind == "static" and not ct.static_ct_enabled) or (
+            kind == "rfc6962" and not ct.rfc6962_enabled
+        ):
+            continue
+        key = info.key
+        spki = key if isinstance(key, bytes) else _spki(key, info.description)
+        stop_at = info.final_tree_size if info.state == "readonly" else None
+        url = log_key(info.url)
+        specs.append(
+            LogSpec(url, info.description, url, kind, info.operator, None, stop_at, spki,
+                    getattr(info, "origin", None))
+        )
+    return specs
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=_LEVELS.get(level, getattr(logging, level.upper(), logging.INFO)),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    del argv  # no options: everything comes from the settings
+    try:
+        settings = load_settings(env)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    _setup_logging(settings.log_level)
+    path = settings.feed_socket or os.path.join(
+        tempfile.gettempdir(), f"certstream-feed-{os.getpid()}.sock"
+    )
+    ingest = Ingest(settings, path)
+    gevent.signal_handler(signal.SIGTERM, ingest.stopping.set)
+    gevent.signal_handler(signal.SIGINT, ingest.stopping.set)
+    log.info("ingest starting: feed %s, %d configured logs, state %s",
+             path, len(ingest.config_specs), settings.ct_log.state_file)
+    ingest.run()
+    log.info("ingest stopped")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
