@@ -490,14 +490,16 @@ def test_any_certificate_fields_give_valid_frames(info: CertInfo) -> None:
     entry = dataclasses.replace(synth_entries()[6], chain=())
     for profile in sorted(PROFILES):
         builder = MessageBuilder(profile)
-        real = (messages.parse_certificate, messages.parse_tbs)
+        names = ("parse_certificate", "parse_tbs")
+        real = [getattr(messages, name) for name in names]
         try:
             # hypothesis runs many examples per test: patch by hand, not with monkeypatch.
-            messages.parse_certificate = lambda _der: info  # type: ignore[assignment]
-            messages.parse_tbs = lambda _der: info  # type: ignore[assignment]
+            for name in names:
+                setattr(messages, name, lambda _der: info)
             out = builder.build(entry, SOURCE, 1.5, STREAM_ALL)
         finally:
-            messages.parse_certificate, messages.parse_tbs = real
+            for name, func in zip(names, real, strict=True):
+                setattr(messages, name, func)
         for payload in (out.lite, out.full, out.domains):
             assert payload is not None
             json.loads(payload.decode("utf-8"))
