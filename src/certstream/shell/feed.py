@@ -328,6 +328,8 @@ class FeedPublisher:
             for data in (self._last_state, self._last_example):
                 if data is not None:
                     self._enqueue(peer, data)
+            # Forget the greenlets of workers that went away (workers restart over months).
+            self._greenlets = [g for g in self._greenlets if not g.dead]
             self._greenlets += (gevent.spawn(self._writer, peer), gevent.spawn(self._reader, peer))
 
     def _writer(self, peer: _Peer) -> None:
