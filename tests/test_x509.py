@@ -605,6 +605,22 @@ def test_huge_oid_arc(der: ModuleType) -> None:
     assert bomb.extensions == () and bomb.problems == ("extensions: bad OID",)
 
 
+@pytest.mark.parametrize(
+    "dotted",
+    [
+        "2.999",  # first byte 0x88 0x37: the first two arcs share one big number
+        "1.2." + str(2**63 - 1),  # the largest arc of nine base-128 digits
+        "1.2." + str(2**63),  # one digit more
+        "1.2." + ".".join([str(2**60)] * 30),  # long text
+        "0.0",
+        "2.25." + str(2**128 - 1),
+    ],
+)
+def test_oid_text(der: ModuleType, dotted: str) -> None:
+    info = der.parse_tbs(make_tbs(exts=[ext(dotted, b"\x05\x00")] * 2))
+    assert [e.oid for e in info.extensions] == [dotted, dotted] and info.problems == ()
+
+
 def test_extension_decoders(der: ModuleType) -> None:
     uri = tlv(0x86, b"http://ocsp.example/")
     policy = tlv(

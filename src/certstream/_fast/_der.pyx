@@ -14,6 +14,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeLatin1, PyUnicode_DecodeUTF8
 
 from cpython.object cimport Py_TYPE, PyTypeObject
+from libc.string cimport memcmp, memcpy
 
 
 cdef extern from "Python.h":
@@ -184,7 +185,7 @@ cdef int read_tlv(const unsigned char* b, Py_ssize_t pos, Py_ssize_t end, TLV* t
     cdef int i
     cdef int more
     cdef int count
-    cdef Py_ssize_t length
+    cdef unsigned long long length  # up to 2**32 - 1: wider than Py_ssize_t on 32-bit
     if pos >= end:
         return E_TRUNCATED
     t.tag = b[pos]
@@ -212,10 +213,10 @@ cdef int read_tlv(const unsigned char* b, Py_ssize_t pos, Py_ssize_t end, TLV* t
         for i in range(count):
             length = (length << 8) | b[pos + i]
         pos += count
-    if length > end - pos:
+    if length > <unsigned long long>(end - pos):
         return E_LENGTH
     t.start = pos
-    t.stop = pos + length
+    t.stop = pos + <Py_ssize_t>length
     return E_OK
 
 
@@ -284,7 +285,7 @@ cdef str oid_slow(const unsigned char* b, Py_ssize_t start, Py_ssize_t end):
     return ".".join(parts)
 
 
-cdef str oid(const unsigned char* b, Py_ssize_t start, Py_ssize_t end):
+cdef str format_oid(const unsigned char* b, Py_ssize_t start, Py_ssize_t end):
     cdef char out[_OID_BUF]
     cdef Py_ssize_t o = 0
     cdef Py_ssize_t i
@@ -320,6 +321,36 @@ cdef str oid(const unsigned char* b, Py_ssize_t start, Py_ssize_t end):
         value = 0
         ndigits = 0
     return PyUnicode_DecodeASCII(out, o, NULL)
+
+
+# A certificate repeats a few dozen well-known OIDs (attribute types, extensions, policies),
+# so their text is cached: a direct-mapped table keyed by the encoded bytes.  A hit costs a
+# hash and a memcmp instead of formatting and a new str, and equal OIDs share one str.
+cdef enum:
+    _CACHE_SLOTS = 1024
+    _CACHE_MAX_OID = 24  # encoded bytes; longer OIDs are formatted every time
+
+cdef unsigned char _cache_raw[_CACHE_SLOTS][_CACHE_MAX_OID]
+cdef Py_ssize_t _cache_len[_CACHE_SLOTS]
+cdef list _cache_text = [None] * _CACHE_SLOTS
+
+
+cdef str oid(const unsigned char* b, Py_ssize_t start, Py_ssize_t end):
+    cdef Py_ssize_t n = end - start
+    cdef Py_ssize_t i
+    cdef unsigned int h = 2166136261u
+    if n <= 0 or n > _CACHE_MAX_OID:
+        return format_oid(b, start, end)
+    for i in range(start, end):
+        h = (h ^ b[i]) * 16777619u
+    h &= _CACHE_SLOTS - 1
+    if _cache_len[h] == n and memcmp(_cache_raw[h], b + start, n) == 0:
+        return <str>_cache_text[h]
+    text = format_oid(b, start, end)  # raises on a bad OID: nothing is cached then
+    memcpy(_cache_raw[h], b + start, n)
+    _cache_len[h] = n
+    _cache_text[h] = text
+    return text
 
 
 cdef tuple decode_string(int tag, const unsigned char* b, Py_ssize_t start, Py_ssize_t end):
@@ -944,7 +975,7 @@ cdef int outer(
     const unsigned char* b, Py_ssize_t pos, Py_ssize_t end, str what, _Fields f, TLV* t
 ) except -1:
     cdef int count, i
-    cdef Py_ssize_t length
+    cdef unsigned long long length  # up to 2**32 - 1: wider than Py_ssize_t on 32-bit
     if pos >= end or b[pos] != _SEQUENCE:
         raise DecodeError(f"{what}: not a SEQUENCE")
     pos += 1
@@ -961,11 +992,11 @@ cdef int outer(
             length = (length << 8) | b[pos + i]
         pos += count
     t.start = pos
-    if length > end - pos:
+    if length > <unsigned long long>(end - pos):
         f.problems.append(f"{what}: truncated")
         t.stop = end
     else:
-        t.stop = pos + length
+        t.stop = pos + <Py_ssize_t>length
     return 0
 
 
