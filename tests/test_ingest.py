@@ -19,9 +19,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +38,13 @@ from conformance.replay import (
     ReplayServer,
 )
 from conformance.synth import make_test_signer, unique_entries
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from certstream.config import settings_from_dict
+from certstream.core import loglist
 from certstream.shell.feed import FULL, FeedSubscriber
-from certstream.shell.ingest import specs_from_settings
+from certstream.shell.ingest import Ingest, specs_from_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 LIVE40 = ROOT / "conformance" / "data" / "inputs" / "live40"
@@ -471,3 +476,76 @@ def test_specs_from_settings() -> None:
         "custom_logs": [{"name": "A", "url": "https://a.example/log"}],
     })
     assert specs_from_settings(off) == []
+
+
+class _ListHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    served: dict[str, bytes] = {}
+
+    def do_GET(self) -> None:
+        body = self.served.get(self.path)
+        self.send_response(200 if body is not None else 404)
+        self.send_header("Content-Length", str(len(body or b"")))
+        self.end_headers()
+        self.wfile.write(body or b"")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.timeout(60)
+def test_discovery_adds_and_retires_logs_without_restart(
+    replay: ReplayServer, tmp_short: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    list_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = list_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    monkeypatch.setattr(loglist, "google_pubkey_pem", lambda: pem)
+    entries = unique_entries(base_entries(), 20, 5)
+    signers = {"/a/": make_test_signer(21), "/b/": make_test_signer(22)}
+    for path in signers:
+        replay.add_rfc6962_log(path, entries, 0)
+    replay.start()
+
+    def publish_list(paths: list[str], good_sig: bool = True) -> None:
+        doc = {"version": "1", "operators": [{"name": "Test Op", "email": [], "logs": [
+            {"description": f"Log {p}", "log_id": signers[p].log_id_b64,
+             "key": signers[p].key_b64, "url": replay.url + p, "mmd": 86400,
+             "state": {"usable": {"timestamp": "2025-01-01T00:00:00Z"}}}
+            for p in paths
+        ]}]}
+        body = json.dumps(doc).encode()
+        sig = list_key.sign(body, padding.PKCS1v15(), hashes.SHA256())
+        _ListHandler.served = {"/log_list.json": body,
+                               "/log_list.sig": sig if good_sig else b"\x00" * len(sig)}
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _ListHandler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    publish_list(["/a/"])
+    settings = settings_from_dict({
+        "feed_socket": str(tmp_short / "feed.sock"),
+        "ct_log": {
+            "log_list_urls": [f"http://127.0.0.1:{srv.server_address[1]}/log_list.json"],
+            "log_list_refresh_secs": 1,
+            "state_file": str(tmp_short / "state.json"),
+            "poll_interval_ms": 100,
+            "default_operator_rate_limit_ms": 0,
+        },
+    })
+    ing = Ingest(settings, str(tmp_short / "feed.sock"))
+    ing.start()
+    try:
+        wait_until(lambda: set(ing.followers) == {replay.url + "/a/"}, 20, "log A discovered")
+        publish_list(["/b/"])
+        wait_until(lambda: set(ing.followers) == {replay.url + "/b/"}, 20,
+                   "A retired and B followed")
+        assert ing.followers[replay.url + "/b/"].spec.name == "Log /b/"
+        # A list whose signature fails is not used: B keeps running.
+        publish_list([], good_sig=False)
+        gevent.sleep(2.5)
+        assert set(ing.followers) == {replay.url + "/b/"}
+    finally:
+        ing.stop()
+        srv.shutdown()
+        srv.server_close()

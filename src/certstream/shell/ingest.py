@@ -22,7 +22,6 @@ if __name__ == "__main__":  # pragma: no cover - only when run as the process en
 
 import base64
 import binascii
-import importlib
 import logging
 import os
 import signal
@@ -31,14 +30,16 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import gevent
 import gevent.event
 
 from certstream.config import Settings, load_settings
+from certstream.core import loglist
 from certstream.core.dedup import DedupRing
 from certstream.core.messages import MessageBuilder
-from certstream.errors import CertstreamError, ConfigError
+from certstream.errors import CertstreamError, ConfigError, DecodeError
 from certstream.shell import metrics
 from certstream.shell.feed import FeedPublisher
 from certstream.shell.followers import (
@@ -113,16 +114,6 @@ def follower_settings(settings: Settings) -> FollowerSettings:
     )
 
 
-def _workers_connected(publisher: Any) -> int:
-    """Workers on the feed.  Uses the publisher's own count when it has one."""
-    count = getattr(publisher, "connected", None)
-    if callable(count):
-        return int(count())
-    if isinstance(count, int):
-        return count
-    return len(getattr(publisher, "_peers", ()))
-
-
 class Ingest:
     def __init__(self, settings: Settings, feed_path: str) -> None:
         self.settings = settings
@@ -140,7 +131,7 @@ class Ingest:
             MessageBuilder(settings.output.profile),
             self.dedup,
             self.state,
-            workers_connected=lambda: _workers_connected(self.feed),
+            workers_connected=self.feed.connected,
             metrics=metrics,
         )
         self.politeness = Politeness(
@@ -280,21 +271,35 @@ class Ingest:
         self.stop()
 
 
+def _is_apple(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host == "apple.com" or host.endswith(".apple.com")
+
+
 def discover(http: HTTPClient, urls: Sequence[str], settings: Settings) -> list[LogSpec]:
-    """Fetch and select logs from the log lists (Google's signature checked)."""
-    # Imported by name: the log-list module is optional for a deployment with discovery off.
-    loglist: Any = importlib.import_module("certstream.core.loglist")
+    """Fetch the log lists and return the logs they select.
+
+    Apple's list has no signature file (TLS only); every other list is treated as Google's
+    format and must come with a valid ``.sig`` beside it.  A list that cannot be fetched or
+    does not verify raises, so the caller keeps the logs it already follows rather than
+    retiring them all because of one bad download.
+    """
     ct = settings.ct_log
-    lists: dict[str, Any] = {}
+    google: list[loglist.LogInfo] = []
+    apple: list[loglist.LogInfo] | None = None
+    have_google = False
     for url in urls:
         body = http.get(url).body
-        source = "apple" if "apple.com" in url else "google"
-        if source == "google":
-            sig_url = url[: -len(".json")] + ".sig" if url.endswith(".json") else url + ".sig"
-            sig = http.get(sig_url).body
-            loglist.verify_google_list(body, sig)
-        lists[source] = loglist.parse_log_list(body, source)
-    infos = loglist.select_logs(lists.get("google"), lists.get("apple"), ct.states, time.time())
+        if _is_apple(url):
+            apple = (apple or []) + list(loglist.parse_log_list(body, "apple"))
+            continue
+        sig_url = (url[: -len(".json")] if url.endswith(".json") else url) + ".sig"
+        sig = http.get(sig_url).body
+        if not loglist.verify_google_list(body, sig):
+            raise DecodeError(f"log list {url}: signature does not verify")
+        google += loglist.parse_log_list(body, "google")
+        have_google = True
+    infos = loglist.select_logs(google if have_google else None, apple, ct.states, time.time())
     specs: list[LogSpec] = []
     for info in infos:
         kind = "static" if info.kind == "static" else "rfc6962"
@@ -302,13 +307,13 @@ def discover(http: HTTPClient, urls: Sequence[str], settings: Settings) -> list[
             kind == "rfc6962" and not ct.rfc6962_enabled
         ):
             continue
-        key = info.key
-        spki = key if isinstance(key, bytes) else _spki(key, info.description)
         stop_at = info.final_tree_size if info.state == "readonly" else None
         url = log_key(info.url)
         specs.append(
-            LogSpec(url, info.description, url, kind, info.operator, None, stop_at, spki,
-                    getattr(info, "origin", None))
+            LogSpec(
+                url, info.description or url, url, kind, info.operator, None, stop_at,
+                spki=_spki(info.key, info.description), origin=info.origin,
+            )
         )
     return specs
 
