@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import TypeVar
 
 import pytest
 from hypothesis import given, settings
@@ -13,8 +14,10 @@ from certstream.core.follow import TileRequest, Window, WindowPlanner, plan_tile
 from certstream.core.health import DEGRADED, HEALTHY, UNHEALTHY, HealthTracker
 from certstream.errors import LocalProtocolError
 
+T = TypeVar("T")
 
-def drain_windows(p: WindowPlanner[object]) -> list[Window]:
+
+def drain_windows(p: WindowPlanner[T]) -> list[Window]:
     out = []
     while (w := p.next_window()) is not None:
         out.append(w)
