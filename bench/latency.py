@@ -44,6 +44,7 @@ from bench.common import (
     stop,
     wait_port,
 )
+from bench.fanout import drain
 from bench.ingest import load_base
 from bench.servers import LOAD_CPUS, Server, server_cmd, stop_group, write_config
 
@@ -175,16 +176,15 @@ def run_latency(
                 st = sink.wait_connected()
                 if st.ok < clients:
                     report.say(f"latency: only {st.ok} of {clients} clients connected")
-                # Warm-up: the ingest finds the log, the workers subscribe.
+                # Warm-up: the ingest finds the log, the workers subscribe; then wait until
+                # its frames stop arriving, so the window counts only its own entries.
                 replay.paced(rate, 1.5)
-                time.sleep(1.0)
+                base = drain(sink, None, quiet=0.5)
                 sink.reset_latency()
-                base = sink.stats()
                 pids = server.pids()
                 c0 = Sample.take(pids)
                 grown = replay.paced(rate, seconds)
-                time.sleep(1.0)
-                end = sink.stats()
+                end = drain(sink, base.frames + grown * st.ok, quiet=2.0)
                 c1 = Sample.take(pids)
             report.say(f"sink: {end}")
             delivered = end.frames - base.frames
