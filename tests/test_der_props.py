@@ -52,7 +52,7 @@ def _compiled() -> ModuleType | None:
 COMPILED = _compiled()
 SETTINGS = settings(
     deadline=None,
-    max_examples=300,
+    max_examples=500,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
