@@ -386,3 +386,15 @@ def test_eof_on_websocket() -> None:
     session.receive_data(b"")
     session.receive_data(b"")
     assert _events(session) == [ConnectionLost()]
+
+
+def test_server_close_then_client_reply_is_reported() -> None:
+    session, client = _open_ws()
+    session.close_websocket(1001, "server shutting down")
+    client.receive_data(session.data_to_send())
+    (close,) = client.events()
+    assert isinstance(close, CloseConnection)
+    # A ping that crossed our Close is not answered; the client's Close reply ends it.
+    session.receive_data(b"\x89\x80\x00\x00\x00\x00" + client.send(close.response()))
+    assert _events(session) == [ClientClosed(1001, "server shutting down")]
+    assert session.data_to_send() == b""

@@ -150,6 +150,7 @@ _REQUEST = "request"
 _ROUTED = "routed"  # RequestReceived returned, the shell has not answered yet
 _WEBSOCKET = "websocket"
 _SSE = "sse"
+_CLOSING = "closing"  # we sent our WebSocket Close: waiting for the client's
 _DONE = "done"  # answered (HTTP), rejected, or closing: only EOF is still reported
 
 
@@ -249,7 +250,7 @@ class Session:
         elif not data:
             if not self._eof:
                 self._lost()
-        elif self._phase == _WEBSOCKET:
+        elif self._phase in (_WEBSOCKET, _CLOSING):
             assert self._ws is not None
             self._ws.receive_data(data)
             self._pump_websocket()
@@ -324,10 +325,15 @@ class Session:
     def close_websocket(self, code: int, reason: str = "") -> None:
         """Queue our Close frame (shutdown, slow client); the connection then ends."""
         ws = self._ws
-        if ws is not None and ws.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
-            self._out.append(ws.send(CloseConnection(code=code, reason=reason)))
-        self._phase = _DONE
         self.should_close = True
+        if ws is not None and ws.state is ConnectionState.OPEN and self._phase == _WEBSOCKET:
+            self._out.append(ws.send(CloseConnection(code=code, reason=reason)))
+            self._phase = _CLOSING  # the client's Close reply is still reported
+            return
+        if ws is not None and ws.state is ConnectionState.REMOTE_CLOSING:
+            self._out.append(ws.send(CloseConnection(code=code, reason=reason)))
+        if self._phase != _CLOSING:
+            self._phase = _DONE
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -395,8 +401,10 @@ class Session:
         ws = self._ws
         assert ws is not None
         for event in ws.events():
-            if self._phase != _WEBSOCKET:
+            if self._phase not in (_WEBSOCKET, _CLOSING):
                 break
+            if self._phase == _CLOSING and not isinstance(event, CloseConnection):
+                continue  # after our Close only the client's Close matters
             if isinstance(event, Ping):
                 self._out.append(ws.send(event.response()))
                 self._pending.append(PingReceived(bytes(event.payload)))
@@ -410,15 +418,20 @@ class Session:
                 elif event.message_finished:
                     self._message_bytes = 0
             elif isinstance(event, CloseConnection):
-                if ws.state is ConnectionState.OPEN:
-                    # wsproto reports a parse failure as a Close it "received" while the
-                    # connection is still open; a real Close frame moves it on.
+                # wsproto reports a parse failure as a Close it "received" without moving the
+                # state on; a real Close frame moves it to REMOTE_CLOSING (or CLOSED when it
+                # answers ours).
+                state = ws.state
+                if state is ConnectionState.OPEN:
                     self._violation(event.code, event.reason or "protocol error")
+                    continue
+                if state is ConnectionState.REMOTE_CLOSING:
+                    self._out.append(ws.send(event.response()))
+                self._phase = _DONE
+                self.should_close = True
+                if state is ConnectionState.LOCAL_CLOSING:  # garbage after our Close
+                    self._pending.append(ProtocolViolation(event.code, event.reason or ""))
                 else:
-                    if ws.state is ConnectionState.REMOTE_CLOSING:
-                        self._out.append(ws.send(event.response()))
-                    self._phase = _DONE
-                    self.should_close = True
                     self._pending.append(ClientClosed(event.code, event.reason or ""))
             # Pong and anything else: nothing to do.
 

@@ -140,5 +140,9 @@ def _read_until_closed(sock: socket.socket, session: Session, hub: Hub, client: 
                 # The session queued our reply / our Close; the hub sends it in order and
                 # half-closes once it is out.
                 hub.close_client(client, 1000, "")
+                if isinstance(event, ClientClosed) and not client.busy:
+                    # Both Close frames are out: the server closes the TCP connection first
+                    # (RFC 6455 §7.1.1), now.
+                    return
             elif isinstance(event, ConnectionLost):
                 return

@@ -446,6 +446,11 @@ class Hub:
             view = view[sent:]
 
     def _finish_close(self, client: Client) -> None:
+        if not client.is_ws:
+            # An SSE response is delimited by the end of the connection, and the client
+            # sends nothing after its request: close at once.
+            self._abort(client)
+            return
         # Half-close: the client still reads our Close frame and replies; the reader
         # greenlet sees its EOF.  A client that never answers is cut off after a while.
         with contextlib.suppress(OSError):

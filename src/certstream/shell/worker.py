@@ -66,13 +66,19 @@ def route_table(settings: Settings) -> RouteTable:
     )
 
 
-def build_context(settings: Settings, hub: Hub) -> ServerContext:
+def build_context(settings: Settings, hub: Hub,
+                  before_metrics: Callable[[], None] | None = None) -> ServerContext:
+    def render() -> tuple[bytes, str]:
+        if before_metrics is not None:
+            before_metrics()  # this worker's values are current in the scrape
+        return metrics.render_metrics()
+
     return ServerContext(
         hub=hub,
         routes=route_table(settings),
         max_message_bytes=settings.websocket.max_message_bytes,
         api_cache_capacity=settings.api.cache_capacity,
-        render_metrics=metrics.render_metrics,
+        render_metrics=render,
         on_response=lambda endpoint, code: metrics.SERVER_RESPONSES.labels(
             endpoint, str(code)).inc(),
     )
@@ -132,6 +138,7 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
     ctx: ServerContext
     settings: Settings
     feed: FeedSubscriber | None
+    metrics_sync: _MetricsSync
 
     def load_wsgi(self) -> None:
         self.wsgi = None
@@ -144,7 +151,8 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             close_code=ws.slow_client_close_code,
             on_wanted=self._on_wanted,
         )
-        self.ctx = build_context(self.settings, self.hub)
+        self.metrics_sync = _MetricsSync(self.hub, None)
+        self.ctx = build_context(self.settings, self.hub, self.metrics_sync)
 
     def _on_wanted(self, mask: int) -> None:
         if self.feed is not None:
@@ -169,6 +177,7 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         if path:
             self.feed = FeedSubscriber(path, hub.publish, hub.set_state, hub.set_example)
             self.feed.set_wanted(hub.wanted)
+            self.metrics_sync.feed = self.feed
         else:
             self.log.warning("no feed socket configured: serving without an ingest")
         tasks = [
@@ -177,7 +186,7 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
                 _every, settings.sse.keepalive_secs,
                 lambda: hub.broadcast(frames.sse_comment(b"keep-alive"), ws=False),
             ),
-            gevent.spawn(_every, 1.0, _MetricsSync(hub, self.feed)),
+            gevent.spawn(_every, 1.0, self.metrics_sync),
         ]
         if settings.websocket.heartbeat_secs > 0:
             tasks.append(gevent.spawn(

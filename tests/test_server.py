@@ -1,0 +1,295 @@
+"""The real server (gunicorn + CertstreamWorker) over real sockets, fed through the feed socket."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from tests.support import (
+    DOMAINS,
+    FULL,
+    LITE,
+    RawWS,
+    Server,
+    SSEClient,
+    close_info,
+    golden_payloads,
+    http_get,
+    run_server,
+    wait_until,
+)
+
+pytestmark = pytest.mark.slow
+
+LITE_P = golden_payloads("lite")
+FULL_P = golden_payloads("full")
+DOMAINS_P = golden_payloads("domains")
+N = len(LITE_P)
+
+CONFIG = {
+    "buffer_size": 64,
+    "websocket": {"ping_interval_secs": 0.5, "slow_client_drop_budget": 200},
+    "sse": {"keepalive_secs": 0.5},
+    "protocols": {"api": True},
+}
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    with run_server(CONFIG) as srv:
+        yield srv
+
+
+def _publish_golden(srv: Server, count: int = N) -> None:
+    srv.feed.publish_many([(LITE_P[i], FULL_P[i], DOMAINS_P[i]) for i in range(count)])
+
+
+def _rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_websocket_paths_get_exact_payloads_in_order(server: Server) -> None:
+    paths = {
+        "/": LITE_P, "/?token=abc": LITE_P, "/full-stream": FULL_P, "/full-stream/": FULL_P,
+        "/domains-only": DOMAINS_P, "/domains-only/?x": DOMAINS_P,
+    }
+    clients = {path: RawWS(server.port, path) for path in paths}
+    try:
+        assert all(c.status == 101 for c in clients.values())
+        server.feed.wait_wanted(LITE | FULL | DOMAINS)
+        _publish_golden(server)
+        for path, client in clients.items():
+            got = [client.recv_data() for _ in range(N)]
+            assert got == paths[path], path
+    finally:
+        for c in clients.values():
+            c.close()
+
+
+def test_sse_variants(server: Server) -> None:
+    variants = {"/sse": LITE_P, "/sse?stream=full": FULL_P, "/sse/?stream=domains": DOMAINS_P}
+    clients = {t: SSEClient(server.port, t) for t in variants}
+    try:
+        for c in clients.values():
+            assert c.head.startswith("HTTP/1.1 200")
+            assert "text/event-stream" in c.head
+        server.feed.wait_wanted(LITE | FULL | DOMAINS)
+        _publish_golden(server, 10)
+        for target, client in clients.items():
+            events = [client.next_event() for _ in range(10)]
+            assert all(e is not None for e in events)
+            ids = [e[0] for e in events if e]
+            assert ids == sorted(ids) and len(set(ids)) == 10
+            # SSE data is the payload without its trailing newline (the event's end is SSE's).
+            assert [e[1] for e in events if e] == [p.rstrip(b"\n") for p in variants[target][:10]]
+        # Keep-alive comments arrive while nothing is published.
+        c = clients["/sse"]
+        c.sock.settimeout(3)
+        block = c.next_block()
+        assert block is not None and block.startswith(b":")
+    finally:
+        for c in clients.values():
+            c.close()
+
+
+def test_plain_get_on_stream_paths_is_html(server: Server) -> None:
+    for path in ("/", "/full-stream", "/domains-only/"):
+        status, headers, body = http_get(server.port, path)
+        assert status == 200 and headers["content-type"].startswith("text/html")
+        assert b"WebSocket" in body
+
+
+def test_unknown_path_is_404_json(server: Server) -> None:
+    status, headers, body = http_get(server.port, "/nope")
+    assert status == 404 and headers["content-type"] == "application/json"
+    assert json.loads(body) == {"error": "Not Found"}
+
+
+def test_health_and_metrics(server: Server) -> None:
+    assert http_get(server.port, "/health")[::2] == (200, b"OK")
+    status, headers, body = http_get(server.port, "/metrics")
+    assert status == 200 and headers["content-type"].startswith("text/plain")
+    assert b"certstream_clients" in body
+
+
+def test_example_json(server: Server) -> None:
+    ws = RawWS(server.port, "/")
+    try:
+        server.feed.wait_wanted(LITE)
+        _publish_golden(server, 3)
+        for _ in range(3):
+            ws.recv_data()
+        status, headers, body = http_get(server.port, "/example.json")
+        assert status == 200 and headers["content-type"] == "application/json"
+        assert body == LITE_P[2]
+        assert http_get(server.port, "/full-stream/example.json")[2] == FULL_P[2]
+        assert http_get(server.port, "/domains-only/example.json")[2] == DOMAINS_P[2]
+    finally:
+        ws.close()
+
+
+def test_health_deep_and_api_logs_follow_the_feed_state(server: Server) -> None:
+    def state(statuses: list[str]) -> dict[str, object]:
+        return {"logs": [{"name": f"log{i}", "url": f"https://l{i}/", "operator": "op",
+                          "kind": "rfc6962", "status": s, "next_index": 5, "tree_size": 9,
+                          "lag": 4, "last_success": 1.5, "errors": 0, "skipped": 0}
+                         for i, s in enumerate(statuses)],
+                "counters": {}, "started": 0}
+
+    server.feed.state(state(["healthy", "healthy", "degraded", "unhealthy"]))
+    assert wait_until(lambda: json.loads(http_get(server.port, "/health/deep")[2])
+                      ["logs_total"] == 4)
+    status, _, body = http_get(server.port, "/health/deep")
+    deep = json.loads(body)
+    assert status == 200
+    assert (deep["logs_healthy"], deep["logs_degraded"], deep["logs_unhealthy"]) == (2, 1, 1)
+    assert set(deep["connections"]) == {"websocket", "sse"}
+    logs = json.loads(http_get(server.port, "/api/logs")[2])
+    assert logs["total_logs"] == 4 and logs["logs"][0]["current_index"] == 5
+    # More than half unhealthy: 503.
+    server.feed.state(state(["unhealthy", "unhealthy", "healthy"]))
+    assert wait_until(lambda: http_get(server.port, "/health/deep")[0] == 503)
+    stats = json.loads(http_get(server.port, "/api/stats")[2])
+    assert stats["connections"]["total"] >= 0 and "throughput" in stats
+    server.feed.state(state([]))
+
+
+def test_ping_pong_text_ignored_and_server_pings(server: Server) -> None:
+    ws = RawWS(server.port, "/full-stream")
+    try:
+        ws.send_frame(9, b"hello")
+        ws.send_frame(1, b"ping")  # certstream-dotnet's text "ping": ignored
+        ws.send_frame(2, b"\x00\x01")
+        opcodes: dict[int, list[bytes]] = {}
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and not (10 in opcodes and 9 in opcodes):
+            op, payload = ws.recv_frame()
+            opcodes.setdefault(op, []).append(payload)
+        assert opcodes.get(10) == [b"hello"]  # our ping's pong, with its payload
+        assert 9 in opcodes  # the server's own ping (interval 0.5 s here)
+        ws.send_frame(10, b"")  # answering a ping is allowed, not required
+        server.feed.wait_wanted(FULL)
+        server.feed.publish(LITE_P[0], FULL_P[0], DOMAINS_P[0])
+        assert ws.recv_data() == FULL_P[0]  # still streaming after all that
+    finally:
+        ws.close()
+
+
+def test_client_close_is_answered(server: Server) -> None:
+    ws = RawWS(server.port, "/")
+    ws.send_frame(8, (1000).to_bytes(2, "big") + b"bye")
+    while True:
+        op, payload = ws.recv_frame()
+        if op == 8:
+            break
+    assert close_info(payload)[0] == 1000
+    assert ws.sock.recv(10) == b""
+    ws.close()
+
+
+def test_slow_client_does_not_delay_others_and_is_closed(server: Server) -> None:
+    worker = server.worker_pids()[0]
+    rss_before = _rss_kb(worker)
+    slow = RawWS(server.port, "/full-stream")
+    slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    fast = RawWS(server.port, "/full-stream")
+    try:
+        server.feed.wait_wanted(FULL)
+        got: list[bytes] = []
+        stop = threading.Event()
+
+        def reader() -> None:
+            while not stop.is_set():
+                try:
+                    got.append(fast.recv_data())
+                except (OSError, ConnectionError):
+                    return
+
+        thread = threading.Thread(target=reader, daemon=True)
+        thread.start()
+        rounds = 60  # 60 x 40 full frames (~5 KiB each) while "slow" reads nothing
+        for r in range(rounds):
+            _publish_golden(server)
+            expected = (r + 1) * N
+            # The fast client keeps up: each batch arrives well within a second.
+            assert wait_until(lambda e=expected: len(got) >= e, 1.0), (r, len(got))
+        stop.set()
+        assert got == FULL_P * rounds
+        # The slow one lost more than its budget (200) and is closed with 1008 once it reads.
+        slow.sock.settimeout(5)
+        code = None
+        try:
+            while True:
+                op, payload = slow.recv_frame()
+                if op == 8:
+                    code, reason = close_info(payload)
+                    assert "dropped" in reason
+                    break
+        except ConnectionError:
+            pass
+        assert code == 1008
+        rss_after = _rss_kb(worker)
+        assert rss_after - rss_before < 64 * 1024, (rss_before, rss_after)
+    finally:
+        slow.close()
+        fast.close()
+
+
+def test_two_workers_each_get_every_entry() -> None:
+    with run_server({"workers": 2, "websocket": {"heartbeat_secs": 0.3}}, workers=2) as srv:
+        clients = []
+        try:
+            for _ in range(40):
+                clients.append(RawWS(srv.port, "/"))
+                masks = srv.feed.masks()
+                if len(masks) == 2 and all(m & LITE for m in masks):
+                    break
+            srv.feed.wait_wanted(LITE, all_workers=True)
+            _publish_golden(srv)
+            for client in clients:
+                got = []
+                while len(got) < N:
+                    payload = client.recv_data()
+                    if b'"message_type":"heartbeat"' in payload:
+                        heartbeat = json.loads(payload)
+                        assert isinstance(heartbeat["timestamp"], float)
+                        continue
+                    got.append(payload)
+                assert got == LITE_P
+            # The optional JSON heartbeat arrives on its own when nothing is published.
+            payload = clients[0].recv_data()
+            assert json.loads(payload)["message_type"] == "heartbeat"
+        finally:
+            for c in clients:
+                c.close()
+
+
+def test_sigterm_closes_every_client_with_1001_and_exits() -> None:
+    with run_server({"websocket": {"ping_interval_secs": 60.0}}, graceful=5) as srv:
+        ws_clients = [RawWS(srv.port, p) for p in ("/", "/full-stream", "/domains-only")]
+        sse = SSEClient(srv.port, "/sse")
+        srv.feed.wait_wanted(LITE | FULL | DOMAINS)
+        started = time.monotonic()
+        srv.proc.send_signal(signal.SIGTERM)
+        for ws in ws_clients:
+            op, payload = ws.recv_frame()
+            assert op == 8
+            assert close_info(payload) == (1001, "server shutting down")
+            ws.send_frame(8, payload[:2])  # complete the closing handshake
+        sse.sock.settimeout(5)
+        assert sse.next_block() is None  # the response ended
+        srv.proc.wait(10)
+        assert time.monotonic() - started < 5 + 3
+        assert srv.proc.returncode == 0, srv.log()
+        for ws in ws_clients:
+            ws.close()
+        sse.close()
