@@ -40,6 +40,7 @@ from conformance.replay import (
 from conformance.synth import make_test_signer, unique_entries
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from prometheus_client import REGISTRY
 
 from certstream.config import settings_from_dict
 from certstream.core import loglist
@@ -541,6 +542,11 @@ def test_discovery_adds_and_retires_logs_without_restart(
         wait_until(lambda: set(ing.followers) == {replay.url + "/b/"}, 20,
                    "A retired and B followed")
         assert ing.followers[replay.url + "/b/"].spec.name == "Log /b/"
+        # Requests are counted per log and status.
+        ok = REGISTRY.get_sample_value(
+            "certstream_http_requests_total", {"log": "Log /a/", "code": "200"}
+        )
+        assert ok is not None and ok >= 1
         # A list whose signature fails is not used: B keeps running.
         publish_list([], good_sig=False)
         gevent.sleep(2.5)

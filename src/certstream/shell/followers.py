@@ -190,6 +190,7 @@ class Dedup(Protocol):
 
 
 STREAM_LITE = 1  # = certstream.core.messages.STREAM_LITE
+_STREAM_NAMES = ((1, "lite"), (2, "full"), (4, "domains"))
 EXAMPLE_INTERVAL = 10.0
 
 
@@ -217,6 +218,9 @@ class Pipeline:
             "examples": 0,
         }
         self._last_example = -EXAMPLE_INTERVAL
+        self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
+        #: Called when a log's health status changes (the ingest publishes STATE at once).
+        self.on_status_change: Callable[[], None] | None = None
 
     def wait_for_workers(self) -> None:
         """Publishing to nobody would advance the resume position past entries no worker
@@ -242,7 +246,7 @@ class Pipeline:
             if not self.dedup.add(hashlib.sha256(entry.cert_der).digest(), mono):
                 self.counters["duplicates"] += 1
                 follower.duplicates += 1
-                self._inc("DUPLICATES")
+                self.inc("DUPLICATES")
                 continue
             streams = wanted
             sample = mono - self._last_example >= EXAMPLE_INTERVAL
@@ -256,27 +260,36 @@ class Pipeline:
                 follower.report_skip(entry.index, f"certificate: {exc}", "certificate")
                 self.counters["build_errors"] += 1
                 continue
+            for bit, stream in _STREAM_NAMES:
+                if streams & bit:
+                    self.inc("PAYLOADS_BUILT", stream)
             if sample and payloads.lite is not None:
                 self._last_example = mono
                 self.publisher.publish_example(payloads.lite)
                 self.counters["examples"] += 1
             if wanted:
                 items.append((spec.key, entry.index, payloads))
-                self._inc("ENTRIES", spec.name, "precert" if entry.is_precert else "x509")
+                self.inc("ENTRIES", spec.name, "precert" if entry.is_precert else "x509")
         if items:
             self.publisher.publish(items)
             self.counters["published"] += len(items)
         follower.next_index = next_index
         self.positions.advance(spec.key, next_index, tree_size, time.time())
 
-    def _inc(self, name: str, *labels: str) -> None:
-        metric = getattr(self.metrics, name, None) if self.metrics is not None else None
-        if metric is None:
-            return
-        try:
-            (metric.labels(*labels) if labels else metric).inc()
-        except Exception:  # metrics must never break ingestion
-            log.debug("metric %s failed", name, exc_info=True)
+    def inc(self, name: str, *labels: str, amount: float = 1) -> None:
+        """Increment metric ``name`` of ``self.metrics``; label children are cached."""
+        child = self._children.get((name, labels))
+        if child is None:
+            metric = getattr(self.metrics, name, None) if self.metrics is not None else None
+            if metric is None:
+                return
+            try:
+                child = metric.labels(*labels) if labels else metric
+            except Exception:  # metrics must never break ingestion
+                log.debug("metric %s%s unavailable", name, labels, exc_info=True)
+                return
+            self._children[(name, labels)] = child
+        child.inc(amount)
 
 
 # -- followers -----------------------------------------------------------------------------
@@ -349,15 +362,33 @@ class LogFollower:
         if delay > 0:
             gevent.sleep(delay)
         self.politeness.wait(self.spec)
-        return self.http.get(url).body
+        try:
+            body = self.http.get(url).body
+        except HTTPStatusError as exc:
+            self._metric("HTTP_REQUESTS", self.spec.name, str(exc.status))
+            raise
+        except HTTPError:
+            self._metric("HTTP_REQUESTS", self.spec.name, "0")
+            raise
+        self._metric("HTTP_REQUESTS", self.spec.name, "200")
+        return body
 
     def succeeded(self) -> None:
         self.backoff.success()
-        self.health.success(time.time())
+        before = self.health.status
+        if self.health.success(time.time()) != before:
+            self._status_changed()
+
+    def _status_changed(self) -> None:
+        cb = self.pipeline.on_status_change
+        if cb is not None:
+            cb()
 
     def failed(self, kind: str, detail: str, retry_after: float | None = None) -> float:
         """Record a failure; every request of this log pauses for the returned delay."""
-        self.health.failure(kind, detail)
+        before = self.health.status
+        if self.health.failure(kind, detail) != before:
+            self._status_changed()
         delay = self.backoff.failure(retry_after)
         self._pause_until = max(self._pause_until, time.monotonic() + delay)
         log.warning(
@@ -385,7 +416,7 @@ class LogFollower:
         self._metric("ENTRIES_SKIPPED", self.spec.name, kind)
 
     def _metric(self, name: str, *labels: str) -> None:
-        self.pipeline._inc(name, *labels)
+        self.pipeline.inc(name, *labels)
 
     def start_position(self, head: int) -> int:
         """State file, else the configured start index, else a little before the head."""
@@ -522,6 +553,7 @@ class StaticFollower(LogFollower):
         super().__init__(*args, **kwargs)
         self.issuers = issuers
         self._started = False
+        self._root: bytes | None = None
 
     def run(self) -> None:
         while not self.finished:
@@ -555,6 +587,11 @@ class StaticFollower(LogFollower):
         if cp.size < self.tree_size:
             self.failed("checkpoint_shrank", f"size {cp.size} < {self.tree_size}")
             return None
+        if cp.size == self.tree_size and self._root is not None and cp.root_hash != self._root:
+            # Two different trees of one size: the log forked or lies.  Do not read on.
+            self.failed("checkpoint_fork", f"size {cp.size} with a different root hash")
+            return None
+        self._root = cp.root_hash
         self.succeeded()
         return cp.size
 

@@ -139,6 +139,9 @@ class Ingest:
             {k: v / 1000.0 for k, v in ct.operator_rate_limits.items()},
         )
         self.issuers = IssuerCache(self.http)
+        self._state_soon: gevent.Greenlet | None = None
+        self._feed_dropped = 0
+        self.pipeline.on_status_change = self._publish_state_soon
         self.fcfg = follower_settings(settings)
         self.config_specs = specs_from_settings(settings)
         self.discovered: list[LogSpec] = []
@@ -194,6 +197,11 @@ class Ingest:
         counters["feed_dropped"] = getattr(self.feed, "dropped", 0)
         return {"logs": logs, "counters": counters, "started": self.started}
 
+    def _publish_state_soon(self) -> None:
+        """STATE also goes out when a log's health changes (coalesced over 50 ms)."""
+        if self._state_soon is None or self._state_soon.dead:
+            self._state_soon = gevent.spawn_later(0.05, self.publish_state)
+
     def publish_state(self) -> None:
         snap = self.snapshot()
         self.feed.publish_state(snap)
@@ -206,6 +214,10 @@ class Ingest:
                 if st["lag"] is not None:
                     m.LOG_LAG.labels(name).set(st["lag"])
             m.DEDUP_SIZE.set(len(self.dedup))
+            dropped = int(getattr(self.feed, "dropped", 0))
+            if dropped > self._feed_dropped:
+                m.FEED_DROPPED.inc(dropped - self._feed_dropped)
+                self._feed_dropped = dropped
         except Exception:
             log.debug("metrics update failed", exc_info=True)
 
