@@ -42,11 +42,12 @@ from bench.common import (
     metric,
     pin,
     stop,
+    tree,
     wait_port,
 )
 from bench.fanout import drain
 from bench.ingest import load_base
-from bench.servers import LOAD_CPUS, Server, server_cmd, stop_group, write_config
+from bench.servers import LOAD_CPUS, SERVER_CPUS, Server, server_cmd, stop_group, write_config
 
 LOG_PATH = "/bench/"
 PAYLOADS_BUILT = "certstream_payloads_built_total"
@@ -145,6 +146,12 @@ def whole_server(template: str, replay: Replay, tmp: Path, workers: int = 1) -> 
     )
     try:
         wait_port(port, 30, proc)
+        if workers == 1:
+            # As in the fan-out scenarios: the server (ingest included) on one core, the
+            # load generator on the other, so runs repeat and servers compare on one core.
+            time.sleep(0.5)  # the ingest is started once the listeners are bound
+            for pid in tree(proc.pid):
+                pin(pid, SERVER_CPUS)
         yield Server(port, proc, cmd[0])
     finally:
         stop_group(proc)
