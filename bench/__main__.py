@@ -110,53 +110,51 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Report], None]]]
         if args.steps
         else ([20, 40] if q else [500, 1000, 1250, 1500, 2000, 2500, 3000, 4000])
     )
-    out: list[tuple[str, Callable[[Report], None]]] = []
-    for s in wanted:
-        if s == "ingest":
-            out.append(
-                (
-                    s,
-                    lambda r: ingest.run(
-                        r,
-                        args.entries or (600 if q else 20_000),
-                        args.pure_entries or (300 if q else 4_000),
-                        args.profile,
-                    ),
-                )
-            )
-        elif s == "fanout":
-            out.append((s, lambda r: fanout.run_steady(r, clients, rate, seconds, args.workers)))
-        elif s == "burst":
-            out.append(
-                (
-                    s,
-                    lambda r: fanout.run_burst(
-                        r, max(clients), args.burst or (200 if q else 3000), args.workers
-                    ),
-                )
-            )
-        elif s == "capacity":
-            out.append((s, lambda r: fanout.run_capacity(r, rate, seconds, steps)))
-        elif s == "memory":
-            out.append(
-                (
-                    s,
-                    lambda r: memory.run(
-                        r, args.idle_clients or (200 if q else 10_000), args.workers
-                    ),
-                )
-            )
-        elif s == "latency":
+    n_idle = args.idle_clients or (200 if q else 10_000)
 
-            def lat(r: Report) -> None:
-                n = max(clients)
-                latency.run_latency(r, n, rate, seconds * 2, workers=args.workers)
-                for cmd in args.server_cmd:
-                    latency.run_latency(r, n, rate, seconds * 2, template=cmd)
+    def run_ingest(r: Report) -> None:
+        ingest.run(
+            r,
+            args.entries or (600 if q else 20_000),
+            args.pure_entries or (300 if q else 4_000),
+            args.profile,
+        )
 
-            out.append((s, lat))
-        elif s == "idle":
-            out.append((s, lambda r: latency.run_idle(r, 300 if q else 2000)))
+    def run_fanout(r: Report) -> None:
+        fanout.run_steady(r, clients, rate, seconds, args.workers)
+
+    def run_burst(r: Report) -> None:
+        fanout.run_burst(r, max(clients), args.burst or (200 if q else 3000), args.workers)
+
+    def run_capacity(r: Report) -> None:
+        fanout.run_capacity(r, rate, seconds, steps)
+
+    def run_memory(r: Report) -> None:
+        memory.run(r, n_idle, args.workers)
+        if args.server_cmd:  # whole servers side by side: ours, then each command
+            memory.run_whole(r, n_idle, None)
+            for cmd in args.server_cmd:
+                memory.run_whole(r, n_idle, cmd)
+
+    def run_latency(r: Report) -> None:
+        n = max(clients)
+        latency.run_latency(r, n, rate, seconds * 2, workers=args.workers)
+        for cmd in args.server_cmd:
+            latency.run_latency(r, n, rate, seconds * 2, template=cmd)
+
+    def run_idle(r: Report) -> None:
+        latency.run_idle(r, 300 if q else 2000)
+
+    table: dict[str, Callable[[Report], None]] = {
+        "ingest": run_ingest,
+        "fanout": run_fanout,
+        "burst": run_burst,
+        "capacity": run_capacity,
+        "memory": run_memory,
+        "latency": run_latency,
+        "idle": run_idle,
+    }
+    out = [(s, table[s]) for s in wanted]
     return out
 
 

@@ -166,7 +166,7 @@ def run_latency(
     template: str | None = None,
     workers: int = 1,
 ) -> None:
-    label = "certstream" if template is None else f"server-cmd {template.split()[0]}"
+    label = "certstream" if template is None else f"server-cmd {Path(template.split()[0]).name}"
     report.say(
         f"## latency end to end ({label}): replay log at {rate:,.0f} entries/s,"
         f" {clients} lite clients, {seconds:.0f} s"
