@@ -3,8 +3,9 @@
 * :class:`FakeFeed` stands in for the ingest: it listens on the feed socket the workers
   connect to and speaks the real feed codec (``certstream.shell.feed``), from plain threads
   so that tests need no gevent loop.
-* :func:`run_server` starts gunicorn with ``CertstreamWorker`` as a subprocess on a free port,
-  with a temporary config (no log lists, so nothing goes to the network) and that feed socket.
+* :func:`run_server` starts the real ``certstream`` command as a subprocess on a free port,
+  with a temporary config (no log lists, so nothing goes to the network) and that feed
+  socket; a ``gunicorn.conf.py`` in its working directory turns off the ingest hook.
 * :class:`RawWS` is a minimal blocking WebSocket client that returns frames as raw bytes, so
   tests can check byte-exact payloads, opcodes and close codes.
 * :func:`golden_payloads` reads real payloads (the Go server's frames) from the conformance data.
@@ -201,17 +202,13 @@ class Server:
         return [int(p) for p in out.stdout.split()]
 
 
+# Read by the ``certstream`` command from its working directory, after its own options.
 GUNICORN_CONF = """\
-bind = "127.0.0.1:{port}"
-workers = {workers}
-worker_class = "certstream.shell.worker.CertstreamWorker"
-worker_connections = 10000
+# The test's FakeFeed listens on the feed socket in place of the ingest.
+def when_ready(server):
+    pass
+
 graceful_timeout = {graceful}
-timeout = 30
-max_requests = 0
-wsgi_app = "certstream.shell.worker:CertstreamWorker"
-loglevel = "info"
-control_socket_disable = True  # parallel test servers must not share one control socket
 """
 
 
@@ -244,22 +241,16 @@ def run_server(config: Mapping[str, Any] | None = None, *, workers: int = 1,
             config or {},
         )
         (workdir / "config.yaml").write_text(yaml.safe_dump(settings))
-        (workdir / "gunicorn.conf.py").write_text(
-            GUNICORN_CONF.format(port=port, workers=workers, graceful=graceful)
-        )
-        metrics_dir = workdir / "prometheus"
-        metrics_dir.mkdir()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CERTSTREAM_")}
-        env.update({
-            "CERTSTREAM_CONFIG": str(workdir / "config.yaml"),
-            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-            "PYTHONUNBUFFERED": "1",
-        })
+        (workdir / "gunicorn.conf.py").write_text(GUNICORN_CONF.format(graceful=graceful))
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("CERTSTREAM_") and k != "PROMETHEUS_MULTIPROC_DIR"}
+        env.update({"CERTSTREAM_CONFIG": str(workdir / "config.yaml"), "PYTHONUNBUFFERED": "1"})
         feed = FakeFeed(feed_path)
         log_path = workdir / "server.log"
         with open(log_path, "wb") as log_file:
+            # The real entry point: the console script next to this interpreter.
             proc = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", str(workdir / "gunicorn.conf.py")],
+                [str(Path(sys.executable).parent / "certstream")],
                 cwd=workdir, env=env, stdout=log_file, stderr=subprocess.STDOUT,
             )
         server = Server(port, proc, feed, workdir, log_path)
