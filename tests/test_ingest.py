@@ -44,8 +44,22 @@ from prometheus_client import REGISTRY
 
 from certstream.config import settings_from_dict
 from certstream.core import loglist
+from certstream.core.dedup import DedupRing
+from certstream.core.messages import STREAM_LITE, Payloads
+from certstream.errors import DecodeError
 from certstream.shell.feed import FULL, FeedSubscriber
+from certstream.shell.followers import (
+    FollowerSettings,
+    IssuerCache,
+    LogFollower,
+    LogSpec,
+    Pipeline,
+    Politeness,
+    make_follower,
+)
+from certstream.shell.httpclient import HTTPClient
 from certstream.shell.ingest import Ingest, specs_from_settings
+from certstream.shell.state import StateStore
 
 ROOT = Path(__file__).resolve().parent.parent
 LIVE40 = ROOT / "conformance" / "data" / "inputs" / "live40"
@@ -555,3 +569,120 @@ def test_discovery_adds_and_retires_logs_without_restart(
         ing.stop()
         srv.shutdown()
         srv.server_close()
+
+
+# -- followers in-process, with a fake feed ------------------------------------------------
+
+
+class FakeFeed:
+    def __init__(self, wanted: int = FULL) -> None:
+        self.mask = wanted
+        self.items: list[tuple[str, int, Any]] = []
+        self.examples: list[bytes] = []
+
+    def wanted(self) -> int:
+        return self.mask
+
+    def connected(self) -> int:
+        return 1
+
+    def publish(self, items: Any) -> None:
+        self.items.extend(items)
+
+    def publish_example(self, lite: bytes) -> None:
+        self.examples.append(lite)
+
+
+class PickyBuilder:
+    """Payloads naming the index; a bug (RuntimeError) at one index, a DecodeError at another."""
+
+    def __init__(self, bug_at: int, bad_at: int) -> None:
+        self.bug_at, self.bad_at = bug_at, bad_at
+
+    def build(self, entry: Any, source: Any, seen: float, streams: int) -> Payloads:
+        if entry.index == self.bug_at:
+            raise RuntimeError("builder bug")
+        if entry.index == self.bad_at:
+            raise DecodeError("unparseable certificate", index=entry.index)
+        text = str(entry.index).encode()
+        return Payloads(
+            text if streams & STREAM_LITE else None, text if streams & FULL else None, None
+        )
+
+
+def make_pipeline(feed: FakeFeed, builder: Any, tmp: Path) -> tuple[Pipeline, StateStore]:
+    store = StateStore(str(tmp / "state.json"), grace=0.0)
+    return Pipeline(feed, builder, DedupRing(1000, 900.0), store,
+                    workers_connected=feed.connected), store
+
+
+def follower_for(
+    replay: ReplayServer, path: str, pipeline: Pipeline, **spec_kw: Any
+) -> LogFollower:
+    url = replay.url + path
+    spec = LogSpec(url, path.strip("/").upper(), url, "rfc6962", **spec_kw)
+    cfg = FollowerSettings(batch_size=16, fetch_concurrency=3, poll_interval=0.05,
+                           retry_initial=0.02, retry_max=0.1)
+    return make_follower(
+        spec, cfg, http=HTTPClient("certstream-test", 2.0), pipeline=pipeline,
+        politeness=Politeness(0.0, {}), issuers=IssuerCache(HTTPClient("t")),
+    )
+
+
+@pytest.mark.timeout(60)
+def test_one_bad_certificate_costs_one_entry_even_a_builder_bug(
+    replay: ReplayServer, tmp_short: Path
+) -> None:
+    replay.add_rfc6962_log("/p/", unique_entries(base_entries(), 50, 31), 0)
+    replay.start()
+    feed = FakeFeed()
+    pipeline, store = make_pipeline(feed, PickyBuilder(bug_at=7, bad_at=9), tmp_short)
+    f = follower_for(replay, "/p/", pipeline, start_index=0)
+    f.start()
+    try:
+        wait_until(lambda: f.next_index == 50, 20, "the log read to its end")
+    finally:
+        f.stop()
+    assert [i for _k, i, _p in feed.items] == [i for i in range(50) if i not in (7, 9)]
+    assert f.skipped == 2 and f.health.status == "healthy"
+    # A lite sample went out although nobody wants lite.
+    assert feed.examples and all(p.lite is None for _k, _i, p in feed.items)
+    store.flush(time.time(), final=True)
+    assert StateStore(str(tmp_short / "state.json")).load()[replay.url + "/p/"].next_index == 50
+
+
+@pytest.mark.timeout(60)
+def test_http_400_never_jumps_ahead(replay: ReplayServer, tmp_short: Path) -> None:
+    # The log starts at 100; asking from 90 gets 400 (CTFE), forever.  The peer in Rust
+    # jumps to the head here and loses entries; we keep asking and report the log failing.
+    replay.add_rfc6962_log("/q/", unique_entries(base_entries(), 30, 32), 100)
+    replay.start()
+    feed = FakeFeed()
+    pipeline, _ = make_pipeline(feed, PickyBuilder(-1, -1), tmp_short)
+    f = follower_for(replay, "/q/", pipeline, start_index=90)
+    f.start()
+    try:
+        wait_until(lambda: f.health.status == "unhealthy", 20, "the log reported unhealthy")
+    finally:
+        f.stop()
+    retried = [t for _m, t in replay.requests("/q/") if "get-entries?start=90&" in t]
+    assert len(retried) >= 5
+    assert f.next_index == 90 and feed.items == []
+    assert f.health.errors_by_kind.get("http_400", 0) >= 5
+
+
+@pytest.mark.timeout(60)
+def test_readonly_log_stops_at_final_size(replay: ReplayServer, tmp_short: Path) -> None:
+    replay.add_rfc6962_log("/r/", unique_entries(base_entries(), 60, 33), 0)
+    replay.start()
+    feed = FakeFeed()
+    pipeline, _ = make_pipeline(feed, PickyBuilder(-1, -1), tmp_short)
+    f = follower_for(replay, "/r/", pipeline, start_index=0, stop_at=37)
+    f.start()
+    try:
+        wait_until(lambda: f.finished, 20, "the readonly log finished")
+    finally:
+        f.stop()
+    assert [i for _k, i, _p in feed.items] == list(range(37))
+    ends = [int(t.rsplit("end=", 1)[1]) for _m, t in replay.requests("/r/") if "end=" in t]
+    assert max(ends) == 36

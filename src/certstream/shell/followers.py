@@ -18,6 +18,7 @@ Failure policy (the peers lose entries here; we must not):
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -260,6 +261,13 @@ class Pipeline:
                 follower.report_skip(entry.index, f"certificate: {exc}", "certificate")
                 self.counters["build_errors"] += 1
                 continue
+            except Exception as exc:
+                # A builder bug on one odd certificate must cost that entry, not stall the
+                # log in a crash loop; the traceback goes to the log for a fix.
+                log.exception("builder failed on log %s index %d", spec.name, entry.index)
+                follower.report_skip(entry.index, f"builder error: {exc!r}", "internal")
+                self.counters["build_errors"] += 1
+                continue
             for bit, stream in _STREAM_NAMES:
                 if streams & bit:
                     self.inc("PAYLOADS_BUILT", stream)
@@ -267,6 +275,9 @@ class Pipeline:
                 self._last_example = mono
                 self.publisher.publish_example(payloads.lite)
                 self.counters["examples"] += 1
+                if not wanted & STREAM_LITE:
+                    # Built for the sample only: no worker asked for lite on the feed.
+                    payloads = dataclasses.replace(payloads, lite=None)
             if wanted:
                 items.append((spec.key, entry.index, payloads))
                 self.inc("ENTRIES", spec.name, "precert" if entry.is_precert else "x509")
@@ -348,8 +359,13 @@ class LogFollower:
                 raise
             except Exception as exc:  # a bug must not kill the log for good
                 log.exception("follower %s crashed; restarting", self.spec.name)
-                self.health.failure("internal", str(exc))
-                gevent.sleep(self.backoff.failure())
+                self._group.kill(block=False)
+                self.reset()
+                self.failed("internal", repr(exc))
+
+    def reset(self) -> None:
+        """Forget in-flight work after a crash; resume from ``next_index``."""
+        self.saved_next = self.next_index
 
     def run(self) -> None:
         raise NotImplementedError
@@ -449,6 +465,10 @@ class Rfc6962Follower(LogFollower):
     """get-sth, then get-entries windows, ``fetch_concurrency`` in flight, in order."""
 
     _planner: WindowPlanner[tuple[list[LogEntry], int]] | None = None
+
+    def reset(self) -> None:
+        super().reset()
+        self._planner = None  # its in-flight windows died with the crashed run
 
     def run(self) -> None:
         while not self.finished:
