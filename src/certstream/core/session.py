@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import h11
 from wsproto import ConnectionType, WSConnection
-from wsproto.connection import ConnectionState
+from wsproto.connection import Connection, ConnectionState
 from wsproto.events import (
     AcceptConnection,
     BytesMessage,
@@ -205,6 +205,10 @@ def ws_page(path: str) -> bytes:
     ).encode()
 
 
+# Stands in for the h11 connection once the request is answered, so that it can be freed.
+_SPENT = h11.Connection(h11.SERVER)
+
+
 class Session:
     """The sans-IO state of one client connection (see the module docstring)."""
 
@@ -231,7 +235,9 @@ class Session:
     ) -> None:
         self._routes = routes
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_bytes)
-        self._ws: WSConnection | None = None
+        # After the upgrade only wsproto's frame-level Connection is kept: the handshake
+        # objects (two h11 connections) would cost kilobytes per idle client.
+        self._ws: Connection | None = None
         self._phase = _REQUEST
         self._out: list[bytes] = []
         self._pending: list[Event] = []
@@ -292,11 +298,13 @@ class Session:
             return
         # No extensions offered back: see the module docstring on permessage-deflate.
         self._out.append(ws.send(AcceptConnection()))
-        self._ws = ws
+        assert ws.connection is not None
+        self._ws = ws.connection
         self._phase = _WEBSOCKET
         trailing, _closed = self._h11.trailing_data
+        self._h11 = _SPENT
         if trailing:
-            ws.receive_data(bytes(trailing))
+            self._ws.receive_data(bytes(trailing))
             self._pump_websocket()
 
     def start_sse(self) -> None:
@@ -304,6 +312,7 @@ class Session:
         self._take_request()
         self._out.append(_SSE_HEAD)
         self._phase = _SSE
+        self._h11 = _SPENT
 
     def respond(
         self,
