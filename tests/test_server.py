@@ -268,6 +268,10 @@ def test_two_workers_each_get_every_entry() -> None:
             # The optional JSON heartbeat arrives on its own when nothing is published.
             payload = clients[0].recv_data()
             assert json.loads(payload)["message_type"] == "heartbeat"
+            # /metrics (served by either worker) counts the clients of both.
+            assert wait_until(
+                lambda: _clients_metric(srv.port, "websocket") == len(clients), 5
+            ), _clients_metric(srv.port, "websocket")
         finally:
             for c in clients:
                 c.close()
@@ -310,3 +314,35 @@ def test_idle_clients_cost_little_memory(server: Server) -> None:
     finally:
         for c in clients + warm:
             c.close()
+
+
+def test_switched_off_endpoints_are_404_and_never_wanted() -> None:
+    config = {"protocols": {"sse": False, "metrics": False, "example_json": False},
+              "streams": {"full": False}}
+    with run_server(config) as srv:
+        for path in ("/sse", "/metrics", "/example.json", "/full-stream", "/api/stats"):
+            assert http_get(srv.port, path)[0] == 404, path
+        refused = RawWS(srv.port, "/full-stream")
+        assert refused.status == 404  # not upgraded
+        refused.close()
+        lite = RawWS(srv.port, "/")
+        domains = RawWS(srv.port, "/domains-only")
+        try:
+            srv.feed.wait_wanted(LITE | DOMAINS)
+            assert all(not m & FULL for m in srv.feed.masks())
+            srv.feed.publish(LITE_P[0], None, DOMAINS_P[0])
+            assert lite.recv_data() == LITE_P[0]
+            assert domains.recv_data() == DOMAINS_P[0]
+        finally:
+            lite.close()
+            domains.close()
+        # The last subscriber of a stream leaving clears its bit.
+        assert wait_until(lambda: all(m == 0 for m in srv.feed.masks()), 5)
+
+
+def _clients_metric(port: int, transport: str) -> float:
+    total = 0.0
+    for line in http_get(port, "/metrics")[2].decode().splitlines():
+        if line.startswith("certstream_clients{") and f'transport="{transport}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
