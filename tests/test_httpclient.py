@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import gzip
+import ipaddress
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
+import gevent.ssl
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from certstream.shell.httpclient import (
     BodyTooLargeError,
@@ -244,3 +253,56 @@ def test_gunzip_multi_member_and_limits() -> None:
         gunzip(gzip.compress(b"x" * 100), 50)
     with pytest.raises(HTTPProtocolError):
         gunzip(gzip.compress(b"x" * 100)[:-10], 1000)
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_tls_verifies_by_default(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    srv.socket = server_ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"https://127.0.0.1:{srv.server_address[1]}/plain"
+    try:
+        # Default verification: a certificate nobody vouches for is refused.
+        with pytest.raises(HTTPConnectionError):
+            HTTPClient("t", timeout=5).get(url)
+        trusting = gevent.ssl.create_default_context(cafile=str(cert))
+        c = HTTPClient("t", timeout=5, ssl_context=trusting)
+        assert c.get(url).body == b"hello"
+        assert c.get(url).body == b"hello"
+        assert c.connections_opened == 1
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -686,3 +686,16 @@ def test_readonly_log_stops_at_final_size(replay: ReplayServer, tmp_short: Path)
     assert [i for _k, i, _p in feed.items] == list(range(37))
     ends = [int(t.rsplit("end=", 1)[1]) for _m, t in replay.requests("/r/") if "end=" in t]
     assert max(ends) == 36
+
+
+def test_politeness_budget_is_per_operator_else_per_host() -> None:
+    pol = Politeness(0.0, {"Google": 0.0})
+    g1 = LogSpec("k1", "A", "https://ct.googleapis.com/logs/a/", operator="Google")
+    g2 = LogSpec("k2", "B", "https://storage.googleapis.com/b/", operator="Google", kind="static")
+    n1 = LogSpec("k3", "C", "https://ct.example.org/c/")
+    n2 = LogSpec("k4", "D", "https://ct.example.org/d/")
+    other = LogSpec("k5", "E", "https://ct.example.net/e/")
+    names = [pol.bucket_name(s) for s in (g1, g2, n1, n2, other)]
+    assert names == ["Google", "Google", "ct.example.org", "ct.example.org", "ct.example.net"]
+    for s in (g1, g2, n1):
+        pol.wait(s)  # zero intervals: never sleeps
