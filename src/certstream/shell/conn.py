@@ -26,7 +26,7 @@ from certstream.core.session import (
     RequestReceived,
     Session,
 )
-from certstream.shell.endpoints import ServerContext, answer
+from certstream.shell.endpoints import ServerContext, answer, refuse
 from certstream.shell.hub import Client, Hub
 
 __all__ = ["serve"]
@@ -39,7 +39,7 @@ _RECV = 65536
 _ANSWER_TIMEOUT = 10.0
 
 
-def serve(sock: socket.socket, ctx: ServerContext) -> None:
+def serve(sock: socket.socket, ctx: ServerContext, ip: str = "") -> None:
     """Handle one accepted connection until it ends; never raises for client behaviour."""
     session = Session(
         ctx.routes,
@@ -52,12 +52,13 @@ def serve(sock: socket.socket, ctx: ServerContext) -> None:
             _send_and_close(sock, session.data_to_send())
             return
         kind = request.route.kind
-        if kind == "http":
-            status, body, ctype = answer(ctx, request)
+        refused = refuse(ctx, request, ip)
+        if refused is not None or kind == "http":
+            status, body, ctype = refused or answer(ctx, request)
             session.respond(status, body, ctype)
             _send_and_close(sock, session.data_to_send())
             if ctx.on_response is not None:
-                ctx.on_response(request.route.name, status)
+                ctx.on_response(request.route.name or request.route.kind, status)
             return
         if kind == "ws":
             session.accept_websocket()
@@ -68,7 +69,7 @@ def serve(sock: socket.socket, ctx: ServerContext) -> None:
                 return
         else:
             session.start_sse()
-        _stream(sock, session, ctx, request)
+        _stream(sock, session, ctx, request, ip)
     except Exception:  # a bug must end this connection only, and be seen
         log.exception("connection handler failed")
     finally:
@@ -109,7 +110,7 @@ def _send_and_close(sock: socket.socket, data: bytes) -> None:
 
 
 def _stream(sock: socket.socket, session: Session, ctx: ServerContext,
-            request: RequestReceived) -> None:
+            request: RequestReceived, ip: str) -> None:
     hub = ctx.hub
     head = session.data_to_send()  # 101 or the SSE head, plus any pong already due
     with gevent.Timeout(_ANSWER_TIMEOUT, False), contextlib.suppress(OSError):
@@ -118,12 +119,17 @@ def _stream(sock: socket.socket, session: Session, ctx: ServerContext,
     if head:
         return  # the client did not even take the response head
     client = hub.add(sock, session, request.route.stream, is_ws=session.is_websocket)
+    per_ip = ctx.access.per_ip
+    per_ip[ip] = per_ip.get(ip, 0) + 1
     if ctx.on_response is not None:
         ctx.on_response("websocket" if client.is_ws else "sse", 101 if client.is_ws else 200)
     try:
         _read_until_closed(sock, session, hub, client)
     finally:
         hub.remove(client)
+        left = per_ip.pop(ip, 1) - 1
+        if left > 0:
+            per_ip[ip] = left
 
 
 def _read_until_closed(sock: socket.socket, session: Session, hub: Hub, client: Client) -> None:

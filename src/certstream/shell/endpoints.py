@@ -10,6 +10,7 @@ the same for every worker.
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from certstream.core.routes import STREAM_LITE, RouteTable, split_target
 from certstream.core.session import RequestReceived, ws_page
 from certstream.shell.hub import Hub
 
-__all__ = ["Response", "ServerContext", "answer", "log_counts"]
+__all__ = ["Access", "Response", "ServerContext", "answer", "log_counts", "refuse"]
 
 Response = tuple[int, bytes, bytes]
 
@@ -30,11 +31,63 @@ _HTML = b"text/html; charset=utf-8"
 
 
 @dataclass(slots=True)
+class Access:
+    """Who may connect (``auth.*`` and ``connection_limit.*`` settings).
+
+    Like certstream-server-rust, a token is read from one header (``Bearer `` optional) and
+    guards the streams and the REST API; health, metrics and the examples stay public.
+    Connection limits count this worker's streaming clients: with N workers each admits
+    ``max_connections / N`` (rounded up) and ``per_ip_limit`` per address, because workers
+    share no state and an address's connections are spread across them.
+    """
+
+    tokens: tuple[bytes, ...] = ()
+    header: bytes = b"authorization"
+    max_connections: int | None = None
+    per_ip_limit: int | None = None
+    per_ip: dict[str, int] = field(default_factory=dict)
+
+    def token_ok(self, headers: tuple[tuple[bytes, bytes], ...]) -> bool:
+        if not self.tokens:
+            return True
+        for name, value in headers:
+            if name.lower() == self.header:
+                given = value.strip()
+                if given[:7].lower() == b"bearer ":
+                    given = given[7:].strip()
+                # Compare with every token in constant time: no early exit on a match.
+                ok = False
+                for token in self.tokens:
+                    ok |= hmac.compare_digest(given, token)
+                return ok
+        return False
+
+
+_PROTECTED = frozenset(("api_stats", "api_logs"))
+
+
+def refuse(ctx: ServerContext, request: RequestReceived, ip: str) -> Response | None:
+    """The error answer when ``request`` may not proceed (401, 429), else ``None``."""
+    access = ctx.access
+    route = request.route
+    streaming = route.kind in ("ws", "sse")
+    if (streaming or route.name in _PROTECTED) and not access.token_ok(request.headers):
+        return 401, b'{"error":"Unauthorized"}', _JSON
+    if streaming:
+        if access.max_connections is not None and ctx.hub.total() >= access.max_connections:
+            return 429, b'{"error":"Too Many Connections"}', _JSON
+        if access.per_ip_limit is not None and access.per_ip.get(ip, 0) >= access.per_ip_limit:
+            return 429, b'{"error":"Too Many Connections"}', _JSON
+    return None
+
+
+@dataclass(slots=True)
 class ServerContext:
     """What a connection handler needs from its worker."""
 
     hub: Hub
     routes: RouteTable = field(default_factory=RouteTable)
+    access: Access = field(default_factory=Access)
     started: float = field(default_factory=time.time)
     max_header_bytes: int = 16384
     max_message_bytes: int = 65536

@@ -240,6 +240,10 @@ class Hub:
             out["sse"][STREAM_NAMES[stream]] = len(ring.sse_clients)
         return out
 
+    def total(self) -> int:
+        """Streaming clients connected to this worker."""
+        return sum(len(r.ws_clients) + len(r.sse_clients) for r in self.rings.values())
+
     def clients(self) -> Iterable[Client]:
         for ring in self.rings.values():
             yield from ring.ws_clients

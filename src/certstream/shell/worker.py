@@ -38,7 +38,7 @@ from certstream.core import frames
 from certstream.core.routes import STREAM_NAMES, RouteTable
 from certstream.shell import metrics
 from certstream.shell.conn import serve
-from certstream.shell.endpoints import ServerContext
+from certstream.shell.endpoints import Access, ServerContext
 from certstream.shell.feed import FeedSubscriber
 from certstream.shell.hub import Hub
 
@@ -66,6 +66,20 @@ def route_table(settings: Settings) -> RouteTable:
     )
 
 
+def access_for(settings: Settings) -> Access:
+    auth, limit = settings.auth, settings.connection_limit
+    max_connections = per_ip = None
+    if limit.enabled:
+        max_connections = -(-limit.max_connections // max(1, settings.workers))
+        per_ip = limit.per_ip_limit
+    return Access(
+        tokens=tuple(t.encode() for t in auth.tokens) if auth.enabled else (),
+        header=auth.header_name.lower().encode("latin-1"),
+        max_connections=max_connections,
+        per_ip_limit=per_ip,
+    )
+
+
 def build_context(settings: Settings, hub: Hub,
                   before_metrics: Callable[[], None] | None = None) -> ServerContext:
     def render() -> tuple[bytes, str]:
@@ -76,6 +90,7 @@ def build_context(settings: Settings, hub: Hub,
     return ServerContext(
         hub=hub,
         routes=route_table(settings),
+        access=access_for(settings),
         max_message_bytes=settings.websocket.max_message_bytes,
         api_cache_capacity=settings.api.cache_capacity,
         render_metrics=render,
@@ -164,7 +179,8 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             if self.alive:
                 self.log.info("Autorestarting worker after current request.")
             self.alive = False
-        serve(client, self.ctx)
+        ip = addr[0] if isinstance(addr, tuple) and addr else ""
+        serve(client, self.ctx, ip)
 
     def _feed_path(self) -> str:
         return self.settings.feed_socket or os.environ.get("CERTSTREAM_FEED_SOCKET", "")
