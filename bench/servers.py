@@ -117,8 +117,8 @@ def feed_server(
         settings["feed_socket"] = sock
         cfg = write_config(Path(tmp) / "config.yaml", settings)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CERTSTREAM_")}
-        env["PYTHONPATH"] = str(REPO)  # bench.workers_only, from a cwd with no config in it
-        cmd = [sys.executable, "-m", "bench.workers_only", str(cfg)]
+        env["PYTHONPATH"] = str(REPO)  # bench.no_ingest, from a cwd with no config in it
+        cmd = [sys.executable, "-m", "bench.no_ingest", str(cfg)]
         proc: subprocess.Popen[bytes] = subprocess.Popen(
             cmd, cwd=tmp, env=env, start_new_session=True
         )

@@ -1,4 +1,4 @@
-"""``python -m bench.workers_only CONFIG``: certstream's gunicorn master and workers, no ingest.
+"""``python -m bench.no_ingest CONFIG``: certstream's gunicorn master and workers, no ingest.
 
 The fan-out benchmarks feed the real workers from ``bench.feeder`` instead of CT logs.  The
 app always starts an ingest from its ``when_ready`` hook (there is no setting to turn that
