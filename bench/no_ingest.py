@@ -20,7 +20,7 @@ def _no_ingest(server: Any) -> None:
     server.log.info("bench: no ingest; the workers subscribe to the bench feeder")
 
 
-class WorkersOnly(app.CertstreamApp):  # type: ignore[misc]
+class WorkersOnly(app.CertstreamApp):
     def load_config(self) -> None:
         super().load_config()
         self.cfg.set("when_ready", _no_ingest)
