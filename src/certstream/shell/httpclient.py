@@ -201,6 +201,10 @@ class HTTPClient:
                     try:
                         return self._exchange(conn, key, target, req_headers, url)
                     except _RetryError:
+                        # The server dropped an idle connection; the others idle as long
+                        # are likely gone too, so retry on a fresh one.
+                        for stale in self._idle.pop(key, []):
+                            stale.close()
                         continue
                 # Two dead connections in a row: report the second as a connection error.
                 raise HTTPConnectionError(f"connection closed before response: {url}")
