@@ -162,6 +162,20 @@ class Sample:
         return sum(v - earlier.cpu.get(p, v) for p, v in self.cpu.items())
 
 
+def socket_count(pid: int) -> int:
+    """Open sockets of one process: how many clients a worker holds (plus a few of its own)."""
+    n = 0
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return 0
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                n += 1
+    return n
+
+
 def tree_rss(pid: int) -> int:
     return sum(rss_bytes(p) for p in tree(pid))
 

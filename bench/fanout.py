@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 
 from bench.clients import Sink, SinkStats
-from bench.common import Figure, Report, Sample
+from bench.common import Figure, Report, Sample, socket_count
 from bench.servers import LOAD_CPUS, Feeder, Server, feed_server, two_cores
 
 LITE = 1
@@ -254,6 +254,8 @@ def capacity(
         for n in steps:
             try:
                 with connect(server, feeder, n) as sink:
+                    # Sockets per process: the clients should be spread over the workers.
+                    spread = "/".join(str(socket_count(p)) for p in server.pids()[1:])
                     s = steady(server, feeder, sink, rate, seconds)
             except RuntimeError as exc:
                 report.say(f"capacity {workers}w, {n} clients: {exc}")
@@ -263,7 +265,8 @@ def capacity(
                 f"capacity {workers}w: {n} clients -> {'kept up' if s.kept_up else 'BEHIND'}"
                 f" ({s.delivered:,}/{s.expected:,} frames, last {s.drain_s:.2f} s after the end,"
                 f" server {s.core_share * 100:.0f}% CPU, {s.us_per_frame:.3f} us/frame,"
-                f" sink {load:.0f}% CPU, p99 {s.stats.p99 / 1000:.1f} ms)"
+                f" sink {load:.0f}% CPU, p99 {s.stats.p99 / 1000:.1f} ms,"
+                f" sockets per worker {spread})"
             )
             if not s.kept_up:
                 break
