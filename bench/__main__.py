@@ -43,10 +43,12 @@ def machine() -> str:
         text=True,
         check=False,
     ).stdout.strip()
+    # Other work on the machine skews every figure: the load average says if there was any.
+    load = os.getloadavg()[0]
     return (
         f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, commit {rev or '?'}, "
         f"{len(os.sched_getaffinity(0))} cores ({model or platform.machine()}), "
-        f"Python {platform.python_version()}"
+        f"Python {platform.python_version()}, load average {load:.2f} at start"
     )
 
 
