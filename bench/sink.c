@@ -40,6 +40,7 @@
 #define RBUF (1 << 20)
 #define NBUCKETS 1000000 /* 10 us each: 10 s */
 #define BUCKET_US 10
+#define MAX_FRAME (64ULL << 20)
 
 enum { ST_CONNECTING, ST_HANDSHAKE, ST_OPEN, ST_DEAD };
 
@@ -148,7 +149,11 @@ static size_t parse_frames(conn_t *c, unsigned char *p, size_t n) {
             hdr = 10;
         }
         if (b1 & 0x80) hdr += 4; /* servers must not mask, but do not choke if one does */
-        if (n - pos < hdr + plen) break;
+        if (plen > MAX_FRAME) { /* garbage, or a frame we must not buffer: give up on it */
+            kill_conn(c, 1);
+            return n;
+        }
+        if (n - pos < hdr || plen > n - pos - hdr) break;
         unsigned char *payload = p + pos + hdr;
         int opcode = b0 & 0x0F;
         if (opcode == 0x9) {
