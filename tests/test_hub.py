@@ -264,3 +264,31 @@ def test_remove_while_busy_stops_the_writer(pairs: list) -> None:
     # Nothing is written to a removed client's descriptor any more.
     hub.send(client, b"late")
     hub.stop()
+
+
+def test_a_burst_longer_than_the_ring_reaches_clients_that_keep_up(pairs: list) -> None:
+    hub = Hub(8)
+    sock, peer = _pair(pairs)
+    sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_SNDBUF, 1 << 20)
+    client = _add(hub, sock)
+    # No greenlet switch in between: the flusher greenlet never gets to run.
+    for p in PAYLOADS:
+        hub.publish(STREAM_LITE, p, None, None)
+    hub.flush()
+    assert [p for _op, p in _frames(peer.read_available())] == PAYLOADS
+    assert client.dropped == 0
+
+
+def test_a_cursor_behind_the_ring_gets_a_notice_not_a_stall(pairs: list) -> None:
+    hub = Hub(4, drop_budget=100)
+    sock, peer = _pair(pairs)
+    client = _add(hub, sock)
+    ring = hub.rings[STREAM_LITE]
+    for p in PAYLOADS[:10]:
+        ring.append(p)  # behind the hub's back, as if no flush had run
+    hub._dirty.add(ring)
+    hub.flush()
+    got = _frames(peer.read_available())
+    assert json.loads(got[0][1]) == {"message_type": "notice", "dropped": 6}
+    assert [p for _op, p in got[1:]] == PAYLOADS[6:10]
+    assert client.dropped == 6

@@ -90,7 +90,8 @@ class Ring:
     def append(self, payload: bytes) -> None:
         slot = self.next_seq % self.size
         self.payloads[slot] = payload
-        self.frames[slot] = frames.ws_frame(payload)
+        # A client's cursor starts at the head, so a slot framed for nobody is never needed.
+        self.frames[slot] = frames.ws_frame(payload) if self.ws_clients else b""
         self.sse[slot] = None
         self.next_seq += 1
 
@@ -159,6 +160,8 @@ class Hub:
         self.drops = 0
         self.slow_closed = 0
         self._dirty: set[Ring] = set()
+        self._unflushed = 0
+        self._flush_every = max(1, min(256, buffer_size // 2))
         self._wake = gevent.event.Event()
         self._flusher: gevent.Greenlet | None = None
         self._stopping = False
@@ -192,7 +195,14 @@ class Hub:
                 ring.append(payload)
                 self._dirty.add(ring)
         if self._dirty:
-            self._wake.set()
+            self._unflushed += 1
+            if self._unflushed >= self._flush_every:
+                # The feed reader may not yield for a long burst (a gevent recv with data
+                # waiting returns at once): flush in line before the ring could overrun
+                # clients that are keeping up.
+                self.flush()
+            else:
+                self._wake.set()
 
     def set_example(self, lite: bytes) -> None:
         self.example = lite
@@ -313,6 +323,7 @@ class Hub:
     def flush(self) -> None:
         """Write every client of every dirty ring what it has pending (see module doc)."""
         dirty, self._dirty = self._dirty, set()
+        self._unflushed = 0
         for ring in dirty:
             self._flush_ring(ring, ring.ws_clients, ws=True)
             self._flush_ring(ring, ring.sse_clients, ws=False)
@@ -329,8 +340,12 @@ class Hub:
             seq = client.seq
             if seq >= head:
                 continue
-            if seq < ring.oldest:  # cannot happen to a client that is never busy, but be safe
-                self._check_budget(client)
+            if seq < ring.oldest:
+                # Only after a burst longer than the ring without a flush (publish flushes
+                # in line well before that): the same notice as for a slow client.
+                data = self._pending(client)
+                if data:
+                    self._write_now(client, data)
                 continue
             data = shared.get(seq)
             if data is None:

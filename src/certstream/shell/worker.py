@@ -21,6 +21,7 @@ drops every client of that worker).
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -43,6 +44,8 @@ from certstream.shell.feed import FeedSubscriber
 from certstream.shell.hub import Hub
 
 __all__ = ["CertstreamWorker", "build_context", "heartbeat_frame", "settings_for"]
+
+log = logging.getLogger(__name__)
 
 SHUTDOWN_CODE = 1001
 SHUTDOWN_REASON = "server shutting down"
@@ -107,7 +110,10 @@ def heartbeat_frame(now: float) -> bytes:
 def _every(interval: float, action: Callable[[], None]) -> None:
     while True:
         gevent.sleep(interval)
-        action()
+        try:
+            action()
+        except Exception:  # a bug in one tick must not stop the pings for good
+            log.exception("periodic task %r failed", action)
 
 
 class _MetricsSync:
