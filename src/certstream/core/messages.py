@@ -9,7 +9,8 @@ Strategy: JSON text is assembled from fragments by concatenation, never by passi
 dicts through ``json.dumps``.  The leaf object is built once as ``head + as_der + tail`` so the
 lite payload (no ``as_der``) and the full payload share every other byte.  Chain certificates
 repeat across thousands of entries (a handful of intermediates issue most certificates), so
-each chain certificate's finished JSON object is kept in a bounded LRU keyed by its SHA-256.
+each chain certificate's finished JSON object is kept in a bounded LRU keyed by its last bytes
+(the hit confirmed on the whole DER).
 Per-log text (``source`` object, ``cert_link`` prefix) is computed once per ``LogSource``.
 
 Nothing here reads a clock: ``seen`` is passed in.
@@ -17,28 +18,33 @@ Nothing here reads a clock: ``seen`` is passed in.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import math
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from certstream.core.jsontext import FLOAT_WRITERS, STRING_WRITERS, string_array
+from certstream._fast import COMPILED, NO_EXTENSIONS
+from certstream.core.jsontext import FLOAT_WRITERS, STRING_WRITERS
 from certstream.core.model import CertInfo, LogEntry, LogSource, NameAttr
-from certstream.core.profiles import (
-    FIELD_FORMATTERS,
-    GN_DNS,
-    ExtensionValue,
-    Formatter,
-    Profile,
-    aggregated,
-    get_profile,
-    name_values,
-)
+from certstream.core.profiles import Profile, get_profile
 from certstream.core.tiles import TILE_WIDTH, data_tile_path
 from certstream.core.x509 import parse_certificate, parse_tbs
 from certstream.errors import DecodeError
+
+if TYPE_CHECKING or NO_EXTENSIONS:
+    from certstream._fast._json_py import CertWriter, b64encode, join_as_der
+
+    COMPILED["_json"] = False
+else:
+    try:
+        from certstream._fast._json import CertWriter, b64encode, join_as_der
+    except ImportError:  # no compiler at build time: the twin has the same API
+        from certstream._fast._json_py import CertWriter, b64encode, join_as_der
+
+        COMPILED["_json"] = False
+    else:
+        COMPILED["_json"] = True
 
 __all__ = [
     "STREAM_ALL",
@@ -52,28 +58,10 @@ __all__ = [
 STREAM_LITE, STREAM_FULL, STREAM_DOMAINS = 1, 2, 4
 STREAM_ALL = STREAM_LITE | STREAM_FULL | STREAM_DOMAINS
 
-# EasySSL's sentinel: GeneralizedTime 99991231235959Z, RFC 5280's "no well-defined expiry".
-_NO_EXPIRATION = 253402300799
-_NAME_CACHE_SIZE = 8192
-_CERT_KEYS = (
-    "all_domains",
-    "as_der",
-    "extensions",
-    "fingerprint",
-    "sha1",
-    "sha256",
-    "not_after",
-    "not_before",
-    "serial_number",
-    "signature_algorithm",
-    "subject",
-    "issuer",
-    "is_ca",
-)
-_KEY_PREFIX = {key: f'"{key}":' for key in _CERT_KEYS}
-_POISON = frozenset(["1.3.6.1.4.1.11129.2.4.3"])
-# Above this many names the Elixir MapSet is a hash trie and its order is not sorted.
-_MAPSET_SORTED_MAX = 32
+# Chain certificates are cached by their last bytes (the signature, unique per certificate)
+# and the hit is confirmed by comparing the whole DER: cheaper than hashing every chain
+# certificate of every entry, and exact.
+_CHAIN_KEY_BYTES = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +85,6 @@ class _SourceText:
     url: str
 
 
-def _colon_upper(digest: bytes) -> str:
-    return digest.hex(":").upper()
-
-
 class MessageBuilder:
     """Formats decoded entries in one output profile.  Not thread-safe (one per ingest)."""
 
@@ -110,16 +94,17 @@ class MessageBuilder:
         self.profile: Profile = profile if isinstance(profile, Profile) else get_profile(profile)
         p = self.profile
         self._write: Callable[[str], str] = STRING_WRITERS[p.string_writer]
-        self._write_domain: Callable[[str], str] = STRING_WRITERS[p.domains_string_writer]
         self._float: Callable[[float], str] = FLOAT_WRITERS[p.float_writer]
-        # Decide the per-key work once, not per entry: (key prefix text, formatter).
-        self._extensions: tuple[tuple[str, Formatter], ...] = tuple(
-            (self._write(key) + ":", FIELD_FORMATTERS[fmt]) for key, fmt in p.extensions
-        )
-        self._chain_cache: OrderedDict[bytes, str] = OrderedDict()
+        # Every per-profile decision about certificate objects is taken once, in the writers.
+        self._leaf = CertWriter(p, p.leaf_keys)
+        self._chain_writer = CertWriter(p, p.chain_keys)
+        self._chain_cache: OrderedDict[bytes, tuple[bytes, str]] = OrderedDict()
         self._chain_cache_size = chain_cache_size
         self._sources: dict[LogSource, _SourceText] = {}
-        self._names: dict[tuple[NameAttr, ...], str] = {}
+        # The frame's data keys with their JSON prefixes, without and with the chain.
+        self._lite_keys = tuple((f'"{k}":', k) for k in p.data_keys if k != "chain")
+        self._full_keys = tuple((f'"{k}":', k) for k in p.data_keys)
+        self._seen_last: tuple[float, str] = (math.nan, "")
         if p.message_type_first:
             self._cert_open = '{"message_type":"certificate_update","data":'
             self._cert_close = "}" + p.newline
@@ -149,25 +134,25 @@ class MessageBuilder:
         if not streams & STREAM_ALL:
             return Payloads(None, None, None)
         info = self._leaf_info(entry)
-        domains = self._all_domains(info)
+        leaf = self._leaf
+        domains = leaf.domains(info)
         domains_payload = None
         if streams & STREAM_DOMAINS:
-            text = self._dns_open + string_array(domains, self._write_domain) + self._dns_close
+            text = self._dns_open + leaf.domains_array(domains) + self._dns_close
             domains_payload = text.encode("utf-8", "replace")
         if not streams & (STREAM_LITE | STREAM_FULL):
             return Payloads(None, None, domains_payload)
 
-        write = self._write
-        p = self.profile
-        present = frozenset([ext.oid for ext in info.extensions])
-        if entry.is_precert and p.force_poison:
-            present |= _POISON  # Go marks every precert, its TBSCertificate has no poison
-        leaf_head, leaf_tail = self._cert_parts(info, present, entry.cert_der, p.leaf_keys, domains)
+        leaf_head, leaf_tail = self._cert_parts(info, entry, domains)
         src = self._source_text(source)
+        if seen != self._seen_last[0]:
+            # One clock reading serves a whole batch: format it once.
+            scale = self.profile.seen_scale
+            self._seen_last = (seen, self._float(math.floor(seen * scale + 1e-3) / scale))
         frags: dict[str, str] = {
             "cert_index": str(entry.index),
-            "cert_link": write(self._cert_link(src, entry.index)),
-            "seen": self._float(math.floor(seen * p.seen_scale + 1e-3) / p.seen_scale),
+            "cert_link": self._write(self._cert_link(src, entry.index)),
+            "seen": self._seen_last[1],
             "update_type": '"PrecertLogEntry"' if entry.is_precert else '"X509LogEntry"',
         }
         timestamp = self._float(entry.timestamp / 1000)
@@ -182,8 +167,7 @@ class MessageBuilder:
             frags["leaf_cert"] = leaf_head + leaf_tail
             lite = self._certificate_frame(frags, with_chain=False)
         if streams & STREAM_FULL:
-            as_der = base64.b64encode(entry.cert_der).decode("ascii")
-            frags["leaf_cert"] = self._join_as_der(leaf_head, as_der, leaf_tail)
+            frags["leaf_cert"] = join_as_der(leaf_head, b64encode(entry.cert_der), leaf_tail)
             frags["chain"] = self._chain_text(entry.chain)
             full = self._certificate_frame(frags, with_chain=True)
         return Payloads(lite, full, domains_payload)
@@ -219,163 +203,29 @@ class MessageBuilder:
         return info
 
     def _all_domains(self, info: CertInfo) -> list[str]:
-        rule = self.profile.domains
-        dns = [v for tag, v in info.san if tag == GN_DNS and isinstance(v, str)]
-        cn = None
-        for attr in info.subject:
-            if attr.oid == "2.5.4.3":
-                cn = attr.value  # every peer keeps the last CN
-        if rule == "san_then_cn":
-            # Go: SAN order, no dedup; the CN goes last unless empty, a CA, or already there.
-            if cn and not info.is_ca and cn not in dns:
-                dns.append(cn)
-            return dns
-        if rule == "cn_then_san":
-            names = [cn, *dns] if cn and not info.is_ca else dns
-            return list(dict.fromkeys(names))
-        # sorted_set (EasySSL): MapSet of the CN (whatever it is) and the DNS names.
-        names_set = set(dns)
-        if cn is not None:
-            names_set.add(cn)
-        # MapSet.to_list of a small set is in Erlang term order: bytewise for binaries.
-        return sorted(names_set, key=lambda s: s.encode("utf-8", "surrogatepass"))
+        return self._leaf.domains(info)
 
     def _name_object(self, attrs: tuple[NameAttr, ...]) -> str:
-        # Issuer names repeat across nearly every entry (a few CAs issue most certificates),
-        # so each distinct name's JSON object is kept; the cache is dropped when it fills.
-        cached = self._names.get(attrs)
-        if cached is not None:
-            return cached
-        text = self._format_name(attrs)
-        if len(self._names) >= _NAME_CACHE_SIZE:
-            self._names.clear()
-        self._names[attrs] = text
-        return text
-
-    def _format_name(self, attrs: tuple[NameAttr, ...]) -> str:
-        rule = self.profile.names
-        values = name_values(attrs, rule)
-        write = self._write
-        parts: list[str] = []
-        for key in rule.keys:
-            if key == "aggregated":
-                parts.append('"aggregated":' + write(aggregated(values, rule)))
-                continue
-            value = values.get(key)
-            if value is not None:
-                parts.append(f'"{key}":' + write(value))
-            elif rule.absent == "null":
-                parts.append(f'"{key}":null')
-        return "{" + ",".join(parts) + "}"
-
-    def _extensions_object(self, info: CertInfo, present: frozenset[str]) -> str:
-        parts: list[str] = []
-        for prefix, formatter in self._extensions:
-            value = formatter(info, present)
-            if value is not None:
-                parts.append(prefix + self._value(value))
-        return "{" + ",".join(parts) + "}"
-
-    def _value(self, value: ExtensionValue) -> str:
-        if value is True:
-            return "true"
-        if value is False:
-            return "false"
-        if isinstance(value, list):
-            return string_array(value, self._write)
-        return self._write(value)
+        return self._leaf.name_object(attrs)
 
     def _serial(self, serial: int | None) -> str:
-        if serial is None:
-            return '""'
-        rule = self.profile.serial
-        if rule == "der" and serial < 0:
-            size = (serial.bit_length() + 8) // 8  # two's complement, minimal length
-            return '"' + serial.to_bytes(size, "big", signed=True).hex().upper() + '"'
-        text = format(serial, "X")
-        if rule != "plain" and len(text) % 2:
-            text = "0" + text
-        return '"' + text + '"'
-
-    def _time(self, value: int | None) -> str:
-        if value is None:
-            return "0"
-        if value == _NO_EXPIRATION and self.profile.no_expiration:
-            return '"no_expiration"'
-        return str(value)
-
-    def _signature(self, info: CertInfo) -> str:
-        p = self.profile
-        if info.signature_oid == "1.2.840.113549.1.1.10":
-            name = p.pss_signatures.get(info.signature_hash_oid, "unknown")
-        else:
-            name = p.signatures.get(info.signature_oid, "unknown")
-        return self._write(name)
+        return self._leaf.serial(serial)
 
     def _cert_parts(
-        self,
-        info: CertInfo,
-        present: frozenset[str],
-        der: bytes,
-        keys: tuple[str, ...],
-        domains: list[str] | None,
+        self, info: CertInfo, entry: LogEntry, domains: list[str] | None
     ) -> tuple[str, str]:
-        """The certificate object split around ``as_der``: (text before, text after).
-
-        The head ends with ``{`` or a field and the tail starts with ``,`` or ``}`` so that
-        the lite object is ``head + tail`` and the full one puts ``"as_der":..`` between.
-        """
-        write = self._write
-        sha1 = '"' + _colon_upper(hashlib.sha1(der).digest()) + '"'
-        head: list[str] = []
-        tail: list[str] = []
-        target = head
-        for key in keys:
-            if key == "as_der":
-                target = tail
-                continue
-            if key == "subject":
-                value = self._name_object(info.subject)
-            elif key == "issuer":
-                value = self._name_object(info.issuer)
-            elif key == "extensions":
-                value = self._extensions_object(info, present)
-            elif key == "all_domains":
-                names = domains if domains is not None else self._all_domains(info)
-                value = string_array(names, write)
-            elif key == "fingerprint" or key == "sha1":  # noqa: PLR1714 - hot path, no tuple
-                value = sha1
-            elif key == "sha256":
-                value = '"' + _colon_upper(hashlib.sha256(der).digest()) + '"'
-            elif key == "not_after":
-                value = self._time(info.not_after)
-            elif key == "not_before":
-                value = self._time(info.not_before)
-            elif key == "serial_number":
-                value = self._serial(info.serial)
-            elif key == "signature_algorithm":
-                value = self._signature(info)
-            else:  # is_ca
-                value = "true" if info.is_ca else "false"
-            target.append(_KEY_PREFIX[key] + value)
-        head_text = "{" + ",".join(head)
-        tail_text = ("," if head and tail else "") + ",".join(tail) + "}"
-        return head_text, tail_text
-
-    @staticmethod
-    def _join_as_der(head: str, as_der: str, tail: str) -> str:
-        field = '"as_der":"' + as_der + '"'
-        if head == "{":
-            return head + field + ("}" if tail == "}" else "," + tail)
-        return head + "," + field + tail
+        """The leaf object split around ``as_der`` (see ``CertWriter.parts``)."""
+        poison = entry.is_precert and self.profile.force_poison
+        return self._leaf.parts(info, entry.cert_der, poison, domains)
 
     def _chain_object(self, der: bytes) -> str:
-        key = hashlib.sha256(der).digest()
-        cached = self._chain_cache.get(key)
-        if cached is not None:
-            self._chain_cache.move_to_end(key)
+        key = der[-_CHAIN_KEY_BYTES:]
+        cache = self._chain_cache
+        cached = cache.get(key)
+        if cached is not None and cached[0] == der:
+            cache.move_to_end(key)
             self.chain_cache_hits += 1
-            return cached
+            return cached[1]
         self.chain_cache_misses += 1
         try:
             info = parse_certificate(der)
@@ -384,16 +234,10 @@ class MessageBuilder:
             info = CertInfo(der=der, problems=("chain certificate unparseable",))
         if info.problems:
             self.problem_count += 1
-        keys = self.profile.chain_keys
-        present = frozenset([ext.oid for ext in info.extensions])
-        head, tail = self._cert_parts(info, present, der, keys, None)
-        if "as_der" in keys:
-            text = self._join_as_der(head, base64.b64encode(der).decode("ascii"), tail)
-        else:
-            text = head + tail
-        self._chain_cache[key] = text
-        if len(self._chain_cache) > self._chain_cache_size:
-            self._chain_cache.popitem(last=False)
+        text = self._chain_writer.whole(info, der)
+        cache[key] = (der, text)
+        if len(cache) > self._chain_cache_size:
+            cache.popitem(last=False)
         return text
 
     def _chain_text(self, chain: tuple[bytes, ...]) -> str:
@@ -402,18 +246,11 @@ class MessageBuilder:
     # --- frame text ------------------------------------------------------------------------
 
     def _certificate_frame(self, frags: dict[str, str], *, with_chain: bool) -> bytes:
-        parts: list[str] = []
-        for key in self.profile.data_keys:
-            if key == "chain":
-                if not with_chain:
-                    continue
-                chain = frags["chain"]
-                if chain == "[]" and not self.profile.chain_when_empty:
-                    continue
-                parts.append('"chain":' + chain)
-            else:
-                parts.append(f'"{key}":' + frags[key])
-        text = self._cert_open + "{" + ",".join(parts) + "}" + self._cert_close
+        keys = self._lite_keys
+        if with_chain and (frags["chain"] != "[]" or self.profile.chain_when_empty):
+            keys = self._full_keys
+        body = ",".join([prefix + frags[key] for prefix, key in keys])
+        text = self._cert_open + "{" + body + "}" + self._cert_close
         return text.encode("utf-8", "replace")
 
     def _source_text(self, source: LogSource) -> _SourceText:
