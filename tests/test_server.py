@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import signal
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from tests.support import (
@@ -370,3 +372,43 @@ def test_auth_and_connection_limits() -> None:
         first.close()
         assert wait_until(lambda: RawWS(srv.port, "/", extra_headers=good).status == 101, 5)
         second.close()
+
+
+def _self_signed(where: Path) -> tuple[str, str]:
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = where / "cert.pem", where / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def test_tls(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    with run_server({"tls_cert": cert, "tls_key": key}) as srv:
+        clients = [RawWS(srv.port, "/", tls=True), RawWS(srv.port, "/sse?x", tls=True)]
+        ws = clients[0]
+        try:
+            assert ws.status == 101
+            assert clients[1].status == 200  # the SSE head, over TLS too
+            srv.feed.wait_wanted(LITE)
+            _publish_golden(srv, 5)
+            assert [ws.recv_data() for _ in range(5)] == LITE_P[:5]
+            ws.send_frame(9, b"tls")
+            assert ws.recv_frame() == (10, b"tls")
+        finally:
+            for c in clients:
+                c.close()

@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -303,8 +304,13 @@ class RawWS:
     """A blocking WebSocket client that exposes frames as ``(opcode, payload bytes)``."""
 
     def __init__(self, port: int, path: str = "/", *, timeout: float = 5.0,
-                 extra_headers: str = "") -> None:
+                 extra_headers: str = "", tls: bool = False) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        if tls:  # a test server's self-signed certificate: no verification
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            self.sock = context.wrap_socket(self.sock, server_hostname="localhost")
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall(
             f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
