@@ -139,8 +139,8 @@ def test_no_framing_without_clients() -> None:
     assert all(ring.next_seq == 0 for ring in hub.rings.values())
     assert hub.latest(STREAM_LITE) == b"lite" and hub.latest(STREAM_FULL) == b"full"
     assert hub.latest(STREAM_DOMAINS) is None
-    hub.set_example(b"sample")
-    assert hub.latest(STREAM_LITE) == b"lite"  # a real entry beats the sample
+    hub.set_example(b"sample")  # the ingest's periodic sample when nobody follows lite
+    assert hub.latest(STREAM_LITE) == b"sample"
 
 
 def test_wanted_mask_follows_subscribers(pairs: list) -> None:

@@ -137,6 +137,9 @@ def test_example_json(server: Server) -> None:
         assert http_get(server.port, "/domains-only/example.json")[2] == DOMAINS_P[2]
     finally:
         ws.close()
+    # With nobody following lite, the ingest's periodic EXAMPLE sample is what is served.
+    server.feed.example(LITE_P[7])
+    assert wait_until(lambda: http_get(server.port, "/example.json")[2] == LITE_P[7], 5)
 
 
 def test_health_deep_and_api_logs_follow_the_feed_state(server: Server) -> None:

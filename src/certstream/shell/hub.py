@@ -152,7 +152,6 @@ class Hub:
         self.send_timeout = send_timeout
         self.on_wanted = on_wanted
         self.wanted = 0
-        self.example: bytes | None = None  # the latest sample from the feed's EXAMPLE messages
         self.state: dict[str, Any] | None = None  # the latest feed STATE
         # Counters for /metrics and /api/stats.
         self.entries = 0
@@ -205,17 +204,15 @@ class Hub:
                 self._wake.set()
 
     def set_example(self, lite: bytes) -> None:
-        self.example = lite
+        """A recent lite sample from the feed: whichever lite payload came last is served."""
+        self.rings[STREAM_LITE].latest = lite
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.state = state
 
     def latest(self, stream: int) -> bytes | None:
         """The newest payload of ``stream`` (for ``/example.json``)."""
-        latest = self.rings[stream].latest
-        if latest is None and stream == STREAM_LITE:
-            return self.example
-        return latest
+        return self.rings[stream].latest
 
     # -- clients ---------------------------------------------------------------------------
 
@@ -343,9 +340,9 @@ class Hub:
             if seq < ring.oldest:
                 # Only after a burst longer than the ring without a flush (publish flushes
                 # in line well before that): the same notice as for a slow client.
-                data = self._pending(client)
-                if data:
-                    self._write_now(client, data)
+                behind = self._pending(client)
+                if behind:
+                    self._write_now(client, behind)
                 continue
             data = shared.get(seq)
             if data is None:
