@@ -73,6 +73,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--pure-entries", type=int, help="ingest: unique entries, pure run")
     ap.add_argument("--profile", action="store_true", help="ingest: add a cProfile listing")
     ap.add_argument(
+        "--py-spy",
+        action="store_true",
+        help="fanout: sample the worker with py-spy (if on PATH) in an extra phase",
+    )
+    ap.add_argument(
         "--clients",
         type=int,
         action="append",
@@ -123,7 +128,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Report], None]]]
         )
 
     def run_fanout(r: Report) -> None:
-        fanout.run_steady(r, clients, rate, seconds, args.workers)
+        fanout.run_steady(r, clients, rate, seconds, args.workers, spy=args.py_spy)
 
     def run_burst(r: Report) -> None:
         fanout.run_burst(r, max(clients), args.burst or (200 if q else 3000), args.workers)

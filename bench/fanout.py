@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from bench import profiling
 from bench.clients import Sink, SinkStats
 from bench.common import Figure, Report, Sample, socket_count
 from bench.servers import LOAD_CPUS, Feeder, Server, feed_server, two_cores
@@ -174,7 +175,13 @@ def report_steady(report: Report, s: Steady, label: str) -> None:
 
 
 def run_steady(
-    report: Report, clients: list[int], rate: float, seconds: float, workers: int = 1
+    report: Report,
+    clients: list[int],
+    rate: float,
+    seconds: float,
+    workers: int = 1,
+    *,
+    spy: bool = False,
 ) -> None:
     report.say(
         f"## fanout steady: {clients} lite clients at {rate:,.0f} entries/s, "
@@ -187,6 +194,13 @@ def run_steady(
                 report.say(f"sink: {s.stats}")
                 report.say(f"sink CPU: {sink.cpu():.2f} s in total")
                 report_steady(report, s, f", {workers}w")
+        if spy:
+            # A separate phase: the sampler's own cost must not leak into the figures.
+            with connect(server, feeder, max(clients)):
+                feeder.steady(rate, 1.0)
+                handle = profiling.start(server.pids()[-1], seconds)
+                feeder.steady(rate, seconds + 0.5)
+                report.say(profiling.finish(handle))
 
 
 def run_burst(report: Report, clients: int, entries: int, workers: int = 1) -> None:
