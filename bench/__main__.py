@@ -93,7 +93,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--server-cmd",
         action="append",
         default=[],
-        help="also run 'latency' against this server command; {port}, {config} and "
+        help="also run 'latency' and 'memory' against this server command; {port}, {config} and "
         "{replay_url} are substituted; it must serve ws://127.0.0.1:{port}/",
     )
     ap.add_argument("--results", help="write the report here (default bench/results/last.txt)")
