@@ -234,6 +234,8 @@ def test_faults_growth_stall_and_kill_9_deliver_every_index_once(
     cfg["static_logs"] = [
         {"name": "S", "url": url + "/s/", "start_index": STATIC_START, "key": signer.key_b64}
     ]
+    # The first partial tile request 404s for sure (the chaos may not hit one in time).
+    replay.inject("/s/", "partial_404")
     col = Collector(sock)
     runs = [IngestProc(tmp_short, cfg, "1")]
     logs_text: list[str] = []

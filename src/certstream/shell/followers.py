@@ -405,8 +405,14 @@ class LogFollower:
         before = self.health.status
         if self.health.failure(kind, detail) != before:
             self._status_changed()
-        delay = self.backoff.failure(retry_after)
-        self._pause_until = max(self._pause_until, time.monotonic() + delay)
+        now = time.monotonic()
+        if now < self._pause_until and retry_after is None:
+            # Requests that were in flight together fail together: one backoff step for
+            # the lot, not one per window (4 windows would multiply the delay by 16).
+            delay = self._pause_until - now
+        else:
+            delay = self.backoff.failure(retry_after)
+            self._pause_until = max(self._pause_until, now + delay)
         log.warning(
             "log %s: %s (%s); retrying in %.2fs [%s]",
             self.spec.name, kind, detail, delay, self.health.status,
