@@ -353,6 +353,12 @@ def _clients_metric(port: int, transport: str) -> float:
     return total
 
 
+def _ws_status(port: int, path: str, headers: str = "") -> int:
+    ws = RawWS(port, path, extra_headers=headers)
+    ws.close()
+    return ws.status
+
+
 def test_auth_and_connection_limits() -> None:
     config = {"auth": {"enabled": True, "tokens": ["s3cret", "other"]},
               "connection_limit": {"enabled": True, "per_ip_limit": 2},
@@ -361,20 +367,24 @@ def test_auth_and_connection_limits() -> None:
     with run_server(config) as srv:
         assert http_get(srv.port, "/health")[0] == 200  # public
         assert http_get(srv.port, "/example.json")[0] == 200  # public
-        assert RawWS(srv.port, "/").status == 401
-        assert RawWS(srv.port, "/", extra_headers="Authorization: Bearer wrong\r\n").status == 401
+        assert _ws_status(srv.port, "/") == 401
+        assert _ws_status(srv.port, "/", "Authorization: Bearer wrong\r\n") == 401
         raw = f"GET /api/stats HTTP/1.1\r\nHost: x\r\n{good}\r\n".encode()
         assert http_get(srv.port, "", raw=raw)[0] == 200
         assert http_get(srv.port, "/api/stats")[0] == 401
         first = RawWS(srv.port, "/", extra_headers="Authorization: other\r\n")  # no "Bearer "
         second = RawWS(srv.port, "/full-stream", extra_headers=good)
-        assert (first.status, second.status) == (101, 101)
-        assert RawWS(srv.port, "/", extra_headers=good).status == 429  # third from this address
-        first.send_frame(8, (1000).to_bytes(2, "big"))
-        assert first.sock.recv(100)[:1] == b"\x88"
-        first.close()
-        assert wait_until(lambda: RawWS(srv.port, "/", extra_headers=good).status == 101, 5)
-        second.close()
+        try:
+            assert (first.status, second.status) == (101, 101)
+            assert _ws_status(srv.port, "/", good) == 429  # a third from this address
+            first.send_frame(8, (1000).to_bytes(2, "big"))
+            assert first.sock.recv(100)[:1] == b"\x88"
+            first.close()
+            # Its slot is free again once the server has seen it go.
+            assert wait_until(lambda: _ws_status(srv.port, "/", good) == 101, 5)
+        finally:
+            first.close()
+            second.close()
 
 
 def _self_signed(where: Path) -> tuple[str, str]:

@@ -110,6 +110,7 @@ class FakeFeed:
             pass
         with self._lock:
             self._peers.pop(conn, None)
+        conn.close()
 
     @property
     def workers(self) -> int:
