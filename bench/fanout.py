@@ -155,6 +155,7 @@ def report_steady(report: Report, s: Steady, label: str) -> None:
             "% of a core",
             "<=" if target_share else "",
             target_share,
+            f"{s.cpu_s:.2f} CPU-s over {s.wall_s:.2f} s",
         )
     )
     report.add(Figure(sc, f"CPU per frame, {tag}", s.us_per_frame, "us", "<=", 1.0))
