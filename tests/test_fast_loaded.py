@@ -24,6 +24,7 @@ FACADES = {
     "certstream.core.tiles": "_leaf",
     "certstream.core.dedup": "_dedup",
     "certstream.core.frames": "_frames",
+    "certstream.core.messages": "_json",
 }
 
 _PROBE = """

@@ -19,7 +19,7 @@ NO_EXTENSIONS = bool(os.environ.get("CERTSTREAM_NO_EXTENSIONS")) or (
 )
 
 #: The accelerated modules, by base name (``_der`` is ``_der.pyx`` / ``_der_py.py``).
-MODULES = ("_der", "_leaf", "_dedup", "_frames")
+MODULES = ("_der", "_leaf", "_dedup", "_frames", "_json")
 
 #: base name -> True when the compiled module is the one in use.
 COMPILED: dict[str, bool] = {}
