@@ -701,3 +701,59 @@ def test_politeness_budget_is_per_operator_else_per_host() -> None:
     assert names == ["Google", "Google", "ct.example.org", "ct.example.org", "ct.example.net"]
     for s in (g1, g2, n1):
         pol.wait(s)  # zero intervals: never sleeps
+
+
+def static_follower(
+    replay: ReplayServer, path: str, pipeline: Pipeline, issuers: IssuerCache, **spec_kw: Any
+) -> LogFollower:
+    url = replay.url + path
+    origin = url.split("://", 1)[1].rstrip("/")
+    spec = LogSpec(url, path.strip("/").upper(), url, "static", origin=origin, **spec_kw)
+    cfg = FollowerSettings(fetch_concurrency=2, poll_interval=0.05, retry_initial=0.02,
+                           retry_max=0.1, checkpoint_signature="enforce")
+    return make_follower(
+        spec, cfg, http=HTTPClient("certstream-test", 2.0), pipeline=pipeline,
+        politeness=Politeness(0.0, {}), issuers=issuers,
+    )
+
+
+@pytest.mark.timeout(60)
+def test_static_logs_share_one_issuer_cache_and_survive_a_partial_404(
+    replay: ReplayServer, tmp_short: Path
+) -> None:
+    signer = make_test_signer(7)
+    for path in ("/s1/", "/s2/"):
+        replay.add_static_log(path, NAVIGLI, None, signer, None, visible=300)
+    replay.add_static_log("/s3/", NAVIGLI, None, make_test_signer(8), None, visible=300)
+    replay.start()
+    replay.inject("/s1/", "partial_404")
+    feed = FakeFeed()
+    pipeline, _ = make_pipeline(feed, PickyBuilder(-1, -1), tmp_short)
+    issuers = IssuerCache(HTTPClient("certstream-test", 2.0))
+    f1 = static_follower(replay, "/s1/", pipeline, issuers, start_index=0, spki=signer.spki_der)
+    f2 = static_follower(replay, "/s2/", pipeline, issuers, start_index=0, spki=signer.spki_der)
+    # s3 signs with another key than the one configured: enforce means it is never read.
+    f3 = static_follower(replay, "/s3/", pipeline, issuers, start_index=0, spki=signer.spki_der)
+    for f in (f1, f2, f3):
+        f.start()
+    try:
+        wait_until(lambda: f1.next_index == 300 and f2.next_index == 300, 30, "both read")
+        replay.grow("/s1/", 500)
+        wait_until(lambda: f1.next_index == 800, 30, "s1 read after growth")
+        wait_until(lambda: f3.health.status == "unhealthy", 30, "s3 refused")
+    finally:
+        for f in (f1, f2, f3):
+            f.stop()
+    # s2 serves the same certificates: each is published once, by whichever log was first.
+    s1_got = [i for k, i, _p in feed.items if k.endswith("/s1/")]
+    s2_got = [i for k, i, _p in feed.items if k.endswith("/s2/")]
+    assert sorted(s1_got + s2_got) == list(range(800))
+    assert set(range(300, 800)) <= set(s1_got)
+    assert f3.next_index is None and not any(
+        "tile/" in t for _m, t in replay.requests("/s3/")
+    )
+    issuer_gets = [t for p in ("/s1/", "/s2/") for _m, t in replay.requests(p) if "issuer/" in t]
+    assert len(issuer_gets) == len(set(issuer_gets)) == len(issuers)
+    # The 404 of the partial tile 001.p/44 was answered by re-reading, not by skipping.
+    s1 = [t for _m, t in replay.requests("/s1/")]
+    assert sum("tile/data/001.p/44" in t for t in s1) >= 2

@@ -193,6 +193,8 @@ class Dedup(Protocol):
 STREAM_LITE = 1  # = certstream.core.messages.STREAM_LITE
 _STREAM_NAMES = ((1, "lite"), (2, "full"), (4, "domains"))
 EXAMPLE_INTERVAL = 10.0
+#: Failed fetches of a partial tile before the follower re-reads the checkpoint instead.
+PARTIAL_ATTEMPTS = 3
 
 
 class Pipeline:
@@ -569,6 +571,9 @@ class Rfc6962Follower(LogFollower):
             outcome: object = decode_get_entries(body, w.start)
         except (HTTPError, DecodeError) as exc:
             outcome = exc
+        except Exception as exc:  # a bug: still answer, or _drain would wait forever
+            log.exception("log %s: fetching %s failed", self.spec.name, url)
+            outcome = exc
         results.put((w, outcome))
 
 
@@ -651,7 +656,9 @@ class StaticFollower(LogFollower):
         try:
             while pending:
                 g = pending.pop(0)
-                entries, tile = g.get()
+                entries, tile, why = g.get()
+                if entries is None:
+                    raise _RoundAbortedError(why)
                 nxt = next(it, None)
                 if nxt is not None:
                     pending.append(self._group.spawn(self._tile_entries, nxt))
@@ -660,16 +667,34 @@ class StaticFollower(LogFollower):
             for g in pending:
                 g.kill(block=False)
 
-    def _tile_entries(self, tile: TileRequest) -> tuple[list[LogEntry], TileRequest]:
-        """Fetch, decode and resolve one tile, retrying until it works (or the round ends)."""
+    def _tile_entries(
+        self, tile: TileRequest
+    ) -> tuple[list[LogEntry] | None, TileRequest, str]:
+        """Fetch, decode and resolve one tile, retrying until it works.
+
+        Returns ``(None, tile, reason)`` when this round should end (re-read the
+        checkpoint) rather than raising: an exception ending a greenlet is printed by
+        gevent's hub even when the caller handles it.
+        """
+        attempts = 0
         while True:
             try:
                 leaves = self._fetch_tile(tile)
                 chain_fps = [fp for leaf in leaves for fp in leaf.fingerprints]
                 issuers = self.issuers.get_many(self.spec.url, chain_fps)
+            except _RoundAbortedError as exc:
+                return None, tile, str(exc)
             except (HTTPError, DecodeError) as exc:
                 self.failed_exc(exc)
+                attempts += 1
+                if tile.partial and attempts >= PARTIAL_ATTEMPTS:
+                    # A partial tile is a moving target: a newer checkpoint may make it a
+                    # full (or wider) tile that the log serves properly.
+                    return None, tile, f"partial tile {tile.n}: {exc}"
                 continue
+            except Exception as exc:  # a bug: end the round instead of the greenlet
+                log.exception("log %s: tile %d failed", self.spec.name, tile.n)
+                return None, tile, repr(exc)
             self.succeeded()
             entries = []
             for leaf in leaves[tile.skip:]:
@@ -677,7 +702,7 @@ class StaticFollower(LogFollower):
                     entries.append(leaf.to_entry(issuers))
                 except DecodeError as exc:  # cannot happen after get_many; kept for safety
                     self.report_skip(leaf.index, str(exc))
-            return entries, tile
+            return entries, tile, ""
 
     def _fetch_tile(self, tile: TileRequest) -> list[TileLeaf]:
         try:
