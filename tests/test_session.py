@@ -6,6 +6,8 @@ import json
 
 import h11
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
@@ -398,3 +400,90 @@ def test_server_close_then_client_reply_is_reported() -> None:
     session.receive_data(b"\x89\x80\x00\x00\x00\x00" + client.send(close.response()))
     assert _events(session) == [ClientClosed(1001, "server shutting down")]
     assert session.data_to_send() == b""
+
+
+def test_http10_upgrade_without_host_is_400() -> None:
+    session = Session(ALL)
+    session.receive_data(
+        b"GET / HTTP/1.0\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    (event,) = _events(session)
+    assert isinstance(event, RequestReceived)
+    session.accept_websocket()
+    (rejected,) = _events(session)
+    assert isinstance(rejected, Rejected) and rejected.status == 400
+
+
+_KNOWN = (RequestReceived, Rejected, ConnectionLost, PingReceived, ClientClosed,
+          ProtocolViolation)
+
+
+def _drive(session: Session) -> None:
+    """Answer whatever arrives as the shell would; only session events may come out."""
+    while (event := session.next_event()) is not NEED_DATA:
+        assert isinstance(event, _KNOWN)
+        if isinstance(event, RequestReceived):
+            if event.route.kind == "ws":
+                session.accept_websocket()
+            elif event.route.kind == "sse":
+                session.start_sse()
+            else:
+                session.respond(200, b"x")
+    session.data_to_send()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=300), max_size=4))
+def test_any_bytes_before_the_request_end_in_session_events(chunks: list[bytes]) -> None:
+    session = Session(ALL, max_header_bytes=512)
+    for chunk in [*chunks, b""]:
+        session.receive_data(chunk)
+        _drive(session)
+
+
+_UPGRADE = (
+    b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.lists(st.binary(max_size=300), max_size=4))
+def test_any_headers_or_frames_end_in_session_events(extra: bytes,
+                                                     chunks: list[bytes]) -> None:
+    session = Session(ALL, max_message_bytes=256)
+    session.receive_data(_UPGRADE + extra + b"\r\n\r\n")
+    _drive(session)
+    for chunk in [*chunks, b""]:
+        session.receive_data(chunk)
+        _drive(session)
+
+
+@st.composite
+def _client_frames(draw: st.DrawFn) -> bytes:
+    """Mostly well-formed masked frames with random opcodes, flags and payloads."""
+    first = draw(st.integers(0, 255))
+    payload = draw(st.binary(max_size=300))
+    masked = draw(st.booleans()) or draw(st.booleans())
+    n = len(payload)
+    head = bytes((first,)) + (
+        bytes(((0x80 if masked else 0) | n,)) if n < 126
+        else bytes(((0x80 if masked else 0) | 126,)) + n.to_bytes(2, "big")
+    )
+    return head + (b"\0\0\0\0" if masked else b"") + payload
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_client_frames(), max_size=6), st.integers(1, 64))
+def test_any_frames_on_an_open_websocket_end_in_session_events(
+    frames_in: list[bytes], cut: int
+) -> None:
+    session, _client = _open_ws(max_message_bytes=256)
+    assert session.is_websocket
+    data = b"".join(frames_in)
+    for i in range(0, len(data), cut):  # and split anywhere
+        session.receive_data(data[i : i + cut])
+        _drive(session)
+    session.receive_data(b"")
+    _drive(session)

@@ -296,6 +296,11 @@ class Session:
             extra = list(hint.headers) if isinstance(hint, RejectConnection) else []
             self._reject(status, str(exc), extra)
             return
+        except h11.ProtocolError as exc:
+            # wsproto re-serializes the request with h11 as a client would send it, which is
+            # stricter than what h11 accepts from one (an HTTP/1.0 request without Host).
+            self._reject(400, f"bad upgrade request: {exc}")
+            return
         # No extensions offered back: see the module docstring on permessage-deflate.
         self._out.append(ws.send(AcceptConnection()))
         assert ws.connection is not None
