@@ -72,6 +72,9 @@ HTTP_CASES: dict[str, tuple[bytes, int]] = {
     "upgrade without connection header": (
         b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
         b"Sec-WebSocket-Key: " + KEY.encode() + b"\r\nSec-WebSocket-Version: 13\r\n\r\n", 400),
+    "http/1.0 upgrade without host": (
+        b"GET / HTTP/1.0\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: " + KEY.encode() + b"\r\nSec-WebSocket-Version: 13\r\n\r\n", 400),
     "upgrade on unknown path": (
         b"GET /nope HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Key: " + KEY.encode() + b"\r\nSec-WebSocket-Version: 13\r\n\r\n", 404),
@@ -83,6 +86,7 @@ def test_bad_http(server: Server, watcher: RawWS, case: str) -> None:
     data, status = HTTP_CASES[case]
     got, headers, _body = _raw_http(server, data)
     assert got == status
+    assert "connection handler failed" not in server.log()  # answered, not crashed
     if status == 426:
         assert headers["sec-websocket-version"] == "13"
     _still_streaming(server, watcher)
