@@ -269,6 +269,8 @@ def run_server(config: Mapping[str, Any] | None = None, *, workers: int = 1,
                     proc.kill()
                     proc.wait()
             feed.close()
+        # Reached only when the test passed: the server must not have logged a crash.
+        assert "Traceback" not in server.log(), server.log()
 
 
 def _accepts(port: int) -> bool:

@@ -70,6 +70,8 @@ def serve(sock: socket.socket, ctx: ServerContext, ip: str = "") -> None:
         else:
             session.start_sse()
         _stream(sock, session, ctx, request, ip)
+    except OSError as exc:  # reset, broken pipe: the client's doing, nothing to report
+        log.debug("connection ended: %s", exc)
     except Exception:  # a bug must end this connection only, and be seen
         log.exception("connection handler failed")
     finally:

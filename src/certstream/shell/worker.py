@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import time
 from collections.abc import Callable
 from functools import partial
@@ -160,6 +161,7 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
     settings: Settings
     feed: FeedSubscriber | None
     metrics_sync: _MetricsSync
+    tls: ssl.SSLContext | None = None
 
     def load_wsgi(self) -> None:
         self.wsgi = None
@@ -186,6 +188,16 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
                 self.log.info("Autorestarting worker after current request.")
             self.alive = False
         ip = addr[0] if isinstance(addr, tuple) and addr else ""
+        if self.tls is not None:
+            # The TLS handshake happens here rather than in gevent's server so that a
+            # client that hangs up mid-handshake is a debug line, not a logged traceback.
+            try:
+                with gevent.Timeout(self.ctx.request_timeout):
+                    client = self.tls.wrap_socket(client, server_side=True)
+            except (OSError, gevent.Timeout) as exc:  # ssl.SSLError is an OSError
+                log.debug("TLS handshake with %s failed: %s", ip, exc)
+                client.close()
+                return
         serve(client, self.ctx, ip)
 
     def _feed_path(self) -> str:
@@ -225,12 +237,12 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         self._shutdown(servers, tasks)
 
     def _start_servers(self) -> list[StreamServer]:
-        ssl_args = {"ssl_context": ssl_context(self.cfg)} if self.cfg.is_ssl else {}
+        self.tls = ssl_context(self.cfg) if self.cfg.is_ssl else None
         servers = []
         for sock in self.sockets:
             sock.setblocking(1)
             server = StreamServer(sock, handle=partial(self.handle, sock),
-                                  spawn=Pool(self.worker_connections), **ssl_args)
+                                  spawn=Pool(self.worker_connections))
             if self.cfg.workers > 1:
                 server.max_accept = 1  # spread connections across the workers
             server.start()
