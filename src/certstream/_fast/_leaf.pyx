@@ -7,14 +7,124 @@ out as bytes.  ``TileLeaf`` is the pure twin's dataclass, so both twins return e
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize
+from cpython.object cimport Py_TYPE, PyTypeObject
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
+
+import binascii
+import dataclasses
 
 from certstream._fast._leaf_py import TileLeaf
 from certstream.core.model import LogEntry
 from certstream.errors import DecodeError, LocalProtocolError
 
-__all__ = ["TileLeaf", "decode_entry", "parse_data_tile"]
+__all__ = ["TileLeaf", "b64decode", "decode_entry", "parse_data_tile"]
+
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object o)
+    void *PyUnicode_DATA(object o)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    object PyType_GenericAlloc(PyTypeObject *t, Py_ssize_t n)
+
+
+# --- base64 ----------------------------------------------------------------------------------
+# binascii.a2b_base64 walks the text one character at a time through a state machine.  Log
+# responses are canonical base64 (alphabet only, padding only at the end), which decodes four
+# characters at a time through a table.  Anything else, and a final group whose unused bits
+# are not zero, is handed to binascii itself, so the result and every error are binascii's.
+
+cdef object _a2b = binascii.a2b_base64
+cdef unsigned char _B64[256]
+for _i in range(256):
+    _B64[_i] = 0x80
+for _i, _c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"):
+    _B64[ord(_c)] = _i
+
+
+def b64decode(str text):
+    """Strict base64 (``binascii.Error`` on anything but the alphabet and final padding)."""
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text)
+    if n == 0 or n % 4 or not PyUnicode_IS_ASCII(text):
+        return _a2b(text, strict_mode=True)
+    cdef const unsigned char *d = <const unsigned char *>PyUnicode_DATA(text)
+    cdef int pad = 0
+    if d[n - 1] == 61:  # =
+        pad = 2 if d[n - 2] == 61 else 1
+    cdef Py_ssize_t groups = n // 4 - (1 if pad else 0)
+    out = PyBytes_FromStringAndSize(NULL, n // 4 * 3 - pad)
+    cdef unsigned char *o = <unsigned char *>PyBytes_AS_STRING(out)
+    cdef unsigned int a, b, c, e
+    cdef Py_ssize_t g
+    for g in range(groups):
+        a = _B64[d[0]]
+        b = _B64[d[1]]
+        c = _B64[d[2]]
+        e = _B64[d[3]]
+        if (a | b | c | e) & 0x80:
+            return _a2b(text, strict_mode=True)
+        o[0] = <unsigned char>((a << 2) | (b >> 4))
+        o[1] = <unsigned char>((b << 4) | (c >> 2))
+        o[2] = <unsigned char>((c << 6) | e)
+        d += 4
+        o += 3
+    if pad == 1:
+        a = _B64[d[0]]
+        b = _B64[d[1]]
+        c = _B64[d[2]]
+        if (a | b | c) & 0x80 or c & 3:
+            return _a2b(text, strict_mode=True)
+        o[0] = <unsigned char>((a << 2) | (b >> 4))
+        o[1] = <unsigned char>((b << 4) | (c >> 2))
+    elif pad == 2:
+        a = _B64[d[0]]
+        b = _B64[d[1]]
+        if (a | b) & 0x80 or b & 15:
+            return _a2b(text, strict_mode=True)
+        o[0] = <unsigned char>((a << 2) | (b >> 4))
+    return out
+
+
+# --- LogEntry without its generated __init__ ---------------------------------------------------
+# The frozen dataclass's __init__ sets each of its eight fields through object.__setattr__,
+# a Python-level call per field: more than the rest of decode_entry.  As in _der, the slots are
+# filled through their member descriptors' C setter, which gives an identical object, and only
+# when every field is a plain slot and nothing else runs at construction.
+
+cdef tuple _ENTRY_FIELDS = (
+    "index", "timestamp", "entry_type", "cert_der", "tbs_der", "issuer_key_hash", "chain",
+    "merkle_leaf",
+)
+
+
+cdef tuple _slot_setters(cls, tuple names):
+    descrs = []
+    if (
+        tuple(f.name for f in dataclasses.fields(cls)) != names
+        or hasattr(cls, "__post_init__")
+        or cls.__new__ is not object.__new__
+    ):
+        return None
+    for field_name in names:
+        d = cls.__dict__.get(field_name)
+        if type(d).__name__ != "member_descriptor":
+            return None
+        descrs.append(d)
+    return tuple(descrs)
+
+
+cdef tuple _ENTRY_SLOTS = _slot_setters(LogEntry, _ENTRY_FIELDS)
+
+
+cdef object _new_entry(tuple values):
+    cdef Py_ssize_t i
+    if _ENTRY_SLOTS is None:
+        return LogEntry(**dict(zip(_ENTRY_FIELDS, values)))
+    obj = PyType_GenericAlloc(<PyTypeObject *>LogEntry, 0)
+    for i in range(len(_ENTRY_SLOTS)):
+        d = _ENTRY_SLOTS[i]
+        Py_TYPE(d).tp_descr_set(d, obj, values[i])
+    return obj
 
 cdef enum:
     X509 = 0
@@ -154,16 +264,7 @@ def decode_entry(index, leaf_input, extra_data):
         chain = _chain24(x, 0, xend, "extra_data: certificate_chain", index, &xpos)
     if xpos != xend:
         raise _fail(index, f"extra_data: {xend - xpos} trailing bytes")
-    return LogEntry(
-        index=index,
-        timestamp=ts,
-        entry_type=entry_type,
-        cert_der=cert,
-        tbs_der=tbs,
-        issuer_key_hash=ikh,
-        chain=chain,
-        merkle_leaf=leaf_input,
-    )
+    return _new_entry((index, ts, entry_type, cert, tbs, ikh, chain, leaf_input))
 
 
 cdef uint64_t _leaf_index(

@@ -17,6 +17,7 @@ messages, which the tests check.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from certstream.core.model import PRECERT_ENTRY, X509_ENTRY, LogEntry
 from certstream.errors import DecodeError, LocalProtocolError
 
-__all__ = ["TileLeaf", "decode_entry", "parse_data_tile"]
+__all__ = ["TileLeaf", "b64decode", "decode_entry", "parse_data_tile"]
 
 _LEAF_INDEX_EXT = 0  # static-ct-api ExtensionType leaf_index
 _FINGERPRINT_LEN = 32
@@ -142,6 +143,11 @@ def _timestamped_entry(
         tbs, pos = _opaque24(buf, pos + 32, end, f"{what}: tbs_certificate", index)
         return timestamp, entry_type, tbs, ikh, pos
     raise _fail(index, f"{what}: unknown entry_type {entry_type}")
+
+
+def b64decode(text: str) -> bytes:
+    """Strict base64 (``binascii.Error`` on anything but the alphabet and final padding)."""
+    return binascii.a2b_base64(text, strict_mode=True)
 
 
 def decode_entry(index: int, leaf_input: bytes, extra_data: bytes) -> LogEntry:

@@ -2,7 +2,8 @@
 
 The binary decoding (``decode_entry``) comes from ``certstream._fast._leaf``, compiled when it
 is available, else its pure-Python twin; this module adds the JSON and base64 layer, which
-is C code in the standard library either way.
+is C code in the standard library either way, except base64: the compiled ``_leaf`` decodes
+canonical base64 four characters at a time and leaves anything else to ``binascii``.
 
 One bad entry must not cost the batch: ``decode_get_entries`` returns the entries it could
 decode and, separately, one ``DecodeError`` (with ``index`` set) per entry it could not.
@@ -21,14 +22,14 @@ from certstream.core.model import LogEntry
 from certstream.errors import DecodeError
 
 if TYPE_CHECKING or NO_EXTENSIONS:
-    from certstream._fast._leaf_py import decode_entry
+    from certstream._fast._leaf_py import b64decode, decode_entry
 
     COMPILED["_leaf"] = False
 else:
     try:
-        from certstream._fast._leaf import decode_entry
+        from certstream._fast._leaf import b64decode, decode_entry
     except ImportError:
-        from certstream._fast._leaf_py import decode_entry
+        from certstream._fast._leaf_py import b64decode, decode_entry
 
         COMPILED["_leaf"] = False
     else:
@@ -41,8 +42,8 @@ def _b64(value: object, what: str, index: int) -> bytes:
     if not isinstance(value, str):
         raise DecodeError(f"index {index}: {what} is not a string", index=index)
     try:
-        # strict_mode: a log that sends junk between base64 characters is sending junk.
-        return binascii.a2b_base64(value, strict_mode=True)
+        # Strict: a log that sends junk between base64 characters is sending junk.
+        return b64decode(value)
     except (binascii.Error, ValueError) as exc:
         msg = f"index {index}: {what} is not valid base64: {exc}"
         raise DecodeError(msg, index=index) from None
