@@ -48,17 +48,16 @@ from certstream.core.dedup import DedupRing
 from certstream.core.messages import STREAM_LITE, Payloads
 from certstream.errors import DecodeError
 from certstream.shell.feed import FULL, FeedSubscriber
-from certstream.shell.followers import (
+from certstream.shell.followers import LogFollower, make_follower
+from certstream.shell.httpclient import HTTPClient
+from certstream.shell.ingest import Ingest, specs_from_settings
+from certstream.shell.pipeline import (
     FollowerSettings,
     IssuerCache,
-    LogFollower,
     LogSpec,
     Pipeline,
     Politeness,
-    make_follower,
 )
-from certstream.shell.httpclient import HTTPClient
-from certstream.shell.ingest import Ingest, specs_from_settings
 from certstream.shell.state import StateStore
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -42,17 +42,16 @@ from certstream.core.messages import MessageBuilder
 from certstream.errors import CertstreamError, ConfigError, DecodeError
 from certstream.shell import metrics
 from certstream.shell.feed import FeedPublisher
-from certstream.shell.followers import (
+from certstream.shell.followers import LogFollower, make_follower
+from certstream.shell.httpclient import HTTPClient, HTTPError
+from certstream.shell.pipeline import (
     FollowerSettings,
     IssuerCache,
-    LogFollower,
     LogSpec,
     Pipeline,
     Politeness,
     log_key,
-    make_follower,
 )
-from certstream.shell.httpclient import HTTPClient, HTTPError
 from certstream.shell.state import StateStore
 
 __all__ = ["Ingest", "main", "specs_from_settings"]
