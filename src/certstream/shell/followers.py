@@ -331,6 +331,7 @@ class StaticFollower(LogFollower):
         self.issuers = issuers
         self._started = False
         self._root: bytes | None = None
+        self._warned = ""
 
     def run(self) -> None:
         while not self.finished:
@@ -378,15 +379,24 @@ class StaticFollower(LogFollower):
         if mode == "off" or self.spec.spki is None:
             if mode == "enforce":
                 raise DecodeError(f"checkpoint: no key configured for {self.spec.name}")
+            if mode == "warn":
+                self._warn_once("no log key configured: checkpoints are not verified")
             return parse_checkpoint(body)
         try:
-            return verify_checkpoint(body, origin, self.spec.spki)
+            cp = verify_checkpoint(body, origin, self.spec.spki)
         except DecodeError as exc:
             if mode == "enforce":
                 raise
-            log.warning("log %s: checkpoint not verified (%s); using it anyway",
-                        self.spec.name, exc)
+            self._warn_once(f"checkpoint not verified ({exc}); using it anyway")
             return parse_checkpoint(body)
+        self._warned = ""
+        return cp
+
+    def _warn_once(self, text: str) -> None:
+        # Checkpoints are polled every second: say it when it starts, not every time.
+        if text != self._warned:
+            self._warned = text
+            log.warning("log %s: %s", self.spec.name, text)
 
     def _read_tiles(self, start: int, size: int) -> None:
         tiles = plan_tiles(start, size, self.spec.stop_at)
