@@ -191,6 +191,8 @@ def test_connect_refused_and_bad_url() -> None:
         c.get(f"http://127.0.0.1:{port}/")
     with pytest.raises(HTTPConnectionError):
         c.get("ftp://example/")
+    with pytest.raises(HTTPConnectionError):  # a label IDNA cannot encode
+        c.get("http://" + "a" * 64 + ".example/")
 
 
 def test_garbage_server_is_protocol_error() -> None:

@@ -236,7 +236,7 @@ class HTTPClient:
                 sock = ctx.wrap_socket(sock, server_hostname=host)
         except builtins.TimeoutError:
             raise HTTPTimeoutError(f"connect timeout: {host}:{port}") from None
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a host name IDNA cannot encode
             raise HTTPConnectionError(f"connect {host}:{port}: {exc}") from None
         self.connections_opened += 1
         return _Conn(sock)
