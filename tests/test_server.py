@@ -163,6 +163,19 @@ def test_health_deep_and_api_logs_follow_the_feed_state(server: Server) -> None:
     # More than half unhealthy: 503.
     server.feed.state(state(["unhealthy", "unhealthy", "healthy"]))
     assert wait_until(lambda: http_get(server.port, "/health/deep")[0] == 503)
+    # /api/cert: the recent lite messages by hash (colons and case do not matter).
+    ws = RawWS(server.port, "/")
+    try:
+        server.feed.wait_wanted(LITE)
+        _publish_golden(server, 4)
+        for _ in range(4):
+            ws.recv_data()
+    finally:
+        ws.close()
+    sha256 = json.loads(LITE_P[3])["data"]["leaf_cert"]["sha256"]
+    got = http_get(server.port, "/api/cert/" + sha256.replace(":", "").lower())
+    assert got[::2] == (200, LITE_P[3])
+    assert http_get(server.port, "/api/cert/" + "00" * 32)[0] == 404
     stats = json.loads(http_get(server.port, "/api/stats")[2])
     assert stats["connections"]["total"] >= 0 and "throughput" in stats
     server.feed.state(state([]))

@@ -114,6 +114,8 @@ def _open_ws(target: str = "/", **kwargs: int) -> tuple[Session, WSConnection]:
         ("/full-stream/example.json", False, Route("http", STREAM_FULL, "example")),
         ("/api/stats", False, Route("http", 0, "api_stats")),
         ("/api/logs", False, Route("http", 0, "api_logs")),
+        ("/api/cert/AB:CD", False, Route("http", 0, "api_cert")),
+        ("/api/cert/", False, None),
         ("/nope", False, None),
         ("/full-streamx", True, None),
         ("//", True, Route("ws", STREAM_LITE)),  # one trailing slash is dropped

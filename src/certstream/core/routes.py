@@ -16,6 +16,7 @@ Paths follow certstream-server-go and certstream-server-rust (one port for every
 ``/example.json`` (also under the     the latest message of that stream
 two other stream paths)
 ``/api/stats`` ``/api/logs``          REST, only when ``protocols.api`` is on
+``/api/cert/{sha256|sha1}``           a recent certificate by hash (same switch)
 ====================================  ============================================
 
 A trailing slash and any query string are tolerated on every path.
@@ -67,8 +68,8 @@ class Route:
 
     ``kind`` is ``"ws"`` (upgrade to a WebSocket stream), ``"sse"`` (event stream) or
     ``"http"`` (a one-shot response named by ``name``: ``ws_page``, ``health``,
-    ``health_deep``, ``metrics``, ``example``, ``api_stats``, ``api_logs``).  ``stream`` is a
-    ``STREAM_*`` bit for stream routes and the example endpoints, else 0.
+    ``health_deep``, ``metrics``, ``example``, ``api_stats``, ``api_logs``, ``api_cert``).
+    ``stream`` is a ``STREAM_*`` bit for stream routes and the example endpoints, else 0.
     """
 
     kind: str
@@ -142,4 +143,6 @@ class RouteTable:
             return Route("http", 0, "api_stats")
         if self.api and path == "/api/logs":
             return Route("http", 0, "api_logs")
+        if self.api and path.startswith("/api/cert/") and len(path) > len("/api/cert/"):
+            return Route("http", 0, "api_cert")
         return None

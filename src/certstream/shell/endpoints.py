@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,13 +22,56 @@ from certstream.core.routes import STREAM_LITE, RouteTable, split_target
 from certstream.core.session import RequestReceived, ws_page
 from certstream.shell.hub import Hub
 
-__all__ = ["Access", "Response", "ServerContext", "answer", "log_counts", "refuse"]
+__all__ = ["Access", "CertCache", "Response", "ServerContext", "answer", "log_counts", "refuse"]
 
 Response = tuple[int, bytes, bytes]
 
 _JSON = b"application/json"
 _TEXT = b"text/plain; charset=utf-8"
 _HTML = b"text/html; charset=utf-8"
+
+
+class CertCache:
+    """The last ``capacity`` lite messages by certificate hash, for ``/api/cert/{hash}``.
+
+    The hashes are read from the payload bytes (the first ``"sha256"``, ``"sha1"`` and
+    ``"fingerprint"`` values: the leaf's, as a lite message carries no chain) instead of
+    parsing the JSON, so feeding the cache costs a few substring searches per entry.  Keys
+    are upper-case hex without colons; lookups ignore case and colons the same way.
+    """
+
+    _KEYS = (b'"sha256":"', b'"sha1":"', b'"fingerprint":"')
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._by_hash: OrderedDict[bytes, bytes] = OrderedDict()
+
+    @staticmethod
+    def normalize(text: bytes) -> bytes:
+        return text.replace(b":", b"").strip().upper()
+
+    def add(self, lite: bytes) -> None:
+        by_hash = self._by_hash
+        for key in self._KEYS:
+            start = lite.find(key)
+            if start < 0:
+                continue
+            start += len(key)
+            end = lite.find(b'"', start)
+            if end < 0:
+                continue
+            digest = self.normalize(lite[start:end])
+            if digest:
+                by_hash[digest] = lite
+                by_hash.move_to_end(digest)
+        while len(by_hash) > self.capacity * 2:  # two hashes per certificate
+            by_hash.popitem(last=False)
+
+    def get(self, text: str) -> bytes | None:
+        return self._by_hash.get(self.normalize(text.encode("ascii", "replace")))
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
 
 
 @dataclass(slots=True)
@@ -63,7 +107,7 @@ class Access:
         return False
 
 
-_PROTECTED = frozenset(("api_stats", "api_logs"))
+_PROTECTED = frozenset(("api_stats", "api_logs", "api_cert"))
 
 
 def refuse(ctx: ServerContext, request: RequestReceived, ip: str) -> Response | None:
@@ -93,6 +137,7 @@ class ServerContext:
     max_message_bytes: int = 65536
     request_timeout: float = 10.0
     api_cache_capacity: int = 1000
+    certs: CertCache | None = None
     render_metrics: Callable[[], tuple[bytes, str]] | None = None
     #: Called with (endpoint, status) after each answered request, for the metrics.
     on_response: Callable[[str, int], None] | None = None
@@ -151,7 +196,10 @@ def _api_stats(ctx: ServerContext) -> Response:
             "bytes_sent": hub.bytes_sent,
         },
         "slow_clients": {"messages_dropped": hub.drops, "closed": hub.slow_closed},
-        "memory": {"cache_entries": 0, "cache_capacity": ctx.api_cache_capacity},
+        "memory": {
+            "cache_entries": len(ctx.certs or ()) // 2,  # two hashes per certificate
+            "cache_capacity": ctx.api_cache_capacity,
+        },
     }
     return 200, _dumps(body), _JSON
 
@@ -204,6 +252,12 @@ def answer(ctx: ServerContext, request: RequestReceived) -> Response:
         return _api_stats(ctx)
     if name == "api_logs":
         return _api_logs(ctx)
+    if name == "api_cert":
+        path, _query = split_target(request.target.encode("ascii", "replace"))
+        found = ctx.certs.get(path.rpartition("/")[2]) if ctx.certs is not None else None
+        if found is None:
+            return 404, b'{"error":"Not Found"}', _JSON
+        return 200, found, _JSON
     if name == "ws_page":
         path, _query = split_target(request.target.encode("ascii", "replace"))
         return 200, ws_page(path), _HTML

@@ -37,10 +37,10 @@ from gunicorn.workers.ggevent import GeventWorker
 
 from certstream.config import Settings, load_settings
 from certstream.core import frames
-from certstream.core.routes import STREAM_NAMES, RouteTable
+from certstream.core.routes import STREAM_LITE, STREAM_NAMES, RouteTable
 from certstream.shell import metrics
 from certstream.shell.conn import serve
-from certstream.shell.endpoints import Access, ServerContext
+from certstream.shell.endpoints import Access, CertCache, ServerContext
 from certstream.shell.feed import FeedSubscriber
 from certstream.shell.hub import Hub
 
@@ -176,10 +176,23 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         )
         self.metrics_sync = _MetricsSync(self.hub, None)
         self.ctx = build_context(self.settings, self.hub, self.metrics_sync)
+        if self.settings.protocols.api:
+            self.ctx.certs = CertCache(self.settings.api.cache_capacity)
+
+    def _wanted(self, mask: int) -> int:
+        # /api/cert is fed from lite messages, so the REST API keeps lite wanted.
+        return mask | STREAM_LITE if self.ctx.certs is not None else mask
 
     def _on_wanted(self, mask: int) -> None:
         if self.feed is not None:
-            self.feed.set_wanted(mask)
+            self.feed.set_wanted(self._wanted(mask))
+
+    def _on_entry(self, mask: int, lite: bytes | None, full: bytes | None,
+                  domains: bytes | None) -> None:
+        self.hub.publish(mask, lite, full, domains)
+        certs = self.ctx.certs
+        if certs is not None and lite is not None:
+            certs.add(lite)
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
         self.nr += 1
@@ -209,8 +222,9 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         hub.start()
         path = self._feed_path()
         if path:
-            self.feed = FeedSubscriber(path, hub.publish, hub.set_state, hub.set_example)
-            self.feed.set_wanted(hub.wanted)
+            on_entry = hub.publish if self.ctx.certs is None else self._on_entry
+            self.feed = FeedSubscriber(path, on_entry, hub.set_state, hub.set_example)
+            self.feed.set_wanted(self._wanted(hub.wanted))
             self.metrics_sync.feed = self.feed
         else:
             self.log.warning("no feed socket configured: serving without an ingest")
