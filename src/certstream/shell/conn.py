@@ -63,9 +63,10 @@ def serve(sock: socket.socket, ctx: ServerContext, ip: str = "") -> None:
         if kind == "ws":
             session.accept_websocket()
             if not session.is_websocket:  # a bad upgrade: 400 or 426 is queued
+                rejected = session.next_event()
                 _send_and_close(sock, session.data_to_send())
-                if ctx.on_response is not None:
-                    ctx.on_response("websocket", 400)
+                if ctx.on_response is not None and isinstance(rejected, Rejected):
+                    ctx.on_response("websocket", rejected.status)
                 return
         else:
             session.start_sse()
