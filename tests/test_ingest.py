@@ -524,11 +524,15 @@ def test_discovery_adds_and_retires_logs_without_restart(
         replay.add_rfc6962_log(path, entries, 0)
     replay.start()
 
-    def publish_list(paths: list[str], good_sig: bool = True) -> None:
+    usable = {"usable": {"timestamp": "2025-01-01T00:00:00Z"}}
+    readonly = {"readonly": {"timestamp": "2025-06-01T00:00:00Z",
+                             "final_tree_head": {"tree_size": 10, "sha256_root_hash": ""}}}
+
+    def publish_list(paths: list[str], good_sig: bool = True, ro: bool = False) -> None:
         doc = {"version": "1", "operators": [{"name": "Test Op", "email": [], "logs": [
             {"description": f"Log {p}", "log_id": signers[p].log_id_b64,
              "key": signers[p].key_b64, "url": replay.url + p, "mmd": 86400,
-             "state": {"usable": {"timestamp": "2025-01-01T00:00:00Z"}}}
+             "state": readonly if ro else usable}
             for p in paths
         ]}]}
         body = json.dumps(doc).encode()
@@ -552,7 +556,12 @@ def test_discovery_adds_and_retires_logs_without_restart(
     ing = Ingest(settings, str(tmp_short / "feed.sock"))
     ing.start()
     try:
-        wait_until(lambda: set(ing.followers) == {replay.url + "/a/"}, 20, "log A discovered")
+        a_key = replay.url + "/a/"
+        wait_until(lambda: set(ing.followers) == {a_key}, 20, "log A discovered")
+        wait_until(lambda: ing.followers[a_key].next_index is not None, 20, "A started")
+        # A turns readonly: its follower is restarted with the final size as its end.
+        publish_list(["/a/"], ro=True)
+        wait_until(lambda: ing.followers[a_key].spec.stop_at == 10, 20, "A readonly")
         publish_list(["/b/"])
         wait_until(lambda: set(ing.followers) == {replay.url + "/b/"}, 20,
                    "A retired and B followed")

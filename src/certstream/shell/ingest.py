@@ -121,7 +121,7 @@ class Ingest:
         self.stopping = gevent.event.Event()
         self.feed = FeedPublisher(feed_path)
         self.state = StateStore(ct.state_file)
-        self.saved = self.state.load()
+        self.state.load()
         self.http = HTTPClient(ct.user_agent, float(ct.request_timeout_secs), ct.max_body_bytes)
         self.dedup = DedupRing(settings.dedup.capacity, float(settings.dedup.ttl_secs))
         self.metrics: Any = metrics
@@ -157,10 +157,16 @@ class Ingest:
             if key not in desired:
                 log.info("log %s: no longer listed; retiring it", self.followers[key].spec.name)
                 self.followers.pop(key).stop()
+            elif desired[key] != self.followers[key].spec:
+                # Its listing changed (e.g. it turned readonly): restart it with the new
+                # spec, from where it got to.
+                log.info("log %s: listing changed; restarting it", desired[key].name)
+                self.followers.pop(key).stop()
         for key, spec in desired.items():
             if key in self.followers:
                 continue
-            saved = self.saved.get(key)
+            # The store knows the newest position (a log seen before in this process too).
+            saved = self.state.get(key)
             f = make_follower(
                 spec, self.fcfg, http=self.http, pipeline=self.pipeline,
                 politeness=self.politeness, issuers=self.issuers,
