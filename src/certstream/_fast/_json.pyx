@@ -2,16 +2,19 @@
 """Certificate objects as JSON text: the compiled twin of ``_json_py.py`` (same API).
 
 The plan is the pure twin's (a profile's decisions taken once, at construction); what is
-compiled is the per-certificate formatting.  The string escaper takes ASCII text with at
-most the short escapes (``\\" \\\\ \\n \\r \\t \\b \\f``), on which all four JSON writers
-agree, and hands anything else (non-ASCII, other control characters, Go's HTML escapes) to
-the profile's own writer in ``jsontext``.  Hex, colon-hex and base64 text are C loops.  The
-extension formatters of the ``go`` profile are written here; any other formatter, domains
-rule or string writer is called as the Python function the profile names, so the two twins
-share the code of every rare case.
+compiled is the per-certificate formatting, written as UTF-8 straight into one reused C
+buffer, so a certificate object costs two ``str`` objects, not one per field.  The string
+escaper takes ASCII text with at most the short escapes (``\\" \\\\ \\n \\r \\t \\b \\f``), on
+which all four JSON writers agree, and hands anything else (non-ASCII, other control
+characters, Go's HTML escapes) to the profile's own writer in ``jsontext``.  Hex, colon-hex
+and base64 text are C loops.  The extension formatters of the ``go`` profile are written
+here; any other formatter, domains rule or string writer is called as the Python function the
+profile names, so the two twins share the code of every rare case.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.string cimport memcpy
 
 import hashlib
@@ -62,42 +65,6 @@ cdef const char *_B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 # Writers whose rule on ASCII text with only short escapes is the stdlib's (quotes, the seven
 # short escapes, nothing else): every writer of jsontext.  go_html also escapes < > &.
 cdef frozenset _PLAIN_WRITERS = frozenset(["go", "go_html", "jason", "serde"])
-
-
-cdef object _quote(str text, bint html):
-    """The quoted JSON text of ``text``, or None when the writer's own rules are needed."""
-    if not PyUnicode_IS_ASCII(text):
-        return None
-    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text)
-    cdef const unsigned char *d = <const unsigned char *>PyUnicode_DATA(text)
-    cdef Py_ssize_t i, j, extra = 0
-    cdef unsigned char c
-    for i in range(n):
-        c = d[i]
-        if c < 0x20 or c == 34 or c == 92:
-            if _SHORT[c] == 0:
-                return None
-            extra += 1
-        elif html and (c == 60 or c == 62 or c == 38):
-            return None
-    out = PyUnicode_New(n + 2 + extra, 127)
-    cdef unsigned char *o = <unsigned char *>PyUnicode_DATA(out)
-    o[0] = 34
-    if extra == 0:
-        memcpy(o + 1, d, n)
-    else:
-        j = 1
-        for i in range(n):
-            c = d[i]
-            if c < 0x20 or c == 34 or c == 92:
-                o[j] = 92
-                o[j + 1] = _SHORT[c]
-                j += 2
-            else:
-                o[j] = c
-                j += 1
-    o[n + 1 + extra] = 34
-    return out
 
 
 cdef str _colon_hex(bytes data, bint upper):
@@ -287,6 +254,22 @@ cdef class CertWriter:
     cdef list _name_out
     cdef list _agg
     cdef str _agg_empty
+    # The output buffer: UTF-8, reused by every call; _wide once a non-ASCII byte went in.
+    cdef char *_buf
+    cdef Py_ssize_t _len
+    cdef Py_ssize_t _cap
+    cdef bint _wide
+    cdef Py_ssize_t _split  # where as_der goes, after _parts
+
+    def __cinit__(self):
+        self._cap = 8192
+        self._buf = <char *>PyMem_Malloc(self._cap)
+        if self._buf == NULL:
+            raise MemoryError()
+        self._len = 0
+
+    def __dealloc__(self):
+        PyMem_Free(self._buf)
 
     def __init__(self, profile, tuple keys):
         unknown = set(keys) - CERT_KEYS
@@ -301,13 +284,13 @@ cdef class CertWriter:
         self._fast_domain = profile.domains_string_writer in _PLAIN_WRITERS
         self._html_domain = profile.domains_string_writer == "go_html"
         self._codes = [_KEY_CODES[key] for key in keys]
-        self._prefixes = ['"' + key + '":' for key in keys]
+        self._prefixes = [('"' + key + '":').encode() for key in keys]
         self._ext_prefixes = []
         self._ext_codes = []
         self._ext_funcs = []
         for key, fmt in profile.extensions:
             func = _profiles.FIELD_FORMATTERS[fmt]
-            self._ext_prefixes.append(self._write(key) + ":")
+            self._ext_prefixes.append((self._write(key) + ":").encode("utf-8", "replace"))
             self._ext_codes.append(_EXT_CODES.get(func, X_PYTHON))
             self._ext_funcs.append(func)
         self._names = {}
@@ -330,32 +313,134 @@ cdef class CertWriter:
         self._name_join = rule.multi == "join"
         self._name_null = rule.absent == "null"
         self._cn_slot = slots["CN"] if rule.cn_always else -1
-        # (slot or -1 for "aggregated", '"key":')
+        # (slot or -1 for "aggregated", '"key":' as bytes)
         self._name_out = [
-            (-1 if key == "aggregated" else slots[key], '"' + key + '":') for key in rule.keys
+            (-1 if key == "aggregated" else slots[key], ('"' + key + '":').encode())
+            for key in rule.keys
         ]
         self._agg = [(slots[key], "/" + key + "=") for key in rule.aggregated]
         self._agg_empty = rule.aggregated_empty
 
-    # --- strings -------------------------------------------------------------------------
+    # --- the buffer ----------------------------------------------------------------------
 
-    cdef str _w(self, str text):
+    cdef int _reserve(self, Py_ssize_t n) except -1:
+        cdef Py_ssize_t cap
+        cdef char *grown
+        if self._len + n <= self._cap:
+            return 0
+        cap = max(self._cap * 2, self._len + n)
+        grown = <char *>PyMem_Realloc(self._buf, cap)
+        if grown == NULL:
+            raise MemoryError()
+        self._buf = grown
+        self._cap = cap
+        return 0
+
+    cdef inline int _raw(self, const char *data, Py_ssize_t n) except -1:
+        self._reserve(n)
+        memcpy(self._buf + self._len, data, n)
+        self._len += n
+        return 0
+
+    cdef inline int _byte(self, char c) except -1:
+        self._reserve(1)
+        self._buf[self._len] = c
+        self._len += 1
+        return 0
+
+    cdef int _bytes(self, bytes data) except -1:
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+        cdef const unsigned char *d = <const unsigned char *>PyBytes_AS_STRING(data)
+        cdef Py_ssize_t i
+        if not self._wide:
+            for i in range(n):
+                if d[i] >= 0x80:
+                    self._wide = True
+                    break
+        return self._raw(<const char *>d, n)
+
+    cdef int _ascii(self, str text) except -1:
+        """Text known to need no escaping (digits, fixed words)."""
+        if PyUnicode_IS_ASCII(text):
+            return self._raw(<const char *>PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text))
+        return self._bytes(text.encode("utf-8", "replace"))
+
+    cdef bint _body(self, str text, bint html) except -1:
+        """Write ``text`` escaped, without quotes; False (buffer half written) when the fast
+        rule does not apply and the caller must roll back and use the profile's writer."""
+        if not PyUnicode_IS_ASCII(text):
+            return False
+        cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text)
+        cdef const unsigned char *d = <const unsigned char *>PyUnicode_DATA(text)
+        self._reserve(2 * n)
+        cdef unsigned char *o = <unsigned char *>self._buf + self._len
+        cdef Py_ssize_t i
+        cdef unsigned char c
+        for i in range(n):
+            c = d[i]
+            if c < 0x20 or c == 34 or c == 92:
+                if _SHORT[c] == 0:
+                    return False
+                o[0] = 92
+                o[1] = _SHORT[c]
+                o += 2
+            elif html and (c == 60 or c == 62 or c == 38):
+                return False
+            else:
+                o[0] = c
+                o += 1
+        self._len = <Py_ssize_t>(<char *>o - self._buf)
+        return True
+
+    cdef int _str(self, str text) except -1:
+        """A JSON string in the profile's string writer."""
+        cdef Py_ssize_t mark = self._len
         if self._fast:
-            out = _quote(text, self._html)
-            if out is not None:
-                return <str>out
-        return self._write(text)
+            self._byte(34)
+            if self._body(text, self._html):
+                return self._byte(34)
+            self._len = mark
+        return self._bytes((<str>self._write(text)).encode("utf-8", "replace"))
 
-    cdef str _wd(self, str text):
+    cdef int _str_domain(self, str text) except -1:
+        cdef Py_ssize_t mark = self._len
         if self._fast_domain:
-            out = _quote(text, self._html_domain)
-            if out is not None:
-                return <str>out
-        return self._write_domain(text)
+            self._byte(34)
+            if self._body(text, self._html_domain):
+                return self._byte(34)
+            self._len = mark
+        return self._bytes((<str>self._write_domain(text)).encode("utf-8", "replace"))
 
-    cdef str _array(self, list names):
-        cdef list parts = [self._w(name) for name in names]
-        return "[" + ",".join(parts) + "]"
+    cdef int _hex(self, bytes data, bint upper) except -1:
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+        cdef const unsigned char *d = <const unsigned char *>PyBytes_AS_STRING(data)
+        cdef const char *digits = _HEX_UPPER if upper else _HEX_LOWER
+        if n == 0:
+            return 0
+        self._reserve(3 * n)
+        cdef char *o = self._buf + self._len
+        cdef Py_ssize_t i
+        for i in range(n):
+            if i:
+                o[0] = 58  # :
+                o += 1
+            o[0] = digits[d[i] >> 4]
+            o[1] = digits[d[i] & 15]
+            o += 2
+        self._len = <Py_ssize_t>(o - self._buf)
+        return 0
+
+    cdef str _take(self, Py_ssize_t start, Py_ssize_t stop):
+        cdef Py_ssize_t n = stop - start
+        if self._wide:
+            return PyUnicode_DecodeUTF8(self._buf + start, n, "strict")
+        out = PyUnicode_New(n, 127)
+        memcpy(PyUnicode_DATA(out), self._buf + start, n)
+        return out
+
+    cdef inline void _reset(self) noexcept:
+        self._len = 0
+        self._wide = False
 
     # --- pieces --------------------------------------------------------------------------
 
@@ -379,13 +464,31 @@ cdef class CertWriter:
         return dns
 
     def domains_array(self, list names):
-        cdef list parts = [self._wd(name) for name in names]
-        return "[" + ",".join(parts) + "]"
+        self._reset()
+        self._byte(91)
+        cdef Py_ssize_t i
+        for i in range(len(names)):
+            if i:
+                self._byte(44)
+            self._str_domain(names[i])
+        self._byte(93)
+        return self._take(0, self._len)
+
+    cdef int _array(self, list names) except -1:
+        self._byte(91)
+        cdef Py_ssize_t i
+        for i in range(len(names)):
+            if i:
+                self._byte(44)
+            self._str(names[i])
+        return self._byte(93)
 
     def name_object(self, tuple attrs):
-        return self._cached_name(attrs)
+        self._reset()
+        self._cached_name(attrs)
+        return self._take(0, self._len)
 
-    cdef str _cached_name(self, tuple attrs):
+    cdef int _cached_name(self, tuple attrs) except -1:
         # Keyed by the attribute strings: hashing NameAttr objects would run a Python
         # __hash__ per attribute.
         cdef list flat = []
@@ -395,14 +498,15 @@ cdef class CertWriter:
         key = tuple(flat)
         cached = self._names.get(key)
         if cached is not None:
-            return <str>cached
-        text = self._format_name(attrs)
+            return self._bytes(<bytes>cached)
+        cdef Py_ssize_t start = self._len
+        self._name(attrs)
         if len(self._names) >= NAME_CACHE_SIZE:
             self._names.clear()
-        self._names[key] = text
-        return text
+        self._names[key] = (<bytes>self._buf[start:self._len])
+        return 0
 
-    cdef str _format_name(self, tuple attrs):
+    cdef int _name(self, tuple attrs) except -1:
         cdef list values = [None] * self._name_slots
         cdef Py_ssize_t slot
         for attr in attrs:
@@ -417,8 +521,9 @@ cdef class CertWriter:
                 values[slot] = current + "," + attr.value
         if self._cn_slot >= 0 and values[self._cn_slot] is None:
             values[self._cn_slot] = ""
-        cdef list parts = []
         cdef list agg
+        cdef bint first = True
+        self._byte(123)
         for slot, prefix in self._name_out:
             if slot < 0:
                 agg = []
@@ -426,14 +531,26 @@ cdef class CertWriter:
                     value = values[<Py_ssize_t>agg_slot]
                     if value is not None:
                         agg.append(agg_prefix + value)
-                parts.append('"aggregated":' + self._w("".join(agg) if agg else self._agg_empty))
+                if not first:
+                    self._byte(44)
+                first = False
+                self._raw(b'"aggregated":', 13)
+                self._str("".join(agg) if agg else self._agg_empty)
                 continue
             value = values[slot]
             if value is not None:
-                parts.append(prefix + self._w(value))
+                if not first:
+                    self._byte(44)
+                first = False
+                self._bytes(<bytes>prefix)
+                self._str(<str>value)
             elif self._name_null:
-                parts.append(prefix + "null")
-        return "{" + ",".join(parts) + "}"
+                if not first:
+                    self._byte(44)
+                first = False
+                self._bytes(<bytes>prefix)
+                self._raw(b"null", 4)
+        return self._byte(125)
 
     def serial(self, serial):
         return self._serial(serial)
@@ -450,19 +567,19 @@ cdef class CertWriter:
             text = "0" + text
         return '"' + text + '"'
 
-    cdef str _time(self, value):
+    cdef int _time(self, value) except -1:
         if value is None:
-            return "0"
+            return self._byte(48)
         if value == NO_EXPIRATION and self._no_expiration:
-            return '"no_expiration"'
-        return str(value)
+            return self._raw(b'"no_expiration"', 15)
+        return self._ascii(str(value))
 
-    cdef str _signature(self, info):
+    cdef int _signature(self, info) except -1:
         if info.signature_oid == OID_PSS:
             name = self._pss.get(info.signature_hash_oid, "unknown")
         else:
             name = self._signatures.get(info.signature_oid, "unknown")
-        return self._w(name)
+        return self._str(name)
 
     # --- extensions ----------------------------------------------------------------------
 
@@ -470,16 +587,24 @@ cdef class CertWriter:
         cdef int bits = 0
         for oid in present:
             bits |= <int>_OID_BITS.get(oid, 0)
-        return self._extensions(info, bits, present)
+        self._reset()
+        self._extensions(info, bits, present)
+        return self._take(0, self._len)
 
-    cdef str _extensions(self, info, int bits, object present):
-        cdef list parts = []
+    cdef int _extensions(self, info, int bits, object present) except -1:
         cdef Py_ssize_t i, n = len(self._ext_codes)
+        cdef Py_ssize_t mark
         cdef int code
+        cdef bint first = True
+        self._byte(123)
         for i in range(n):
             code = <int>self._ext_codes[i]
             if code == X_NEVER:
                 continue
+            mark = self._len
+            if not first:
+                self._byte(44)
+            self._bytes(<bytes>self._ext_prefixes[i])
             if code == X_PYTHON:
                 if present is None:
                     present = frozenset([ext.oid for ext in info.extensions])
@@ -487,32 +612,62 @@ cdef class CertWriter:
                         present = present | _POISON_SET
                 value = self._ext_funcs[i](info, present)
                 if value is None:
+                    self._len = mark
                     continue
-                parts.append(self._ext_prefixes[i] + self._value(value))
+                self._value(value)
+            elif not self._go_extension(code, info, bits):
+                self._len = mark
                 continue
-            text = self._go_extension(code, info, bits)
-            if text is not None:
-                parts.append(self._ext_prefixes[i] + text)
-        return "{" + ",".join(parts) + "}"
+            first = False
+        return self._byte(125)
 
-    cdef str _value(self, value):
+    cdef int _value(self, value) except -1:
         if value is True:
-            return "true"
+            return self._raw(b"true", 4)
         if value is False:
-            return "false"
+            return self._raw(b"false", 5)
         if isinstance(value, list):
             return self._array(value)
-        return self._w(value)
+        return self._str(value)
 
-    cdef object _go_extension(self, int code, info, int bits):
-        """The JSON value of one formatter of the go set, or None to leave the key out."""
+    cdef bint _go_extension(self, int code, info, int bits) except -1:
+        """Write the JSON value of one formatter of the go set; False to leave the key out."""
         cdef list items
         cdef int i
         if code == X_POISON:
-            return "true" if info.has_poison or bits & B_POISON else None
+            if info.has_poison or bits & B_POISON:
+                self._raw(b"true", 4)
+                return True
+            return False
+        if code == X_AKI_LOWER or code == X_SKI_LOWER:
+            if not bits & (B_AKI if code == X_AKI_LOWER else B_SKI):
+                return False
+            keyid = info.aki_keyid if code == X_AKI_LOWER else info.ski
+            self._raw(b'"keyid:', 7)
+            self._hex(keyid or b"", False)
+            self._byte(34)
+            return True
+        if code == X_BASIC_CONSTRAINTS:
+            if not bits & B_BC:
+                return False
+            if info.is_ca:
+                self._raw(b'"CA:TRUE"', 9)
+            else:
+                self._raw(b'"CA:FALSE"', 10)
+            return True
+        if code == X_KEY_USAGE_GO:
+            if not bits & B_KU:
+                return False
+            usage = info.key_usage or 0
+            items = []
+            for i in range(9):
+                if usage & (1 << i):
+                    items.append(_GO_KEY_USAGE[i])
+            self._str(", ".join(items))
+            return True
         if code == X_AIA_ISSUERS_FIRST:
             if not bits & B_AIA:
-                return None
+                return False
             items = []
             for method, uri in info.aia:
                 if method == _OID_CA_ISSUERS:
@@ -520,37 +675,42 @@ cdef class CertWriter:
             for method, uri in info.aia:
                 if method == _OID_OCSP:
                     items.append("URI:" + uri)
-            return self._w(", ".join(items))
-        if code == X_AKI_LOWER:
-            if not bits & B_AKI:
-                return None
-            return '"keyid:' + _colon_hex(info.aki_keyid or b"", False) + '"'
-        if code == X_SKI_LOWER:
-            if not bits & B_SKI:
-                return None
-            return '"keyid:' + _colon_hex(info.ski or b"", False) + '"'
-        if code == X_BASIC_CONSTRAINTS:
-            if not bits & B_BC:
-                return None
-            return '"CA:TRUE"' if info.is_ca else '"CA:FALSE"'
+            self._str(", ".join(items))
+            return True
         if code == X_POLICIES_LINES:
             if not bits & B_CP:
-                return None
+                return False
             items = ["Policy: " + policy.oid + "\n" for policy in info.policies]
-            return self._w("".join(items))
-        if code == X_KEY_USAGE_GO:
-            if not bits & B_KU:
-                return None
-            usage = info.key_usage or 0
-            items = []
-            for i in range(9):
-                if usage & (1 << i):
-                    items.append(_GO_KEY_USAGE[i])
-            return self._w(", ".join(items))
+            self._str("".join(items))
+            return True
         # X_SAN_GROUPED: every DNS name, then every email, then every IP; URIs dropped.
         if not bits & B_SAN:
-            return None
-        items = []
+            return False
+        return self._san_grouped(info)
+
+    cdef bint _san_grouped(self, info) except -1:
+        # The common case, ASCII DNS names only, is escaped straight into the buffer; the
+        # rest (emails, IPs, text the fast rule cannot take) builds the text first.
+        cdef Py_ssize_t mark = self._len
+        cdef bint first = True
+        if self._fast:
+            self._byte(34)
+            for tag, value in info.san:
+                if tag != 2:
+                    if tag == 1 or tag == 7:
+                        break
+                    continue
+                if not first:
+                    self._raw(b", ", 2)
+                first = False
+                self._raw(b"DNS:", 4)
+                if not self._body(_text(value), self._html):
+                    break
+            else:
+                self._byte(34)
+                return True
+            self._len = mark
+        cdef list items = []
         for tag, value in info.san:
             if tag == 2:
                 items.append("DNS:" + _text(value))
@@ -560,55 +720,73 @@ cdef class CertWriter:
         for tag, value in info.san:
             if tag == 7:
                 items.append("IP Address:" + _go_ip(value))
-        return self._w(", ".join(items))
+        self._str(", ".join(items))
+        return True
 
     # --- the object ----------------------------------------------------------------------
 
     def parts(self, info, bytes der, bint poison, domains):
         """The certificate object split around ``as_der``: (text before, text after)."""
+        self._reset()
+        self._parts(info, der, poison, domains)
+        cdef Py_ssize_t split = self._split
+        return self._take(0, split), self._take(split, self._len)
+
+    cdef int _parts(self, info, bytes der, bint poison, domains) except -1:
         cdef int bits = B_POISON if poison else 0
         for ext in info.extensions:
             bits |= <int>_OID_BITS.get(ext.oid, 0)
-        cdef list head = []
-        cdef list tail = []
-        cdef list target = head
-        cdef str sha1 = None
-        cdef str value
+        cdef bytes sha1 = None
         cdef int code
         cdef Py_ssize_t i, n = len(self._codes)
+        cdef bint in_tail = False
+        cdef bint first = True
+        self._split = -1
+        self._byte(123)
         for i in range(n):
             code = <int>self._codes[i]
             if code == K_AS_DER:
-                target = tail
+                in_tail = True
+                self._split = self._len
                 continue
+            if not first:
+                self._byte(44)
+            first = False
+            self._bytes(<bytes>self._prefixes[i])
             if code == K_SUBJECT:
-                value = self._format_name(info.subject)
+                self._name(info.subject)
             elif code == K_ISSUER:
-                value = self._cached_name(info.issuer)
+                self._cached_name(info.issuer)
             elif code == K_EXTENSIONS:
-                value = self._extensions(info, bits, None)
+                self._extensions(info, bits, None)
             elif code == K_ALL_DOMAINS:
-                value = self._array(domains if domains is not None else self._domains(info))
+                self._array(domains if domains is not None else self._domains(info))
             elif code == K_SHA1:
                 if sha1 is None:
-                    sha1 = '"' + _colon_hex(_sha1(der).digest(), True) + '"'
-                value = sha1
+                    sha1 = _sha1(der).digest()
+                self._byte(34)
+                self._hex(sha1, True)
+                self._byte(34)
             elif code == K_SHA256:
-                value = '"' + _colon_hex(_sha256(der).digest(), True) + '"'
+                self._byte(34)
+                self._hex(_sha256(der).digest(), True)
+                self._byte(34)
             elif code == K_NOT_AFTER:
-                value = self._time(info.not_after)
+                self._time(info.not_after)
             elif code == K_NOT_BEFORE:
-                value = self._time(info.not_before)
+                self._time(info.not_before)
             elif code == K_SERIAL:
-                value = self._serial(info.serial)
+                self._ascii(self._serial(info.serial))
             elif code == K_SIGNATURE:
-                value = self._signature(info)
-            else:  # K_IS_CA
-                value = "true" if info.is_ca else "false"
-            target.append(<str>self._prefixes[i] + value)
-        head_text = "{" + ",".join(head)
-        tail_text = ("," if head and tail else "") + ",".join(tail) + "}"
-        return head_text, tail_text
+                self._signature(info)
+            elif info.is_ca:  # K_IS_CA
+                self._raw(b"true", 4)
+            else:
+                self._raw(b"false", 5)
+        self._byte(125)
+        if self._split < 0:
+            self._split = self._len - 1
+        return 0
 
     def whole(self, info, bytes der):
         """The complete object (a chain certificate's), ``as_der`` included if in the keys."""
