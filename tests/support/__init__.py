@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -186,10 +186,15 @@ class FakeFeed:
 class Server:
     port: int
     proc: subprocess.Popen[bytes]
-    feed: FakeFeed
+    fake_feed: FakeFeed | None
     workdir: Path
     log_path: Path
-    pids: list[int] = field(default_factory=list)
+
+    @property
+    def feed(self) -> FakeFeed:
+        """The fake ingest (servers started with ``ingest=True`` have the real one)."""
+        assert self.fake_feed is not None, "this server runs the real ingest"
+        return self.fake_feed
 
     @property
     def url(self) -> str:
@@ -226,8 +231,9 @@ def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any
 
 @contextlib.contextmanager
 def run_server(config: Mapping[str, Any] | None = None, *, workers: int = 1,
-               graceful: int = 10) -> Iterator[Server]:
-    """gunicorn + ``CertstreamWorker`` on a free port, fed by a :class:`FakeFeed`."""
+               graceful: int = 10, ingest: bool = False) -> Iterator[Server]:
+    """The ``certstream`` command on a free port, fed by a :class:`FakeFeed`, or with
+    ``ingest=True`` by its own ingest process (configure ``custom_logs`` then)."""
     with tempfile.TemporaryDirectory(prefix="certstream-test-") as tmp:
         workdir = Path(tmp)
         port = free_port()
@@ -243,11 +249,14 @@ def run_server(config: Mapping[str, Any] | None = None, *, workers: int = 1,
             config or {},
         )
         (workdir / "config.yaml").write_text(yaml.safe_dump(settings))
-        (workdir / "gunicorn.conf.py").write_text(GUNICORN_CONF.format(graceful=graceful))
+        (workdir / "gunicorn.conf.py").write_text(
+            GUNICORN_CONF.format(graceful=graceful) if not ingest
+            else f"graceful_timeout = {graceful}\n"
+        )
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("CERTSTREAM_") and k != "PROMETHEUS_MULTIPROC_DIR"}
         env.update({"CERTSTREAM_CONFIG": str(workdir / "config.yaml"), "PYTHONUNBUFFERED": "1"})
-        feed = FakeFeed(feed_path)
+        feed = FakeFeed(feed_path) if not ingest else None
         log_path = workdir / "server.log"
         with open(log_path, "wb") as log_file:
             # The real entry point: the console script next to this interpreter.
@@ -257,7 +266,8 @@ def run_server(config: Mapping[str, Any] | None = None, *, workers: int = 1,
             )
         server = Server(port, proc, feed, workdir, log_path)
         try:
-            feed.wait_workers(workers)
+            if feed is not None:
+                feed.wait_workers(workers)
             assert wait_until(lambda: _accepts(port), 15), server.log()
             yield server
         finally:
@@ -268,7 +278,8 @@ def run_server(config: Mapping[str, Any] | None = None, *, workers: int = 1,
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-            feed.close()
+            if feed is not None:
+                feed.close()
         # Reached only when the test passed: the server must not have logged a crash.
         assert "Traceback" not in server.log(), server.log()
 
