@@ -92,6 +92,15 @@ def test_bad_http(server: Server, watcher: RawWS, case: str) -> None:
     _still_streaming(server, watcher)
 
 
+def test_errors_are_counted_by_status(server: Server) -> None:
+    for case in ("oversized headers", "upgrade on unknown path", "upgrade with wrong version"):
+        _raw_http(server, HTTP_CASES[case][0])
+    text = http_get(server.port, "/metrics")[2].decode()
+    assert 'certstream_server_responses_total{code="431",endpoint="invalid"}' in text
+    assert 'certstream_server_responses_total{code="404",endpoint="not_found"}' in text
+    assert 'certstream_server_responses_total{code="426",endpoint="websocket"}' in text
+
+
 def _frame(first: int, payload: bytes, *, mask: bool = True, length: int | None = None) -> bytes:
     n = len(payload) if length is None else length
     mbit = 0x80 if mask else 0

@@ -48,8 +48,12 @@ def serve(sock: socket.socket, ctx: ServerContext, ip: str = "") -> None:
     )
     try:
         request = _read_request(sock, session, ctx.request_timeout)
-        if request is None:
+        if not isinstance(request, RequestReceived):
             _send_and_close(sock, session.data_to_send())
+            if isinstance(request, Rejected) and ctx.on_response is not None:
+                # 400/404/405/431: one bounded label, never the raw path.
+                ctx.on_response("not_found" if request.status == 404 else "invalid",
+                                request.status)
             return
         kind = request.route.kind
         refused = refuse(ctx, request, ip)
@@ -80,8 +84,10 @@ def serve(sock: socket.socket, ctx: ServerContext, ip: str = "") -> None:
             sock.close()
 
 
-def _read_request(sock: socket.socket, session: Session, timeout: float) -> RequestReceived | None:
-    """The routed request, or ``None`` when the session answered (error) or the client left.
+def _read_request(sock: socket.socket, session: Session,
+                  timeout: float) -> RequestReceived | Rejected | None:
+    """The routed request, ``Rejected`` when the session answered it with an error, or
+    ``None`` when the client left or took too long.
 
     The whole request must arrive within ``timeout``: a client that trickles headers
     (slowloris) would otherwise hold a greenlet forever.
@@ -92,9 +98,9 @@ def _read_request(sock: socket.socket, session: Session, timeout: float) -> Requ
             if event is NEED_DATA:
                 session.receive_data(sock.recv(_RECV))
                 continue
-            if isinstance(event, RequestReceived):
+            if isinstance(event, RequestReceived | Rejected):
                 return event
-            if isinstance(event, Rejected | ConnectionLost):
+            if isinstance(event, ConnectionLost):
                 return None
     return None  # timed out: just close
 
