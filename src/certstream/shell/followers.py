@@ -120,12 +120,16 @@ class LogFollower:
 
     # -- requests
 
-    def fetch(self, url: str) -> bytes:
-        """One polite GET: waits out the log's backoff pause and the operator's budget."""
+    def fetch(self, url: str, *, data: bool = True) -> bytes:
+        """One polite GET: waits out the log's backoff pause and, for data requests
+        (entries, tiles), the operator's budget.  Tree-head polls are small and do not
+        count, as in the Rust peer: ten logs of one operator polled every second would
+        otherwise spend the whole default budget (2/s) on polling."""
         delay = self._pause_until - time.monotonic()
         if delay > 0:
             gevent.sleep(delay)
-        self.politeness.wait(self.spec)
+        if data:
+            self.politeness.wait(self.spec)
         try:
             body = self.http.get(url).body
         except HTTPStatusError as exc:
@@ -253,7 +257,7 @@ class Rfc6962Follower(LogFollower):
 
     def _get_sth(self) -> int | None:
         try:
-            body = self.fetch(self.spec.url + "ct/v1/get-sth")
+            body = self.fetch(self.spec.url + "ct/v1/get-sth", data=False)
             doc = json.loads(body)
             size = doc["tree_size"]
             if not isinstance(size, int) or isinstance(size, bool) or size < 0:
@@ -357,7 +361,7 @@ class StaticFollower(LogFollower):
 
     def _get_checkpoint(self) -> int | None:
         try:
-            body = self.fetch(self.spec.url + "checkpoint")
+            body = self.fetch(self.spec.url + "checkpoint", data=False)
             cp = self._check(body)
         except (HTTPError, DecodeError) as exc:
             self.failed_exc(exc)
