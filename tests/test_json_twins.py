@@ -26,7 +26,15 @@ from hypothesis import strategies as st
 
 from certstream._fast import _json_py
 from certstream.core import profiles
-from certstream.core.model import CertInfo, Extension, NameAttr, Policy
+from certstream.core.model import (
+    PRECERT_ENTRY,
+    X509_ENTRY,
+    CertInfo,
+    Extension,
+    LogEntry,
+    NameAttr,
+    Policy,
+)
 from certstream.core.profiles import PROFILES, Profile
 from certstream.core.x509 import parse_certificate
 
@@ -81,7 +89,12 @@ VARIANT = dataclasses.replace(
     names=dataclasses.replace(profiles.CALIDOG_NAMES, single=("O",), multi="join"),
     domains="cn_then_san",
 )
-ALL_PROFILES = [*PROFILES.values(), VARIANT]
+# as_der first and alone: the full leaf object's other splice cases.
+AS_DER_FIRST = dataclasses.replace(
+    profiles.RUST, name="as_der_first", leaf_keys=("as_der", "is_ca")
+)
+AS_DER_ONLY = dataclasses.replace(profiles.CALIDOG, name="as_der_only", leaf_keys=("as_der",))
+ALL_PROFILES = [*PROFILES.values(), VARIANT, AS_DER_FIRST, AS_DER_ONLY]
 
 
 def _writers(profile: Profile, keys: tuple[str, ...]) -> tuple[object, object]:
@@ -89,7 +102,7 @@ def _writers(profile: Profile, keys: tuple[str, ...]) -> tuple[object, object]:
     return COMPILED.CertWriter(profile, keys), _json_py.CertWriter(profile, keys)
 
 
-def _same(profile: Profile, info: CertInfo, der: bytes) -> None:
+def _same(profile: Profile, info: CertInfo, der: bytes, *, every_frame: bool = True) -> None:
     for keys in (profile.leaf_keys, profile.chain_keys):
         fast, pure = _writers(profile, keys)
         for poison in (False, True):
@@ -103,6 +116,38 @@ def _same(profile: Profile, info: CertInfo, der: bytes) -> None:
         assert fast.serial(info.serial) == pure.serial(info.serial)  # type: ignore[attr-defined]
         present = frozenset(ext.oid for ext in info.extensions)
         assert fast.extensions_object(info, present) == pure.extensions_object(info, present)  # type: ignore[attr-defined]
+        assert fast.domains_payload(domains) == pure.domains_payload(domains)  # type: ignore[attr-defined]
+        if keys is profile.leaf_keys:
+            _same_frames(fast, pure, info, der, every_frame=every_frame)
+
+
+# Frame pieces with every kind of text: escapes in the link, non-ASCII in the source.
+_FRAME_ARGS = [
+    ("https://ct.example/ct/v1/get-entries?start=7&end=7", "1.5", '{"name":"x"}', "2"),
+    ('a"\\\n<é>\u2028', "1712345678.25", '{"name":"é","url":"u","timestamp":3}', "3.001"),
+    ("", "0", "{}", "1e+21"),
+]
+_CHAINS = [None, "[]", '[{"a":1},{"b":"é"}]']
+
+
+def _same_frames(
+    fast: object, pure: object, info: CertInfo, der: bytes, *, every_frame: bool
+) -> None:
+    # Random fields vary the leaf object; the frame arguments are varied on the corpus.
+    frame_args = _FRAME_ARGS if every_frame else _FRAME_ARGS[1:2]
+    chains = _CHAINS if every_frame else _CHAINS[2:]
+    streams = ((True, True), (True, False), (False, True)) if every_frame else ((True, True),)
+    for entry_type in (X509_ENTRY, PRECERT_ENTRY):
+        entry = LogEntry(7, 1_700_000_000_123, entry_type, der, None, None, (), b"")
+        for link, seen, source, stamp in frame_args:
+            for chain in chains:
+                for lite, full in streams:
+                    args = (info, entry, entry_type == PRECERT_ENTRY, None, link, seen, source)
+                    more = (stamp, chain, lite, full)
+                    got = fast.payloads(*args, *more)  # type: ignore[attr-defined]
+                    assert got == pure.payloads(*args, *more)  # type: ignore[attr-defined]
+                    for payload in got:
+                        assert payload is None or json.loads(payload)
 
 
 def test_corpus_is_big_enough() -> None:
@@ -124,6 +169,21 @@ def test_objects_are_valid_json_with_the_real_hashes() -> None:
     assert base64.b64decode(obj["as_der"]) == info.der
     assert obj["sha256"] == hashlib.sha256(info.der).digest().hex(":").upper()
     assert obj["fingerprint"] == obj["sha1"] == hashlib.sha1(info.der).digest().hex(":").upper()
+
+
+@given(
+    st.one_of(
+        st.integers(min_value=0, max_value=2**64),
+        st.integers(min_value=2**41, max_value=2**43),
+        st.sampled_from([0, 1, 10, 100, 999, 1000, 1001, 1_700_000_000_000, 1_700_000_000_120]),
+    )
+)
+def test_timestamp_text_is_the_profiles_float(milliseconds: int) -> None:
+    assert COMPILED is not None
+    for profile in PROFILES.values():
+        fast = COMPILED.CertWriter(profile, profile.leaf_keys)
+        pure = _json_py.CertWriter(profile, profile.leaf_keys)
+        assert fast.timestamp_text(milliseconds) == pure.timestamp_text(milliseconds)
 
 
 @given(st.binary(max_size=200))
@@ -219,4 +279,4 @@ _CERT_INFOS = st.builds(
 @given(_CERT_INFOS)
 def test_any_fields_give_identical_objects(info: CertInfo) -> None:
     for profile in ALL_PROFILES:
-        _same(profile, info, info.der)
+        _same(profile, info, info.der, every_frame=False)

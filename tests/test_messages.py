@@ -207,7 +207,7 @@ def test_only_requested_streams_are_built(monkeypatch: pytest.MonkeyPatch) -> No
     def boom(*_args: object) -> object:
         raise AssertionError("the leaf object was formatted for a domains-only request")
 
-    monkeypatch.setattr(builder, "_cert_parts", boom)
+    monkeypatch.setattr(builder, "_certificate_payloads", boom)
     monkeypatch.setattr(builder, "_chain_text", boom)
     out = builder.build(entry, SOURCE, 1.0, STREAM_DOMAINS)
     assert out.lite is None

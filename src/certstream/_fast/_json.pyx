@@ -29,7 +29,7 @@ from certstream._fast._json_py import (
 )
 from certstream._fast._json_py import all_domains as _all_domains_py
 from certstream.core import profiles as _profiles
-from certstream.core.jsontext import STRING_WRITERS
+from certstream.core.jsontext import FLOAT_WRITERS, STRING_WRITERS
 
 __all__ = ["CertWriter", "all_domains", "b64encode", "colon_hex_upper", "join_as_der"]
 
@@ -213,6 +213,32 @@ cdef str _OID_CA_ISSUERS = _profiles.OID_CA_ISSUERS
 cdef frozenset _POISON_SET = frozenset([_profiles.OID_POISON])
 
 cdef enum:
+    F_CERT_INDEX = 0
+    F_CERT_LINK = 1
+    F_CHAIN = 2
+    F_LEAF_CERT = 3
+    F_SEEN = 4
+    F_SOURCE = 5
+    F_UPDATE_TYPE = 6
+    F_SUBMISSION_TIMESTAMP = 7
+
+cdef dict _DATA_CODES = {
+    "cert_index": F_CERT_INDEX,
+    "cert_link": F_CERT_LINK,
+    "chain": F_CHAIN,
+    "leaf_cert": F_LEAF_CERT,
+    "seen": F_SEEN,
+    "source": F_SOURCE,
+    "update_type": F_UPDATE_TYPE,
+    "submission_timestamp": F_SUBMISSION_TIMESTAMP,
+}
+
+# Below this many milliseconds, t / 1000 as a double is closer to the 3-decimal number than
+# any other 3-decimal number is (the gap between doubles stays under 0.0005), so its shortest
+# round-trip text is that number with trailing zeros cut: Go's 'f' -1 format, done in C.
+cdef long long _GO_MS_EXACT = 1LL << 42
+
+cdef enum:
     D_PYTHON = 0
     D_SAN_THEN_CN = 1
 
@@ -260,6 +286,16 @@ cdef class CertWriter:
     cdef Py_ssize_t _cap
     cdef bint _wide
     cdef Py_ssize_t _split  # where as_der goes, after _parts
+    # The frames around the data object.
+    cdef object _float
+    cdef bint _go_float
+    cdef bytes _cert_open
+    cdef bytes _cert_close
+    cdef bytes _dns_open
+    cdef bytes _dns_close
+    cdef list _data_codes
+    cdef list _data_prefixes
+    cdef bint _chain_when_empty
 
     def __cinit__(self):
         self._cap = 8192
@@ -301,6 +337,21 @@ cdef class CertWriter:
         self._signatures = profile.signatures
         self._pss = profile.pss_signatures
         self._plan_names(profile.names)
+        self._float = FLOAT_WRITERS[profile.float_writer]
+        self._go_float = profile.float_writer == "go"
+        if profile.message_type_first:
+            self._cert_open = b'{"message_type":"certificate_update","data":'
+            self._cert_close = b"}" + profile.newline.encode()
+            self._dns_open = b'{"message_type":"dns_entries","data":'
+            self._dns_close = b"}"
+        else:
+            self._cert_open = b'{"data":'
+            self._cert_close = b',"message_type":"certificate_update"}' + profile.newline.encode()
+            self._dns_open = b'{"data":'
+            self._dns_close = b',"message_type":"dns_entries"}'
+        self._data_codes = [_DATA_CODES[key] for key in profile.data_keys]
+        self._data_prefixes = [('"' + key + '":').encode() for key in profile.data_keys]
+        self._chain_when_empty = profile.chain_when_empty
 
     cdef _plan_names(self, rule):
         cdef dict slots = {}
@@ -794,3 +845,162 @@ cdef class CertWriter:
         if K_AS_DER in self._codes:
             return join_as_der(head, _b64(der), tail)
         return head + tail
+
+    # --- the frames ----------------------------------------------------------------------
+
+    def domains_payload(self, list names):
+        """The whole ``dns_entries`` frame payload."""
+        self._reset()
+        self._bytes(self._dns_open)
+        self._byte(91)
+        cdef Py_ssize_t i
+        for i in range(len(names)):
+            if i:
+                self._byte(44)
+            self._str_domain(names[i])
+        self._byte(93)
+        self._bytes(self._dns_close)
+        return <bytes>self._buf[:self._len]
+
+    def timestamp_text(self, milliseconds):
+        """A log timestamp (ms) as the profile writes seconds: ``source.timestamp``."""
+        cdef long long ms, whole, frac
+        cdef char digits[4]
+        cdef int n
+        if self._go_float and type(milliseconds) is int and 0 < milliseconds < _GO_MS_EXACT:
+            ms = milliseconds
+            whole = ms // 1000
+            frac = ms % 1000
+            if frac == 0:
+                return str(whole)
+            digits[0] = <char>(48 + frac // 100)
+            digits[1] = <char>(48 + frac // 10 % 10)
+            digits[2] = <char>(48 + frac % 10)
+            n = 3
+            while digits[n - 1] == 48:
+                n -= 1
+            return str(whole) + "." + (<bytes>digits[:n]).decode("ascii")
+        return self._float(milliseconds / 1000)
+
+    def payloads(
+        self, info, entry, bint poison, domains, str link, str seen, str source,
+        str timestamp, chain, bint lite, bint full,
+    ):
+        """The lite and full ``certificate_update`` payloads (None where not wanted)."""
+        cdef bytes der = entry.cert_der
+        self._reset()
+        self._parts(info, der, poison, domains)
+        cdef Py_ssize_t split = self._split
+        cdef Py_ssize_t leaf_end = self._len
+        lite_out = full_out = None
+        # Each frame is written after the leaf object, copied out, and its space reused.
+        if lite:
+            lite_out = self._frame(entry, link, seen, source, timestamp, None, split, leaf_end)
+            self._len = leaf_end
+        if full:
+            full_out = self._frame(
+                entry, link, seen, source, timestamp,
+                chain if chain is not None else "[]", split, leaf_end,
+            )
+            self._len = leaf_end
+        return lite_out, full_out
+
+    cdef int _copy_within(self, Py_ssize_t start, Py_ssize_t stop) except -1:
+        cdef Py_ssize_t n = stop - start
+        self._reserve(n)  # may move the buffer: offsets, not pointers, until here
+        memcpy(self._buf + self._len, self._buf + start, n)
+        self._len += n
+        return 0
+
+    cdef int _b64_into(self, bytes data) except -1:
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+        cdef const unsigned char *d = <const unsigned char *>PyBytes_AS_STRING(data)
+        self._reserve((n + 2) // 3 * 4)
+        cdef char *o = self._buf + self._len
+        cdef Py_ssize_t i = 0
+        cdef unsigned int v
+        while i + 3 <= n:
+            v = (d[i] << 16) | (d[i + 1] << 8) | d[i + 2]
+            o[0] = _B64[v >> 18]
+            o[1] = _B64[(v >> 12) & 63]
+            o[2] = _B64[(v >> 6) & 63]
+            o[3] = _B64[v & 63]
+            o += 4
+            i += 3
+        if n - i == 1:
+            v = d[i] << 16
+            o[0] = _B64[v >> 18]
+            o[1] = _B64[(v >> 12) & 63]
+            o[2] = 61
+            o[3] = 61
+            o += 4
+        elif n - i == 2:
+            v = (d[i] << 16) | (d[i + 1] << 8)
+            o[0] = _B64[v >> 18]
+            o[1] = _B64[(v >> 12) & 63]
+            o[2] = _B64[(v >> 6) & 63]
+            o[3] = 61
+            o += 4
+        self._len = <Py_ssize_t>(o - self._buf)
+        return 0
+
+    cdef bytes _frame(
+        self, entry, str link, str seen, str source, str timestamp, object chain,
+        Py_ssize_t split, Py_ssize_t leaf_end,
+    ):
+        """One certificate_update frame, ``chain`` None for lite; the leaf object is
+        buf[0:leaf_end], split at ``split`` where a full frame's as_der goes."""
+        cdef Py_ssize_t start = self._len
+        cdef Py_ssize_t i, n = len(self._data_codes)
+        cdef int code
+        cdef bint first = True
+        self._bytes(self._cert_open)
+        self._byte(123)
+        for i in range(n):
+            code = <int>self._data_codes[i]
+            if code == F_CHAIN and (
+                chain is None or (chain == "[]" and not self._chain_when_empty)
+            ):
+                continue
+            if not first:
+                self._byte(44)
+            first = False
+            self._bytes(<bytes>self._data_prefixes[i])
+            if code == F_CERT_INDEX:
+                self._ascii(str(entry.index))
+            elif code == F_CERT_LINK:
+                self._str(link)
+            elif code == F_CHAIN:
+                self._ascii(chain)
+            elif code == F_LEAF_CERT:
+                if chain is None:
+                    self._copy_within(0, leaf_end)
+                elif split == 1:  # the head is only "{"
+                    self._raw(b'{"as_der":"', 11)
+                    self._b64_into(entry.cert_der)
+                    self._byte(34)
+                    if leaf_end - split == 1:  # the tail is only "}"
+                        self._byte(125)
+                    else:
+                        self._byte(44)
+                        self._copy_within(split, leaf_end)
+                else:
+                    self._copy_within(0, split)
+                    self._raw(b',"as_der":"', 11)
+                    self._b64_into(entry.cert_der)
+                    self._byte(34)
+                    self._copy_within(split, leaf_end)
+            elif code == F_SEEN:
+                self._ascii(seen)
+            elif code == F_SOURCE:
+                self._ascii(source)
+            elif code == F_UPDATE_TYPE:
+                if entry.entry_type == 1:
+                    self._raw(b'"PrecertLogEntry"', 17)
+                else:
+                    self._raw(b'"X509LogEntry"', 14)
+            else:  # F_SUBMISSION_TIMESTAMP
+                self._ascii(timestamp)
+        self._byte(125)
+        self._bytes(self._cert_close)
+        return <bytes>self._buf[start:self._len]

@@ -11,7 +11,8 @@ two twins cannot disagree about a rare case.
 
 ``parts`` returns the object split around ``as_der`` (text before, text after): the lite
 object is ``head + tail`` and the full one ``join_as_der(head, base64, tail)``, so the two
-share every byte but ``as_der``.
+share every byte but ``as_der``.  ``payloads`` goes on to the finished lite and full frame
+bytes around that object, ``domains_payload`` to the domains frame.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import base64
 import hashlib
 from collections.abc import Callable
 
-from certstream.core.jsontext import STRING_WRITERS
-from certstream.core.model import CertInfo, NameAttr
+from certstream.core.jsontext import FLOAT_WRITERS, STRING_WRITERS
+from certstream.core.model import CertInfo, LogEntry, NameAttr
 from certstream.core.profiles import (
     FIELD_FORMATTERS,
     GN_DNS,
@@ -145,6 +146,20 @@ class CertWriter:
             (self._write(key) + ":", FIELD_FORMATTERS[fmt]) for key, fmt in profile.extensions
         )
         self._names: dict[tuple[NameAttr, ...], str] = {}
+        self._float: Callable[[float], str] = FLOAT_WRITERS[profile.float_writer]
+        # The frame around the data object, and its keys with their JSON prefixes.
+        if profile.message_type_first:
+            self._cert_open = '{"message_type":"certificate_update","data":'
+            self._cert_close = "}" + profile.newline
+            self._dns_open = '{"message_type":"dns_entries","data":'
+            self._dns_close = "}"
+        else:
+            self._cert_open = '{"data":'
+            self._cert_close = ',"message_type":"certificate_update"}' + profile.newline
+            self._dns_open = '{"data":'
+            self._dns_close = ',"message_type":"dns_entries"}'
+        self._lite_keys = tuple((f'"{k}":', k) for k in profile.data_keys if k != "chain")
+        self._full_keys = tuple((f'"{k}":', k) for k in profile.data_keys)
 
     # --- pieces, also used by the message builder ----------------------------------------
 
@@ -154,6 +169,15 @@ class CertWriter:
     def domains_array(self, names: list[str]) -> str:
         """The ``dns_entries`` data array (the domains frame has its own string writer)."""
         return "[" + ",".join([self._write_domain(name) for name in names]) + "]"
+
+    def domains_payload(self, names: list[str]) -> bytes:
+        """The whole ``dns_entries`` frame payload."""
+        text = self._dns_open + self.domains_array(names) + self._dns_close
+        return text.encode("utf-8", "replace")
+
+    def timestamp_text(self, milliseconds: int) -> str:
+        """A log timestamp (ms) as the profile writes seconds: ``source.timestamp``."""
+        return self._float(milliseconds / 1000)
 
     def name_object(self, attrs: tuple[NameAttr, ...]) -> str:
         cached = self._names.get(attrs)
@@ -258,3 +282,52 @@ class CertWriter:
         if "as_der" in self.keys:
             return join_as_der(head, b64encode(der), tail)
         return head + tail
+
+    # --- the frames ----------------------------------------------------------------------
+
+    def payloads(  # noqa: PLR0917 - once per entry: positional, no keyword parsing
+        self,
+        info: CertInfo,
+        entry: LogEntry,
+        poison: bool,
+        domains: list[str] | None,
+        link: str,
+        seen: str,
+        source: str,
+        timestamp: str,
+        chain: str | None,
+        lite: bool,
+        full: bool,
+    ) -> tuple[bytes | None, bytes | None]:
+        """The lite and full ``certificate_update`` payloads (None where not wanted).
+
+        ``link`` is the cert_link text (escaped here); ``seen``, ``source`` and
+        ``timestamp`` are finished JSON values; ``chain`` is the JSON array of chain objects
+        (needed only for ``full``).
+        """
+        head, tail = self.parts(info, entry.cert_der, poison, domains)
+        frags: dict[str, str] = {
+            "cert_index": str(entry.index),
+            "cert_link": self._write(link),
+            "seen": seen,
+            "source": source,
+            "update_type": '"PrecertLogEntry"' if entry.is_precert else '"X509LogEntry"',
+            "submission_timestamp": timestamp,
+        }
+        lite_out = full_out = None
+        if lite:
+            frags["leaf_cert"] = head + tail
+            lite_out = self._frame(frags, with_chain=False)
+        if full:
+            frags["leaf_cert"] = join_as_der(head, b64encode(entry.cert_der), tail)
+            frags["chain"] = chain if chain is not None else "[]"
+            full_out = self._frame(frags, with_chain=True)
+        return lite_out, full_out
+
+    def _frame(self, frags: dict[str, str], *, with_chain: bool) -> bytes:
+        keys = self._lite_keys
+        if with_chain and (frags["chain"] != "[]" or self.profile.chain_when_empty):
+            keys = self._full_keys
+        body = ",".join([prefix + frags[key] for prefix, key in keys])
+        text = self._cert_open + "{" + body + "}" + self._cert_close
+        return text.encode("utf-8", "replace")

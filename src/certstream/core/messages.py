@@ -33,14 +33,14 @@ from certstream.core.x509 import parse_certificate, parse_tbs
 from certstream.errors import DecodeError
 
 if TYPE_CHECKING or NO_EXTENSIONS:
-    from certstream._fast._json_py import CertWriter, b64encode, join_as_der
+    from certstream._fast._json_py import CertWriter
 
     COMPILED["_json"] = False
 else:
     try:
-        from certstream._fast._json import CertWriter, b64encode, join_as_der
+        from certstream._fast._json import CertWriter
     except ImportError:  # no compiler at build time: the twin has the same API
-        from certstream._fast._json_py import CertWriter, b64encode, join_as_der
+        from certstream._fast._json_py import CertWriter
 
         COMPILED["_json"] = False
     else:
@@ -101,20 +101,7 @@ class MessageBuilder:
         self._chain_cache: OrderedDict[bytes, tuple[bytes, str]] = OrderedDict()
         self._chain_cache_size = chain_cache_size
         self._sources: dict[LogSource, _SourceText] = {}
-        # The frame's data keys with their JSON prefixes, without and with the chain.
-        self._lite_keys = tuple((f'"{k}":', k) for k in p.data_keys if k != "chain")
-        self._full_keys = tuple((f'"{k}":', k) for k in p.data_keys)
         self._seen_last: tuple[float, str] = (math.nan, "")
-        if p.message_type_first:
-            self._cert_open = '{"message_type":"certificate_update","data":'
-            self._cert_close = "}" + p.newline
-            self._dns_open = '{"message_type":"dns_entries","data":'
-            self._dns_close = "}"
-        else:
-            self._cert_open = '{"data":'
-            self._cert_close = ',"message_type":"certificate_update"}' + p.newline
-            self._dns_open = '{"data":'
-            self._dns_close = ',"message_type":"dns_entries"}'
         #: Certificates whose fields were partly unreadable, and chain certificates that could
         #: not be parsed at all (their objects are written with empty fields).
         self.problem_count = 0
@@ -136,41 +123,26 @@ class MessageBuilder:
         info = self._leaf_info(entry)
         leaf = self._leaf
         domains = leaf.domains(info)
-        domains_payload = None
-        if streams & STREAM_DOMAINS:
-            text = self._dns_open + leaf.domains_array(domains) + self._dns_close
-            domains_payload = text.encode("utf-8", "replace")
+        domains_payload = leaf.domains_payload(domains) if streams & STREAM_DOMAINS else None
         if not streams & (STREAM_LITE | STREAM_FULL):
             return Payloads(None, None, domains_payload)
 
-        leaf_head, leaf_tail = self._cert_parts(info, entry, domains)
         src = self._source_text(source)
         if seen != self._seen_last[0]:
             # One clock reading serves a whole batch: format it once.
             scale = self.profile.seen_scale
             self._seen_last = (seen, self._float(math.floor(seen * scale + 1e-3) / scale))
-        frags: dict[str, str] = {
-            "cert_index": str(entry.index),
-            "cert_link": self._write(self._cert_link(src, entry.index)),
-            "seen": self._seen_last[1],
-            "update_type": '"PrecertLogEntry"' if entry.is_precert else '"X509LogEntry"',
-        }
-        timestamp = self._float(entry.timestamp / 1000)
+        timestamp = leaf.timestamp_text(entry.timestamp)
         if src.has_timestamp:
-            frags["source"] = src.source_head + timestamp + src.source_tail
+            source_text = src.source_head + timestamp + src.source_tail
         else:
-            frags["source"] = src.source_head + src.source_tail
-        frags["submission_timestamp"] = timestamp
-
-        lite = full = None
-        if streams & STREAM_LITE:
-            frags["leaf_cert"] = leaf_head + leaf_tail
-            lite = self._certificate_frame(frags, with_chain=False)
-        if streams & STREAM_FULL:
-            frags["leaf_cert"] = join_as_der(leaf_head, b64encode(entry.cert_der), leaf_tail)
-            frags["chain"] = self._chain_text(entry.chain)
-            full = self._certificate_frame(frags, with_chain=True)
-        return Payloads(lite, full, domains_payload)
+            source_text = src.source_head + src.source_tail
+        full = streams & STREAM_FULL
+        chain = self._chain_text(entry.chain) if full else None
+        lite_payload, full_payload = self._certificate_payloads(
+            info, entry, domains, src, source_text, timestamp, chain, streams
+        )
+        return Payloads(lite_payload, full_payload, domains_payload)
 
     @property
     def chain_cache_size(self) -> int:
@@ -211,12 +183,31 @@ class MessageBuilder:
     def _serial(self, serial: int | None) -> str:
         return self._leaf.serial(serial)
 
-    def _cert_parts(
-        self, info: CertInfo, entry: LogEntry, domains: list[str] | None
-    ) -> tuple[str, str]:
-        """The leaf object split around ``as_der`` (see ``CertWriter.parts``)."""
-        poison = entry.is_precert and self.profile.force_poison
-        return self._leaf.parts(info, entry.cert_der, poison, domains)
+    def _certificate_payloads(  # noqa: PLR0917 - private, once per entry
+        self,
+        info: CertInfo,
+        entry: LogEntry,
+        domains: list[str],
+        src: _SourceText,
+        source_text: str,
+        timestamp: str,
+        chain: str | None,
+        streams: int,
+    ) -> tuple[bytes | None, bytes | None]:
+        """The lite and full payloads around the leaf object (see ``CertWriter.payloads``)."""
+        return self._leaf.payloads(
+            info,
+            entry,
+            entry.is_precert and self.profile.force_poison,
+            domains,
+            self._cert_link(src, entry.index),
+            self._seen_last[1],
+            source_text,
+            timestamp,
+            chain,
+            bool(streams & STREAM_LITE),
+            bool(streams & STREAM_FULL),
+        )
 
     def _chain_object(self, der: bytes) -> str:
         key = der[-_CHAIN_KEY_BYTES:]
@@ -243,15 +234,7 @@ class MessageBuilder:
     def _chain_text(self, chain: tuple[bytes, ...]) -> str:
         return "[" + ",".join([self._chain_object(der) for der in chain]) + "]"
 
-    # --- frame text ------------------------------------------------------------------------
-
-    def _certificate_frame(self, frags: dict[str, str], *, with_chain: bool) -> bytes:
-        keys = self._lite_keys
-        if with_chain and (frags["chain"] != "[]" or self.profile.chain_when_empty):
-            keys = self._full_keys
-        body = ",".join([prefix + frags[key] for prefix, key in keys])
-        text = self._cert_open + "{" + body + "}" + self._cert_close
-        return text.encode("utf-8", "replace")
+    # --- per-log text ---------------------------------------------------------------------
 
     def _source_text(self, source: LogSource) -> _SourceText:
         cached = self._sources.get(source)
