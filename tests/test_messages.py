@@ -503,3 +503,25 @@ def test_any_certificate_fields_give_valid_frames(info: CertInfo) -> None:
         for payload in (out.lite, out.full, out.domains):
             assert payload is not None
             json.loads(payload.decode("utf-8"))
+
+
+def _pem_der(path: Path) -> bytes:
+    body = path.read_text().split("-----")[2]
+    return base64.b64decode("".join(body.split()))
+
+
+def test_chain_caches_confirm_the_whole_der() -> None:
+    # Two fixture certificates with the same signature bytes (one is the other with a
+    # changed name): a cache keyed by the DER's last bytes must still tell them apart,
+    # per certificate and per whole chain.
+    certs = Path(__file__).resolve().parent / "fixtures" / "ct" / "certs" / "pyca-synthetic"
+    first = _pem_der(certs / "utf8_common_name.pem")
+    second = _pem_der(certs / "invalid_utf8_common_name.pem")
+    assert first != second
+    assert first[-64:] == second[-64:]
+    entry = synth_entries()[0]
+    shared = MessageBuilder("go")
+    for chain in [(first,), (second,), (first,), (second, first), (first, second)]:
+        with_chain = dataclasses.replace(entry, chain=chain)
+        expected = MessageBuilder("go").build(with_chain, SOURCE, 1.0, STREAM_FULL).full
+        assert shared.build(with_chain, SOURCE, 1.0, STREAM_FULL).full == expected

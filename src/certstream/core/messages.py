@@ -62,6 +62,8 @@ STREAM_ALL = STREAM_LITE | STREAM_FULL | STREAM_DOMAINS
 # and the hit is confirmed by comparing the whole DER: cheaper than hashing every chain
 # certificate of every entry, and exact.
 _CHAIN_KEY_BYTES = 64
+# Distinct whole chains kept (their text is a few KiB each; a few hundred CA paths are live).
+_CHAINS_CACHE_SIZE = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,8 @@ class MessageBuilder:
         self._chain_writer = CertWriter(p, p.chain_keys)
         self._chain_cache: OrderedDict[bytes, tuple[bytes, str]] = OrderedDict()
         self._chain_cache_size = chain_cache_size
+        self._chains: OrderedDict[tuple[bytes, ...], tuple[tuple[bytes, ...], str]] = OrderedDict()
+        self._chains_size = min(chain_cache_size, _CHAINS_CACHE_SIZE)
         self._sources: dict[LogSource, _SourceText] = {}
         self._seen_last: tuple[float, str] = (math.nan, "")
         #: Certificates whose fields were partly unreadable, and chain certificates that could
@@ -232,7 +236,20 @@ class MessageBuilder:
         return text
 
     def _chain_text(self, chain: tuple[bytes, ...]) -> str:
-        return "[" + ",".join([self._chain_object(der) for der in chain]) + "]"
+        # Whole chains repeat too (one per CA hierarchy), so their array text is kept as
+        # well: one lookup per entry instead of one per chain certificate.
+        key = tuple([der[-_CHAIN_KEY_BYTES:] for der in chain])
+        chains = self._chains
+        cached = chains.get(key)
+        if cached is not None and cached[0] == chain:
+            chains.move_to_end(key)
+            self.chain_cache_hits += len(chain)
+            return cached[1]
+        text = "[" + ",".join([self._chain_object(der) for der in chain]) + "]"
+        chains[key] = (chain, text)
+        if len(chains) > self._chains_size:
+            chains.popitem(last=False)
+        return text
 
     # --- per-log text ---------------------------------------------------------------------
 
