@@ -26,31 +26,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
 from conformance.synth import unique_entries
 
 from bench.common import REPO, Figure, Report
 from certstream import _fast
+from certstream.core import messages
+from certstream.core.dedup import DedupRing
 from certstream.core.leaves import decode_get_entries
 from certstream.core.model import LogSource
-
-# The pieces are built in parallel by others: a module that is missing drops only the
-# passes that need it, and the report names it instead of the whole run failing.
-stages_missing: list[str] = []
-DedupRing: Any
-try:
-    from certstream.core.dedup import DedupRing
-except ImportError as exc:
-    DedupRing = None
-    stages_missing.append(f"certstream.core.dedup ({exc})")
-messages: ModuleType | None
-try:
-    from certstream.core import messages
-except ImportError as exc:
-    messages = None
-    stages_missing.append(f"certstream.core.messages ({exc})")
 
 LIVE40 = REPO / "conformance" / "data" / "inputs" / "live40"
 BATCH = 256
@@ -83,7 +68,7 @@ def dedup_key(cert_der: bytes) -> bytes:
 
 
 def _stages() -> dict[str, Callable[[list[tuple[int, bytes]]], int]]:
-    """The pipeline passes that can be built from what is importable right now."""
+    """The timed passes, each a prefix of the ingest pipeline, by name."""
     stages: dict[str, Callable[[list[tuple[int, bytes]]], int]] = {}
 
     def decode_only(bodies: list[tuple[int, bytes]]) -> int:
@@ -94,8 +79,6 @@ def _stages() -> dict[str, Callable[[list[tuple[int, bytes]]], int]]:
         return n
 
     stages["decode"] = decode_only
-    if DedupRing is None:
-        return stages
 
     def decode_dedup(bodies: list[tuple[int, bytes]]) -> int:
         ring = DedupRing(1 << 20, 3600)
@@ -109,8 +92,6 @@ def _stages() -> dict[str, Callable[[list[tuple[int, bytes]]], int]]:
         return n
 
     stages["decode+dedup"] = decode_dedup
-    if messages is None:
-        return stages
     source = LogSource(
         name="Google 'Argon2026h2'", url="https://ct.googleapis.com/logs/us1/argon2026h2/"
     )
@@ -141,7 +122,7 @@ def child(n: int, profile: bool) -> dict[str, Any]:
     bodies = make_bodies(n, seed=2)
     prep = time.perf_counter() - t0
     stages = _stages()
-    out: dict[str, Any] = {"entries": n, "prep_s": prep, "stages": {}, "missing": stages_missing}
+    out: dict[str, Any] = {"entries": n, "prep_s": prep, "stages": {}}
     for name, fn in stages.items():
         fn(warm)  # first-call costs (imports, caches) are not throughput
         best = float("inf")
@@ -186,8 +167,6 @@ def run(report: Report, entries: int, pure_entries: int, profile: bool = False) 
     pure = run_child(pure_entries, pure=True)
     loaded = ", ".join(f"{k}={'C' if v else 'py'}" for k, v in sorted(comp["compiled"].items()))
     report.say(f"compiled run loaded: {loaded or 'nothing'}")
-    for miss in comp["missing"]:
-        report.say(f"NOT MEASURED: {miss} is not importable yet")
     rates: dict[str, dict[str, float]] = {"compiled": {}, "pure": {}}
     for label, res in (("compiled", comp), ("pure", pure)):
         for stage, st in res["stages"].items():
