@@ -6,10 +6,16 @@ compare them); lengths are read through a C pointer and only the pieces we keep 
 out as bytes.  ``TileLeaf`` is the pure twin's dataclass, so both twins return equal objects.
 """
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize
+from cpython.bytes cimport (
+    PyBytes_AS_STRING,
+    PyBytes_CheckExact,
+    PyBytes_FromStringAndSize,
+    PyBytes_GET_SIZE,
+)
 from cpython.object cimport Py_TYPE, PyTypeObject
+from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.stdint cimport uint64_t
-from libc.string cimport memcpy
+from libc.string cimport memcmp, memcpy
 
 import binascii
 import dataclasses
@@ -18,7 +24,7 @@ from certstream._fast._leaf_py import TileLeaf
 from certstream.core.model import LogEntry
 from certstream.errors import DecodeError, LocalProtocolError
 
-__all__ = ["TileLeaf", "b64decode", "decode_entry", "parse_data_tile"]
+__all__ = ["TileLeaf", "b64decode", "decode_entry", "decode_get_entries_fast", "parse_data_tile"]
 
 
 cdef extern from "Python.h":
@@ -42,12 +48,10 @@ for _i, _c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
     _B64[ord(_c)] = _i
 
 
-def b64decode(str text):
-    """Strict base64 (``binascii.Error`` on anything but the alphabet and final padding)."""
-    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text)
-    if n == 0 or n % 4 or not PyUnicode_IS_ASCII(text):
-        return _a2b(text, strict_mode=True)
-    cdef const unsigned char *d = <const unsigned char *>PyUnicode_DATA(text)
+cdef object _b64_span(const unsigned char *d, Py_ssize_t n):
+    """The bytes of canonical base64 ``d[:n]``, or None: not canonical, ask binascii."""
+    if n == 0 or n % 4:
+        return None
     cdef int pad = 0
     if d[n - 1] == 61:  # =
         pad = 2 if d[n - 2] == 61 else 1
@@ -62,7 +66,7 @@ def b64decode(str text):
         c = _B64[d[2]]
         e = _B64[d[3]]
         if (a | b | c | e) & 0x80:
-            return _a2b(text, strict_mode=True)
+            return None
         o[0] = <unsigned char>((a << 2) | (b >> 4))
         o[1] = <unsigned char>((b << 4) | (c >> 2))
         o[2] = <unsigned char>((c << 6) | e)
@@ -73,16 +77,163 @@ def b64decode(str text):
         b = _B64[d[1]]
         c = _B64[d[2]]
         if (a | b | c) & 0x80 or c & 3:
-            return _a2b(text, strict_mode=True)
+            return None
         o[0] = <unsigned char>((a << 2) | (b >> 4))
         o[1] = <unsigned char>((b << 4) | (c >> 2))
     elif pad == 2:
         a = _B64[d[0]]
         b = _B64[d[1]]
         if (a | b) & 0x80 or b & 15:
-            return _a2b(text, strict_mode=True)
+            return None
         o[0] = <unsigned char>((a << 2) | (b >> 4))
     return out
+
+
+def b64decode(str text):
+    """Strict base64 (``binascii.Error`` on anything but the alphabet and final padding)."""
+    if PyUnicode_IS_ASCII(text):
+        out = _b64_span(<const unsigned char *>PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text))
+        if out is not None:
+            return out
+    return _a2b(text, strict_mode=True)
+
+
+# --- get-entries bodies ------------------------------------------------------------------------
+# Logs answer get-entries with one shape: {"entries":[{"leaf_input":"..","extra_data":".."},..]}
+# whose strings are base64, so they hold no escapes.  That shape is read here straight from the
+# body's bytes, base64 included, without building the JSON document.  Anything else (escapes,
+# other keys, a duplicate key, non-ASCII, an error anywhere) returns None before any entry is
+# decoded, and the caller parses the body with json as before.
+
+cdef inline Py_ssize_t _ws(const unsigned char *b, Py_ssize_t pos, Py_ssize_t end) noexcept:
+    while pos < end and (b[pos] == 32 or b[pos] == 10 or b[pos] == 13 or b[pos] == 9):
+        pos += 1
+    return pos
+
+
+cdef inline bint _at(
+    const unsigned char *b, Py_ssize_t pos, Py_ssize_t end, const char *text, Py_ssize_t n
+) noexcept:
+    return pos + n <= end and memcmp(b + pos, text, n) == 0
+
+
+cdef Py_ssize_t _plain_string(
+    const unsigned char *b, Py_ssize_t pos, Py_ssize_t end, Py_ssize_t *stop
+) noexcept:
+    """Start of the contents of the JSON string at ``pos`` (stop: its closing quote), or -1
+    when it is not a string of printable ASCII without escapes."""
+    if pos >= end or b[pos] != 34:
+        return -1
+    cdef Py_ssize_t i = pos + 1
+    cdef unsigned char c
+    while i < end:
+        c = b[i]
+        if c == 34:
+            stop[0] = i
+            return pos + 1
+        if c == 92 or c < 0x20 or c >= 0x80:
+            return -1
+        i += 1
+    return -1
+
+
+cdef bytes _span_b64(
+    const unsigned char *b, Py_ssize_t start, Py_ssize_t stop, str what, object index
+):
+    out = _b64_span(b + start, stop - start)
+    if out is not None:
+        return out
+    text = PyUnicode_DecodeASCII(<const char *>b + start, stop - start, NULL)
+    try:
+        return _a2b(text, strict_mode=True)
+    except (binascii.Error, ValueError) as exc:
+        msg = f"index {index}: {what} is not valid base64: {exc}"
+        raise DecodeError(msg, index=index) from None
+
+
+def decode_get_entries_fast(body, start):
+    """``(entries, errors)`` of a get-entries body in the plain shape, else None."""
+    if not PyBytes_CheckExact(body):
+        return None
+    cdef const unsigned char *b = <const unsigned char *>PyBytes_AS_STRING(body)
+    cdef Py_ssize_t end = PyBytes_GET_SIZE(body)
+    cdef Py_ssize_t pos = _ws(b, 0, end)
+    cdef Py_ssize_t s, stop, k
+    cdef int which
+    cdef bint seen[2]
+    cdef list spans = []  # per entry: leaf_input start, stop, extra_data start, stop
+    cdef Py_ssize_t item[4]
+    if not _at(b, pos, end, b"{", 1):
+        return None
+    pos = _ws(b, pos + 1, end)
+    if not _at(b, pos, end, b'"entries"', 9):
+        return None
+    pos = _ws(b, pos + 9, end)
+    if not _at(b, pos, end, b":", 1):
+        return None
+    pos = _ws(b, pos + 1, end)
+    if not _at(b, pos, end, b"[", 1):
+        return None
+    pos = _ws(b, pos + 1, end)
+    if _at(b, pos, end, b"]", 1):
+        pos += 1
+    else:
+        while True:
+            if not _at(b, pos, end, b"{", 1):
+                return None
+            pos = _ws(b, pos + 1, end)
+            seen[0] = seen[1] = False
+            for k in range(2):
+                if _at(b, pos, end, b'"leaf_input"', 12):
+                    which = 0
+                elif _at(b, pos, end, b'"extra_data"', 12):
+                    which = 1
+                else:
+                    return None
+                if seen[which]:
+                    return None
+                seen[which] = True
+                pos = _ws(b, pos + 12, end)
+                if not _at(b, pos, end, b":", 1):
+                    return None
+                s = _plain_string(b, _ws(b, pos + 1, end), end, &stop)
+                if s < 0:
+                    return None
+                item[2 * which] = s
+                item[2 * which + 1] = stop
+                pos = _ws(b, stop + 1, end)
+                if k == 0:
+                    if not _at(b, pos, end, b",", 1):
+                        return None
+                    pos = _ws(b, pos + 1, end)
+            if not _at(b, pos, end, b"}", 1):
+                return None
+            spans.append((item[0], item[1], item[2], item[3]))
+            pos = _ws(b, pos + 1, end)
+            if _at(b, pos, end, b",", 1):
+                pos = _ws(b, pos + 1, end)
+                continue
+            if _at(b, pos, end, b"]", 1):
+                pos += 1
+                break
+            return None
+    pos = _ws(b, pos, end)
+    if not _at(b, pos, end, b"}", 1) or _ws(b, pos + 1, end) != end:
+        return None
+
+    cdef list entries = []
+    cdef list errors = []
+    cdef Py_ssize_t i
+    for i in range(len(spans)):
+        index = start + i
+        a0, a1, e0, e1 = spans[i]
+        try:
+            leaf_input = _span_b64(b, a0, a1, "leaf_input", index)
+            extra_data = _span_b64(b, e0, e1, "extra_data", index)
+            entries.append(decode_entry(index, leaf_input, extra_data))
+        except DecodeError as exc:
+            errors.append(exc)
+    return entries, errors
 
 
 # --- LogEntry without its generated __init__ ---------------------------------------------------

@@ -2,8 +2,9 @@
 
 The binary decoding (``decode_entry``) comes from ``certstream._fast._leaf``, compiled when it
 is available, else its pure-Python twin; this module adds the JSON and base64 layer, which
-is C code in the standard library either way, except base64: the compiled ``_leaf`` decodes
-canonical base64 four characters at a time and leaves anything else to ``binascii``.
+is C code in the standard library either way, except where the compiled ``_leaf`` is faster:
+it reads bodies of the one shape logs send (``decode_get_entries_fast``) and canonical base64
+itself and leaves anything else to ``json`` and ``binascii``, so results and errors are theirs.
 
 One bad entry must not cost the batch: ``decode_get_entries`` returns the entries it could
 decode and, separately, one ``DecodeError`` (with ``index`` set) per entry it could not.
@@ -22,14 +23,14 @@ from certstream.core.model import LogEntry
 from certstream.errors import DecodeError
 
 if TYPE_CHECKING or NO_EXTENSIONS:
-    from certstream._fast._leaf_py import b64decode, decode_entry
+    from certstream._fast._leaf_py import b64decode, decode_entry, decode_get_entries_fast
 
     COMPILED["_leaf"] = False
 else:
     try:
-        from certstream._fast._leaf import b64decode, decode_entry
+        from certstream._fast._leaf import b64decode, decode_entry, decode_get_entries_fast
     except ImportError:
-        from certstream._fast._leaf_py import b64decode, decode_entry
+        from certstream._fast._leaf_py import b64decode, decode_entry, decode_get_entries_fast
 
         COMPILED["_leaf"] = False
     else:
@@ -56,6 +57,13 @@ def decode_get_entries(body: bytes, start: int) -> tuple[list[LogEntry], list[De
     entry that cannot be decoded is left out of ``entries`` and appears in ``errors``.
     Raises ``DecodeError`` if ``body`` is not ``{"entries": [...]}`` JSON.
     """
+    fast = decode_get_entries_fast(body, start)
+    if fast is not None:
+        return fast
+    return _decode_with_json(body, start)
+
+
+def _decode_with_json(body: bytes, start: int) -> tuple[list[LogEntry], list[DecodeError]]:
     try:
         doc = json.loads(body)
     except (ValueError, RecursionError) as exc:
