@@ -10,8 +10,8 @@ import hashlib
 from dataclasses import dataclass
 
 __all__ = [
-    "X509_ENTRY",
     "PRECERT_ENTRY",
+    "X509_ENTRY",
     "CertInfo",
     "Extension",
     "LogEntry",
