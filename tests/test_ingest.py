@@ -551,7 +551,9 @@ def test_discovery_adds_and_retires_logs_without_restart(
     settings = settings_from_dict({
         "feed_socket": str(tmp_short / "feed.sock"),
         "ct_log": {
-            "log_list_urls": [f"http://127.0.0.1:{srv.server_address[1]}/log_list.json"],
+            # The second list never answers: the first is used regardless.
+            "log_list_urls": [f"http://127.0.0.1:{srv.server_address[1]}/log_list.json",
+                              f"http://127.0.0.1:{srv.server_address[1]}/missing.json"],
             "log_list_refresh_secs": 1,
             "state_file": str(tmp_short / "state.json"),
             "poll_interval_ms": 100,

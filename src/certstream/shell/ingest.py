@@ -144,6 +144,7 @@ class Ingest:
         self.fcfg = follower_settings(settings)
         self.config_specs = specs_from_settings(settings)
         self.discovered: list[LogSpec] = []
+        self._lists: dict[str, tuple[str, list[loglist.LogInfo]]] = {}
         self.followers: dict[str, LogFollower] = {}
         self._housekeeping: list[gevent.Greenlet] = []
 
@@ -232,25 +233,28 @@ class Ingest:
             log.debug("metrics update failed", exc_info=True)
 
     def refresh_log_lists(self) -> None:
-        """Fetch the configured log lists and follow what they select."""
-        urls = self.settings.ct_log.log_list_urls
-        if not urls:
+        """Fetch the configured log lists and follow what they select.
+
+        Each list is fetched on its own and its last good copy kept: one list that is
+        unreachable or does not verify neither hides the others nor retires the logs it
+        listed before.
+        """
+        for url in self.settings.ct_log.log_list_urls:
+            try:
+                self._lists[url] = fetch_log_list(self.http, url)
+            except (HTTPError, CertstreamError, ValueError) as exc:
+                log.warning("log list %s: refresh failed (%s); keeping its last copy", url, exc)
+        if not self._lists:
             return
-        try:
-            specs = discover(self.http, urls, self.settings)
-        except (HTTPError, CertstreamError, ValueError) as exc:
-            log.warning("log list refresh failed: %s; keeping the current logs", exc)
-            return
-        self.discovered = specs
+        self.discovered = select_specs(self._lists, self.settings)
         self.reconcile()
 
     def _discovery_loop(self) -> None:
         ct = self.settings.ct_log
         while True:
-            before = len(self.discovered)
             self.refresh_log_lists()
-            # Until a first list arrives (no network yet), try again soon.
-            ok = bool(self.discovered) or before > 0
+            # Until every list has arrived once (no network yet), try again soon.
+            ok = len(self._lists) == len(ct.log_list_urls)
             gevent.sleep(ct.log_list_refresh_secs if ok else min(60, ct.log_list_refresh_secs))
 
     def _watchdog(self, master_pid: int) -> None:
@@ -298,30 +302,34 @@ def _is_apple(url: str) -> bool:
     return host == "apple.com" or host.endswith(".apple.com")
 
 
-def discover(http: HTTPClient, urls: Sequence[str], settings: Settings) -> list[LogSpec]:
-    """Fetch the log lists and return the logs they select.
+def fetch_log_list(http: HTTPClient, url: str) -> tuple[str, list[loglist.LogInfo]]:
+    """Fetch and parse one log list: ``("apple" | "google", logs)``.
 
-    Apple's list has no signature file (TLS only); every other list is treated as Google's
-    format and must come with a valid ``.sig`` beside it.  A list that cannot be fetched or
-    does not verify raises, so the caller keeps the logs it already follows rather than
-    retiring them all because of one bad download.
+    Apple's list has no signature file (TLS only); every other list is taken to be in
+    Google's format and must come with a valid ``.sig`` beside it.  Raises on any failure.
     """
+    body = http.get(url).body
+    if _is_apple(url):
+        return "apple", list(loglist.parse_log_list(body, "apple"))
+    sig_url = (url[: -len(".json")] if url.endswith(".json") else url) + ".sig"
+    sig = http.get(sig_url).body
+    if not loglist.verify_google_list(body, sig):
+        raise DecodeError(f"log list {url}: signature does not verify")
+    return "google", list(loglist.parse_log_list(body, "google"))
+
+
+def select_specs(
+    lists: Mapping[str, tuple[str, list[loglist.LogInfo]]], settings: Settings
+) -> list[LogSpec]:
+    """The logs the fetched lists (by URL) select, as follower specs."""
     ct = settings.ct_log
-    google: list[loglist.LogInfo] = []
-    apple: list[loglist.LogInfo] | None = None
-    have_google = False
-    for url in urls:
-        body = http.get(url).body
-        if _is_apple(url):
-            apple = (apple or []) + list(loglist.parse_log_list(body, "apple"))
-            continue
-        sig_url = (url[: -len(".json")] if url.endswith(".json") else url) + ".sig"
-        sig = http.get(sig_url).body
-        if not loglist.verify_google_list(body, sig):
-            raise DecodeError(f"log list {url}: signature does not verify")
-        google += loglist.parse_log_list(body, "google")
-        have_google = True
-    infos = loglist.select_logs(google if have_google else None, apple, ct.states, time.time())
+    google = [i for src, infos in lists.values() if src == "google" for i in infos]
+    apple = [i for src, infos in lists.values() if src == "apple" for i in infos]
+    have_google = any(src == "google" for src, _ in lists.values())
+    have_apple = any(src == "apple" for src, _ in lists.values())
+    infos = loglist.select_logs(
+        google if have_google else None, apple if have_apple else None, ct.states, time.time()
+    )
     specs: list[LogSpec] = []
     for info in infos:
         kind = "static" if info.kind == "static" else "rfc6962"
