@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from certstream._fast import COMPILED, NO_EXTENSIONS
 from certstream.core.jsontext import FLOAT_WRITERS, STRING_WRITERS
-from certstream.core.model import CertInfo, LogEntry, LogSource, NameAttr
+from certstream.core.model import PRECERT_ENTRY, CertInfo, LogEntry, LogSource, NameAttr
 from certstream.core.profiles import Profile, get_profile
 from certstream.core.tiles import TILE_WIDTH, data_tile_path
 from certstream.core.x509 import parse_certificate, parse_tbs
@@ -106,6 +106,8 @@ class MessageBuilder:
         self._chains_size = min(chain_cache_size, _CHAINS_CACHE_SIZE)
         self._sources: dict[LogSource, _SourceText] = {}
         self._seen_last: tuple[float, str] = (math.nan, "")
+        self._last_source: tuple[LogSource, _SourceText] | None = None
+        self._tbs_for_precerts = p.precert_from_tbs
         #: Certificates whose fields were partly unreadable, and chain certificates that could
         #: not be parsed at all (their objects are written with empty fields).
         self.problem_count = 0
@@ -154,26 +156,22 @@ class MessageBuilder:
 
     # --- certificate fields ----------------------------------------------------------------
 
-    def _parse(self, der: bytes, *, tbs: bool, index: int | None) -> CertInfo:
+    def _leaf_info(self, entry: LogEntry) -> CertInfo:
+        tbs = entry.tbs_der
         try:
-            return parse_tbs(der) if tbs else parse_certificate(der)
+            if tbs is not None and self._tbs_for_precerts and entry.entry_type == PRECERT_ENTRY:
+                info = parse_tbs(tbs)
+            else:
+                info = parse_certificate(entry.cert_der)
         except DecodeError as exc:
+            self.decode_error_count += 1
             if exc.index is None:
-                exc.index = index
+                exc.index = entry.index
             raise
         except Exception as exc:  # a parser bug must not take the ingest down: skip the entry
-            raise DecodeError(f"certificate parser failed: {exc!r}", index=index) from exc
-
-    def _leaf_info(self, entry: LogEntry) -> CertInfo:
-        p = self.profile
-        try:
-            if entry.is_precert and p.precert_from_tbs and entry.tbs_der is not None:
-                info = self._parse(entry.tbs_der, tbs=True, index=entry.index)
-            else:
-                info = self._parse(entry.cert_der, tbs=False, index=entry.index)
-        except DecodeError:
             self.decode_error_count += 1
-            raise
+            msg = f"certificate parser failed: {exc!r}"
+            raise DecodeError(msg, index=entry.index) from exc
         if info.problems:
             self.problem_count += 1
         return info
@@ -254,8 +252,14 @@ class MessageBuilder:
     # --- per-log text ---------------------------------------------------------------------
 
     def _source_text(self, source: LogSource) -> _SourceText:
+        # A follower passes the same LogSource object with every entry: skip its (Python
+        # level, dataclass) hash for that case.
+        last = self._last_source
+        if last is not None and last[0] is source:
+            return last[1]
         cached = self._sources.get(source)
         if cached is not None:
+            self._last_source = (source, cached)
             return cached
         p = self.profile
         url = source.url.strip()
@@ -301,6 +305,7 @@ class MessageBuilder:
             url=url,
         )
         self._sources[source] = text
+        self._last_source = (source, text)
         return text
 
     @staticmethod
