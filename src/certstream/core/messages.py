@@ -5,13 +5,16 @@
 its bit is in ``streams``.  Only what is asked for is built: a domains-only request parses the
 certificate's names but never formats the leaf object or touches the chain.
 
-Strategy: JSON text is assembled from fragments by concatenation, never by passing nested
-dicts through ``json.dumps``.  The leaf object is built once as ``head + as_der + tail`` so the
-lite payload (no ``as_der``) and the full payload share every other byte.  Chain certificates
-repeat across thousands of entries (a handful of intermediates issue most certificates), so
-each chain certificate's finished JSON object is kept in a bounded LRU keyed by its last bytes
-(the hit confirmed on the whole DER).
-Per-log text (``source`` object, ``cert_link`` prefix) is computed once per ``LogSource``.
+Strategy: JSON text is assembled from fragments, never by passing nested dicts through
+``json.dumps``.  The certificate objects and the lite/full frames around them come from a
+``CertWriter`` (``certstream._fast._json``, compiled when built, else its pure twin), which
+takes every per-profile decision once, at construction.  The leaf object is built once as
+``head + as_der + tail`` so the lite payload (no ``as_der``) and the full payload share every
+other byte.  Chain certificates repeat across thousands of entries (a handful of
+intermediates issue most certificates), so each chain certificate's finished JSON object,
+and each whole chain's array, is kept in a bounded LRU keyed by the DER's last bytes (a hit
+is confirmed on the whole DER).  Per-log text (``source`` object, ``cert_link`` prefix) is
+computed once per ``LogSource``.  Which twin loaded is in ``certstream._fast.COMPILED``.
 
 Nothing here reads a clock: ``seen`` is passed in.
 """
