@@ -280,3 +280,28 @@ _CERT_INFOS = st.builds(
 def test_any_fields_give_identical_objects(info: CertInfo) -> None:
     for profile in ALL_PROFILES:
         _same(profile, info, info.der, every_frame=False)
+
+
+def test_large_objects_grow_the_buffer() -> None:
+    # Far past the compiled writer's first buffer: thousands of SAN names (one non-ASCII, so
+    # the slow path runs mid-object), a long subject, a long chain text.
+    san = (*((2, f"host-{i:05d}.example.test") for i in range(3000)), (2, "é.test"))
+    info = CertInfo(
+        der=b"\x30" * 5000,
+        subject=(NameAttr("2.5.4.3", "x" * 20000), NameAttr("2.5.4.10", "Ö" * 500)),
+        extensions=(Extension("2.5.29.17", False, b""),),
+        san=san,
+    )
+    for profile in ALL_PROFILES:
+        _same(profile, info, info.der, every_frame=False)
+    assert COMPILED is not None
+    writer = COMPILED.CertWriter(profiles.GO, profiles.GO.leaf_keys)
+    entry = LogEntry(1, 2, X509_ENTRY, info.der, None, None, (), b"")
+    chain = "[" + ",".join(['{"x":"' + "y" * 1000 + '"}'] * 50) + "]"
+    args = ("link", "1", "{}", "2", chain, True, True)
+    lite, full = writer.payloads(info, entry, False, None, *args)
+    assert len(full) > 200_000
+    assert (lite, full) == _json_py.CertWriter(profiles.GO, profiles.GO.leaf_keys).payloads(
+        info, entry, False, None, *args
+    )
+    assert len(json.loads(full)["data"]["leaf_cert"]["all_domains"]) == len(san) + 1  # + the CN
