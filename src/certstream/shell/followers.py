@@ -124,7 +124,7 @@ class LogFollower:
         """One polite GET: waits out the log's backoff pause and, for data requests
         (entries, tiles), the operator's budget.  Tree-head polls are small and do not
         count, as in the Rust peer: ten logs of one operator polled every second would
-        otherwise spend the whole default budget (2/s) on polling."""
+        otherwise eat into the budget meant for reading entries."""
         delay = self._pause_until - time.monotonic()
         if delay > 0:
             gevent.sleep(delay)
