@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from certstream.errors import RemoteProtocolError
 from certstream.shell.feed import (
     DOMAINS,
+    EXAMPLE,
     FULL,
     KIND_ENTRY,
     KIND_EXAMPLE,
@@ -339,3 +340,54 @@ def test_socket_file_is_private(sock_path: str) -> None:
         assert Path(sock_path).stat().st_mode & 0o077 == 0
     finally:
         pub.close()
+
+
+def test_example_bit_asks_once_and_is_no_stream(sock_path: str) -> None:
+    pub = FeedPublisher(sock_path)
+    asked: list[int] = []
+    # The ingest answers a request with a sample, as Pipeline.publish_example does.
+    pub.on_example_wanted = lambda: (asked.append(1), pub.publish_example(b"sample"))[0]
+    pub.start()
+    a, b = Sink(), Sink()
+    sa, sb = a.start(sock_path), b.start(sock_path)
+    try:
+        wait_for(lambda: pub.connected() == 2)
+        sa.set_wanted(FULL)
+        wait_for(lambda: pub.wanted() == FULL)
+        assert not asked and not pub.example_wanted()
+        sa.want_example(True)
+        wait_for(lambda: bool(a.examples) and bool(b.examples))
+        assert asked == [1] and a.examples == [b"sample"] == b.examples
+        # The bit is not a stream: nothing is built per entry for it.
+        assert pub.wanted() == FULL and pub.example_wanted()
+        # A stream change keeps the bit (no second request); clearing it ends the request.
+        sa.set_wanted(LITE)
+        wait_for(lambda: pub.wanted() == LITE)
+        assert pub.example_wanted() and asked == [1]
+        sa.want_example(False)
+        wait_for(lambda: not pub.example_wanted())
+        assert pub.wanted() == LITE
+        # Asking again is a new request.
+        sa.want_example(True)
+        wait_for(lambda: len(asked) == 2)
+    finally:
+        pub.close()
+        sa.close()
+        sb.close()
+
+
+def test_example_bit_is_resent_on_reconnect(sock_path: str) -> None:
+    sink = Sink()
+    sub = sink.start(sock_path)
+    sub.want_example(True)  # before there is a feed: sent once connected
+    pub = FeedPublisher(sock_path)
+    asked: list[int] = []
+    pub.on_example_wanted = lambda: asked.append(1)
+    pub.start()
+    try:
+        wait_for(lambda: asked == [1])
+        assert pub.example_wanted() and pub.wanted() == 0
+        assert encode_want(LITE | EXAMPLE) == b"\x00\x00\x00\x02\x03\x09"
+    finally:
+        pub.close()
+        sub.close()

@@ -93,6 +93,8 @@ class Collector:
         self.examples = 0
         self.sub = FeedSubscriber(sock, self.on_entry, self.states.append, self.on_example)
         self.sub.set_wanted(FULL)
+        # Asked before the ingest has any entry: the sample follows the first one.
+        self.sub.want_example(True)
         self.greenlet = gevent.spawn(self.sub.run)
 
     def on_entry(
@@ -662,8 +664,11 @@ def test_one_bad_certificate_costs_one_entry_even_a_builder_bug(
         f.stop()
     assert [i for _k, i, _p in feed.items] == [i for i in range(50) if i not in (7, 9)]
     assert f.skipped == 2 and f.health.status == "healthy"
-    # A lite sample went out although nobody wants lite.
-    assert feed.examples and all(p.lite is None for _k, _i, p in feed.items)
+    # Nobody asked for a sample: none was built, and nobody wants lite.
+    assert not feed.examples and all(p.lite is None for _k, _i, p in feed.items)
+    # Asked, the sample is the lite form of the newest entry that passed dedup.
+    pipeline.publish_example()
+    assert feed.examples == [b"49"]
     store.flush(time.time(), final=True)
     assert StateStore(str(tmp_short / "state.json")).load()[replay.url + "/p/"].next_index == 50
 
@@ -772,3 +777,47 @@ def test_static_logs_share_one_issuer_cache_and_survive_a_partial_404(
     # The 404 of the partial tile 001.p/44 was answered by re-reading, not by skipping.
     s1 = [t for _m, t in replay.requests("/s1/")]
     assert sum("tile/data/001.p/44" in t for t in s1) >= 2
+
+
+class _StubFollower:
+    """What Pipeline.deliver reads and writes of a follower."""
+
+    def __init__(self) -> None:
+        self.spec = LogSpec("k", "Stub", "https://stub.example/")
+        self.source = self.spec.source
+        self.next_index: int | None = 0
+        self.duplicates = 0
+
+    def report_skip(self, index: int, reason: str, kind: str = "decode") -> None:
+        raise AssertionError(f"unexpected skip of {index}: {reason}")
+
+
+def _entry(i: int) -> Any:
+    from certstream.core.model import LogEntry  # noqa: PLC0415 - this test only
+
+    return LogEntry(i, 0, 0, b"cert-%d" % i, None, None, (), b"")
+
+
+def test_examples_are_built_only_on_request(tmp_short: Path) -> None:
+    feed = FakeFeed(wanted=0)  # nobody connected to any stream
+    calls: list[int] = []
+
+    class Counting(PickyBuilder):
+        def build(self, entry: Any, source: Any, seen: float, streams: int) -> Payloads:
+            calls.append(streams)
+            return super().build(entry, source, seen, streams)
+
+    pipeline, _ = make_pipeline(feed, Counting(-1, -1), tmp_short)
+    f: Any = _StubFollower()
+    # Asked before any entry: the request waits for the first delivered entry.
+    pipeline.publish_example()
+    assert not calls and not feed.examples
+    pipeline.deliver(f, [_entry(0), _entry(1)], 2, 2)
+    assert feed.examples == [b"1"] and calls == [STREAM_LITE]
+    # Idle: entries flow, nothing is built, nothing published.
+    pipeline.deliver(f, [_entry(i) for i in range(2, 40)], 40, 40)
+    assert calls == [STREAM_LITE] and not feed.items and f.next_index == 40
+    # A later request samples the newest entry; a duplicate is not "newest".
+    pipeline.deliver(f, [_entry(5)], 41, 41)
+    pipeline.publish_example()
+    assert feed.examples == [b"1", b"39"] and calls == [STREAM_LITE] * 2

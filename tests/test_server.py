@@ -28,6 +28,8 @@ from tests.support import (
     wait_until,
 )
 
+from certstream.shell.feed import EXAMPLE
+
 pytestmark = pytest.mark.slow
 
 LITE_P = golden_payloads("lite")
@@ -488,3 +490,23 @@ def test_end_to_end_with_the_real_ingest() -> None:
                     c.close()
     finally:
         replay.stop()
+
+
+def test_example_json_asks_the_ingest_only_when_it_has_nothing_recent() -> None:
+    with run_server({"protocols": {"api": False}}) as srv:
+        srv.feed.wait_workers(1)
+        assert not any(m & EXAMPLE for m in srv.feed.masks())  # nobody asked: nothing built
+        # Nothing anywhere yet: the worker asks, waits about a second, answers null.
+        assert http_get(srv.port, "/example.json")[2] == b"null"
+        srv.feed.wait_wanted(EXAMPLE)
+        got: list[bytes] = []
+        t = threading.Thread(target=lambda: got.append(http_get(srv.port, "/example.json")[2]))
+        t.start()
+        # The ingest's answer to the request is what the waiting request serves.
+        srv.feed.example(LITE_P[4])
+        t.join(10)
+        assert got == [LITE_P[4]]
+        assert wait_until(lambda: not any(m & EXAMPLE for m in srv.feed.masks()), 5)
+        # A recent sample is served as is: no new request.
+        assert http_get(srv.port, "/example.json")[2] == LITE_P[4]
+        assert not any(m & EXAMPLE for m in srv.feed.masks())

@@ -141,6 +141,9 @@ class ServerContext:
     render_metrics: Callable[[], tuple[bytes, str]] | None = None
     #: Called with (endpoint, status) after each answered request, for the metrics.
     on_response: Callable[[str, int], None] | None = None
+    #: The lite sample for ``/example.json``; the worker's may wait (up to ~1 s) for the
+    #: ingest to build one.  Unset: the hub's latest lite payload, as is.
+    lite_example: Callable[[], bytes | None] | None = None
 
 
 def _dumps(obj: object) -> bytes:
@@ -246,7 +249,11 @@ def answer(ctx: ServerContext, request: RequestReceived) -> Response:
     if name == "metrics":
         return _metrics(ctx)
     if name == "example":
-        payload = ctx.hub.latest(route.stream or STREAM_LITE)
+        stream = route.stream or STREAM_LITE
+        if stream == STREAM_LITE and ctx.lite_example is not None:
+            payload = ctx.lite_example()
+        else:
+            payload = ctx.hub.latest(stream)
         return 200, (payload if payload is not None else b"null"), _JSON
     if name == "api_stats":
         return _api_stats(ctx)

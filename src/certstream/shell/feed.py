@@ -13,9 +13,14 @@ Wire format, one message at a time over a Unix stream socket::
     A JSON object describing the logs, for ``/health/deep`` and ``/api/logs``.
 ``WANT`` (3, worker -> ingest)
     ``uint8 mask`` of the streams the worker has subscribers for; the ingest builds a stream's
-    payload only when some worker wants it.
+    payload only when some worker wants it.  Bit ``EXAMPLE`` (8) asks for one lite sample.
 ``EXAMPLE`` (4, ingest -> worker)
-    A recent lite payload, so ``/example.json`` has a sample even when nobody follows lite.
+    A lite payload of the newest entry, so ``/example.json`` has a sample even when nobody
+    follows lite.  Built only on demand: when a worker's WANT gains the EXAMPLE bit (it was
+    asked for ``/example.json`` and has nothing recent), the ingest builds the sample from
+    the last entry it decoded and sends it to every worker; with no entry yet, it sends one
+    after the next entry.  The worker clears the bit once the sample arrived.  So nothing is
+    built while nobody listens.
 
 Exactly-once across an ingest restart: the ingest persists a log's next index only after
 publishing, so a restarted ingest may repeat the last few entries of a log.  The subscriber
@@ -53,6 +58,7 @@ from certstream.shell.metrics import FEED_DROPPED
 
 __all__ = [
     "DOMAINS",
+    "EXAMPLE",
     "FULL",
     "KIND_ENTRY",
     "KIND_EXAMPLE",
@@ -75,6 +81,9 @@ log = logging.getLogger(__name__)
 KIND_ENTRY, KIND_STATE, KIND_WANT, KIND_EXAMPLE = 1, 2, 3, 4
 # Stream bits, equal to certstream.core.messages.STREAM_* (restated so the feed has no core import).
 LITE, FULL, DOMAINS = 1, 2, 4
+#: WANT bit: "send me a lite sample" (not a stream: nothing is built for it per entry).
+EXAMPLE = 8
+STREAMS = LITE | FULL | DOMAINS
 #: A message longer than this is garbage (a real full payload is a few hundred KiB at most).
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -248,6 +257,8 @@ class FeedPublisher:
         self._greenlets: list[gevent.Greenlet] = []
         self._last_state: bytes | None = None
         self._last_example: bytes | None = None
+        #: Called (from the feed's reader greenlet) when a worker asks for a sample.
+        self.on_example_wanted: Callable[[], None] | None = None
 
     def start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -265,10 +276,14 @@ class FeedPublisher:
         return len(self._peers)
 
     def wanted(self) -> int:
+        """The streams some worker wants (the EXAMPLE bit is not a stream)."""
         mask = 0
         for peer in self._peers:
             mask |= peer.want
-        return mask
+        return mask & STREAMS
+
+    def example_wanted(self) -> bool:
+        return any(peer.want & EXAMPLE for peer in self._peers)
 
     def publish(self, items: Sequence[tuple[str, int, PayloadsLike]]) -> None:
         if not items or not self._peers:
@@ -358,11 +373,21 @@ class FeedPublisher:
                 decoder.receive_data(data)
                 while (msg := decoder.next_message()) is not None:
                     if msg[0] == KIND_WANT:
+                        asked = msg[1] & EXAMPLE and not peer.want & EXAMPLE
                         peer.want = msg[1]
+                        if asked and self.on_example_wanted is not None:
+                            self._example_wanted()
         except (OSError, RemoteProtocolError) as exc:
             log.warning("feed: dropping a worker connection: %s", exc)
         finally:
             self._drop_peer(peer)
+
+    def _example_wanted(self) -> None:
+        assert self.on_example_wanted is not None
+        try:
+            self.on_example_wanted()
+        except Exception:  # a failed sample must not cut the worker off the feed
+            log.exception("feed: building the example failed")
 
     def _drop_peer(self, peer: _Peer) -> None:
         if peer in self._peers:
@@ -386,6 +411,7 @@ class FeedSubscriber:
     ``on_entry(mask, lite, full, domains)`` gets each new entry once: ``mask`` has the
     stream bits (LITE=1, FULL=2, DOMAINS=4) of the payloads present; absent ones are ``None``.
     ``on_state(state)`` gets each STATE object, ``on_example(lite)`` each sample payload.
+    ``want_example(True)`` asks the ingest for a sample (see EXAMPLE in the module doc).
     """
 
     def __init__(self, path: str, on_entry: OnEntry,
@@ -398,6 +424,7 @@ class FeedSubscriber:
         self.replayed = 0  # entries dropped because their index was already delivered
         self.connected = gevent.event.Event()
         self._want = 0
+        self._example = False
         self._last_index: dict[str, int] = {}
         self._sock: socket.socket | None = None
         self._send_lock = gevent.lock.Semaphore()
@@ -407,6 +434,13 @@ class FeedSubscriber:
         if mask == self._want:
             return
         self._want = mask
+        self._send_want()
+
+    def want_example(self, on: bool) -> None:
+        """Set or clear the EXAMPLE bit of this worker's WANT."""
+        if on == self._example:
+            return
+        self._example = on
         self._send_want()
 
     def close(self) -> None:
@@ -448,7 +482,8 @@ class FeedSubscriber:
         if sock is None:
             return  # sent on (re)connect
         with self._send_lock, contextlib.suppress(OSError):
-            sock.sendall(encode_want(self._want))  # a lost WANT is resent on reconnect
+            # A lost WANT is resent on reconnect.
+            sock.sendall(encode_want(self._want | (EXAMPLE if self._example else 0)))
 
     def _read(self, sock: socket.socket) -> None:
         decoder = FeedDecoder()

@@ -153,6 +153,7 @@ class Hub:
         self.on_wanted = on_wanted
         self.wanted = 0
         self.state: dict[str, Any] | None = None  # the latest feed STATE
+        self.example_count = 0  # lite samples received (the worker waits for the next one)
         # Counters for /metrics and /api/stats.
         self.entries = 0
         self.bytes_sent = 0
@@ -204,8 +205,9 @@ class Hub:
                 self._wake.set()
 
     def set_example(self, lite: bytes) -> None:
-        """A recent lite sample from the feed: whichever lite payload came last is served."""
+        """A lite sample from the feed: whichever lite payload came last is served."""
         self.rings[STREAM_LITE].latest = lite
+        self.example_count += 1
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.state = state

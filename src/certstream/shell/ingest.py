@@ -141,6 +141,8 @@ class Ingest:
         self._state_soon: gevent.Greenlet | None = None
         self._feed_dropped = 0
         self.pipeline.on_status_change = self._publish_state_soon
+        # /example.json samples are built only when a worker asks (nothing while idle).
+        self.feed.on_example_wanted = self.pipeline.publish_example
         self.fcfg = follower_settings(settings)
         self.config_specs = specs_from_settings(settings)
         self.discovered: list[LogSpec] = []

@@ -3,15 +3,15 @@ operators' politeness budgets and the static-ct issuer cache.
 
 ``Pipeline.deliver`` is the one place where entries become published payloads: dedup (by
 SHA-256 of the certificate as emitted, so a precert and its final certificate are two
-entries), build only the streams some worker wants (plus a lite sample for
-/example.json at most every ~10 s), publish, and only then advance the log's resume
-position.  Nothing is published while no worker is connected, because publishing to
-nobody would move the resume position past entries no worker received.
+entries), build only the streams some worker wants, publish, and only then advance the
+log's resume position.  The last entry is kept (a reference, nothing built) so that a lite
+sample for /example.json can be built when a worker asks for one (``publish_example``).
+Nothing is published while no worker is connected, because publishing to nobody would move
+the resume position past entries no worker received.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import time
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from certstream.shell.followers import LogFollower
 
 __all__ = [
-    "EXAMPLE_INTERVAL",
     "FollowerSettings",
     "IssuerCache",
     "LogSpec",
@@ -179,7 +178,6 @@ class Dedup(Protocol):
 
 STREAM_LITE = 1  # = certstream.core.messages.STREAM_LITE
 _STREAM_NAMES = ((1, "lite"), (2, "full"), (4, "domains"))
-EXAMPLE_INTERVAL = 10.0
 
 
 class Pipeline:
@@ -205,7 +203,9 @@ class Pipeline:
             "published": 0, "duplicates": 0, "skipped": 0, "build_errors": 0,
             "examples": 0,
         }
-        self._last_example = -EXAMPLE_INTERVAL
+        # The newest entry that passed dedup, for a sample on demand.
+        self._last: tuple[LogEntry, LogSource] | None = None
+        self._example_pending = False  # asked for before any entry arrived
         self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
         #: Called when a log's health status changes (the ingest publishes STATE at once).
         self.on_status_change: Callable[[], None] | None = None
@@ -230,20 +230,18 @@ class Pipeline:
         items: list[tuple[str, int, Any]] = []
         source = follower.source
         mono = time.monotonic()
+        last: LogEntry | None = None
         for entry in entries:
             if not self.dedup.add(hashlib.sha256(entry.cert_der).digest(), mono):
                 self.counters["duplicates"] += 1
                 follower.duplicates += 1
                 self.inc("DUPLICATES")
                 continue
-            streams = wanted
-            sample = mono - self._last_example >= EXAMPLE_INTERVAL
-            if sample:
-                streams |= STREAM_LITE
-            if not streams:
+            last = entry
+            if not wanted:
                 continue
             try:
-                payloads = self.builder.build(entry, source, time.time(), streams)
+                payloads = self.builder.build(entry, source, time.time(), wanted)
             except DecodeError as exc:
                 follower.report_skip(entry.index, f"certificate: {exc}", "certificate")
                 self.counters["build_errors"] += 1
@@ -256,23 +254,39 @@ class Pipeline:
                 self.counters["build_errors"] += 1
                 continue
             for bit, stream in _STREAM_NAMES:
-                if streams & bit:
+                if wanted & bit:
                     self.inc("PAYLOADS_BUILT", stream)
-            if sample and payloads.lite is not None:
-                self._last_example = mono
-                self.publisher.publish_example(payloads.lite)
-                self.counters["examples"] += 1
-                if not wanted & STREAM_LITE:
-                    # Built for the sample only: no worker asked for lite on the feed.
-                    payloads = dataclasses.replace(payloads, lite=None)
-            if wanted:
-                items.append((spec.key, entry.index, payloads))
-                self.inc("ENTRIES", spec.name, "precert" if entry.is_precert else "x509")
+            items.append((spec.key, entry.index, payloads))
+            self.inc("ENTRIES", spec.name, "precert" if entry.is_precert else "x509")
         if items:
             self.publisher.publish(items)
             self.counters["published"] += len(items)
         follower.next_index = next_index
         self.positions.advance(spec.key, next_index, tree_size, time.time())
+        if last is not None:
+            self._last = (last, source)
+            if self._example_pending:
+                self.publish_example()
+
+    def publish_example(self) -> None:
+        """A worker asked for a lite sample: build it from the newest entry and publish it
+        (the feed calls this when a WANT gains the EXAMPLE bit).  With no entry yet, the
+        sample goes out after the next delivered entry."""
+        if self._last is None:
+            self._example_pending = True
+            return
+        self._example_pending = False
+        entry, source = self._last
+        try:
+            payloads = self.builder.build(entry, source, time.time(), STREAM_LITE)
+        except Exception:  # the entry was published (or skipped) already; only the sample fails
+            log.debug("example: building a sample of %s index %d failed",
+                      source.name, entry.index, exc_info=True)
+            return
+        self.inc("PAYLOADS_BUILT", "lite")
+        if payloads.lite is not None:
+            self.publisher.publish_example(payloads.lite)
+            self.counters["examples"] += 1
 
     def inc(self, name: str, *labels: str, amount: float = 1) -> None:
         """Increment metric ``name`` of ``self.metrics``; label children are cached."""

@@ -30,6 +30,7 @@ from functools import partial
 from typing import Any
 
 import gevent
+import gevent.event
 from gevent.pool import Pool
 from gevent.server import StreamServer
 from gunicorn.sock import ssl_context
@@ -50,6 +51,10 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_CODE = 1001
 SHUTDOWN_REASON = "server shutting down"
+#: A lite sample this recent is served as is; an older one is refreshed from the ingest.
+EXAMPLE_FRESH_SECS = 10.0
+#: How long ``/example.json`` waits for the ingest's sample before answering with what it has.
+EXAMPLE_WAIT_SECS = 1.0
 
 
 def settings_for(app: object) -> Settings:
@@ -162,6 +167,8 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
     feed: FeedSubscriber | None
     metrics_sync: _MetricsSync
     tls: ssl.SSLContext | None = None
+    _example_at = float("-inf")  # monotonic time the last EXAMPLE arrived
+    _example_ready: gevent.event.Event
 
     def load_wsgi(self) -> None:
         self.wsgi = None
@@ -178,6 +185,8 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         self.ctx = build_context(self.settings, self.hub, self.metrics_sync)
         if self.settings.protocols.api:
             self.ctx.certs = CertCache(self.settings.api.cache_capacity)
+        self._example_ready = gevent.event.Event()
+        self.ctx.lite_example = self._lite_example
 
     def _wanted(self, mask: int) -> int:
         # /api/cert is fed from lite messages, so the REST API keeps lite wanted.
@@ -193,6 +202,27 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         certs = self.ctx.certs
         if certs is not None and lite is not None:
             certs.add(lite)
+
+    def _on_example(self, lite: bytes) -> None:
+        self.hub.set_example(lite)
+        self._example_at = time.monotonic()
+        if self.feed is not None:
+            self.feed.want_example(False)
+        self._example_ready.set()
+
+    def _lite_example(self) -> bytes | None:
+        """``/example.json``: the ingest builds lite samples only on request (see the feed's
+        EXAMPLE), so that nothing is built while nobody listens."""
+        hub, feed = self.hub, self.feed
+        ring = hub.rings[STREAM_LITE]
+        if feed is None or self._wanted(hub.wanted) & STREAM_LITE:
+            return ring.latest  # lite flows on the feed: its latest payload is current
+        if ring.latest is not None and time.monotonic() - self._example_at < EXAMPLE_FRESH_SECS:
+            return ring.latest
+        self._example_ready.clear()
+        feed.want_example(True)  # cleared by _on_example; stays set if none comes in time
+        self._example_ready.wait(EXAMPLE_WAIT_SECS)
+        return ring.latest
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
         self.nr += 1
@@ -223,7 +253,7 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         path = self._feed_path()
         if path:
             on_entry = hub.publish if self.ctx.certs is None else self._on_entry
-            self.feed = FeedSubscriber(path, on_entry, hub.set_state, hub.set_example)
+            self.feed = FeedSubscriber(path, on_entry, hub.set_state, self._on_example)
             self.feed.set_wanted(self._wanted(hub.wanted))
             self.metrics_sync.feed = self.feed
         else:
