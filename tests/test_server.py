@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
+import os
 import re
 import signal
 import socket
@@ -510,3 +512,78 @@ def test_example_json_asks_the_ingest_only_when_it_has_nothing_recent() -> None:
         # A recent sample is served as is: no new request.
         assert http_get(srv.port, "/example.json")[2] == LITE_P[4]
         assert not any(m & EXAMPLE for m in srv.feed.masks())
+
+
+def _socket_fds(pid: int) -> set[str]:
+    fd_dir = Path(f"/proc/{pid}/fd")
+    out = set()
+    for fd in fd_dir.iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:"):
+                out.add(target)
+    return out
+
+
+def _open_ws_at_once(port: int, n: int) -> list[socket.socket]:
+    """``n`` WebSocket handshakes sent together, as a crowd of clients reconnecting does."""
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(n)]
+    request = (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade"
+               b"\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13"
+               b"\r\n\r\n")
+    for s in socks:
+        s.sendall(request)
+    for s in socks:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = s.recv(4096)
+            assert chunk, "closed during the handshake"
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 101"), head[:40]
+    return socks
+
+
+def test_connections_are_shared_fairly_between_workers() -> None:
+    # Without the shared counts the first worker to wake took about two thirds (135/65 of
+    # 200 here; 413/91 of 500 in the capacity benchmark).
+    n = 200
+    with run_server({"workers": 2}, workers=2) as srv:
+        pids = srv.worker_pids()
+        assert len(pids) == 2, pids
+        before = {pid: _socket_fds(pid) for pid in pids}
+        socks = _open_ws_at_once(srv.port, n)
+        try:
+            # Every handshake was answered, so each connection is held by one worker now.
+            got = {pid: len(_socket_fds(pid) - before[pid]) for pid in pids}
+            assert sum(got.values()) == n, got
+            assert min(got.values()) >= n * 2 // 5, got
+        finally:
+            for s in socks:
+                s.close()
+
+
+def test_connection_shares_defer_to_a_peer_only_while_it_accepts() -> None:
+    from certstream.shell.worker import ConnectionShares  # noqa: PLC0415 - this test only
+
+    a, b = ConnectionShares(4), ConnectionShares(4)
+    b.mem = a.mem  # as two forked workers see the master's pages
+    a.claim(0, os.getpid())
+    b.claim(0, os.getppid())  # slot 0 is taken by a live process: b gets the next one
+    assert (a.slot, b.slot) == (0, 1)
+    t = 100.0
+    assert a.may_accept(t)
+    a.opened()
+    a.opened()
+    assert not a.may_accept(t)  # two ahead of b
+    assert b.may_accept(t)
+    b.opened()
+    assert a.may_accept(t + 0.01)  # 2 <= 1 + SLACK
+    a.opened()
+    assert not a.may_accept(t + 0.02)
+    assert not a.may_accept(t + 0.02 + a.STALL_SECS / 2)
+    # b stops accepting (busy, stuck or full): a does not wait for it for long.
+    assert a.may_accept(t + 0.02 + a.STALL_SECS * 1.5)
+    b.release()  # b leaves: a no longer compares itself with it
+    assert a.may_accept(t + 0.2)
+    a.closed()
+    assert a.count == 2

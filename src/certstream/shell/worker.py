@@ -17,13 +17,21 @@ gunicorn owns the processes, the listening sockets, signals and reloads; this cl
 
 ``max_requests`` counts connections; leave it 0 for a streaming server (a worker restart
 drops every client of that worker).
+
+Balance: all workers accept from the one listening socket, and whichever wakes first wins, so
+a crowd connecting at once used to land 2:1 or worse on one worker.  With several workers each
+publishes its open connection count in memory shared by all workers of the master
+(``ConnectionShares``) and defers accepting while it holds more than the least loaded peer,
+as long as that peer is making progress (a stuck peer must not stop the server accepting).
 """
 
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import ssl
+import struct
 import time
 from collections.abc import Callable
 from functools import partial
@@ -45,7 +53,14 @@ from certstream.shell.endpoints import Access, CertCache, ServerContext
 from certstream.shell.feed import FeedSubscriber
 from certstream.shell.hub import Hub
 
-__all__ = ["CertstreamWorker", "build_context", "heartbeat_frame", "settings_for"]
+__all__ = [
+    "CertstreamWorker",
+    "ConnectionShares",
+    "FairStreamServer",
+    "build_context",
+    "heartbeat_frame",
+    "settings_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +170,124 @@ class _MetricsSync:
             metrics.FEED_REPLAYED.inc(d)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: the slot's pid was reused
+        return False
+    return True
+
+
+class ConnectionShares:
+    """Open connections per worker, in anonymous shared memory.
+
+    Created when this module is imported, which gunicorn does in the master (it loads the
+    worker class) before it forks any worker, so every worker maps the same pages.  A worker
+    claims a slot (``pid``, ``count``) in ``claim`` and updates its count on every accept and
+    close; ``may_accept`` compares it with its live peers.  Plain reads and writes of aligned
+    8-byte fields: a stale read costs one connection's worth of balance, never correctness.
+    """
+
+    SLACK = 1  # connections a worker may be ahead of the least loaded peer
+    #: A peer whose count has not moved for this long is not accepting (busy, stuck or
+    #: full): stop deferring to it.
+    STALL_SECS = 0.05
+    RETRY_SECS = 0.002  # how soon a deferring worker looks again
+    _REC = struct.Struct("=qq")
+    _Q = struct.Struct("=q")
+
+    def __init__(self, slots: int = 64) -> None:
+        self.slots = slots
+        self.mem = mmap.mmap(-1, slots * self._REC.size)  # MAP_SHARED: survives fork()
+        self.slot = -1
+        self.count = 0
+        self._peers: list[int] = []
+        self._peers_at = float("-inf")
+        self._peer_total = -1
+        self._peer_moved = 0.0
+
+    def claim(self, start: int, pid: int) -> None:
+        """Take the first free slot from ``start`` (a worker's age spreads the starts)."""
+        rec = self._REC
+        for i in range(self.slots):
+            slot = (start + i) % self.slots
+            owner, _ = rec.unpack_from(self.mem, slot * rec.size)
+            if owner in (0, pid) or not _alive(owner):
+                rec.pack_into(self.mem, slot * rec.size, pid, self.count)
+                self.slot = slot
+                return
+        # No slot: this worker simply accepts as it comes.
+
+    def release(self) -> None:
+        if self.slot >= 0:
+            self._REC.pack_into(self.mem, self.slot * self._REC.size, 0, 0)
+            self.slot = -1
+
+    def opened(self) -> None:
+        self.count += 1
+        if self.slot >= 0:
+            self._Q.pack_into(self.mem, self.slot * self._REC.size + 8, self.count)
+
+    def closed(self) -> None:
+        self.count -= 1
+        if self.slot >= 0:
+            self._Q.pack_into(self.mem, self.slot * self._REC.size + 8, self.count)
+
+    def _refresh_peers(self) -> None:
+        rec, peers = self._REC, []
+        for slot in range(self.slots):
+            owner, _ = rec.unpack_from(self.mem, slot * rec.size)
+            if owner and slot != self.slot and _alive(owner):
+                peers.append(slot)
+        self._peers = peers
+
+    def may_accept(self, now: float) -> bool:
+        if self.slot < 0:
+            return True
+        if now - self._peers_at >= 1.0:  # workers come and go; look once a second
+            self._peers_at = now
+            self._refresh_peers()
+        rec, mem = self._REC, self.mem
+        least, total = None, 0
+        for slot in self._peers:
+            owner, count = rec.unpack_from(mem, slot * rec.size)
+            if owner == 0:
+                continue  # it left (released its slot)
+            total += count
+            least = count if least is None or count < least else least
+        if least is None or self.count <= least + self.SLACK:
+            return True
+        if total != self._peer_total:
+            self._peer_total, self._peer_moved = total, now
+        return now - self._peer_moved >= self.STALL_SECS
+
+
+#: Shared by every worker forked from this process (see ``ConnectionShares``).
+SHARES = ConnectionShares()
+
+
+class FairStreamServer(StreamServer):  # type: ignore[misc]  # gevent's server is untyped
+    """A ``StreamServer`` that asks ``shares`` before each accept."""
+
+    shares: ConnectionShares | None = None
+
+    def do_read(self) -> Any:
+        shares = self.shares
+        if shares is not None and not shares.may_accept(time.monotonic()):
+            # Leave the connection to a less loaded worker; look again shortly (the same
+            # pause gevent itself takes after an accept error).
+            self.stop_accepting()
+            self._timer = self.loop.timer(shares.RETRY_SECS)
+            self._timer.start(self._start_accepting_if_started)
+            return None
+        args = super().do_read()
+        if args and shares is not None:
+            shares.opened()
+        return args
+
+
 class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyped
     """See the module docstring."""
 
@@ -225,6 +358,13 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         return ring.latest
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
+        try:
+            self._handle(client, addr)
+        finally:
+            if self.cfg.workers > 1:
+                SHARES.closed()
+
+    def _handle(self, client: Any, addr: Any) -> None:
         self.nr += 1
         if self.nr >= self.max_requests:
             if self.alive:
@@ -283,12 +423,16 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
     def _start_servers(self) -> list[StreamServer]:
         self.tls = ssl_context(self.cfg) if self.cfg.is_ssl else None
         servers = []
+        fair = self.cfg.workers > 1
+        if fair:
+            SHARES.claim(self.age, os.getpid())
         for sock in self.sockets:
             sock.setblocking(1)
-            server = StreamServer(sock, handle=partial(self.handle, sock),
-                                  spawn=Pool(self.worker_connections))
-            if self.cfg.workers > 1:
-                server.max_accept = 1  # spread connections across the workers
+            server = FairStreamServer(sock, handle=partial(self.handle, sock),
+                                      spawn=Pool(self.worker_connections))
+            if fair:
+                server.max_accept = 1  # one accept per wake-up, then the peers' turn
+                server.shares = SHARES
             server.start()
             servers.append(server)
         return servers
@@ -296,6 +440,7 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
     def _shutdown(self, servers: list[StreamServer], tasks: list[gevent.Greenlet]) -> None:
         for server in servers:
             server.close()  # stop accepting; the connections stay
+        SHARES.release()  # the peers stop deferring to a worker that no longer accepts
         self.hub.close_all(SHUTDOWN_CODE, SHUTDOWN_REASON)
         deadline = time.monotonic() + self.cfg.graceful_timeout
         while time.monotonic() < deadline:
