@@ -31,10 +31,12 @@ from certstream.errors import DecodeError
 
 __all__ = [
     "DEFAULT_STATES",
+    "GOOGLE_LOG_LIST_URL",
     "STALE_SHARD_SECONDS",
     "LogInfo",
     "LogList",
     "google_pubkey_pem",
+    "packaged_google_list",
     "parse_log_list",
     "select_logs",
     "verify_google_list",
@@ -91,6 +93,18 @@ class LogList(list[LogInfo]):
 def google_pubkey_pem() -> bytes:
     """Google's log-list signing key, as packaged with certstream."""
     return (resources.files("certstream") / "data" / "google_log_list_pubkey.pem").read_bytes()
+
+
+#: Where Google publishes the list that ``packaged_google_list`` is a snapshot of.
+GOOGLE_LOG_LIST_URL = "https://www.gstatic.com/ct/log_list/v3/log_list.json"
+
+
+def packaged_google_list() -> tuple[bytes, bytes]:
+    """A signed snapshot of Google's ``log_list.json`` and its ``.sig``, packaged with
+    certstream, for a start without network: the logs it names are then followed (and
+    reported unreachable) instead of none at all, until the live list arrives."""
+    data = resources.files("certstream") / "data"
+    return (data / "google_log_list.json").read_bytes(), (data / "google_log_list.sig").read_bytes()
 
 
 def verify_google_list(body: bytes, sig: bytes, pubkey_pem: bytes | None = None) -> bool:

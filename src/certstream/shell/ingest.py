@@ -147,6 +147,8 @@ class Ingest:
         self.config_specs = specs_from_settings(settings)
         self.discovered: list[LogSpec] = []
         self._lists: dict[str, tuple[str, list[loglist.LogInfo]]] = {}
+        # Lists followed from the packaged snapshot because the live one was unreachable.
+        self._packaged: set[str] = set()
         self.followers: dict[str, LogFollower] = {}
         self._housekeeping: list[gevent.Greenlet] = []
 
@@ -244,8 +246,19 @@ class Ingest:
         for url in self.settings.ct_log.log_list_urls:
             try:
                 self._lists[url] = fetch_log_list(self.http, url)
+                self._packaged.discard(url)
             except (HTTPError, CertstreamError, ValueError) as exc:
-                log.warning("log list %s: refresh failed (%s); keeping its last copy", url, exc)
+                if url in self._lists:
+                    log.warning("log list %s: refresh failed (%s); keeping its last copy", url, exc)
+                elif url == loglist.GOOGLE_LOG_LIST_URL:
+                    self._lists[url] = packaged_log_list()
+                    self._packaged.add(url)
+                    log.warning(
+                        "log list %s: fetch failed (%s); following the snapshot packaged with "
+                        "certstream until it can be fetched", url, exc,
+                    )
+                else:
+                    log.warning("log list %s: fetch failed (%s); will retry", url, exc)
         if not self._lists:
             return
         self.discovered = select_specs(self._lists, self.settings)
@@ -256,7 +269,7 @@ class Ingest:
         while True:
             self.refresh_log_lists()
             # Until every list has arrived once (no network yet), try again soon.
-            ok = len(self._lists) == len(ct.log_list_urls)
+            ok = len(self._lists) == len(ct.log_list_urls) and not self._packaged
             gevent.sleep(ct.log_list_refresh_secs if ok else min(60, ct.log_list_refresh_secs))
 
     def _watchdog(self, master_pid: int) -> None:
@@ -317,6 +330,14 @@ def fetch_log_list(http: HTTPClient, url: str) -> tuple[str, list[loglist.LogInf
     sig = http.get(sig_url).body
     if not loglist.verify_google_list(body, sig):
         raise DecodeError(f"log list {url}: signature does not verify")
+    return "google", list(loglist.parse_log_list(body, "google"))
+
+
+def packaged_log_list() -> tuple[str, list[loglist.LogInfo]]:
+    """Google's list as packaged with certstream (signature checked like a fetched one)."""
+    body, sig = loglist.packaged_google_list()
+    if not loglist.verify_google_list(body, sig):
+        raise DecodeError("the packaged Google log list does not verify")
     return "google", list(loglist.parse_log_list(body, "google"))
 
 
