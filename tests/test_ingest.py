@@ -821,3 +821,22 @@ def test_examples_are_built_only_on_request(tmp_short: Path) -> None:
     pipeline.deliver(f, [_entry(5)], 41, 41)
     pipeline.publish_example()
     assert feed.examples == [b"1", b"39"] and calls == [STREAM_LITE] * 2
+
+
+def test_a_growing_log_is_polled_more_often(
+    monkeypatch: pytest.MonkeyPatch, tmp_short: Path
+) -> None:
+    import certstream.shell.followers as followers_mod  # noqa: PLC0415 - this test only
+
+    slept: list[float] = []
+    monkeypatch.setattr(followers_mod.gevent, "sleep", slept.append)
+    pipeline, _ = make_pipeline(FakeFeed(), PickyBuilder(-1, -1), tmp_short)
+    spec = LogSpec("k", "K", "https://k.example/")
+    f = make_follower(
+        spec, FollowerSettings(poll_interval=1.0), http=HTTPClient("t"), pipeline=pipeline,
+        politeness=Politeness(0.0, {}), issuers=IssuerCache(HTTPClient("t")),
+    )
+    # Quiet, then growing, then quiet for two rounds: the interval comes back after that.
+    for grew in (False, True, False, False, True):
+        f.pause(grew)
+    assert slept == [1.0, 0.5, 0.5, 1.0, 0.5]
