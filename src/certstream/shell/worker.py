@@ -258,6 +258,7 @@ class ConnectionShares:
             total += count
             least = count if least is None or count < least else least
         if least is None or self.count <= least + self.SLACK:
+            self._peer_total = -1  # the next deferral starts its own clock
             return True
         if total != self._peer_total:
             self._peer_total, self._peer_moved = total, now
