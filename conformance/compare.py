@@ -42,6 +42,7 @@ from certstream.core import profiles
 from certstream.core.leaves import decode_entry, decode_get_entries
 from certstream.core.messages import STREAM_ALL, MessageBuilder
 from certstream.core.model import LogEntry, LogSource
+from certstream.core.oids import OID_STREET
 from certstream.core.tiles import parse_data_tile
 
 ROOT = Path(__file__).resolve().parent
@@ -230,7 +231,7 @@ def _frame_key(text: str) -> tuple[str, int]:
 #: Go's name rule as Go has it: ST from streetAddress, email_address never filled.
 GO_BUG_ST = dataclasses.replace(
     profiles.GO_NAMES,
-    oids=tuple((k, profiles.OID_STREET if k == "ST" else oid) for k, oid in profiles.GO_NAMES.oids),
+    oids=tuple((k, OID_STREET if k == "ST" else oid) for k, oid in profiles.GO_NAMES.oids),
 )
 GO_BUG_EMAIL = dataclasses.replace(
     profiles.GO_NAMES,

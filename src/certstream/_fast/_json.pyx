@@ -28,7 +28,8 @@ from certstream._fast._json_py import (
     join_as_der,
 )
 from certstream._fast._json_py import all_domains as _all_domains_py
-from certstream.core import profiles as _profiles
+from certstream.core import extformat as _extformat
+from certstream.core import oids as _oids
 from certstream.core.jsontext import FLOAT_WRITERS, STRING_WRITERS
 
 __all__ = ["CertWriter", "all_domains", "b64encode", "colon_hex_upper", "join_as_der"]
@@ -43,8 +44,8 @@ cdef extern from "Python.h":
 
 cdef object _sha1 = hashlib.sha1
 cdef object _sha256 = hashlib.sha256
-cdef object _go_ip = _profiles.go_ip
-cdef tuple _GO_KEY_USAGE = _profiles.GO_KEY_USAGE
+cdef object _go_ip = _extformat.go_ip
+cdef tuple _GO_KEY_USAGE = _extformat.GO_KEY_USAGE
 
 # The second character of each short escape (0: not a short escape).
 cdef unsigned char _SHORT[128]
@@ -175,15 +176,15 @@ cdef enum:
     X_SAN_GROUPED = 9
 
 cdef dict _EXT_CODES = {
-    _profiles.never: X_NEVER,
-    _profiles.poison: X_POISON,
-    _profiles.aia_uris_issuers_first: X_AIA_ISSUERS_FIRST,
-    _profiles.aki_keyid_lower: X_AKI_LOWER,
-    _profiles.ski_keyid_lower: X_SKI_LOWER,
-    _profiles.basic_constraints: X_BASIC_CONSTRAINTS,
-    _profiles.policies_lines: X_POLICIES_LINES,
-    _profiles.key_usage_go: X_KEY_USAGE_GO,
-    _profiles.san_grouped: X_SAN_GROUPED,
+    _extformat.never: X_NEVER,
+    _extformat.poison: X_POISON,
+    _extformat.aia_uris_issuers_first: X_AIA_ISSUERS_FIRST,
+    _extformat.aki_keyid_lower: X_AKI_LOWER,
+    _extformat.ski_keyid_lower: X_SKI_LOWER,
+    _extformat.basic_constraints: X_BASIC_CONSTRAINTS,
+    _extformat.policies_lines: X_POLICIES_LINES,
+    _extformat.key_usage_go: X_KEY_USAGE_GO,
+    _extformat.san_grouped: X_SAN_GROUPED,
 }
 
 # Presence bits of the extensions those formatters look at.
@@ -198,19 +199,19 @@ cdef enum:
     B_POISON = 128
 
 cdef dict _OID_BITS = {
-    _profiles.OID_AIA: B_AIA,
-    _profiles.OID_AKI: B_AKI,
-    _profiles.OID_SKI: B_SKI,
-    _profiles.OID_BC: B_BC,
-    _profiles.OID_CP: B_CP,
-    _profiles.OID_KU: B_KU,
-    _profiles.OID_SAN: B_SAN,
-    _profiles.OID_POISON: B_POISON,
+    _oids.OID_AIA: B_AIA,
+    _oids.OID_AKI: B_AKI,
+    _oids.OID_SKI: B_SKI,
+    _oids.OID_BC: B_BC,
+    _oids.OID_CP: B_CP,
+    _oids.OID_KU: B_KU,
+    _oids.OID_SAN: B_SAN,
+    _oids.OID_POISON: B_POISON,
 }
 
-cdef str _OID_OCSP = _profiles.OID_OCSP
-cdef str _OID_CA_ISSUERS = _profiles.OID_CA_ISSUERS
-cdef frozenset _POISON_SET = frozenset([_profiles.OID_POISON])
+cdef str _OID_OCSP = _oids.OID_OCSP
+cdef str _OID_CA_ISSUERS = _oids.OID_CA_ISSUERS
+cdef frozenset _POISON_SET = frozenset([_oids.OID_POISON])
 
 cdef enum:
     F_CERT_INDEX = 0
@@ -325,7 +326,7 @@ cdef class CertWriter:
         self._ext_codes = []
         self._ext_funcs = []
         for key, fmt in profile.extensions:
-            func = _profiles.FIELD_FORMATTERS[fmt]
+            func = _extformat.FIELD_FORMATTERS[fmt]
             self._ext_prefixes.append((self._write(key) + ":").encode("utf-8", "replace"))
             self._ext_codes.append(_EXT_CODES.get(func, X_PYTHON))
             self._ext_funcs.append(func)

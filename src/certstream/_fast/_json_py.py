@@ -21,19 +21,12 @@ import base64
 import hashlib
 from collections.abc import Callable
 
+from certstream.core.extformat import FIELD_FORMATTERS, ExtensionValue, Formatter
 from certstream.core.jsontext import FLOAT_WRITERS, STRING_WRITERS
 from certstream.core.model import CertInfo, LogEntry, NameAttr
-from certstream.core.profiles import (
-    FIELD_FORMATTERS,
-    GN_DNS,
-    OID_POISON,
-    ExtensionValue,
-    Formatter,
-    NameRule,
-    Profile,
-    aggregated,
-    name_values,
-)
+from certstream.core.names import NameRule, aggregated, name_values
+from certstream.core.oids import GN_DNS, OID_POISON
+from certstream.core.profiles import Profile
 
 __all__ = ["CertWriter", "all_domains", "b64encode", "colon_hex_upper", "join_as_der"]
 
