@@ -570,6 +570,7 @@ def test_connection_shares_defer_to_a_peer_only_while_it_accepts() -> None:
     a.claim(0, os.getpid())
     b.claim(0, os.getppid())  # slot 0 is taken by a live process: b gets the next one
     assert (a.slot, b.slot) == (0, 1)
+    assert a.live() == b.live() == 2  # what a starting worker waits for
     t = 100.0
     assert a.may_accept(t)
     a.opened()
@@ -584,6 +585,7 @@ def test_connection_shares_defer_to_a_peer_only_while_it_accepts() -> None:
     # b stops accepting (busy, stuck or full): a does not wait for it for long.
     assert a.may_accept(t + 0.02 + a.STALL_SECS * 1.5)
     b.release()  # b leaves: a no longer compares itself with it
+    assert a.live() == 1
     assert a.may_accept(t + 0.2)
     a.closed()
     assert a.count == 2

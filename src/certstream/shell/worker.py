@@ -68,6 +68,8 @@ SHUTDOWN_CODE = 1001
 SHUTDOWN_REASON = "server shutting down"
 #: A lite sample this recent is served as is; an older one is refreshed from the ingest.
 EXAMPLE_FRESH_SECS = 10.0
+#: How long a starting worker waits for the others before it accepts connections anyway.
+PEERS_WAIT_SECS = 3.0
 #: How long ``/example.json`` waits for the ingest's sample before answering with what it has.
 EXAMPLE_WAIT_SECS = 1.0
 
@@ -235,6 +237,14 @@ class ConnectionShares:
         self.count -= 1
         if self.slot >= 0:
             self._Q.pack_into(self.mem, self.slot * self._REC.size + 8, self.count)
+
+    def live(self) -> int:
+        """Workers (this one included) holding a slot now."""
+        rec = self._REC
+        return sum(
+            1 for slot in range(self.slots)
+            if (owner := rec.unpack_from(self.mem, slot * rec.size)[0]) and _alive(owner)
+        )
 
     def _refresh_peers(self) -> None:
         rec, peers = self._REC, []
@@ -430,6 +440,7 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         fair = self.cfg.workers > 1
         if fair:
             SHARES.claim(self.age, os.getpid())
+            self._await_peers()
         for sock in self.sockets:
             sock.setblocking(1)
             server = FairStreamServer(sock, handle=partial(self.handle, sock),
@@ -440,6 +451,16 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             server.start()
             servers.append(server)
         return servers
+
+    def _await_peers(self) -> None:
+        """At start, let the other workers come up (at most ``PEERS_WAIT_SECS``) before
+        accepting: clients reconnect in a crowd when a server restarts, and the first worker
+        up would otherwise take all of them while the others are still booting.  A worker
+        restarted alone finds its peers there and does not wait."""
+        deadline = time.monotonic() + PEERS_WAIT_SECS
+        while SHARES.live() < self.cfg.workers and time.monotonic() < deadline:
+            self.notify()
+            gevent.sleep(0.02)
 
     def _shutdown(self, servers: list[StreamServer], tasks: list[gevent.Greenlet]) -> None:
         for server in servers:
