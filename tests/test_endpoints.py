@@ -54,6 +54,17 @@ def test_example_is_null_before_any_entry() -> None:
     assert answer(ServerContext(Hub(4)), _request("example"))[:2] == (200, b"null")
 
 
+def test_lite_example_comes_from_the_worker_hook_other_streams_from_the_hub() -> None:
+    hub = Hub(4)
+    hub.publish(1 | 2, LITE[0], b'{"full":0}', None)
+    asked: list[int] = []
+    ctx = ServerContext(hub, lite_example=lambda: (asked.append(1), LITE[3])[1])
+    assert answer(ctx, _request("example"))[1] == LITE[3]
+    full = RequestReceived(Route("http", 2, "example"), "GET", "/full-stream/example.json", ())
+    assert answer(ctx, full)[1] == b'{"full":0}'
+    assert asked == [1]
+
+
 def test_ws_page_escapes_the_path() -> None:
     status, body, ctype = answer(ServerContext(Hub(4)), _request("ws_page", "/<x>?a"))
     assert status == 200 and ctype.startswith(b"text/html") and b"<x>" not in body
