@@ -292,3 +292,41 @@ def test_a_cursor_behind_the_ring_gets_a_notice_not_a_stall(pairs: list) -> None
     assert json.loads(got[0][1]) == {"message_type": "notice", "dropped": 6}
     assert [p for _op, p in got[1:]] == PAYLOADS[6:10]
     assert client.dropped == 6
+
+
+def test_entries_within_the_flush_interval_go_out_in_one_write(
+    pairs: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import certstream.shell.hub as hub_mod  # noqa: PLC0415 - to count the hub's writes
+
+    writes: list[int] = []
+    real_write = hub_mod.os.write
+
+    def counting_write(fd: int, data: bytes | memoryview) -> int:
+        writes.append(fd)
+        return real_write(fd, data)
+
+    monkeypatch.setattr(hub_mod.os, "write", counting_write)
+    hub = Hub(100, flush_interval=0.5)
+    hub.start()
+    try:
+        sock, peer = _pair(pairs)
+        _add(hub, sock)
+        hub.publish(STREAM_LITE, PAYLOADS[0], None, None)
+        gevent.sleep(0.05)  # the first entry finds the flusher idle and goes out at once
+        assert peer.read_available() == frames.ws_frame(PAYLOADS[0])
+        assert len(writes) == 1
+        for p in PAYLOADS[1:4]:
+            hub.publish(STREAM_LITE, p, None, None)
+            gevent.sleep(0)  # the flusher runs between publishes, as with real feed reads
+        received = b""
+        expected = b"".join(frames.ws_frame(p) for p in PAYLOADS[1:4])
+        for _ in range(200):
+            received += peer.read_available()
+            if len(received) >= len(expected):
+                break
+            gevent.sleep(0.01)
+        assert received == expected
+        assert len(writes) == 2  # three entries, one write
+    finally:
+        hub.stop()

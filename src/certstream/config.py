@@ -296,6 +296,9 @@ class Settings:
     log_level: str = field(default="info", metadata=_one_of(*_LOG_LEVELS))
     workers: int = field(default=1, metadata=_POSITIVE)
     buffer_size: int = field(default=1000, metadata=_POSITIVE)  # frames per stream ring
+    # Entries arriving within this long of a client's last write wait for the next one, so
+    # each client gets one write per interval, not one per feed message (0 = write at once).
+    flush_interval_ms: int = field(default=20, metadata=_between(0, 1000))
     tls_cert: str | None = None
     tls_key: str | None = None
     feed_socket: str = ""  # "" = the master chooses a private path at start

@@ -327,6 +327,7 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             drop_budget=ws.slow_client_drop_budget,
             close_code=ws.slow_client_close_code,
             on_wanted=self._on_wanted,
+            flush_interval=self.settings.flush_interval_ms / 1000.0,
         )
         self.metrics_sync = _MetricsSync(self.hub, None)
         self.ctx = build_context(self.settings, self.hub, self.metrics_sync)
