@@ -51,6 +51,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from certstream.core.checkpoint import sign_checkpoint
 from certstream.core.sth import sign_sth
+from certstream.core.tiles import tile_path
 from conformance.synth import (
     MerkleFrontier,
     TestSigner,
@@ -73,18 +74,6 @@ FAULT_KINDS = TRANSPORT_FAULTS | ENTRIES_FAULTS | TILE_FAULTS
 
 _TILE_RE = re.compile(r"^tile/(data|[0-5])/((?:x\d{3}/)*\d{3})(?:\.p/([1-9]\d{0,2}))?$")
 _ISSUER_RE = re.compile(r"^issuer/([0-9a-f]{64})$")
-
-
-def tile_path(n: int) -> str:
-    """The static-ct-api path encoding of a tile index: 1234067 -> ``x001/x234/067``."""
-    groups = []
-    while True:
-        groups.append(f"{n % 1000:03d}")
-        n //= 1000
-        if n == 0:
-            break
-    groups.reverse()
-    return "/".join(["x" + g for g in groups[:-1]] + [groups[-1]])
 
 
 def _parse_tile_index(text: str) -> int:
