@@ -229,6 +229,8 @@ BAD: list[tuple[str, dict[str, str], str, str]] = [
     ("", {"CERTSTREAM_CUSTOM_LOGS": "[{oops"}, "custom_logs", "[{oops"),
     ("", {"CERTSTREAM_CT_LOG_OPERATOR_RATE_LIMITS": "Google"}, "ct_log.operator_rate_limits",
      "Google"),
+    ("rate_limit: {requests_per_sec: 0}", {}, "rate_limit.requests_per_sec", "0"),
+    ("", {"CERTSTREAM_RATE_LIMIT_BURST": "0"}, "rate_limit.burst", "0"),
     ("port: [1, 2", {}, "config", "c.yaml"),
     ("- a\n- b", {}, "config", "c.yaml"),
 ]
@@ -275,3 +277,33 @@ static_logs: [{{name: T, url: "https://t.example/p/", key: "{SPKI}"}}]
     assert load_settings({**env, "CERTSTREAM_PORT": "2", "CERTSTREAM_CONFIG": other}) == s
     with pytest.raises(ConfigError):
         load_settings({RESOLVED_ENV: "{not json"})
+
+
+def test_rate_limit_keys_from_file_and_env(tmp_path: Path) -> None:
+    assert Settings().rate_limit.requests_per_sec == 10.0
+    assert Settings().rate_limit.burst == 100
+    path = write(tmp_path / "c.yaml", "rate_limit: {enabled: true, requests_per_sec: 2.5}\n")
+    s = load_settings({"CERTSTREAM_RATE_LIMIT_BURST": "7"}, path=path)
+    assert (s.rate_limit.enabled, s.rate_limit.requests_per_sec, s.rate_limit.burst) == (
+        True, 2.5, 7)
+    s = load_settings({"CERTSTREAM_RATE_LIMIT_REQUESTS_PER_SEC": "0.5"}, path=path)
+    assert s.rate_limit.requests_per_sec == 0.5
+
+
+def test_hot_reload_watches_the_file_the_settings_came_from(tmp_path: Path) -> None:
+    write(tmp_path / "config.yaml", "hot_reload: {enabled: true}\n")
+    # Found by the search order (a relative name): handed down as an absolute path.
+    s = load_settings({})
+    assert s.hot_reload.watch_path == str((tmp_path / "config.yaml").resolve())
+    # It survives the trip to the workers, who must not search again.
+    assert load_settings(settings_to_env(s)).hot_reload.watch_path == s.hot_reload.watch_path
+    other = write(tmp_path / "other.yaml", "hot_reload: {enabled: true}\n")
+    assert load_settings({"CERTSTREAM_CONFIG": other}).hot_reload.watch_path == str(
+        Path(other).resolve())
+    explicit = write(tmp_path / "x.yaml", "hot_reload: {enabled: true, watch_path: /w.yaml}\n")
+    assert load_settings({}, path=explicit).hot_reload.watch_path == "/w.yaml"
+    # Off, or with no file at all: nothing to watch is made up.
+    write(tmp_path / "config.yaml", "port: 9000\n")
+    assert load_settings({}).hot_reload.watch_path is None
+    (tmp_path / "config.yaml").unlink()
+    assert load_settings({"CERTSTREAM_HOT_RELOAD_ENABLED": "1"}).hot_reload.watch_path is None

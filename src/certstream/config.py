@@ -231,7 +231,12 @@ class ConnectionLimitSettings:
 
 @dataclass(frozen=True, slots=True)
 class RateLimitSettings:
+    """A token bucket per client address and worker: ``burst`` requests at once, then
+    ``requests_per_sec`` on average (see ``certstream.core.ratelimit``)."""
+
     enabled: bool = False
+    requests_per_sec: float = field(default=10.0, metadata=_POSITIVE_FLOAT)
+    burst: int = field(default=100, metadata=_POSITIVE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +250,10 @@ class AuthSettings:
 
 @dataclass(frozen=True, slots=True)
 class HotReloadSettings:
+    """Workers poll ``watch_path`` and apply what can change at run time.  Left empty, the
+    loader fills in the file the settings were read from (absolute), so that every process
+    of the deployment watches the same file."""
+
     enabled: bool = False
     watch_path: str | None = None
 
@@ -616,6 +625,12 @@ def load_settings(env: Mapping[str, str] | None = None, path: str | None = None)
     if unknown:
         where = f" in {found}" if found is not None else ""
         log.warning("unknown config keys ignored%s: %s", where, ", ".join(unknown))
+    hot = settings.hot_reload
+    if hot.enabled and not hot.watch_path and found is not None:
+        # Children get the resolved settings, not the path: hand the file down in the tree.
+        # Absolute, because a worker or a later reload may run from another directory.
+        settings = dataclasses.replace(settings, hot_reload=dataclasses.replace(
+            hot, watch_path=str(found.resolve())))
     return settings
 
 
