@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 from tests.support import golden_payloads
 
+from certstream.config import AuthSettings, ConnectionLimitSettings, RateLimitSettings, Settings
+from certstream.core.ratelimit import RateLimiter
 from certstream.core.routes import Route, RouteTable
 from certstream.core.session import RequestReceived
 from certstream.shell.endpoints import Access, CertCache, ServerContext, answer, log_counts, refuse
 from certstream.shell.hub import Hub
+from certstream.shell.worker import access_for
 
 LITE = golden_payloads("lite")
 
@@ -92,6 +96,54 @@ def test_refuse_guards_streams_and_api_only() -> None:
     stream = _request("", kind="ws", headers=((b"authorization", b"t"),))
     refused = refuse(ctx, stream, "1.2.3.4")
     assert refused is not None and refused[0] == 429  # max_connections=0: full
+
+
+def test_rate_limit_refuses_with_retry_after_and_counts() -> None:
+    limiter = RateLimiter(rate=0.5, burst=2)  # a token per 2 s
+    ctx = ServerContext(Hub(4), access=Access(tokens=(b"t",), limiter=limiter))
+    assert refuse(ctx, _request("health"), "1.2.3.4", now=100.0) is None
+    assert refuse(ctx, _request("health"), "1.2.3.4", now=100.0) is None
+    refused = refuse(ctx, _request("health"), "1.2.3.4", now=100.5)
+    assert refused is not None
+    status, body, ctype, headers = refused
+    assert (status, json.loads(body), ctype) == (429, {"error": "Too Many Requests"},
+                                                 b"application/json")
+    assert dict(headers) == {b"Retry-After": b"2"}  # 1.5 s until a token, rounded up
+    assert ctx.access.rate_limited == 1
+    # Another address has its own bucket; the rate limit is checked before the token, so
+    # a client guessing tokens is limited too.
+    assert refuse(ctx, _request("health"), "5.6.7.8", now=100.5) is None
+    guess = _request("", kind="ws", headers=((b"authorization", b"wrong"),))
+    assert refuse(ctx, guess, "1.2.3.4", now=100.6) is not None
+    assert ctx.access.rate_limited == 2
+    refused = refuse(ctx, guess, "1.2.3.4", now=102.0)
+    assert refused is not None and refused[0] == 401  # a token is back: now auth answers
+
+
+def test_no_limiter_means_no_rate_limit() -> None:
+    ctx = ServerContext(Hub(4))
+    assert all(refuse(ctx, _request("health"), "1.2.3.4", now=0.0) is None for _ in range(500))
+    assert ctx.access.rate_limited == 0
+
+
+def test_access_rebuilt_on_reload_keeps_live_state() -> None:
+    on = dataclasses.replace(Settings(), rate_limit=RateLimitSettings(True, 1.0, 3),
+                             connection_limit=ConnectionLimitSettings(True, 10, 2))
+    access = access_for(on)
+    assert access.limiter is not None and access.max_connections == 10
+    access.per_ip["1.2.3.4"] = 1
+    assert access.limiter.check("1.2.3.4", 0.0) == 0.0
+    access.rate_limited = 5
+    tighter = dataclasses.replace(on, rate_limit=RateLimitSettings(True, 2.0, 1),
+                                  auth=AuthSettings(True, ("tok",)))
+    new = access_for(tighter, keep=access)
+    assert new.limiter is access.limiter and (new.limiter.rate, new.limiter.burst) == (2.0, 1)
+    assert new.per_ip is access.per_ip and new.rate_limited == 5
+    assert new.tokens == (b"tok",)
+    assert new.limiter.check("1.2.3.4", 0.0) == 0.0  # two tokens were left, capped at 1
+    assert new.limiter.check("1.2.3.4", 0.0) > 0
+    off = access_for(dataclasses.replace(tighter, rate_limit=RateLimitSettings()), keep=new)
+    assert off.limiter is None and off.rate_limited == 5
 
 
 def test_cert_cache_finds_by_either_hash_and_forgets_the_oldest() -> None:

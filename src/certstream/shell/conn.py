@@ -58,8 +58,8 @@ def serve(sock: socket.socket, ctx: ServerContext, ip: str = "") -> None:
         kind = request.route.kind
         refused = refuse(ctx, request, ip)
         if refused is not None or kind == "http":
-            status, body, ctype = refused or answer(ctx, request)
-            session.respond(status, body, ctype)
+            status, body, ctype, headers = refused or (*answer(ctx, request), ())
+            session.respond(status, body, ctype, headers)
             _send_and_close(sock, session.data_to_send())
             if ctx.on_response is not None:
                 ctx.on_response(request.route.name or request.route.kind, status)

@@ -18,13 +18,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from certstream.core.ratelimit import RateLimiter, retry_after_header
 from certstream.core.routes import STREAM_LITE, RouteTable, split_target
 from certstream.core.session import RequestReceived, ws_page
 from certstream.shell.hub import Hub
 
-__all__ = ["Access", "CertCache", "Response", "ServerContext", "answer", "log_counts", "refuse"]
+__all__ = [
+    "Access",
+    "CertCache",
+    "Refusal",
+    "Response",
+    "ServerContext",
+    "answer",
+    "log_counts",
+    "refuse",
+]
 
 Response = tuple[int, bytes, bytes]
+#: An error answer with its extra headers (``Retry-After`` on a rate-limit 429).
+Refusal = tuple[int, bytes, bytes, tuple[tuple[bytes, bytes], ...]]
 
 _JSON = b"application/json"
 _TEXT = b"text/plain; charset=utf-8"
@@ -76,13 +88,15 @@ class CertCache:
 
 @dataclass(slots=True)
 class Access:
-    """Who may connect (``auth.*`` and ``connection_limit.*`` settings).
+    """Who may connect (``auth.*``, ``connection_limit.*`` and ``rate_limit.*`` settings).
 
     Like certstream-server-rust, a token is read from one header (``Bearer `` optional) and
     guards the streams and the REST API; health, metrics and the examples stay public.
     Connection limits count this worker's streaming clients: with N workers each admits
     ``max_connections / N`` (rounded up) and ``per_ip_limit`` per address, because workers
-    share no state and an address's connections are spread across them.
+    share no state and an address's connections are spread across them.  The rate limiter is
+    per worker too, so N workers admit up to N times the rate when an address's requests
+    land on all of them.
     """
 
     tokens: tuple[bytes, ...] = ()
@@ -90,6 +104,9 @@ class Access:
     max_connections: int | None = None
     per_ip_limit: int | None = None
     per_ip: dict[str, int] = field(default_factory=dict)
+    limiter: RateLimiter | None = None
+    #: Requests refused by the limiter; the worker copies it into the metrics.
+    rate_limited: int = 0
 
     def token_ok(self, headers: tuple[tuple[bytes, bytes], ...]) -> bool:
         if not self.tokens:
@@ -110,18 +127,31 @@ class Access:
 _PROTECTED = frozenset(("api_stats", "api_logs", "api_cert"))
 
 
-def refuse(ctx: ServerContext, request: RequestReceived, ip: str) -> Response | None:
-    """The error answer when ``request`` may not proceed (401, 429), else ``None``."""
+def refuse(ctx: ServerContext, request: RequestReceived, ip: str,
+           now: float | None = None) -> Refusal | None:
+    """The error answer when ``request`` may not proceed (429, 401), else ``None``.
+
+    ``now`` is a monotonic time for the rate limiter (read here when not given).  The rate
+    limit comes first and counts every routed request, so that guessing tokens is as slow
+    as anything else.
+    """
     access = ctx.access
+    limiter = access.limiter
+    if limiter is not None:
+        wait = limiter.check(ip, time.monotonic() if now is None else now)
+        if wait > 0:
+            access.rate_limited += 1
+            return (429, b'{"error":"Too Many Requests"}', _JSON,
+                    ((b"Retry-After", retry_after_header(wait)),))
     route = request.route
     streaming = route.kind in ("ws", "sse")
     if (streaming or route.name in _PROTECTED) and not access.token_ok(request.headers):
-        return 401, b'{"error":"Unauthorized"}', _JSON
+        return 401, b'{"error":"Unauthorized"}', _JSON, ()
     if streaming:
         if access.max_connections is not None and ctx.hub.total() >= access.max_connections:
-            return 429, b'{"error":"Too Many Connections"}', _JSON
+            return 429, b'{"error":"Too Many Connections"}', _JSON, ()
         if access.per_ip_limit is not None and access.per_ip.get(ip, 0) >= access.per_ip_limit:
-            return 429, b'{"error":"Too Many Connections"}', _JSON
+            return 429, b'{"error":"Too Many Connections"}', _JSON, ()
     return None
 
 

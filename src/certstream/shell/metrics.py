@@ -37,6 +37,8 @@ from prometheus_client import (
 __all__ = [
     "BYTES_SENT",
     "CLIENTS",
+    "CLIENTS_RATE_LIMITED",
+    "CONFIG_RELOADS",
     "DEDUP_SIZE",
     "DUPLICATES",
     "ENTRIES",
@@ -119,6 +121,12 @@ SLOW_CLIENT_CLOSED = Counter(
 FEED_REPLAYED = Counter(
     "certstream_feed_replayed", "Entries a worker ignored because it had delivered that log "
     "index already (a restarted ingest repeats a few).")
+CLIENTS_RATE_LIMITED = Counter(
+    "certstream_clients_rate_limited", "Client requests refused with 429 by rate_limit (a "
+    "token bucket per address and worker).")
+CONFIG_RELOADS = Counter(
+    "certstream_config_reloads", "Config file changes a worker read (hot_reload), by result: "
+    "applied (valid; live keys applied) or invalid (ignored).", ["result"])
 SERVER_RESPONSES = Counter(
     "certstream_server_responses", "Responses to clients, by endpoint (a fixed route name, "
     "never the raw path) and status code.", ["endpoint", "code"])

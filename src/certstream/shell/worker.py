@@ -46,12 +46,14 @@ from gunicorn.workers.ggevent import GeventWorker
 
 from certstream.config import Settings, load_settings
 from certstream.core import frames
+from certstream.core.ratelimit import RateLimiter
 from certstream.core.routes import STREAM_LITE, STREAM_NAMES, RouteTable
 from certstream.shell import metrics
 from certstream.shell.conn import serve
 from certstream.shell.endpoints import Access, CertCache, ServerContext
 from certstream.shell.feed import FeedSubscriber
 from certstream.shell.hub import Hub
+from certstream.shell.reload import ConfigWatcher, ReloadPlan
 
 __all__ = [
     "CertstreamWorker",
@@ -92,17 +94,30 @@ def route_table(settings: Settings) -> RouteTable:
     )
 
 
-def access_for(settings: Settings) -> Access:
-    auth, limit = settings.auth, settings.connection_limit
+def access_for(settings: Settings, keep: Access | None = None) -> Access:
+    """The access rules of ``settings``.  ``keep``: the rules they replace (a hot reload),
+    whose live state carries over: connections per address, the rate limiter's buckets and
+    its refusal count."""
+    auth, limit, rate = settings.auth, settings.connection_limit, settings.rate_limit
     max_connections = per_ip = None
     if limit.enabled:
         max_connections = -(-limit.max_connections // max(1, settings.workers))
         per_ip = limit.per_ip_limit
+    limiter = None
+    if rate.enabled:
+        limiter = keep.limiter if keep is not None else None
+        if limiter is None:
+            limiter = RateLimiter(rate.requests_per_sec, rate.burst)
+        else:
+            limiter.configure(rate.requests_per_sec, rate.burst)
     return Access(
         tokens=tuple(t.encode() for t in auth.tokens) if auth.enabled else (),
         header=auth.header_name.lower().encode("latin-1"),
         max_connections=max_connections,
         per_ip_limit=per_ip,
+        per_ip=keep.per_ip if keep is not None else {},
+        limiter=limiter,
+        rate_limited=keep.rate_limited if keep is not None else 0,
     )
 
 
@@ -146,6 +161,7 @@ class _MetricsSync:
     def __init__(self, hub: Hub, feed: FeedSubscriber | None) -> None:
         self.hub = hub
         self.feed = feed
+        self.access: Callable[[], Access] | None = None  # the current rules (reloads swap them)
         self.last: dict[str, int] = {}
 
     def _delta(self, key: str, value: int) -> int:
@@ -170,6 +186,9 @@ class _MetricsSync:
             metrics.SLOW_CLIENT_CLOSED.inc(d)
         if self.feed is not None and (d := self._delta("replayed", self.feed.replayed)):
             metrics.FEED_REPLAYED.inc(d)
+        if self.access is not None and (d := self._delta("rate_limited",
+                                                         self.access().rate_limited)):
+            metrics.CLIENTS_RATE_LIMITED.inc(d)
 
 
 def _alive(pid: int) -> bool:
@@ -331,6 +350,7 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         )
         self.metrics_sync = _MetricsSync(self.hub, None)
         self.ctx = build_context(self.settings, self.hub, self.metrics_sync)
+        self.metrics_sync.access = lambda: self.ctx.access
         if self.settings.protocols.api:
             self.ctx.certs = CertCache(self.settings.api.cache_capacity)
         self._example_ready = gevent.event.Event()
@@ -398,6 +418,34 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
                 return
         serve(client, self.ctx, ip)
 
+    def _apply_settings(self, plan: ReloadPlan) -> None:
+        """A hot reload's live keys (see ``shell.reload.LIVE_KEYS``)."""
+        settings = self.settings = plan.settings
+        self.ctx.access = access_for(settings, keep=self.ctx.access)
+        self.hub.drop_budget = settings.websocket.slow_client_drop_budget
+        # websocket.heartbeat_secs: _heartbeats reads self.settings on every tick.
+
+    def _heartbeats(self) -> None:
+        """The optional JSON heartbeat, at the interval the settings say now (0 = none)."""
+        while True:
+            secs = self.settings.websocket.heartbeat_secs
+            # Off: look again now and then, in case a reload turns it on.
+            gevent.sleep(secs if secs > 0 else 1.0)
+            if self.settings.websocket.heartbeat_secs > 0:
+                try:
+                    self.hub.broadcast(heartbeat_frame(time.time()), ws=True)
+                except Exception:  # as in _every: one bad tick must not end the heartbeats
+                    log.exception("heartbeat failed")
+
+    def _watcher(self) -> ConfigWatcher | None:
+        hot = self.settings.hot_reload
+        if not hot.enabled:
+            return None
+        if not hot.watch_path:
+            self.log.warning("hot_reload is enabled but there is no config file to watch")
+            return None
+        return ConfigWatcher(hot.watch_path, self.settings, self._apply_settings)
+
     def _feed_path(self) -> str:
         return self.settings.feed_socket or os.environ.get("CERTSTREAM_FEED_SOCKET", "")
 
@@ -421,11 +469,11 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             ),
             gevent.spawn(_every, 1.0, self.metrics_sync),
         ]
-        if settings.websocket.heartbeat_secs > 0:
-            tasks.append(gevent.spawn(
-                _every, settings.websocket.heartbeat_secs,
-                lambda: hub.broadcast(heartbeat_frame(time.time()), ws=True),
-            ))
+        watcher = self._watcher()
+        if watcher is not None:
+            tasks.append(gevent.spawn(watcher.run))
+        if settings.websocket.heartbeat_secs > 0 or watcher is not None:
+            tasks.append(gevent.spawn(self._heartbeats))
         if self.feed is not None:
             tasks.append(gevent.spawn(self.feed.run))
 
