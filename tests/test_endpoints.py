@@ -12,9 +12,16 @@ from certstream.config import AuthSettings, ConnectionLimitSettings, RateLimitSe
 from certstream.core.ratelimit import RateLimiter
 from certstream.core.routes import Route, RouteTable
 from certstream.core.session import RequestReceived
-from certstream.shell.endpoints import Access, CertCache, ServerContext, answer, log_counts, refuse
+from certstream.shell.endpoints import (
+    Access,
+    CertCache,
+    ServerContext,
+    access_for,
+    answer,
+    log_counts,
+    refuse,
+)
 from certstream.shell.hub import Hub
-from certstream.shell.worker import access_for
 
 LITE = golden_payloads("lite")
 

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from certstream.config import AuthSettings, RateLimitSettings, Settings, WebSocketSettings
 from certstream.shell.reload import (
@@ -79,6 +80,11 @@ def test_plan_for_an_unchanged_file_is_empty() -> None:
     assert plan == ReloadPlan(running, (), ())
 
 
+def _reloads(result: str) -> float:
+    value = REGISTRY.get_sample_value("certstream_config_reloads_total", {"result": result})
+    return value or 0.0
+
+
 class _Recorder:
     def __init__(self) -> None:
         self.plans: list[ReloadPlan] = []
@@ -122,8 +128,10 @@ def test_watcher_keeps_the_settings_when_the_file_is_broken(
     seen = _Recorder()
     watcher = ConfigWatcher(str(path), running, seen)
     _edit(path, "auth: {enabled: true, tokens: []}\n")  # fails the cross-check
+    invalid_before = _reloads("invalid")
     with caplog.at_level(logging.INFO, logger="certstream.shell.reload"):
         assert watcher.check() is None
+    assert _reloads("invalid") == invalid_before + 1
     assert seen.plans == [] and watcher.running is running
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "auth.tokens" in errors[0].getMessage()

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from certstream.config import Settings
 from certstream.core.ratelimit import RateLimiter, retry_after_header
 from certstream.core.routes import STREAM_LITE, RouteTable, split_target
 from certstream.core.session import RequestReceived, ws_page
@@ -29,6 +30,7 @@ __all__ = [
     "Refusal",
     "Response",
     "ServerContext",
+    "access_for",
     "answer",
     "log_counts",
     "refuse",
@@ -122,6 +124,33 @@ class Access:
                     ok |= hmac.compare_digest(given, token)
                 return ok
         return False
+
+
+def access_for(settings: Settings, keep: Access | None = None) -> Access:
+    """The access rules of ``settings``.  ``keep``: the rules they replace (a hot reload),
+    whose live state carries over: connections per address, the rate limiter's buckets and
+    its refusal count."""
+    auth, limit, rate = settings.auth, settings.connection_limit, settings.rate_limit
+    max_connections = per_ip = None
+    if limit.enabled:
+        max_connections = -(-limit.max_connections // max(1, settings.workers))
+        per_ip = limit.per_ip_limit
+    limiter = None
+    if rate.enabled:
+        limiter = keep.limiter if keep is not None else None
+        if limiter is None:
+            limiter = RateLimiter(rate.requests_per_sec, rate.burst)
+        else:
+            limiter.configure(rate.requests_per_sec, rate.burst)
+    return Access(
+        tokens=tuple(t.encode() for t in auth.tokens) if auth.enabled else (),
+        header=auth.header_name.lower().encode("latin-1"),
+        max_connections=max_connections,
+        per_ip_limit=per_ip,
+        per_ip=keep.per_ip if keep is not None else {},
+        limiter=limiter,
+        rate_limited=keep.rate_limited if keep is not None else 0,
+    )
 
 
 _PROTECTED = frozenset(("api_stats", "api_logs", "api_cert"))

@@ -126,7 +126,7 @@ CLIENTS_RATE_LIMITED = Counter(
     "token bucket per address and worker).")
 CONFIG_RELOADS = Counter(
     "certstream_config_reloads", "Config file changes a worker read (hot_reload), by result: "
-    "applied (valid; live keys applied) or invalid (ignored).", ["result"])
+    "valid (its live keys applied, if any changed) or invalid (ignored).", ["result"])
 SERVER_RESPONSES = Counter(
     "certstream_server_responses", "Responses to clients, by endpoint (a fixed route name, "
     "never the raw path) and status code.", ["endpoint", "code"])

@@ -167,7 +167,7 @@ class ConfigWatcher:
             self.running = plan.settings
             self.apply(plan)
             log.info("hot reload: applied %s", ", ".join(plan.applied))
-        metrics.CONFIG_RELOADS.labels("applied").inc()
+        metrics.CONFIG_RELOADS.labels("valid").inc()
         return plan
 
     def run(self, interval: float = POLL_SECS) -> None:

@@ -46,11 +46,10 @@ from gunicorn.workers.ggevent import GeventWorker
 
 from certstream.config import Settings, load_settings
 from certstream.core import frames
-from certstream.core.ratelimit import RateLimiter
 from certstream.core.routes import STREAM_LITE, STREAM_NAMES, RouteTable
 from certstream.shell import metrics
 from certstream.shell.conn import serve
-from certstream.shell.endpoints import Access, CertCache, ServerContext
+from certstream.shell.endpoints import Access, CertCache, ServerContext, access_for
 from certstream.shell.feed import FeedSubscriber
 from certstream.shell.hub import Hub
 from certstream.shell.reload import ConfigWatcher, ReloadPlan
@@ -91,33 +90,6 @@ def route_table(settings: Settings) -> RouteTable:
         websocket=p.websocket, sse=p.sse, metrics=p.metrics, health=p.health,
         example_json=p.example_json, api=p.api,
         lite=s.lite, full=s.full, domains=s.domains_only,
-    )
-
-
-def access_for(settings: Settings, keep: Access | None = None) -> Access:
-    """The access rules of ``settings``.  ``keep``: the rules they replace (a hot reload),
-    whose live state carries over: connections per address, the rate limiter's buckets and
-    its refusal count."""
-    auth, limit, rate = settings.auth, settings.connection_limit, settings.rate_limit
-    max_connections = per_ip = None
-    if limit.enabled:
-        max_connections = -(-limit.max_connections // max(1, settings.workers))
-        per_ip = limit.per_ip_limit
-    limiter = None
-    if rate.enabled:
-        limiter = keep.limiter if keep is not None else None
-        if limiter is None:
-            limiter = RateLimiter(rate.requests_per_sec, rate.burst)
-        else:
-            limiter.configure(rate.requests_per_sec, rate.burst)
-    return Access(
-        tokens=tuple(t.encode() for t in auth.tokens) if auth.enabled else (),
-        header=auth.header_name.lower().encode("latin-1"),
-        max_connections=max_connections,
-        per_ip_limit=per_ip,
-        per_ip=keep.per_ip if keep is not None else {},
-        limiter=limiter,
-        rate_limited=keep.rate_limited if keep is not None else 0,
     )
 
 
