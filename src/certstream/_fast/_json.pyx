@@ -91,11 +91,8 @@ def colon_hex_upper(bytes digest):
     return _colon_hex(digest, True)
 
 
-cdef str _b64(bytes data):
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
-    cdef const unsigned char *d = <const unsigned char *>PyBytes_AS_STRING(data)
-    out = PyUnicode_New((n + 2) // 3 * 4, 127)
-    cdef char *o = <char *>PyUnicode_DATA(out)
+cdef inline char *_b64_write(char *o, const unsigned char *d, Py_ssize_t n) noexcept:
+    """Standard base64 of ``d[:n]`` written at ``o`` ((n + 2) // 3 * 4 bytes); returns the end."""
     cdef Py_ssize_t i = 0
     cdef unsigned int v
     while i + 3 <= n:
@@ -112,12 +109,22 @@ cdef str _b64(bytes data):
         o[1] = _B64[(v >> 12) & 63]
         o[2] = 61
         o[3] = 61
+        o += 4
     elif n - i == 2:
         v = (d[i] << 16) | (d[i + 1] << 8)
         o[0] = _B64[v >> 18]
         o[1] = _B64[(v >> 12) & 63]
         o[2] = _B64[(v >> 6) & 63]
         o[3] = 61
+        o += 4
+    return o
+
+
+cdef str _b64(bytes data):
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+    out = PyUnicode_New((n + 2) // 3 * 4, 127)
+    _b64_write(<char *>PyUnicode_DATA(out),
+               <const unsigned char *>PyBytes_AS_STRING(data), n)
     return out
 
 
@@ -915,34 +922,10 @@ cdef class CertWriter:
 
     cdef int _b64_into(self, bytes data) except -1:
         cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
-        cdef const unsigned char *d = <const unsigned char *>PyBytes_AS_STRING(data)
         self._reserve((n + 2) // 3 * 4)
-        cdef char *o = self._buf + self._len
-        cdef Py_ssize_t i = 0
-        cdef unsigned int v
-        while i + 3 <= n:
-            v = (d[i] << 16) | (d[i + 1] << 8) | d[i + 2]
-            o[0] = _B64[v >> 18]
-            o[1] = _B64[(v >> 12) & 63]
-            o[2] = _B64[(v >> 6) & 63]
-            o[3] = _B64[v & 63]
-            o += 4
-            i += 3
-        if n - i == 1:
-            v = d[i] << 16
-            o[0] = _B64[v >> 18]
-            o[1] = _B64[(v >> 12) & 63]
-            o[2] = 61
-            o[3] = 61
-            o += 4
-        elif n - i == 2:
-            v = (d[i] << 16) | (d[i + 1] << 8)
-            o[0] = _B64[v >> 18]
-            o[1] = _B64[(v >> 12) & 63]
-            o[2] = _B64[(v >> 6) & 63]
-            o[3] = 61
-            o += 4
-        self._len = <Py_ssize_t>(o - self._buf)
+        cdef char *end = _b64_write(self._buf + self._len,
+                                    <const unsigned char *>PyBytes_AS_STRING(data), n)
+        self._len = <Py_ssize_t>(end - self._buf)
         return 0
 
     cdef bytes _frame(
