@@ -20,8 +20,7 @@ from libc.string cimport memcmp, memcpy
 cdef extern from "Python.h":
     object PyType_GenericAlloc(PyTypeObject* cls, Py_ssize_t nitems)
 
-import dataclasses
-
+from certstream._fast._slots import slot_setters
 from certstream.core.model import CertInfo, Extension, NameAttr, Policy
 from certstream.errors import DecodeError
 
@@ -121,26 +120,7 @@ _STRING_NAMES = {
 cdef tuple _HEADER_ERRORS = (None, "truncated", "bad tag", "bad length")
 
 
-# Building the frozen dataclasses is most of the cost of a parse: their generated __init__
-# sets each field through object.__setattr__, a Python-level call per field.  We fill the
-# slots through their member descriptors' C setter instead, which gives the same object
-# (same fields, same frozen __setattr__, same __eq__).  Only when every field is a plain
-# slot and the class has no __post_init__; otherwise the constructor is called.
-cdef tuple _slot_setters(cls, tuple names):
-    """The member descriptors of ``names``, or None when the fast path does not apply."""
-    descrs = []
-    if (
-        tuple(f.name for f in dataclasses.fields(cls)) != names
-        or hasattr(cls, "__post_init__")
-        or cls.__new__ is not object.__new__
-    ):
-        return None
-    for field_name in names:
-        d = cls.__dict__.get(field_name)
-        if type(d).__name__ != "member_descriptor":
-            return None
-        descrs.append(d)
-    return tuple(descrs)
+# The frozen dataclasses are filled through their slots' C setters (see _slots.py).
 
 
 cdef tuple _CERTINFO_FIELDS = (
@@ -152,10 +132,10 @@ cdef tuple _CERTINFO_FIELDS = (
 cdef tuple _NAMEATTR_FIELDS = ("oid", "value")
 cdef tuple _EXTENSION_FIELDS = ("oid", "critical", "value")
 cdef tuple _POLICY_FIELDS = ("oid", "qualifiers")
-cdef tuple _CERTINFO_SLOTS = _slot_setters(CertInfo, _CERTINFO_FIELDS)
-cdef tuple _NAMEATTR_SLOTS = _slot_setters(NameAttr, _NAMEATTR_FIELDS)
-cdef tuple _EXTENSION_SLOTS = _slot_setters(Extension, _EXTENSION_FIELDS)
-cdef tuple _POLICY_SLOTS = _slot_setters(Policy, _POLICY_FIELDS)
+cdef tuple _CERTINFO_SLOTS = slot_setters(CertInfo, _CERTINFO_FIELDS)
+cdef tuple _NAMEATTR_SLOTS = slot_setters(NameAttr, _NAMEATTR_FIELDS)
+cdef tuple _EXTENSION_SLOTS = slot_setters(Extension, _EXTENSION_FIELDS)
+cdef tuple _POLICY_SLOTS = slot_setters(Policy, _POLICY_FIELDS)
 
 
 cdef object new_frozen(cls, tuple slots, tuple names, tuple values):

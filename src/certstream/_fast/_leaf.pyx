@@ -18,7 +18,7 @@ from libc.stdint cimport uint64_t
 from libc.string cimport memcmp, memcpy
 
 import binascii
-import dataclasses
+from certstream._fast._slots import slot_setters
 
 from certstream._fast._leaf_py import TileLeaf
 from certstream.core.model import LogEntry
@@ -238,7 +238,7 @@ def decode_get_entries_fast(body, start):
 
 # --- LogEntry without its generated __init__ ---------------------------------------------------
 # The frozen dataclass's __init__ sets each of its eight fields through object.__setattr__,
-# a Python-level call per field: more than the rest of decode_entry.  As in _der, the slots are
+# a Python-level call per field: more than the rest of decode_entry.  As in _der (see _slots.py), the slots are
 # filled through their member descriptors' C setter, which gives an identical object, and only
 # when every field is a plain slot and nothing else runs at construction.
 
@@ -248,23 +248,9 @@ cdef tuple _ENTRY_FIELDS = (
 )
 
 
-cdef tuple _slot_setters(cls, tuple names):
-    descrs = []
-    if (
-        tuple(f.name for f in dataclasses.fields(cls)) != names
-        or hasattr(cls, "__post_init__")
-        or cls.__new__ is not object.__new__
-    ):
-        return None
-    for field_name in names:
-        d = cls.__dict__.get(field_name)
-        if type(d).__name__ != "member_descriptor":
-            return None
-        descrs.append(d)
-    return tuple(descrs)
 
 
-cdef tuple _ENTRY_SLOTS = _slot_setters(LogEntry, _ENTRY_FIELDS)
+cdef tuple _ENTRY_SLOTS = slot_setters(LogEntry, _ENTRY_FIELDS)
 
 
 cdef object _new_entry(tuple values):
