@@ -23,13 +23,12 @@ from certstream._fast._json_py import (
     CERT_KEYS,
     NAME_CACHE_SIZE,
     NO_EXPIRATION,
-    OID_CN,
-    OID_PSS,
     join_as_der,
 )
 from certstream._fast._json_py import all_domains as _all_domains_py
 from certstream.core import extformat as _extformat
 from certstream.core import oids as _oids
+from certstream.core.oids import OID_CN, OID_PSS
 from certstream.core.jsontext import FLOAT_WRITERS, STRING_WRITERS
 
 __all__ = ["CertWriter", "all_domains", "b64encode", "colon_hex_upper", "join_as_der"]

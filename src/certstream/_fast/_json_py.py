@@ -25,15 +25,13 @@ from certstream.core.extformat import FIELD_FORMATTERS, ExtensionValue, Formatte
 from certstream.core.jsontext import FLOAT_WRITERS, STRING_WRITERS
 from certstream.core.model import CertInfo, LogEntry, NameAttr
 from certstream.core.names import NameRule, aggregated, name_values
-from certstream.core.oids import GN_DNS, OID_POISON
+from certstream.core.oids import GN_DNS, OID_CN, OID_POISON, OID_PSS
 from certstream.core.profiles import Profile
 
 __all__ = ["CertWriter", "all_domains", "b64encode", "colon_hex_upper", "join_as_der"]
 
 # EasySSL's sentinel: GeneralizedTime 99991231235959Z, RFC 5280's "no well-defined expiry".
 NO_EXPIRATION = 253402300799
-OID_CN = "2.5.4.3"
-OID_PSS = "1.2.840.113549.1.1.10"
 _POISON = frozenset([OID_POISON])
 # Issuer names repeat across nearly every entry (a few CAs issue most certificates), so each
 # distinct name's JSON object is kept; the cache is dropped whole when it fills.

@@ -31,6 +31,7 @@ __all__ = [
     "OID_OCSP",
     "OID_OU",
     "OID_POISON",
+    "OID_PSS",
     "OID_SAN",
     "OID_SCT",
     "OID_SKI",
@@ -38,6 +39,9 @@ __all__ = [
     "OID_STREET",
     "OID_USER_NOTICE",
 ]
+
+# RSASSA-PSS: its hash is in the AlgorithmIdentifier parameters, not the OID.
+OID_PSS = "1.2.840.113549.1.1.10"
 
 # Name attributes.
 OID_CN = "2.5.4.3"
