@@ -121,6 +121,7 @@ _HTTP_URL = _rule(_is_http_url, "an http:// or https:// URL")
 _HTTP_URLS = _rule(_is_http_url, "http:// or https:// URLs", items=True)
 _OPTIONAL_POSITIVE = _rule(lambda v: v is None or v >= 1, "empty or an integer >= 1")
 _OPTIONAL_INDEX = _rule(lambda v: v is None or v >= 0, "empty or an integer >= 0")
+_SPKI_KEY = _rule(lambda v: v is None or _is_spki_b64(v), "base64 of the log's SPKI DER")
 
 
 # -- the schema ----------------------------------------------------------------------------
@@ -202,6 +203,8 @@ class CtLogSettings:
     static_ct_checkpoint_signature: str = field(
         default="warn", metadata=_one_of("off", "warn", "enforce")
     )
+    # RFC 6962 get-sth: check tree_head_signature when the log's key is known.
+    sth_signature: str = field(default="warn", metadata=_one_of("off", "warn", "enforce"))
     # 50 ms = 20 data requests/s per operator: Google's logs serve 32 entries per
     # get-entries, so 500 ms (64 entries/s) could never keep up with a real log; a log that
     # minds answers 429 and the followers back off by themselves.
@@ -265,12 +268,15 @@ class ApiSettings:
 
 @dataclass(frozen=True, slots=True)
 class CustomLog:
-    """An RFC 6962 log to follow besides (or instead of) the ones the log lists name."""
+    """An RFC 6962 log to follow besides (or instead of) the ones the log lists name.  ``key``
+    (base64 SPKI DER, optional) lets ``ct_log.sth_signature`` check its tree heads."""
 
     name: str = field(metadata=_NON_EMPTY)
     url: str = field(metadata=_HTTP_URL)
     start_index: int | None = field(default=None, metadata=_OPTIONAL_INDEX)
     operator: str = ""
+    # Last, so that positional construction (name, url, start_index, operator) still works.
+    key: str | None = field(default=None, metadata=_SPKI_KEY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,10 +289,7 @@ class StaticLog:
     name: str = field(metadata=_NON_EMPTY)
     url: str = field(metadata=_HTTP_URL)
     start_index: int | None = field(default=None, metadata=_OPTIONAL_INDEX)
-    key: str | None = field(
-        default=None,
-        metadata=_rule(lambda v: v is None or _is_spki_b64(v), "base64 of the log's SPKI DER"),
-    )
+    key: str | None = field(default=None, metadata=_SPKI_KEY)
     log_origin: str | None = None
     operator: str = ""
 
