@@ -188,12 +188,16 @@ class _Rfc6962Log(_Log):
             for e in self.entries
         ]
         self._sth: dict[int, dict[str, object]] = {}
+        #: Served instead of the real head while set (see ``ReplayServer.set_sth``).
+        self.sth_override: dict[str, object] | None = None
 
     def is_data_request(self, rel: str) -> bool:
         return rel == "ct/v1/get-entries"
 
     def sth(self) -> dict[str, object]:
         with self.lock:
+            if self.sth_override is not None:
+                return self.sth_override
             size = self.visible
             cached = self._sth.get(size)
             if cached is None:
@@ -526,6 +530,15 @@ class ReplayServer:
         log = self._log(path)
         first = log.first_index if isinstance(log, _Rfc6962Log) else 0
         return first + log.visible
+
+    def set_sth(self, path: str, sth: Mapping[str, object] | None) -> None:
+        """Answer get-sth of an RFC 6962 log with ``sth`` (e.g. signed by another key, or
+        another root for a size already served) until set back to None."""
+        log = self._log(path)
+        if not isinstance(log, _Rfc6962Log):
+            raise ValueError(f"{path!r} is not an RFC 6962 log")
+        with log.lock:
+            log.sth_override = None if sth is None else dict(sth)
 
     def hold(self, path: str) -> None:
         """Pause the log's data requests (get-entries, tiles) until ``release``."""

@@ -35,6 +35,7 @@ from certstream.core.follow import TileRequest, Window, WindowPlanner, plan_tile
 from certstream.core.health import HealthTracker
 from certstream.core.leaves import decode_get_entries
 from certstream.core.model import LogEntry
+from certstream.core.sth import SignatureError, SignedTreeHead, parse_sth, verify_sth
 from certstream.core.tiles import TileLeaf, data_tile_path, parse_data_tile
 from certstream.errors import DecodeError
 from certstream.shell.httpclient import HTTPClient, HTTPError, HTTPStatusError
@@ -90,6 +91,7 @@ class LogFollower:
         self.finished = False
         self._pause_until = 0.0
         self._grew = 0  # bit 0: the log grew in the last poll round, bit 1: the one before
+        self._warned = ""
         self._greenlet: gevent.Greenlet | None = None
         self._group = gevent.pool.Group()
 
@@ -210,6 +212,12 @@ class LogFollower:
     def _metric(self, name: str, *labels: str) -> None:
         self.pipeline.inc(name, *labels)
 
+    def _warn_once(self, text: str) -> None:
+        # Heads are polled every second: say it when it starts, not every time.
+        if text != self._warned:
+            self._warned = text
+            log.warning("log %s: %s", self.spec.name, text)
+
     def start_position(self, head: int) -> int:
         """State file, else the configured start index, else a little before the head."""
         if self.saved_next is not None:
@@ -241,6 +249,11 @@ class Rfc6962Follower(LogFollower):
     """get-sth, then get-entries windows, ``fetch_concurrency`` in flight, in order."""
 
     _planner: WindowPlanner[tuple[list[LogEntry], int]] | None = None
+    #: The newest accepted head's (tree_size, root hash): a head of that size with another
+    #: root means the log shows two trees.
+    _head: tuple[int, bytes] | None = None
+    #: Heads whose signature did not verify but were used anyway (``sth_signature: warn``).
+    bad_signatures = 0
 
     def reset(self) -> None:
         super().reset()
@@ -278,17 +291,63 @@ class Rfc6962Follower(LogFollower):
         try:
             body = self.fetch(self.spec.url + "ct/v1/get-sth", data=False)
             doc = json.loads(body)
-            size = doc["tree_size"]
-            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-                raise DecodeError(f"get-sth: bad tree_size {size!r:.40}")
+            if not isinstance(doc, dict):
+                raise DecodeError("get-sth: not a JSON object")
+            size, root = self._check_sth(doc)
+        except SignatureError as exc:  # only raised under "enforce"
+            self.failed("sth_signature", f"get-sth: {exc}")
+            return None
         except (HTTPError, DecodeError) as exc:
             self.failed_exc(exc)
             return None
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             self.failed("bad_json", f"get-sth: {exc}")
             return None
+        if root is not None:
+            head = self._head
+            if head is not None and head[0] == size and head[1] != root:
+                # Two different trees of one size: the log forked or lies.  Entries read
+                # under one view may not be in the other; do not read on.
+                log.error("log %s: tree size %d came with two different root hashes "
+                          "(%s, then %s): not following this head",
+                          self.spec.name, size, head[1].hex(), root.hex())
+                self.failed("sth_fork", f"size {size} with a different root hash")
+                return None
+            if head is None or size >= head[0]:
+                self._head = (size, root)
         self.succeeded()
         return size
+
+    def _check_sth(self, doc: dict[str, Any]) -> tuple[int, bytes | None]:
+        """Tree size and root hash of a get-sth object, its signature checked as configured.
+
+        Raises DecodeError for a head that must not be used (malformed, or unverified under
+        ``enforce``).  Without a key, or with ``off``, only tree_size must be sound, as
+        before verification existed; the root is then compared only when it parses.
+        """
+        mode = self.cfg.sth_signature
+        if mode == "off" or self.spec.spki is None:
+            if mode != "off":
+                self._warn_once("no log key configured: tree heads are not verified")
+            size = doc["tree_size"]
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise DecodeError(f"get-sth: bad tree_size {size!r:.40}")
+            try:
+                return size, parse_sth(doc).root_hash
+            except DecodeError:
+                return size, None
+        try:
+            head: SignedTreeHead = verify_sth(doc, self.spec.spki)
+        except DecodeError as exc:
+            if mode == "enforce" or not isinstance(exc, SignatureError):
+                raise
+            head = parse_sth(doc)  # malformed heads are refused in every mode
+            self.bad_signatures += 1
+            self._metric("LOG_ERRORS", self.spec.name, "sth_signature")
+            self._warn_once(f"tree head not verified ({exc}); using it anyway")
+            return head.tree_size, head.root_hash
+        self._warned = ""
+        return head.tree_size, head.root_hash
 
     def _drain(self, planner: WindowPlanner[tuple[list[LogEntry], int]]) -> None:
         results: gevent.queue.Queue[tuple[Window, object]] = gevent.queue.Queue()
@@ -354,7 +413,6 @@ class StaticFollower(LogFollower):
         self.issuers = issuers
         self._started = False
         self._root: bytes | None = None
-        self._warned = ""
 
     def run(self) -> None:
         while not self.finished:
@@ -415,12 +473,6 @@ class StaticFollower(LogFollower):
             return parse_checkpoint(body)
         self._warned = ""
         return cp
-
-    def _warn_once(self, text: str) -> None:
-        # Checkpoints are polled every second: say it when it starts, not every time.
-        if text != self._warned:
-            self._warned = text
-            log.warning("log %s: %s", self.spec.name, text)
 
     def _read_tiles(self, start: int, size: int) -> None:
         tiles = plan_tiles(start, size, self.spec.stop_at)

@@ -84,7 +84,12 @@ def specs_from_settings(settings: Settings) -> list[LogSpec]:
     if ct.rfc6962_enabled:
         for c in settings.custom_logs:
             url = log_key(c.url)
-            specs.append(LogSpec(url, c.name, url, "rfc6962", c.operator, c.start_index))
+            specs.append(
+                LogSpec(
+                    url, c.name, url, "rfc6962", c.operator, c.start_index,
+                    spki=_spki(c.key, c.name),
+                )
+            )
     if ct.static_ct_enabled:
         for s in settings.static_logs:
             url = log_key(s.url)
@@ -109,6 +114,7 @@ def follower_settings(settings: Settings) -> FollowerSettings:
         unhealthy_threshold=ct.unhealthy_threshold,
         start_overlap=ct.start_overlap_leaves,
         checkpoint_signature=ct.static_ct_checkpoint_signature,
+        sth_signature=ct.sth_signature,
         max_body_bytes=ct.max_body_bytes,
     )
 

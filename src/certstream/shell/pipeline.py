@@ -55,7 +55,7 @@ class LogSpec:
     operator: str = ""
     start_index: int | None = None
     stop_at: int | None = None  # readonly logs: the final tree size
-    spki: bytes | None = None  # the log key (static: checks the checkpoint)
+    spki: bytes | None = None  # the log key: checks the checkpoint or the STH signature
     origin: str | None = None  # static: checkpoint origin
 
     @property
@@ -76,6 +76,7 @@ class FollowerSettings:
     unhealthy_threshold: int = 5
     start_overlap: int = 256
     checkpoint_signature: str = "warn"  # off | warn | enforce
+    sth_signature: str = "warn"  # off | warn | enforce (RFC 6962 get-sth)
     max_body_bytes: int = 16 * 1024 * 1024
 
 
