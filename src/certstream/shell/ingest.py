@@ -73,7 +73,9 @@ def _spki(b64: str | None, name: str) -> bytes | None:
     try:
         return base64.b64decode(b64, validate=True)
     except (binascii.Error, ValueError):
-        log.warning("log %s: key is not base64; its checkpoints cannot be verified", name)
+        log.warning(
+            "log %s: key is not base64; its tree heads and checkpoints cannot be verified", name
+        )
         return None
 
 
