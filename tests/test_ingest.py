@@ -826,10 +826,10 @@ def test_examples_are_built_only_on_request(tmp_short: Path) -> None:
 def test_a_growing_log_is_polled_more_often(
     monkeypatch: pytest.MonkeyPatch, tmp_short: Path
 ) -> None:
-    import certstream.shell.followers as followers_mod  # noqa: PLC0415 - this test only
+    from certstream.shell import follow_base  # noqa: PLC0415 - this test only
 
     slept: list[float] = []
-    monkeypatch.setattr(followers_mod.gevent, "sleep", slept.append)
+    monkeypatch.setattr(follow_base.gevent, "sleep", slept.append)
     pipeline, _ = make_pipeline(FakeFeed(), PickyBuilder(-1, -1), tmp_short)
     spec = LogSpec("k", "K", "https://k.example/")
     f = make_follower(
