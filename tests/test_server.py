@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import os
@@ -27,6 +26,7 @@ from tests.support import (
     golden_payloads,
     http_get,
     run_server,
+    sockets_on_port,
     wait_until,
 )
 
@@ -514,17 +514,6 @@ def test_example_json_asks_the_ingest_only_when_it_has_nothing_recent() -> None:
         assert not any(m & EXAMPLE for m in srv.feed.masks())
 
 
-def _socket_fds(pid: int) -> set[str]:
-    fd_dir = Path(f"/proc/{pid}/fd")
-    out = set()
-    for fd in fd_dir.iterdir():
-        with contextlib.suppress(OSError):
-            target = os.readlink(fd)
-            if target.startswith("socket:"):
-                out.add(target)
-    return out
-
-
 def _open_ws_at_once(port: int, n: int) -> list[socket.socket]:
     """``n`` WebSocket handshakes sent together, as a crowd of clients reconnecting does."""
     socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(n)]
@@ -550,11 +539,10 @@ def test_connections_are_shared_fairly_between_workers() -> None:
     with run_server({"workers": 2}, workers=2) as srv:
         pids = srv.worker_pids()
         assert len(pids) == 2, pids
-        before = {pid: _socket_fds(pid) for pid in pids}
         socks = _open_ws_at_once(srv.port, n)
         try:
             # Every handshake was answered, so each connection is held by one worker now.
-            got = {pid: len(_socket_fds(pid) - before[pid]) for pid in pids}
+            got = {pid: sockets_on_port(pid, srv.port) for pid in pids}
             assert sum(got.values()) == n, got
             assert min(got.values()) >= n * 2 // 5, got
         finally:

@@ -204,9 +204,32 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
     def worker_pids(self) -> list[int]:
+        """The master's children that serve clients (the ingest process is left out)."""
         out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True,
                              text=True, check=False)
-        return [int(p) for p in out.stdout.split()]
+        pids = []
+        for pid in (int(p) for p in out.stdout.split()):
+            with contextlib.suppress(OSError):
+                if b"certstream.shell.ingest" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    pids.append(pid)
+        return pids
+
+
+def sockets_on_port(pid: int, port: int) -> int:
+    """Established TCP connections on local ``port`` that process ``pid`` holds (/proc)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                # fields[3] == "01" is ESTABLISHED; fields[9] is the socket inode.
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                    inodes.add(f"socket:[{fields[9]}]")
+    held = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            held += os.readlink(fd) in inodes
+    return held
 
 
 # Read by the ``certstream`` command from its working directory, after its own options.
@@ -231,9 +254,15 @@ def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any
 
 @contextlib.contextmanager
 def run_server(config: Mapping[str, Any] | None = None, *, workers: int = 1,
-               graceful: int = 10, ingest: bool = False) -> Iterator[Server]:
+               graceful: int = 10, ingest: bool = False,
+               gunicorn: bool = False) -> Iterator[Server]:
     """The ``certstream`` command on a free port, fed by a :class:`FakeFeed`, or with
-    ``ingest=True`` by its own ingest process (configure ``custom_logs`` then)."""
+    ``ingest=True`` by its own ingest process (configure ``custom_logs`` then).
+
+    ``gunicorn=True`` starts ``gunicorn -c gunicorn.conf.py`` (the repository's file)
+    instead of the ``certstream`` command; it needs ``ingest=True``, since the fake feed
+    relies on a ``gunicorn.conf.py`` of the test's own."""
+    assert ingest or not gunicorn, "gunicorn.conf.py always starts the real ingest"
     with tempfile.TemporaryDirectory(prefix="certstream-test-") as tmp:
         workdir = Path(tmp)
         port = free_port()
@@ -260,8 +289,11 @@ def run_server(config: Mapping[str, Any] | None = None, *, workers: int = 1,
         log_path = workdir / "server.log"
         with open(log_path, "wb") as log_file:
             # The real entry point: the console script next to this interpreter.
+            bin_dir = Path(sys.executable).parent
+            argv = ([str(bin_dir / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py")]
+                    if gunicorn else [str(bin_dir / "certstream")])
             proc = subprocess.Popen(
-                [str(Path(sys.executable).parent / "certstream")],
+                argv,
                 cwd=workdir, env=env, stdout=log_file, stderr=subprocess.STDOUT,
             )
         server = Server(port, proc, feed, workdir, log_path)
