@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from certstream import __version__
+from certstream._version import __version__
 from certstream.errors import ConfigError
 
 __all__ = [
