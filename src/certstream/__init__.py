@@ -34,17 +34,11 @@ if TYPE_CHECKING:
     from certstream.core.frames import sse_event, ws_close_frame, ws_frame, ws_ping_frame
     from certstream.core.leaves import decode_entry, decode_get_entries
     from certstream.core.loglist import LogInfo, parse_log_list, select_logs, verify_google_list
-    from certstream.core.messages import (
-        STREAM_ALL,
-        STREAM_DOMAINS,
-        STREAM_FULL,
-        STREAM_LITE,
-        MessageBuilder,
-        Payloads,
-    )
+    from certstream.core.messages import MessageBuilder, Payloads
     from certstream.core.model import CertInfo, LogEntry, LogSource
     from certstream.core.profiles import PROFILES
     from certstream.core.sth import verify_sth
+    from certstream.core.streams import STREAM_ALL, STREAM_DOMAINS, STREAM_FULL, STREAM_LITE
     from certstream.core.tiles import TileLeaf, maybe_gunzip, parse_data_tile, tile_path
     from certstream.core.x509 import parse_certificate, parse_tbs
 
@@ -112,10 +106,10 @@ _LAZY = {
     "LogSource": "certstream.core.model",
     "PROFILES": "certstream.core.profiles",
     "verify_sth": "certstream.core.sth",
-    "STREAM_ALL": "certstream.core.messages",
-    "STREAM_DOMAINS": "certstream.core.messages",
-    "STREAM_FULL": "certstream.core.messages",
-    "STREAM_LITE": "certstream.core.messages",
+    "STREAM_ALL": "certstream.core.streams",
+    "STREAM_DOMAINS": "certstream.core.streams",
+    "STREAM_FULL": "certstream.core.streams",
+    "STREAM_LITE": "certstream.core.streams",
     "TileLeaf": "certstream.core.tiles",
     "maybe_gunzip": "certstream.core.tiles",
     "parse_data_tile": "certstream.core.tiles",

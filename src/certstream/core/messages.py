@@ -31,6 +31,7 @@ from certstream._fast import COMPILED, NO_EXTENSIONS
 from certstream.core.jsontext import FLOAT_WRITERS, STRING_WRITERS
 from certstream.core.model import PRECERT_ENTRY, CertInfo, LogEntry, LogSource, NameAttr
 from certstream.core.profiles import Profile, get_profile
+from certstream.core.streams import STREAM_ALL, STREAM_DOMAINS, STREAM_FULL, STREAM_LITE
 from certstream.core.tiles import TILE_WIDTH, data_tile_path
 from certstream.core.x509 import parse_certificate, parse_tbs
 from certstream.errors import DecodeError
@@ -57,9 +58,6 @@ __all__ = [
     "MessageBuilder",
     "Payloads",
 ]
-
-STREAM_LITE, STREAM_FULL, STREAM_DOMAINS = 1, 2, 4
-STREAM_ALL = STREAM_LITE | STREAM_FULL | STREAM_DOMAINS
 
 # Chain certificates are cached by their last bytes (the signature, unique per certificate)
 # and the hit is confirmed by comparing the whole DER: cheaper than hashing every chain

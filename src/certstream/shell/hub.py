@@ -54,8 +54,8 @@ import gevent.event
 from gevent.socket import wait_write
 
 from certstream.core import frames
-from certstream.core.routes import STREAM_DOMAINS, STREAM_FULL, STREAM_LITE, STREAM_NAMES
 from certstream.core.session import Session
+from certstream.core.streams import STREAM_DOMAINS, STREAM_FULL, STREAM_LITE, STREAM_NAMES
 
 __all__ = ["Client", "Hub", "Ring"]
 

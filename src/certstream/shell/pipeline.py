@@ -25,6 +25,7 @@ import gevent.event
 
 from certstream.core.backoff import TokenBucket
 from certstream.core.model import LogEntry, LogSource
+from certstream.core.streams import STREAM_LITE, STREAM_NAMES
 from certstream.core.tiles import issuer_path
 from certstream.errors import DecodeError
 from certstream.shell.httpclient import HTTPClient
@@ -177,10 +178,6 @@ class Dedup(Protocol):
     def add(self, key: bytes, now: float) -> bool: ...
 
 
-STREAM_LITE = 1  # = certstream.core.messages.STREAM_LITE
-_STREAM_NAMES = ((1, "lite"), (2, "full"), (4, "domains"))
-
-
 class Pipeline:
     """Shared by all followers: dedup → build → publish → advance the resume position."""
 
@@ -254,7 +251,7 @@ class Pipeline:
                 follower.report_skip(entry.index, f"builder error: {exc!r}", "internal")
                 self.counters["build_errors"] += 1
                 continue
-            for bit, stream in _STREAM_NAMES:
+            for bit, stream in STREAM_NAMES.items():
                 if wanted & bit:
                     self.inc("PAYLOADS_BUILT", stream)
             items.append((spec.key, entry.index, payloads))

@@ -46,7 +46,8 @@ from gunicorn.workers.ggevent import GeventWorker
 
 from certstream.config import Settings, load_settings
 from certstream.core import frames
-from certstream.core.routes import STREAM_LITE, STREAM_NAMES, RouteTable
+from certstream.core.routes import RouteTable
+from certstream.core.streams import STREAM_LITE, STREAM_NAMES
 from certstream.shell import metrics
 from certstream.shell.conn import serve
 from certstream.shell.endpoints import Access, CertCache, ServerContext, access_for
