@@ -46,8 +46,9 @@ from certstream.config import settings_from_dict
 from certstream.core import loglist
 from certstream.core.dedup import DedupRing
 from certstream.core.messages import STREAM_LITE, Payloads
+from certstream.core.streams import STREAM_FULL as FULL
 from certstream.errors import DecodeError
-from certstream.shell.feed import FULL, FeedSubscriber
+from certstream.shell.feed import FeedSubscriber
 from certstream.shell.followers import LogFollower, make_follower
 from certstream.shell.httpclient import HTTPClient
 from certstream.shell.ingest import Ingest, specs_from_settings

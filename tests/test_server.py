@@ -30,7 +30,7 @@ from tests.support import (
     wait_until,
 )
 
-from certstream.shell.feed import EXAMPLE
+from certstream.core.feedcodec import EXAMPLE
 
 pytestmark = pytest.mark.slow
 
