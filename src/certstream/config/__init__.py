@@ -33,6 +33,7 @@ import yaml
 from certstream.config.convert import ENV_NAMES, build_settings, overlay_env
 from certstream.config.schema import (
     KNOWN_LOG_STATES,
+    RETIRED_KEYS,
     ApiSettings,
     AuthSettings,
     ConnectionLimitSettings,
@@ -56,6 +57,7 @@ __all__ = [
     "ENV_NAMES",
     "KNOWN_LOG_STATES",
     "RESOLVED_ENV",
+    "RETIRED_KEYS",
     "ApiSettings",
     "AuthSettings",
     "ConnectionLimitSettings",
@@ -135,6 +137,9 @@ def load_settings(env: Mapping[str, str] | None = None, path: str | None = None)
     overlay_env(tree, env)
     unknown: list[str] = []
     settings = build_settings(tree, unknown)
+    for key in [k for k in unknown if k in RETIRED_KEYS]:
+        log.warning("config key %s is ignored: %s", key, RETIRED_KEYS[key])
+        unknown.remove(key)
     if unknown:
         where = f" in {found}" if found is not None else ""
         log.warning("unknown config keys ignored%s: %s", where, ", ".join(unknown))

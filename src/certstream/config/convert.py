@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from certstream.config.schema import LOG_ENTRY_TYPES, SECTIONS, Settings, cross_checks
+from certstream.config.schema import LOG_ENTRY_TYPES, RETIRED_KEYS, SECTIONS, Settings, cross_checks
 from certstream.errors import ConfigError
 
-__all__ = ["ENV_NAMES", "build_settings", "overlay_env"]
+__all__ = ["ENV_NAMES", "RETIRED_ENV_NAMES", "build_settings", "overlay_env"]
 
 
 # -- environment names ---------------------------------------------------------------------
@@ -66,6 +66,9 @@ def _env_names() -> dict[str, str]:
 
 #: Environment variable -> dotted settings path.
 ENV_NAMES: dict[str, str] = _env_names()
+#: The variables of ``RETIRED_KEYS``: read only to warn that they are ignored.
+RETIRED_ENV_NAMES = {"CERTSTREAM_" + path.replace(".", "_").upper(): path
+                     for path in RETIRED_KEYS}
 
 
 # -- conversion ------------------------------------------------------------------------------
@@ -220,7 +223,7 @@ class _EnvValue:
 def overlay_env(tree: dict[str, Any], env: Mapping[str, str]) -> None:
     """Put each ``CERTSTREAM_*`` variable of ``env`` over the file's tree (the environment
     wins), remembered as an ``_EnvValue`` so that an error names the variable."""
-    for name, dotted in ENV_NAMES.items():
+    for name, dotted in (*ENV_NAMES.items(), *RETIRED_ENV_NAMES.items()):
         if name not in env:
             continue
         section, _, leaf = dotted.rpartition(".")

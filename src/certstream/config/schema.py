@@ -3,7 +3,9 @@ a rule saying what values it may take.
 
 Attribute paths equal the YAML keys (``ct_log.batch_size``); ``certstream.config.convert``
 derives the environment names and converts raw values by the field types, and applies the
-rules (field metadata) and :func:`cross_checks`.
+rules (field metadata) and :func:`cross_checks`.  Keys that used to exist and are read by
+nothing are listed in ``RETIRED_KEYS``: configs written for older versions or for other
+certstream servers still start, with a warning.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from certstream.errors import ConfigError
 __all__ = [
     "KNOWN_LOG_STATES",
     "LOG_ENTRY_TYPES",
+    "RETIRED_KEYS",
     "SECTIONS",
     "ApiSettings",
     "AuthSettings",
@@ -43,6 +46,15 @@ __all__ = [
 KNOWN_LOG_STATES = ("usable", "qualified", "readonly", "retired", "rejected", "pending")
 _LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "critical")
 _FALLBACK_PROFILES = ("go", "calidog", "rust")
+
+#: Keys that are accepted and ignored, with a warning saying why (dotted path -> reason).
+RETIRED_KEYS = {
+    "ct_log.health_check_interval_secs":
+        "log health is judged on every request to the log, not on a timer",
+    "ct_log.retry_max_attempts":
+        "a failing log is retried forever, with backoff, so that no entry is lost",
+}
+
 
 def _profile_names() -> tuple[str, ...]:
     # Imported late: config must load even while the message builder is absent or broken.
@@ -168,11 +180,9 @@ class CtLogSettings:
     )
     retry_initial_delay_ms: int = field(default=1000, metadata=_NON_NEGATIVE)
     retry_max_delay_ms: int = field(default=30000, metadata=_NON_NEGATIVE)
-    retry_max_attempts: int = field(default=3, metadata=_NON_NEGATIVE)  # accepted for compat
     request_timeout_secs: int = field(default=30, metadata=_POSITIVE)
     healthy_threshold: int = field(default=2, metadata=_POSITIVE)
     unhealthy_threshold: int = field(default=5, metadata=_POSITIVE)
-    health_check_interval_secs: int = field(default=60, metadata=_POSITIVE)
     state_file: str = field(default="certstream_state.json", metadata=_NON_EMPTY)
     state_flush_secs: float = field(default=5.0, metadata=_POSITIVE_FLOAT)
     batch_size: int = field(default=1024, metadata=_POSITIVE)
