@@ -112,9 +112,10 @@ class Ingest:
         self.http = HTTPClient(ct.user_agent, float(ct.request_timeout_secs), ct.max_body_bytes)
         self.dedup = DedupRing(settings.dedup.capacity, float(settings.dedup.ttl_secs))
         self.metrics: Any = metrics
+        self.builder = MessageBuilder(settings.output.profile)
         self.pipeline = Pipeline(
             self.feed,
-            MessageBuilder(settings.output.profile),
+            self.builder,
             self.dedup,
             self.state,
             workers_connected=self.feed.connected,
@@ -127,6 +128,7 @@ class Ingest:
         self.issuers = IssuerCache(self.http)
         self._state_soon: gevent.Greenlet | None = None
         self._feed_dropped = 0
+        self._parse_problems = 0
         self.pipeline.on_status_change = self._publish_state_soon
         # /example.json samples are built only when a worker asks (nothing while idle).
         self.feed.on_example_wanted = self.pipeline.publish_example
@@ -220,6 +222,11 @@ class Ingest:
             if dropped > self._feed_dropped:
                 m.FEED_DROPPED.inc(dropped - self._feed_dropped)
                 self._feed_dropped = dropped
+            # The builder counts; the metric follows with the STATE, off the per-entry path.
+            problems = self.builder.problem_count
+            if problems > self._parse_problems:
+                m.PARSE_PROBLEMS.inc(problems - self._parse_problems)
+                self._parse_problems = problems
         except Exception:
             log.debug("metrics update failed", exc_info=True)
 
