@@ -50,7 +50,6 @@ __all__ = ["Client", "Hub", "Ring"]
 
 log = logging.getLogger(__name__)
 
-_PING = frames.ws_ping_frame()
 # How long a closing connection may linger (waiting for the client's Close reply) before
 # the socket is shut down for good.
 _CLOSE_LINGER_SECS = 5.0
@@ -138,7 +137,9 @@ class Hub(Fanout[Client]):
                 self._write(client, data)
 
     def ping_all(self) -> None:
-        self.broadcast(_PING, ws=True)
+        # Built per ping (every 30 s), not at import: the gunicorn master imports this
+        # module and must not load the frames twin (see core.frames).
+        self.broadcast(frames.ws_ping_frame(), ws=True)
 
     def close_client(self, client: Client, code: int, reason: str) -> None:
         """End ``client``: a Close frame (WebSocket) or the end of the response (SSE), then
