@@ -10,11 +10,17 @@ export CERTSTREAM_REQUIRE_EXTENSIONS ?= 1
 
 .PHONY: install install-test run test test-pure lint typecheck bench conformance clean
 
+# The package is built without isolation, against this venv, so the venv holds the build
+# requirements: the same as [build-system] requires in pyproject.toml (setuptools >= 77 for
+# the license expression; Cython only builds the accelerators, the package runs without it).
+BUILD_REQS := "setuptools>=77" wheel "Cython>=3.0"
+
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip setuptools wheel "Cython>=3.0"
+	$(PIP) install -q --upgrade pip
 
 $(STAMP): $(PY) pyproject.toml setup.py $(wildcard src/certstream/_fast/*.pyx)
+	$(PIP) install -q $(BUILD_REQS)
 	$(PIP) install -q --no-build-isolation -e .
 	touch $@
 

@@ -31,7 +31,10 @@ import gevent.os
 from certstream.core import messages
 from certstream.core.leaves import decode_get_entries
 from certstream.core.model import LogSource
-from certstream.shell.feed import DOMAINS, FULL, LITE, FeedPublisher
+from certstream.core.streams import STREAM_DOMAINS as DOMAINS
+from certstream.core.streams import STREAM_FULL as FULL
+from certstream.core.streams import STREAM_LITE as LITE
+from certstream.shell.feed import FeedPublisher
 
 LIVE40 = Path(__file__).resolve().parent.parent / "conformance" / "data" / "inputs" / "live40"
 SEEN_MARK = b"1234567890.125"  # a placeholder "seen" that no real field holds

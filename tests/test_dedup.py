@@ -10,8 +10,8 @@ from types import ModuleType
 
 import pytest
 
+from certstream._fast._dedup_py import DedupRing as DedupRingPy
 from certstream.config import DedupSettings
-from certstream.core.dedup import DedupRingPy
 from certstream.errors import LocalProtocolError
 
 

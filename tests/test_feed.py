@@ -21,23 +21,25 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from certstream.errors import RemoteProtocolError
-from certstream.shell.feed import (
-    DOMAINS,
+from certstream.core.feedcodec import (
     EXAMPLE,
-    FULL,
     KIND_ENTRY,
     KIND_EXAMPLE,
     KIND_STATE,
     KIND_WANT,
-    LITE,
     FeedDecoder,
-    FeedPublisher,
-    FeedSubscriber,
     encode_entry,
     encode_example,
     encode_state,
     encode_want,
+)
+from certstream.core.streams import STREAM_DOMAINS as DOMAINS
+from certstream.core.streams import STREAM_FULL as FULL
+from certstream.core.streams import STREAM_LITE as LITE
+from certstream.errors import RemoteProtocolError
+from certstream.shell.feed import (
+    FeedPublisher,
+    FeedSubscriber,
 )
 
 

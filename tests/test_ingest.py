@@ -42,22 +42,20 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from prometheus_client import REGISTRY
 
-from certstream.config import settings_from_dict
+from certstream.config import CtLogSettings, settings_from_dict
 from certstream.core import loglist
 from certstream.core.dedup import DedupRing
+from certstream.core.logspec import FollowerSettings, LogSpec
 from certstream.core.messages import STREAM_LITE, Payloads
+from certstream.core.streams import STREAM_FULL as FULL
 from certstream.errors import DecodeError
-from certstream.shell.feed import FULL, FeedSubscriber
+from certstream.shell.feed import FeedSubscriber
 from certstream.shell.followers import LogFollower, make_follower
 from certstream.shell.httpclient import HTTPClient
 from certstream.shell.ingest import Ingest, specs_from_settings
-from certstream.shell.pipeline import (
-    FollowerSettings,
-    IssuerCache,
-    LogSpec,
-    Pipeline,
-    Politeness,
-)
+from certstream.shell.issuers import IssuerCache
+from certstream.shell.pipeline import Pipeline
+from certstream.shell.politeness import Politeness
 from certstream.shell.state import StateStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -640,8 +638,9 @@ def follower_for(
 ) -> LogFollower:
     url = replay.url + path
     spec = LogSpec(url, path.strip("/").upper(), url, "rfc6962", **spec_kw)
-    cfg = FollowerSettings(batch_size=16, fetch_concurrency=3, poll_interval=0.05,
-                           retry_initial=0.02, retry_max=0.1)
+    cfg = FollowerSettings.from_ct_log(CtLogSettings(
+        batch_size=16, fetch_concurrency=3, poll_interval_ms=50,
+        retry_initial_delay_ms=20, retry_max_delay_ms=100))
     return make_follower(
         spec, cfg, http=HTTPClient("certstream-test", 2.0), pipeline=pipeline,
         politeness=Politeness(0.0, {}), issuers=IssuerCache(HTTPClient("t")),
@@ -729,8 +728,9 @@ def static_follower(
     url = replay.url + path
     origin = url.split("://", 1)[1].rstrip("/")
     spec = LogSpec(url, path.strip("/").upper(), url, "static", origin=origin, **spec_kw)
-    cfg = FollowerSettings(fetch_concurrency=2, poll_interval=0.05, retry_initial=0.02,
-                           retry_max=0.1, checkpoint_signature="enforce")
+    cfg = FollowerSettings.from_ct_log(CtLogSettings(
+        fetch_concurrency=2, poll_interval_ms=50, retry_initial_delay_ms=20,
+        retry_max_delay_ms=100, static_ct_checkpoint_signature="enforce"))
     return make_follower(
         spec, cfg, http=HTTPClient("certstream-test", 2.0), pipeline=pipeline,
         politeness=Politeness(0.0, {}), issuers=issuers,
@@ -833,7 +833,8 @@ def test_a_growing_log_is_polled_more_often(
     pipeline, _ = make_pipeline(FakeFeed(), PickyBuilder(-1, -1), tmp_short)
     spec = LogSpec("k", "K", "https://k.example/")
     f = make_follower(
-        spec, FollowerSettings(poll_interval=1.0), http=HTTPClient("t"), pipeline=pipeline,
+        spec, FollowerSettings.from_ct_log(CtLogSettings(poll_interval_ms=1000)),
+        http=HTTPClient("t"), pipeline=pipeline,
         politeness=Politeness(0.0, {}), issuers=IssuerCache(HTTPClient("t")),
     )
     # Quiet, then growing, then quiet for two rounds: the interval comes back after that.

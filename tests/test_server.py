@@ -30,7 +30,7 @@ from tests.support import (
     wait_until,
 )
 
-from certstream.shell.feed import EXAMPLE
+from certstream.core.feedcodec import EXAMPLE
 
 pytestmark = pytest.mark.slow
 
@@ -551,7 +551,7 @@ def test_connections_are_shared_fairly_between_workers() -> None:
 
 
 def test_connection_shares_defer_to_a_peer_only_while_it_accepts() -> None:
-    from certstream.shell.worker import ConnectionShares  # noqa: PLC0415 - this test only
+    from certstream.shell.shares import ConnectionShares  # noqa: PLC0415 - this test only
 
     a, b = ConnectionShares(4), ConnectionShares(4)
     b.mem = a.mem  # as two forked workers see the master's pages

@@ -20,12 +20,15 @@ from conformance.replay import ReplayServer
 from conformance.synth import make_test_signer, unique_entries
 from tests.test_ingest import FakeFeed, PickyBuilder, base_entries, make_pipeline, wait_until
 
-from certstream.config import settings_from_dict
+from certstream.config import CtLogSettings, settings_from_dict
+from certstream.core.logspec import FollowerSettings, LogSpec
 from certstream.core.sth import sign_sth
 from certstream.shell.followers import Rfc6962Follower, make_follower
 from certstream.shell.httpclient import HTTPClient
-from certstream.shell.ingest import follower_settings, specs_from_settings
-from certstream.shell.pipeline import FollowerSettings, IssuerCache, LogSpec, Pipeline, Politeness
+from certstream.shell.ingest import specs_from_settings
+from certstream.shell.issuers import IssuerCache
+from certstream.shell.pipeline import Pipeline
+from certstream.shell.politeness import Politeness
 
 LOG_KEY = make_test_signer()  # the replay log's default signer
 OTHER_KEY = make_test_signer(7)
@@ -49,9 +52,9 @@ def follower(replay: ReplayServer, path: str, pipeline: Pipeline, mode: str) -> 
     url = replay.url + path
     spec = LogSpec(url, path.strip("/").upper(), url, "rfc6962", start_index=0,
                    spki=LOG_KEY.spki_der)
-    cfg = FollowerSettings(batch_size=8, fetch_concurrency=2, poll_interval=0.05,
-                           retry_initial=0.02, retry_max=0.1, unhealthy_threshold=3,
-                           sth_signature=mode)
+    cfg = FollowerSettings.from_ct_log(CtLogSettings(
+        batch_size=8, fetch_concurrency=2, poll_interval_ms=50, retry_initial_delay_ms=20,
+        retry_max_delay_ms=100, unhealthy_threshold=3, sth_signature=mode))
     f = make_follower(
         spec, cfg, http=HTTPClient("certstream-test", 2.0), pipeline=pipeline,
         politeness=Politeness(0.0, {}), issuers=IssuerCache(HTTPClient("t")),
@@ -179,5 +182,5 @@ def test_custom_log_key_and_setting_reach_the_follower() -> None:
     a, b = specs_from_settings(s)
     assert a.kind == "rfc6962" and a.spki == OTHER_KEY.spki_der
     assert b.spki is None
-    assert follower_settings(s).sth_signature == "enforce"
-    assert follower_settings(settings_from_dict({})).sth_signature == "warn"
+    assert FollowerSettings.from_ct_log(s.ct_log).sth_signature == "enforce"
+    assert FollowerSettings.from_ct_log(settings_from_dict({}).ct_log).sth_signature == "warn"

@@ -13,7 +13,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from certstream.core import leaves, tiles
+from certstream._fast._leaf_py import decode_entry as decode_entry_py
+from certstream._fast._leaf_py import parse_data_tile as parse_data_tile_py
+from certstream.core import tiles
 from certstream.core.model import PRECERT_ENTRY
 from certstream.errors import DecodeError, LocalProtocolError
 
@@ -49,7 +51,7 @@ def test_navigli_tiles_match_their_hash_tiles(
         assert leaf.tbs_der is not None and leaf.tbs_der[0] == 0x30
         assert all(len(fp) == 32 for fp in leaf.fingerprints)
     tiles.check_leaf_hashes(got, hashes)
-    assert got == tiles.parse_data_tile_py(data, first, count)
+    assert got == parse_data_tile_py(data, first, count)
 
 
 def test_navigli_chains_resolve_and_issuer_key_hashes_match() -> None:
@@ -87,7 +89,7 @@ def test_synth11_tiled_equals_its_get_entries(leaf_mod: ModuleType) -> None:
     doc = json.loads(SYNTH_ENTRIES.read_text())
     for i, (item, got) in enumerate(zip(doc["entries"], from_tiles, strict=True)):
         leaf_input = base64.b64decode(item["leaf_input"])
-        want = leaves.decode_entry_py(i, leaf_input, base64.b64decode(item["extra_data"]))
+        want = decode_entry_py(i, leaf_input, base64.b64decode(item["extra_data"]))
         assert (got.index, got.cert_der, got.tbs_der, got.chain) == (
             want.index,
             want.cert_der,
@@ -123,7 +125,7 @@ def _leaf_spans(data: bytes, first: int, count: int) -> list[tuple[int, int]]:
     """(start, end) of each TileLeaf, found from the parsed leaves' own lengths."""
     spans = []
     pos = 0
-    for leaf in tiles.parse_data_tile_py(data, first, count):
+    for leaf in parse_data_tile_py(data, first, count):
         size = len(leaf.merkle_leaf) - 2 + 3 + len(leaf.cert_der) + 2 + 32 * len(leaf.fingerprints)
         spans.append((pos, pos + size))
         pos += size
@@ -140,7 +142,7 @@ def _expect(leaf_mod: ModuleType, data: bytes, first: int, count: int, *needles:
     for needle in needles:
         assert needle in str(info.value)
     with pytest.raises(DecodeError) as again:
-        tiles.parse_data_tile_py(data, first, count)
+        parse_data_tile_py(data, first, count)
     assert str(again.value) == str(info.value)
     assert info.value.index is not None
     return info.value.index
@@ -188,7 +190,7 @@ def test_leaf_index_extension_rules(leaf_mod: ModuleType) -> None:
 def test_chain_length_must_be_a_multiple_of_32(leaf_mod: ModuleType) -> None:
     start, end = SPANS[0]
     leaf = TILE0[start:end]
-    leaf_obj = tiles.parse_data_tile_py(leaf, 0, 1)[0]
+    leaf_obj = parse_data_tile_py(leaf, 0, 1)[0]
     k = len(leaf_obj.fingerprints)
     at = len(leaf) - 32 * k - 2
     assert leaf[at : at + 2] == (32 * k).to_bytes(2, "big")

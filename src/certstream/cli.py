@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from certstream import __version__
+from certstream._version import __version__
 from certstream.config import (
     RESOLVED_ENV,
     Settings,

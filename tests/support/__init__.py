@@ -1,7 +1,7 @@
 """Helpers for tests that run the real server: start it, feed it, and talk to it.
 
 * :class:`FakeFeed` stands in for the ingest: it listens on the feed socket the workers
-  connect to and speaks the real feed codec (``certstream.shell.feed``), from plain threads
+  connect to and speaks the real feed codec (``certstream.core.feedcodec``), from plain threads
   so that tests need no gevent loop.
 * :func:`run_server` starts the real ``certstream`` command as a subprocess on a free port,
   with a temporary config (no log lists, so nothing goes to the network) and that feed
@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from certstream.shell.feed import (
+from certstream.core.feedcodec import (
     FeedDecoder,
     encode_entry,
     encode_example,

@@ -1,5 +1,8 @@
 """The sans-IO core: bytes in, events and bytes out.  No sockets, no gevent, no clocks.
 
-Modules here never import ``certstream.shell``, gevent or socket; ``tests/test_layering.py``
-checks that in a fresh interpreter.
+Its floor (``model``, ``oids``, ``names``, ``jsontext``, ``extformat``, ``signatures``,
+``profiles``, ``streams``) is plain types and tables and imports no compiled twin, so that
+the twins in ``certstream._fast`` can import it; the rest of the core sits above the twins.
+Nothing here imports ``certstream.shell``, ``certstream.config``, gevent, socket, ssl or
+threading, or reads a clock (see "How the code is laid out" in the README).
 """

@@ -1,4 +1,4 @@
-"""Sans-IO retry pacing: exponential backoff with jitter, and a token bucket for politeness.
+"""Sans-IO retry pacing: exponential backoff with jitter, and token buckets for politeness.
 
 Neither reads a clock: the caller passes ``now`` (seconds, any monotonic origin) and gets
 back how long to wait.  Randomness comes from an injected ``random.Random`` so tests can
@@ -8,8 +8,9 @@ pin it.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 
-__all__ = ["MAX_RETRY_AFTER", "Backoff", "TokenBucket"]
+__all__ = ["MAX_RETRY_AFTER", "Backoff", "OperatorBudgets", "TokenBucket"]
 
 #: A Retry-After longer than this is clamped: a log asking for an hour is more likely
 #: misconfigured than serious, and we would rather ask again politely in ten minutes.
@@ -76,3 +77,27 @@ class TokenBucket:
         wait = max(0.0, tat - now - (self.burst - 1) * self.interval)
         self._tat = tat + self.interval
         return wait
+
+
+class OperatorBudgets:
+    """The politeness budget: one ``TokenBucket`` per operator (or host), made on first use.
+
+    ``per_operator`` overrides the interval of named operators; every other name gets
+    ``default_interval``.
+    """
+
+    def __init__(
+        self, default_interval: float, per_operator: Mapping[str, float], burst: int = 4
+    ) -> None:
+        self.default_interval = default_interval
+        self.per_operator = dict(per_operator)
+        self.burst = burst
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def reserve(self, name: str, now: float) -> float:
+        """Take a token of ``name``'s bucket; how long to wait before using it."""
+        bucket = self._buckets.get(name)
+        if bucket is None:
+            interval = self.per_operator.get(name, self.default_interval)
+            bucket = self._buckets[name] = TokenBucket(interval, burst=self.burst)
+        return bucket.reserve(now)

@@ -1,28 +1,10 @@
-"""The dedup ring, from ``certstream._fast._dedup`` (compiled) or its pure-Python twin.
+"""The dedup ring: ``DedupRing`` from ``certstream._fast`` (compiled ``_dedup`` or its twin).
 
-See ``certstream._fast._dedup_py`` for the algorithm.  ``DedupRingPy`` is always the pure
-one, for tests and for comparing the two.
+See ``certstream._fast._dedup_py`` for the algorithm.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from certstream._fast import DedupRing
 
-from certstream._fast import COMPILED, NO_EXTENSIONS
-from certstream._fast._dedup_py import DedupRing as DedupRingPy
-
-if TYPE_CHECKING or NO_EXTENSIONS:
-    from certstream._fast._dedup_py import DedupRing
-
-    COMPILED["_dedup"] = False
-else:
-    try:
-        from certstream._fast._dedup import DedupRing
-    except ImportError:
-        from certstream._fast._dedup_py import DedupRing
-
-        COMPILED["_dedup"] = False
-    else:
-        COMPILED["_dedup"] = True
-
-__all__ = ["DedupRing", "DedupRingPy"]
+__all__ = ["DedupRing"]

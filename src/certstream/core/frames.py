@@ -1,16 +1,21 @@
-"""WebSocket and SSE framing, from ``certstream._fast._frames`` (compiled) or its twin.
+"""WebSocket and SSE framing: the functions of the ``_frames`` twin, loaded on first use.
 
-See ``certstream._fast._frames_py`` for what each function builds.
+See ``certstream._fast._frames_py`` for what each function builds; ``certstream._fast``
+chooses the compiled twin or the pure one.  This module hands the names out lazily (PEP 562)
+because the gunicorn master imports it, through the worker class, and never builds a frame:
+the twin is loaded by a worker's first frame, so the master loads no twin at all.  Call the
+functions as ``frames.ws_frame(...)`` in modules the master imports; a ``from
+certstream.core.frames import ws_frame`` loads the twin at once (fine anywhere else).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from certstream._fast import COMPILED, NO_EXTENSIONS
+from certstream import _fast
 
-if TYPE_CHECKING or NO_EXTENSIONS:
-    from certstream._fast._frames_py import (
+if TYPE_CHECKING:
+    from certstream._fast import (
         join_ws_frames,
         sse_comment,
         sse_event,
@@ -19,33 +24,6 @@ if TYPE_CHECKING or NO_EXTENSIONS:
         ws_ping_frame,
         ws_pong_frame,
     )
-
-    COMPILED["_frames"] = False
-else:
-    try:
-        from certstream._fast._frames import (
-            join_ws_frames,
-            sse_comment,
-            sse_event,
-            ws_close_frame,
-            ws_frame,
-            ws_ping_frame,
-            ws_pong_frame,
-        )
-    except ImportError:
-        from certstream._fast._frames_py import (
-            join_ws_frames,
-            sse_comment,
-            sse_event,
-            ws_close_frame,
-            ws_frame,
-            ws_ping_frame,
-            ws_pong_frame,
-        )
-
-        COMPILED["_frames"] = False
-    else:
-        COMPILED["_frames"] = True
 
 __all__ = [
     "join_ws_frames",
@@ -56,3 +34,12 @@ __all__ = [
     "ws_ping_frame",
     "ws_pong_frame",
 ]
+
+if not TYPE_CHECKING:  # mypy reads the imports above; a module __getattr__ would hide typos
+
+    def __getattr__(name: str) -> Any:
+        if name not in __all__:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(_fast, name)
+        globals()[name] = value  # later lookups are plain module attributes
+        return value

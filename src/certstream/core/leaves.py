@@ -1,7 +1,7 @@
 """RFC 6962 get-entries responses → ``LogEntry`` objects.
 
-The binary decoding (``decode_entry``) comes from ``certstream._fast._leaf``, compiled when it
-is available, else its pure-Python twin; this module adds the JSON and base64 layer, which
+The binary decoding (``decode_entry``) comes from ``certstream._fast`` (the compiled ``_leaf``
+or its pure twin); this module adds the JSON and base64 layer, which
 is C code in the standard library either way, except where the compiled ``_leaf`` is faster:
 it reads bodies of the one shape logs send (``decode_get_entries_fast``) and canonical base64
 itself and leaves anything else to ``json`` and ``binascii``, so results and errors are theirs.
@@ -15,28 +15,12 @@ from __future__ import annotations
 
 import binascii
 import json
-from typing import TYPE_CHECKING
 
-from certstream._fast import COMPILED, NO_EXTENSIONS
-from certstream._fast._leaf_py import decode_entry as decode_entry_py
+from certstream._fast import b64decode, decode_entry, decode_get_entries_fast
 from certstream.core.model import LogEntry
 from certstream.errors import DecodeError
 
-if TYPE_CHECKING or NO_EXTENSIONS:
-    from certstream._fast._leaf_py import b64decode, decode_entry, decode_get_entries_fast
-
-    COMPILED["_leaf"] = False
-else:
-    try:
-        from certstream._fast._leaf import b64decode, decode_entry, decode_get_entries_fast
-    except ImportError:
-        from certstream._fast._leaf_py import b64decode, decode_entry, decode_get_entries_fast
-
-        COMPILED["_leaf"] = False
-    else:
-        COMPILED["_leaf"] = True
-
-__all__ = ["decode_entry", "decode_entry_py", "decode_get_entries"]
+__all__ = ["decode_entry", "decode_get_entries"]
 
 
 def _b64(value: object, what: str, index: int) -> bytes:

@@ -14,7 +14,7 @@ other byte.  Chain certificates repeat across thousands of entries (a handful of
 intermediates issue most certificates), so each chain certificate's finished JSON object,
 and each whole chain's array, is kept in a bounded LRU keyed by the DER's last bytes (a hit
 is confirmed on the whole DER).  Per-log text (``source`` object, ``cert_link`` prefix) is
-computed once per ``LogSource``.  Which twin loaded is in ``certstream._fast.COMPILED``.
+computed once per ``LogSource``.  ``certstream._fast`` chooses the twin.
 
 Nothing here reads a clock: ``seen`` is passed in.
 """
@@ -25,29 +25,15 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from certstream._fast import COMPILED, NO_EXTENSIONS
+from certstream._fast import CertWriter
 from certstream.core.jsontext import FLOAT_WRITERS, STRING_WRITERS
 from certstream.core.model import PRECERT_ENTRY, CertInfo, LogEntry, LogSource, NameAttr
 from certstream.core.profiles import Profile, get_profile
+from certstream.core.streams import STREAM_ALL, STREAM_DOMAINS, STREAM_FULL, STREAM_LITE
 from certstream.core.tiles import TILE_WIDTH, data_tile_path
 from certstream.core.x509 import parse_certificate, parse_tbs
 from certstream.errors import DecodeError
-
-if TYPE_CHECKING or NO_EXTENSIONS:
-    from certstream._fast._json_py import CertWriter
-
-    COMPILED["_json"] = False
-else:
-    try:
-        from certstream._fast._json import CertWriter
-    except ImportError:  # no compiler at build time: the twin has the same API
-        from certstream._fast._json_py import CertWriter
-
-        COMPILED["_json"] = False
-    else:
-        COMPILED["_json"] = True
 
 __all__ = [
     "STREAM_ALL",
@@ -57,9 +43,6 @@ __all__ = [
     "MessageBuilder",
     "Payloads",
 ]
-
-STREAM_LITE, STREAM_FULL, STREAM_DOMAINS = 1, 2, 4
-STREAM_ALL = STREAM_LITE | STREAM_FULL | STREAM_DOMAINS
 
 # Chain certificates are cached by their last bytes (the signature, unique per certificate)
 # and the hit is confirmed by comparing the whole DER: cheaper than hashing every chain

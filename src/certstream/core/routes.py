@@ -27,6 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
+from certstream.core.streams import STREAM_DOMAINS, STREAM_FULL, STREAM_LITE, STREAM_NAMES
+
 __all__ = [
     "STREAM_DOMAINS",
     "STREAM_FULL",
@@ -36,13 +38,6 @@ __all__ = [
     "RouteTable",
     "split_target",
 ]
-
-# The same bits as the feed's WANT/ENTRY masks, so a subscriber count maps straight to a mask.
-STREAM_LITE = 1
-STREAM_FULL = 2
-STREAM_DOMAINS = 4
-
-STREAM_NAMES = {STREAM_LITE: "lite", STREAM_FULL: "full", STREAM_DOMAINS: "domains"}
 
 _WS_PATHS = {"/": STREAM_LITE, "/full-stream": STREAM_FULL, "/domains-only": STREAM_DOMAINS}
 

@@ -1,7 +1,7 @@
 """static-ct-api (tiled log) helpers: tile paths, data-tile decoding, hash checks, gzip.
 
-``parse_data_tile`` and ``TileLeaf`` come from ``certstream._fast._leaf`` (compiled when
-available, else the pure twin).  Everything else here is small enough that C would not help.
+``parse_data_tile`` and ``TileLeaf`` come from ``certstream._fast`` (the compiled ``_leaf`` or
+its pure twin).  Everything else here is small enough that C would not help.
 
 Paths follow C2SP tlog-tiles: the tile number is split into 3-digit groups, every group but
 the last prefixed with ``x`` (``1234067`` → ``x001/x234/067``), and a partial tile of width
@@ -11,26 +11,9 @@ the last prefixed with ``x`` (``1234067`` → ``x001/x234/067``), and a partial 
 from __future__ import annotations
 
 import zlib
-from typing import TYPE_CHECKING
 
-from certstream._fast import COMPILED, NO_EXTENSIONS
-from certstream._fast._leaf_py import TileLeaf
-from certstream._fast._leaf_py import parse_data_tile as parse_data_tile_py
+from certstream._fast import TileLeaf, parse_data_tile
 from certstream.errors import DecodeError, LocalProtocolError
-
-if TYPE_CHECKING or NO_EXTENSIONS:
-    from certstream._fast._leaf_py import parse_data_tile
-
-    COMPILED["_leaf"] = False
-else:
-    try:
-        from certstream._fast._leaf import parse_data_tile
-    except ImportError:
-        from certstream._fast._leaf_py import parse_data_tile
-
-        COMPILED["_leaf"] = False
-    else:
-        COMPILED["_leaf"] = True
 
 __all__ = [
     "TILE_WIDTH",
@@ -42,7 +25,6 @@ __all__ = [
     "issuer_path",
     "maybe_gunzip",
     "parse_data_tile",
-    "parse_data_tile_py",
     "tile_path",
 ]
 

@@ -3,6 +3,7 @@
 ::
 
     gunicorn master (certstream CLI, or ``gunicorn -c gunicorn.conf.py``)
+      |- on_starting: the settings for every child, the workers' connection shares
       |- when_ready: python -m certstream.shell.ingest   (one per deployment, LISTENs on the feed)
       |- worker 1 .. N: certstream.shell.worker.CertstreamWorker (each subscribes to the feed)
       '- on_exit: SIGTERM the ingest, wait, then SIGKILL
@@ -46,6 +47,7 @@ from gunicorn.app.base import Application
 from gunicorn.config import Config, get_default_config_file
 
 from certstream.config import RESOLVED_ENV, Settings, load_settings, settings_to_env
+from certstream.shell.shares import create_shared
 
 __all__ = [
     "GRACEFUL_TIMEOUT",
@@ -174,6 +176,9 @@ def _bind(host: str, port: int) -> str:
 
 def on_starting(server: Any) -> None:
     settings = prepare_master()
+    # The memory the workers balance their accepts in: mapped here, in the master, so that
+    # every worker forked from it shares the same pages.
+    create_shared()
     level = _LEVELS.get(settings.log_level, settings.log_level).upper()
     # Workers fork from here and inherit this; the ingest configures its own logging.
     logging.basicConfig(

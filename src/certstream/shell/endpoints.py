@@ -20,8 +20,9 @@ from typing import Any
 
 from certstream.config import Settings
 from certstream.core.ratelimit import RateLimiter, retry_after_header
-from certstream.core.routes import STREAM_LITE, RouteTable, split_target
+from certstream.core.routes import RouteTable, split_target
 from certstream.core.session import RequestReceived, ws_page
+from certstream.core.streams import STREAM_LITE
 from certstream.shell.hub import Hub
 
 __all__ = [

@@ -1,26 +1,14 @@
-"""The feed: the ingest process publishes ready-made payloads to every gunicorn worker.
+"""The feed's sockets: the ingest publishes ready-made payloads to every gunicorn worker.
 
-Wire format, one message at a time over a Unix stream socket::
+The records and their bytes are ``certstream.core.feedcodec``'s; this module moves them over
+a Unix stream socket: :class:`FeedPublisher` in the ingest, :class:`FeedSubscriber` in each
+worker.
 
-    uint32 big-endian length of (kind + body) | uint8 kind | body
-
-``ENTRY`` (1, ingest -> worker)
-    ``uint16 len | log key (UTF-8) | uint64 index | uint8 mask`` then, for each bit set in the
-    order LITE=1, FULL=2, DOMAINS=4, ``uint32 len | payload``: the exact WebSocket text-frame
-    payloads, built once in the ingest.  Every worker gets the same bytes (build once, send
-    many); a worker ignores the streams nobody on it subscribes to.
-``STATE`` (2, ingest -> worker)
-    A JSON object describing the logs, for ``/health/deep`` and ``/api/logs``.
-``WANT`` (3, worker -> ingest)
-    ``uint8 mask`` of the streams the worker has subscribers for; the ingest builds a stream's
-    payload only when some worker wants it.  Bit ``EXAMPLE`` (8) asks for one lite sample.
-``EXAMPLE`` (4, ingest -> worker)
-    A lite payload of the newest entry, so ``/example.json`` has a sample even when nobody
-    follows lite.  Built only on demand: when a worker's WANT gains the EXAMPLE bit (it was
-    asked for ``/example.json`` and has nothing recent), the ingest builds the sample from
-    the last entry it decoded and sends it to every worker; with no entry yet, it sends one
-    after the next entry.  The worker clears the bit once the sample arrived.  So nothing is
-    built while nobody listens.
+Samples: the ingest builds a lite EXAMPLE only on demand.  When a worker's WANT gains the
+EXAMPLE bit (it was asked for ``/example.json`` and has nothing recent), the ingest builds
+the sample from the last entry it decoded and sends it to every worker; with no entry yet,
+it sends one after the next entry.  The worker clears the bit once the sample arrived.  So
+nothing is built while nobody listens.
 
 Exactly-once across an ingest restart: the ingest persists a log's next index only after
 publishing, so a restarted ingest may repeat the last few entries of a log.  The subscriber
@@ -30,22 +18,16 @@ Slow workers: the publisher never writes from the caller's greenlet.  Each worke
 outbound buffer drained by its own writer greenlet; past ``max_pending_bytes`` entries for that
 worker are dropped and counted, so one stuck worker can neither block the ingest nor grow its
 memory, and the other workers are not affected.
-
-The codec (:func:`encode_entry`, :class:`FeedDecoder`, ...) is plain code over bytes; only
-:class:`FeedPublisher` and :class:`FeedSubscriber` touch gevent.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import stat
-import struct
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import gevent
@@ -53,48 +35,29 @@ import gevent.event
 import gevent.lock
 from gevent import socket
 
+from certstream.core.feedcodec import (
+    EXAMPLE,
+    KIND_ENTRY,
+    KIND_EXAMPLE,
+    KIND_STATE,
+    KIND_WANT,
+    FeedDecoder,
+    encode_entry,
+    encode_example,
+    encode_state,
+    encode_want,
+)
+from certstream.core.streams import STREAM_ALL
 from certstream.errors import RemoteProtocolError
 from certstream.shell.metrics import FEED_DROPPED
 
-__all__ = [
-    "DOMAINS",
-    "EXAMPLE",
-    "FULL",
-    "KIND_ENTRY",
-    "KIND_EXAMPLE",
-    "KIND_STATE",
-    "KIND_WANT",
-    "LITE",
-    "MAX_MESSAGE_BYTES",
-    "Entry",
-    "FeedDecoder",
-    "FeedPublisher",
-    "FeedSubscriber",
-    "encode_entry",
-    "encode_example",
-    "encode_state",
-    "encode_want",
-]
+__all__ = ["FeedPublisher", "FeedSubscriber", "PayloadsLike"]
 
 log = logging.getLogger(__name__)
 
-KIND_ENTRY, KIND_STATE, KIND_WANT, KIND_EXAMPLE = 1, 2, 3, 4
-# Stream bits, equal to certstream.core.messages.STREAM_* (restated so the feed has no core import).
-LITE, FULL, DOMAINS = 1, 2, 4
-#: WANT bit: "send me a lite sample" (not a stream: nothing is built for it per entry).
-EXAMPLE = 8
-STREAMS = LITE | FULL | DOMAINS
-#: A message longer than this is garbage (a real full payload is a few hundred KiB at most).
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-
-_HEAD = struct.Struct(">IB")
-_U16 = struct.Struct(">H")
-_U32 = struct.Struct(">I")
-_ENTRY_TAIL = struct.Struct(">QB")
-
 
 class PayloadsLike(Protocol):
-    """What the feed needs of ``certstream.core.messages.Payloads``."""
+    """What the publisher needs of ``certstream.core.messages.Payloads``."""
 
     @property
     def lite(self) -> bytes | None: ...
@@ -102,130 +65,6 @@ class PayloadsLike(Protocol):
     def full(self) -> bytes | None: ...
     @property
     def domains(self) -> bytes | None: ...
-
-
-# -- codec (sans-IO) -----------------------------------------------------------------------
-
-
-def _frame(kind: int, body: bytes) -> bytes:
-    return _HEAD.pack(len(body) + 1, kind) + body
-
-
-def encode_entry(
-    key: str, index: int, lite: bytes | None, full: bytes | None, domains: bytes | None
-) -> bytes:
-    """One ENTRY message; ``None`` payloads are left out (their mask bit is clear)."""
-    key_b = key.encode("utf-8")
-    mask = (LITE if lite is not None else 0) | (FULL if full is not None else 0) | (
-        DOMAINS if domains is not None else 0
-    )
-    parts = [_U16.pack(len(key_b)), key_b, _ENTRY_TAIL.pack(index, mask)]
-    for payload in (lite, full, domains):
-        if payload is not None:
-            parts += (_U32.pack(len(payload)), payload)
-    body = b"".join(parts)
-    return _HEAD.pack(len(body) + 1, KIND_ENTRY) + body
-
-
-def encode_state(state: Mapping[str, object]) -> bytes:
-    return _frame(KIND_STATE, json.dumps(state, separators=(",", ":")).encode())
-
-
-def encode_want(mask: int) -> bytes:
-    return _frame(KIND_WANT, bytes((mask & 0xFF,)))
-
-
-def encode_example(lite: bytes) -> bytes:
-    return _frame(KIND_EXAMPLE, lite)
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A decoded ENTRY message."""
-
-    key: str
-    index: int
-    mask: int
-    lite: bytes | None
-    full: bytes | None
-    domains: bytes | None
-
-
-Message = tuple[int, Any]  # (KIND_*, Entry | dict | int | bytes)
-
-
-class FeedDecoder:
-    """Splits a byte stream into feed messages: ``receive_data`` then ``next_message``
-    until it returns ``None``.  Malformed input raises :class:`RemoteProtocolError`."""
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        self._pos = 0
-
-    def receive_data(self, data: bytes) -> None:
-        if self._pos:  # compact once per read, not per message
-            del self._buf[: self._pos]
-            self._pos = 0
-        self._buf += data
-
-    def next_message(self) -> Message | None:
-        buf, pos = self._buf, self._pos
-        if len(buf) - pos < _HEAD.size:
-            return None
-        length, kind = _HEAD.unpack_from(buf, pos)
-        if length < 1 or length > MAX_MESSAGE_BYTES:
-            raise RemoteProtocolError(f"feed message length {length} out of range")
-        end = pos + 4 + length
-        if len(buf) < end:
-            return None
-        body = bytes(buf[pos + _HEAD.size : end])
-        self._pos = end
-        return kind, _decode_body(kind, body)
-
-
-def _decode_body(kind: int, body: bytes) -> Any:
-    if kind == KIND_ENTRY:
-        return _decode_entry(body)
-    if kind == KIND_STATE:
-        try:
-            state = json.loads(body)
-        except ValueError:
-            raise RemoteProtocolError("feed STATE is not JSON") from None
-        if not isinstance(state, dict):
-            raise RemoteProtocolError("feed STATE is not a JSON object")
-        return state
-    if kind == KIND_WANT:
-        if len(body) != 1:
-            raise RemoteProtocolError("feed WANT body must be one byte")
-        return body[0]
-    if kind == KIND_EXAMPLE:
-        return body
-    raise RemoteProtocolError(f"unknown feed message kind {kind}")
-
-
-def _decode_entry(body: bytes) -> Entry:
-    try:
-        (klen,) = _U16.unpack_from(body, 0)
-        off = 2 + klen
-        key = body[2:off].decode("utf-8")
-        index, mask = _ENTRY_TAIL.unpack_from(body, off)
-        off += _ENTRY_TAIL.size
-        payloads: list[bytes | None] = []
-        for bit in (LITE, FULL, DOMAINS):
-            if not mask & bit:
-                payloads.append(None)
-                continue
-            (plen,) = _U32.unpack_from(body, off)
-            off += 4
-            if off + plen > len(body):
-                raise RemoteProtocolError("feed ENTRY payload runs past the message")
-            payloads.append(body[off : off + plen])
-            off += plen
-    except (struct.error, UnicodeDecodeError) as exc:
-        raise RemoteProtocolError(f"malformed feed ENTRY: {exc}") from None
-    if off != len(body) or mask & ~(LITE | FULL | DOMAINS):
-        raise RemoteProtocolError("malformed feed ENTRY: trailing bytes or unknown stream bits")
-    return Entry(key, index, mask, *payloads)
 
 
 # -- publisher (ingest side) ---------------------------------------------------------------
@@ -280,7 +119,7 @@ class FeedPublisher:
         mask = 0
         for peer in self._peers:
             mask |= peer.want
-        return mask & STREAMS
+        return mask & STREAM_ALL
 
     def example_wanted(self) -> bool:
         return any(peer.want & EXAMPLE for peer in self._peers)
@@ -409,7 +248,7 @@ class FeedSubscriber:
     and dispatches messages.
 
     ``on_entry(mask, lite, full, domains)`` gets each new entry once: ``mask`` has the
-    stream bits (LITE=1, FULL=2, DOMAINS=4) of the payloads present; absent ones are ``None``.
+    ``certstream.core.streams`` bits of the payloads present; absent ones are ``None``.
     ``on_state(state)`` gets each STATE object, ``on_example(lite)`` each sample payload.
     ``want_example(True)`` asks the ingest for a sample (see EXAMPLE in the module doc).
     """

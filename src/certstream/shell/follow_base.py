@@ -25,9 +25,11 @@ import gevent.pool
 
 from certstream.core.backoff import Backoff
 from certstream.core.health import HealthTracker
+from certstream.core.logspec import FollowerSettings, LogSpec, start_position
 from certstream.errors import DecodeError
 from certstream.shell.httpclient import HTTPClient, HTTPError, HTTPStatusError
-from certstream.shell.pipeline import FollowerSettings, LogSpec, Pipeline, Politeness
+from certstream.shell.pipeline import Pipeline
+from certstream.shell.politeness import Politeness
 
 __all__ = ["GROWING_POLLS", "LogFollower"]
 
@@ -195,12 +197,11 @@ class LogFollower:
             log.warning("log %s: %s", self.spec.name, text)
 
     def start_position(self, head: int) -> int:
-        """State file, else the configured start index, else a little before the head."""
-        if self.saved_next is not None:
-            return self.saved_next
-        if self.spec.start_index is not None:
-            return self.spec.start_index
-        return max(0, head - self.cfg.start_overlap)
+        """Where this log starts, given its current tree size (see ``core.logspec``)."""
+        return start_position(
+            head, saved_next=self.saved_next, start_index=self.spec.start_index,
+            overlap=self.cfg.start_overlap,
+        )
 
     # -- status
 

@@ -18,7 +18,7 @@ from certstream.core.tiles import TileLeaf, data_tile_path, parse_data_tile
 from certstream.errors import DecodeError
 from certstream.shell.follow_base import LogFollower
 from certstream.shell.httpclient import HTTPError, HTTPStatusError
-from certstream.shell.pipeline import IssuerCache
+from certstream.shell.issuers import IssuerCache
 
 __all__ = ["PARTIAL_ATTEMPTS", "StaticFollower"]
 

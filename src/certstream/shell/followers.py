@@ -9,16 +9,19 @@ This module picks the follower for a log; the kinds live beside it, named for wh
 hold: ``follow_base`` (``LogFollower``: backoff, health, pacing, and the failure policy),
 ``follow_rfc6962`` (get-sth and get-entries) and ``follow_static`` (checkpoint and tiles).
 Keeping the subclasses out of the base's module is what lets this one import all three
-without a cycle.
+without a cycle; the pipeline knows a follower only as a protocol, so it imports none of them.
 """
 
 from __future__ import annotations
 
+from certstream.core.logspec import FollowerSettings, LogSpec
 from certstream.shell.follow_base import LogFollower
 from certstream.shell.follow_rfc6962 import Rfc6962Follower
 from certstream.shell.follow_static import StaticFollower
 from certstream.shell.httpclient import HTTPClient
-from certstream.shell.pipeline import FollowerSettings, IssuerCache, LogSpec, Pipeline, Politeness
+from certstream.shell.issuers import IssuerCache
+from certstream.shell.pipeline import Pipeline
+from certstream.shell.politeness import Politeness
 
 __all__ = [
     "LogFollower",

@@ -38,20 +38,16 @@ import gevent.event
 from certstream.config import Settings, load_settings
 from certstream.core import loglist
 from certstream.core.dedup import DedupRing
+from certstream.core.logspec import FollowerSettings, LogSpec, log_key
 from certstream.core.messages import MessageBuilder
 from certstream.errors import CertstreamError, ConfigError, DecodeError
 from certstream.shell import metrics
 from certstream.shell.feed import FeedPublisher
 from certstream.shell.followers import LogFollower, make_follower
 from certstream.shell.httpclient import HTTPClient, HTTPError
-from certstream.shell.pipeline import (
-    FollowerSettings,
-    IssuerCache,
-    LogSpec,
-    Pipeline,
-    Politeness,
-    log_key,
-)
+from certstream.shell.issuers import IssuerCache
+from certstream.shell.pipeline import Pipeline
+from certstream.shell.politeness import Politeness
 from certstream.shell.state import StateStore
 
 __all__ = ["Ingest", "main", "specs_from_settings"]
@@ -104,23 +100,6 @@ def specs_from_settings(settings: Settings) -> list[LogSpec]:
     return specs
 
 
-def follower_settings(settings: Settings) -> FollowerSettings:
-    ct = settings.ct_log
-    return FollowerSettings(
-        batch_size=ct.batch_size,
-        fetch_concurrency=ct.fetch_concurrency,
-        poll_interval=ct.poll_interval_ms / 1000.0,
-        retry_initial=ct.retry_initial_delay_ms / 1000.0,
-        retry_max=ct.retry_max_delay_ms / 1000.0,
-        healthy_threshold=ct.healthy_threshold,
-        unhealthy_threshold=ct.unhealthy_threshold,
-        start_overlap=ct.start_overlap_leaves,
-        checkpoint_signature=ct.static_ct_checkpoint_signature,
-        sth_signature=ct.sth_signature,
-        max_body_bytes=ct.max_body_bytes,
-    )
-
-
 class Ingest:
     def __init__(self, settings: Settings, feed_path: str) -> None:
         self.settings = settings
@@ -133,9 +112,10 @@ class Ingest:
         self.http = HTTPClient(ct.user_agent, float(ct.request_timeout_secs), ct.max_body_bytes)
         self.dedup = DedupRing(settings.dedup.capacity, float(settings.dedup.ttl_secs))
         self.metrics: Any = metrics
+        self.builder = MessageBuilder(settings.output.profile)
         self.pipeline = Pipeline(
             self.feed,
-            MessageBuilder(settings.output.profile),
+            self.builder,
             self.dedup,
             self.state,
             workers_connected=self.feed.connected,
@@ -148,10 +128,11 @@ class Ingest:
         self.issuers = IssuerCache(self.http)
         self._state_soon: gevent.Greenlet | None = None
         self._feed_dropped = 0
+        self._parse_problems = 0
         self.pipeline.on_status_change = self._publish_state_soon
         # /example.json samples are built only when a worker asks (nothing while idle).
         self.feed.on_example_wanted = self.pipeline.publish_example
-        self.fcfg = follower_settings(settings)
+        self.fcfg = FollowerSettings.from_ct_log(ct)
         self.config_specs = specs_from_settings(settings)
         self.discovered: list[LogSpec] = []
         self._lists: dict[str, tuple[str, list[loglist.LogInfo]]] = {}
@@ -241,6 +222,11 @@ class Ingest:
             if dropped > self._feed_dropped:
                 m.FEED_DROPPED.inc(dropped - self._feed_dropped)
                 self._feed_dropped = dropped
+            # The builder counts; the metric follows with the STATE, off the per-entry path.
+            problems = self.builder.problem_count
+            if problems > self._parse_problems:
+                m.PARSE_PROBLEMS.inc(problems - self._parse_problems)
+                self._parse_problems = problems
         except Exception:
             log.debug("metrics update failed", exc_info=True)
 

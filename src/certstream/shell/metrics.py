@@ -101,8 +101,8 @@ PAYLOADS_BUILT = Counter(
     "certstream_payloads_built", "Message payloads serialized, by stream (lite, full, domains); "
     "once per entry per stream that some client wants.", ["stream"])
 PARSE_PROBLEMS = Counter(
-    "certstream_parse_problems", "Certificate fields that could not be read (the entry was "
-    "still published with those fields empty).")
+    "certstream_parse_problems", "Certificates formatted with fields that could not be read, "
+    "leaf or chain (the entry was still published with those fields empty).")
 FEED_DROPPED = Counter(
     "certstream_feed_dropped", "Entries not sent to a worker that was too far behind on the feed.")
 

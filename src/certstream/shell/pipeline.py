@@ -1,13 +1,15 @@
-"""What all log followers share: the pipeline from decoded entries to the feed, the
-operators' politeness budgets and the static-ct issuer cache.
+"""Delivery: the one place where decoded entries become published payloads.
 
-``Pipeline.deliver`` is the one place where entries become published payloads: dedup (by
-SHA-256 of the certificate as emitted, so a precert and its final certificate are two
-entries), build only the streams some worker wants, publish, and only then advance the
-log's resume position.  The last entry is kept (a reference, nothing built) so that a lite
-sample for /example.json can be built when a worker asks for one (``publish_example``).
-Nothing is published while no worker is connected, because publishing to nobody would move
-the resume position past entries no worker received.
+``Pipeline.deliver`` is shared by all log followers: dedup (by SHA-256 of the certificate as
+emitted, so a precert and its final certificate are two entries), build only the streams
+some worker wants, publish, and only then advance the log's resume position.  The last
+entry is kept (a reference, nothing built) so that a lite sample for /example.json can be
+built when a worker asks for one (``publish_example``).  Nothing is published while no
+worker is connected, because publishing to nobody would move the resume position past
+entries no worker received.
+
+The followers (``certstream.shell.follow_*``) call in; this module knows them only as the
+``Delivering`` protocol, so that it imports none of them.
 """
 
 from __future__ import annotations
@@ -15,146 +17,34 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlsplit
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import gevent
-import gevent.event
 
-from certstream.core.backoff import TokenBucket
+from certstream.core.logspec import LogSpec
 from certstream.core.model import LogEntry, LogSource
-from certstream.core.tiles import issuer_path
+from certstream.core.streams import STREAM_LITE, STREAM_NAMES
 from certstream.errors import DecodeError
-from certstream.shell.httpclient import HTTPClient
 
-if TYPE_CHECKING:
-    from certstream.shell.followers import LogFollower
-
-__all__ = [
-    "FollowerSettings",
-    "IssuerCache",
-    "LogSpec",
-    "Pipeline",
-    "Politeness",
-    "log_key",
-]
+__all__ = ["Delivering", "Pipeline"]
 
 log = logging.getLogger("certstream.ingest")
 
-
-@dataclass(frozen=True, slots=True)
-class LogSpec:
-    """What to follow.  ``key`` names the log on the feed and in the state file."""
-
-    key: str
-    name: str
-    url: str  # RFC 6962: log URL; static: monitoring prefix; ends with "/"
-    kind: str = "rfc6962"  # "rfc6962" | "static"
-    operator: str = ""
-    start_index: int | None = None
-    stop_at: int | None = None  # readonly logs: the final tree size
-    spki: bytes | None = None  # the log key: checks the checkpoint or the STH signature
-    origin: str | None = None  # static: checkpoint origin
-
-    @property
-    def source(self) -> LogSource:
-        return LogSource(self.name, self.url, self.kind, self.operator)
+# (bit, name) pairs, iterated once per published entry.
+_STREAM_NAMES = tuple(STREAM_NAMES.items())
 
 
-@dataclass(frozen=True, slots=True)
-class FollowerSettings:
-    """The ``ct_log`` settings a follower uses, in seconds where the config has ms."""
+class Delivering(Protocol):
+    """What ``Pipeline.deliver`` reads and writes of the follower it delivers for
+    (``certstream.shell.follow_base.LogFollower``)."""
 
-    batch_size: int = 1024
-    fetch_concurrency: int = 4
-    poll_interval: float = 1.0
-    retry_initial: float = 1.0
-    retry_max: float = 30.0
-    healthy_threshold: int = 2
-    unhealthy_threshold: int = 5
-    start_overlap: int = 256
-    checkpoint_signature: str = "warn"  # off | warn | enforce
-    sth_signature: str = "warn"  # off | warn | enforce (RFC 6962 get-sth)
-    max_body_bytes: int = 16 * 1024 * 1024
+    spec: LogSpec
+    source: LogSource
+    next_index: int | None
+    duplicates: int
 
-
-def log_key(url: str) -> str:
-    """The feed/state key of a log: its URL with exactly one trailing slash."""
-    return url.rstrip("/") + "/"
-
-
-# -- shared services -----------------------------------------------------------------------
-
-
-class Politeness:
-    """Per-operator token buckets shared by all logs of an operator."""
-
-    def __init__(self, default_interval: float, per_operator: Mapping[str, float]) -> None:
-        self.default_interval = default_interval
-        self.per_operator = dict(per_operator)
-        self._buckets: dict[str, TokenBucket] = {}
-
-    def bucket_name(self, spec: LogSpec) -> str:
-        # Logs without an operator are grouped by host: the host is who we would overload.
-        return spec.operator or (urlsplit(spec.url).hostname or spec.url)
-
-    def wait(self, spec: LogSpec) -> None:
-        name = self.bucket_name(spec)
-        bucket = self._buckets.get(name)
-        if bucket is None:
-            interval = self.per_operator.get(name, self.default_interval)
-            bucket = self._buckets[name] = TokenBucket(interval, burst=4)
-        delay = bucket.reserve(time.monotonic())
-        if delay > 0:
-            gevent.sleep(delay)
-
-
-class IssuerCache:
-    """Issuer certificates of static-ct logs by SHA-256, fetched once for all logs.
-
-    Concurrent requests for the same fingerprint share one fetch.  Bodies are checked
-    against their fingerprint before they are cached, so a bad response is never kept.
-    """
-
-    def __init__(self, http: HTTPClient, capacity: int = 100_000) -> None:
-        self.http = http
-        self.capacity = capacity
-        self._certs: dict[bytes, bytes] = {}
-        self._pending: dict[bytes, gevent.event.AsyncResult] = {}
-
-    def __len__(self) -> int:
-        return len(self._certs)
-
-    def get_many(self, prefix: str, fingerprints: Iterable[bytes]) -> dict[bytes, bytes]:
-        """DER of every fingerprint; raises HTTPError or DecodeError if one is unavailable."""
-        out: dict[bytes, bytes] = {}
-        for fp in set(fingerprints):
-            der = self._certs.get(fp)
-            out[fp] = der if der is not None else self._fetch(prefix, fp)
-        return out
-
-    def _fetch(self, prefix: str, fp: bytes) -> bytes:
-        waiter = self._pending.get(fp)
-        if waiter is not None:
-            result: bytes = waiter.get()
-            return result
-        waiter = self._pending[fp] = gevent.event.AsyncResult()
-        try:
-            body = self.http.get(prefix + issuer_path(fp)).body
-            if hashlib.sha256(body).digest() != fp:
-                raise DecodeError(f"issuer {fp.hex()}: body does not hash to its name")
-            if len(self._certs) >= self.capacity:
-                self._certs.pop(next(iter(self._certs)))
-            self._certs[fp] = body
-            waiter.set(body)
-            return body
-        except BaseException as exc:
-            waiter.set_exception(exc)
-            raise
-        finally:
-            del self._pending[fp]
+    def report_skip(self, index: int, reason: str, kind: str = "decode") -> None: ...
 
 
 class Publisher(Protocol):
@@ -175,10 +65,6 @@ class Positions(Protocol):
 
 class Dedup(Protocol):
     def add(self, key: bytes, now: float) -> bool: ...
-
-
-STREAM_LITE = 1  # = certstream.core.messages.STREAM_LITE
-_STREAM_NAMES = ((1, "lite"), (2, "full"), (4, "domains"))
 
 
 class Pipeline:
@@ -222,7 +108,7 @@ class Pipeline:
         gevent.sleep(0.5)
 
     def deliver(
-        self, follower: LogFollower, entries: list[LogEntry], next_index: int, tree_size: int
+        self, follower: Delivering, entries: list[LogEntry], next_index: int, tree_size: int
     ) -> None:
         """Publish ``entries`` (in index order) and mark every index < next_index done."""
         spec = follower.spec

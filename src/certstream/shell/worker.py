@@ -20,18 +20,17 @@ drops every client of that worker).
 
 Balance: all workers accept from the one listening socket, and whichever wakes first wins, so
 a crowd connecting at once used to land 2:1 or worse on one worker.  With several workers each
-publishes its open connection count in memory shared by all workers of the master
-(``ConnectionShares``) and defers accepting while it holds more than the least loaded peer,
-as long as that peer is making progress (a stuck peer must not stop the server accepting).
+publishes its open connection count in memory the master shared with them
+(``shell.shares``) and defers accepting while it holds more than the least loaded peer, as
+long as that peer is making progress (``shell.fairserver``; a stuck peer must not stop the
+server accepting).  The metrics are synced by ``shell.metricsync``.
 """
 
 from __future__ import annotations
 
 import logging
-import mmap
 import os
 import ssl
-import struct
 import time
 from collections.abc import Callable
 from functools import partial
@@ -40,24 +39,25 @@ from typing import Any
 import gevent
 import gevent.event
 from gevent.pool import Pool
-from gevent.server import StreamServer
 from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import GeventWorker
 
 from certstream.config import Settings, load_settings
 from certstream.core import frames
-from certstream.core.routes import STREAM_LITE, STREAM_NAMES, RouteTable
+from certstream.core.routes import RouteTable
+from certstream.core.streams import STREAM_LITE
 from certstream.shell import metrics
 from certstream.shell.conn import serve
-from certstream.shell.endpoints import Access, CertCache, ServerContext, access_for
+from certstream.shell.endpoints import CertCache, ServerContext, access_for
+from certstream.shell.fairserver import FairStreamServer
 from certstream.shell.feed import FeedSubscriber
 from certstream.shell.hub import Hub
+from certstream.shell.metricsync import MetricsSync
 from certstream.shell.reload import ConfigWatcher, ReloadPlan
+from certstream.shell.shares import ConnectionShares, shared
 
 __all__ = [
     "CertstreamWorker",
-    "ConnectionShares",
-    "FairStreamServer",
     "build_context",
     "heartbeat_frame",
     "settings_for",
@@ -126,173 +126,6 @@ def _every(interval: float, action: Callable[[], None]) -> None:
             log.exception("periodic task %r failed", action)
 
 
-class _MetricsSync:
-    """Copies the hub's plain counters into the Prometheus metrics once a second, so that
-    the hot path never touches a metric."""
-
-    def __init__(self, hub: Hub, feed: FeedSubscriber | None) -> None:
-        self.hub = hub
-        self.feed = feed
-        self.access: Callable[[], Access] | None = None  # the current rules (reloads swap them)
-        self.last: dict[str, int] = {}
-
-    def _delta(self, key: str, value: int) -> int:
-        delta = value - self.last.get(key, 0)
-        self.last[key] = value
-        return delta
-
-    def __call__(self) -> None:
-        hub = self.hub
-        for transport, by_stream in hub.counts().items():
-            for stream_name, n in by_stream.items():
-                metrics.CLIENTS.labels(stream_name, transport).set(n)
-        for stream, ring in hub.rings.items():
-            name = STREAM_NAMES[stream]
-            if d := self._delta("frames_" + name, ring.sent):
-                metrics.FRAMES_SENT.labels(name).inc(d)
-        if d := self._delta("bytes", hub.bytes_sent):
-            metrics.BYTES_SENT.inc(d)
-        if d := self._delta("drops", hub.drops):
-            metrics.SLOW_CLIENT_DROPS.inc(d)
-        if d := self._delta("slow_closed", hub.slow_closed):
-            metrics.SLOW_CLIENT_CLOSED.inc(d)
-        if self.feed is not None and (d := self._delta("replayed", self.feed.replayed)):
-            metrics.FEED_REPLAYED.inc(d)
-        if self.access is not None and (d := self._delta("rate_limited",
-                                                         self.access().rate_limited)):
-            metrics.CLIENTS_RATE_LIMITED.inc(d)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: the slot's pid was reused
-        return False
-    return True
-
-
-class ConnectionShares:
-    """Open connections per worker, in anonymous shared memory.
-
-    Created when this module is imported, which gunicorn does in the master (it loads the
-    worker class) before it forks any worker, so every worker maps the same pages.  A worker
-    claims a slot (``pid``, ``count``) in ``claim`` and updates its count on every accept and
-    close; ``may_accept`` compares it with its live peers.  Plain reads and writes of aligned
-    8-byte fields: a stale read costs one connection's worth of balance, never correctness.
-    """
-
-    SLACK = 1  # connections a worker may be ahead of the least loaded peer
-    #: A peer whose count has not moved for this long is not accepting (busy, stuck or
-    #: full): stop deferring to it.
-    STALL_SECS = 0.05
-    RETRY_SECS = 0.002  # how soon a deferring worker looks again
-    PEERS_SECS = 0.1  # how often the list of live peers is read again
-    _REC = struct.Struct("=qq")
-    _Q = struct.Struct("=q")
-
-    def __init__(self, slots: int = 64) -> None:
-        self.slots = slots
-        self.mem = mmap.mmap(-1, slots * self._REC.size)  # MAP_SHARED: survives fork()
-        self.slot = -1
-        self.count = 0
-        self._peers: list[int] = []
-        self._peers_at = float("-inf")
-        self._peer_total = -1
-        self._peer_moved = 0.0
-
-    def claim(self, start: int, pid: int) -> None:
-        """Take the first free slot from ``start`` (a worker's age spreads the starts)."""
-        rec = self._REC
-        for i in range(self.slots):
-            slot = (start + i) % self.slots
-            owner, _ = rec.unpack_from(self.mem, slot * rec.size)
-            if owner in (0, pid) or not _alive(owner):
-                rec.pack_into(self.mem, slot * rec.size, pid, self.count)
-                self.slot = slot
-                return
-        # No slot: this worker simply accepts as it comes.
-
-    def release(self) -> None:
-        if self.slot >= 0:
-            self._REC.pack_into(self.mem, self.slot * self._REC.size, 0, 0)
-            self.slot = -1
-
-    def opened(self) -> None:
-        self.count += 1
-        if self.slot >= 0:
-            self._Q.pack_into(self.mem, self.slot * self._REC.size + 8, self.count)
-
-    def closed(self) -> None:
-        self.count -= 1
-        if self.slot >= 0:
-            self._Q.pack_into(self.mem, self.slot * self._REC.size + 8, self.count)
-
-    def live(self) -> int:
-        """Workers (this one included) holding a slot now."""
-        rec = self._REC
-        return sum(
-            1 for slot in range(self.slots)
-            if (owner := rec.unpack_from(self.mem, slot * rec.size)[0]) and _alive(owner)
-        )
-
-    def _refresh_peers(self) -> None:
-        rec, peers = self._REC, []
-        for slot in range(self.slots):
-            owner, _ = rec.unpack_from(self.mem, slot * rec.size)
-            if owner and slot != self.slot and _alive(owner):
-                peers.append(slot)
-        self._peers = peers
-
-    def may_accept(self, now: float) -> bool:
-        if self.slot < 0:
-            return True
-        # Workers come and go (and start together: a peer that claimed its slot a moment
-        # after this worker's first look must count at once): look every 0.1 s, ~25 µs.
-        if now - self._peers_at >= self.PEERS_SECS:
-            self._peers_at = now
-            self._refresh_peers()
-        rec, mem = self._REC, self.mem
-        least, total = None, 0
-        for slot in self._peers:
-            owner, count = rec.unpack_from(mem, slot * rec.size)
-            if owner == 0:
-                continue  # it left (released its slot)
-            total += count
-            least = count if least is None or count < least else least
-        if least is None or self.count <= least + self.SLACK:
-            self._peer_total = -1  # the next deferral starts its own clock
-            return True
-        if total != self._peer_total:
-            self._peer_total, self._peer_moved = total, now
-        return now - self._peer_moved >= self.STALL_SECS
-
-
-#: Shared by every worker forked from this process (see ``ConnectionShares``).
-SHARES = ConnectionShares()
-
-
-class FairStreamServer(StreamServer):  # type: ignore[misc]  # gevent's server is untyped
-    """A ``StreamServer`` that asks ``shares`` before each accept."""
-
-    shares: ConnectionShares | None = None
-
-    def do_read(self) -> Any:
-        shares = self.shares
-        if shares is not None and not shares.may_accept(time.monotonic()):
-            # Leave the connection to a less loaded worker; look again shortly (the same
-            # pause gevent itself takes after an accept error).
-            self.stop_accepting()
-            self._timer = self.loop.timer(shares.RETRY_SECS)
-            self._timer.start(self._start_accepting_if_started)
-            return None
-        args = super().do_read()
-        if args and shares is not None:
-            shares.opened()
-        return args
-
-
 class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyped
     """See the module docstring."""
 
@@ -303,8 +136,10 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
     ctx: ServerContext
     settings: Settings
     feed: FeedSubscriber | None
-    metrics_sync: _MetricsSync
+    metrics_sync: MetricsSync
     tls: ssl.SSLContext | None = None
+    #: The master's connection shares, when this worker balances accepts with its peers.
+    shares: ConnectionShares | None = None
     _example_at = float("-inf")  # monotonic time the last EXAMPLE arrived
     _example_ready: gevent.event.Event
 
@@ -320,7 +155,7 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             on_wanted=self._on_wanted,
             flush_interval=self.settings.flush_interval_ms / 1000.0,
         )
-        self.metrics_sync = _MetricsSync(self.hub, None)
+        self.metrics_sync = MetricsSync(self.hub, None)
         self.ctx = build_context(self.settings, self.hub, self.metrics_sync)
         self.metrics_sync.access = lambda: self.ctx.access
         if self.settings.protocols.api:
@@ -368,8 +203,8 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         try:
             self._handle(client, addr)
         finally:
-            if self.cfg.workers > 1:
-                SHARES.closed()
+            if self.shares is not None:
+                self.shares.closed()
 
     def _handle(self, client: Any, addr: Any) -> None:
         self.nr += 1
@@ -455,38 +290,42 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
 
         self._shutdown(servers, tasks)
 
-    def _start_servers(self) -> list[StreamServer]:
+    def _start_servers(self) -> list[FairStreamServer]:
         self.tls = ssl_context(self.cfg) if self.cfg.is_ssl else None
         servers = []
-        fair = self.cfg.workers > 1
-        if fair:
-            SHARES.claim(self.age, os.getpid())
-            self._await_peers()
+        shares = self.shares = shared() if self.cfg.workers > 1 else None
+        if shares is not None:
+            shares.claim(self.age, os.getpid())
+            self._await_peers(shares)
+        elif self.cfg.workers > 1:
+            self.log.warning("no connection shares from the master (its on_starting hook did "
+                             "not run): workers accept without balancing")
         for sock in self.sockets:
             sock.setblocking(1)
             server = FairStreamServer(sock, handle=partial(self.handle, sock),
                                       spawn=Pool(self.worker_connections))
-            if fair:
+            if shares is not None:
                 server.max_accept = 1  # one accept per wake-up, then the peers' turn
-                server.shares = SHARES
+                server.shares = shares
             server.start()
             servers.append(server)
         return servers
 
-    def _await_peers(self) -> None:
+    def _await_peers(self, shares: ConnectionShares) -> None:
         """At start, let the other workers come up (at most ``PEERS_WAIT_SECS``) before
         accepting: clients reconnect in a crowd when a server restarts, and the first worker
         up would otherwise take all of them while the others are still booting.  A worker
         restarted alone finds its peers there and does not wait."""
         deadline = time.monotonic() + PEERS_WAIT_SECS
-        while SHARES.live() < self.cfg.workers and time.monotonic() < deadline:
+        while shares.live() < self.cfg.workers and time.monotonic() < deadline:
             self.notify()
             gevent.sleep(0.02)
 
-    def _shutdown(self, servers: list[StreamServer], tasks: list[gevent.Greenlet]) -> None:
+    def _shutdown(self, servers: list[FairStreamServer], tasks: list[gevent.Greenlet]) -> None:
         for server in servers:
             server.close()  # stop accepting; the connections stay
-        SHARES.release()  # the peers stop deferring to a worker that no longer accepts
+        if self.shares is not None:
+            self.shares.release()  # the peers stop deferring to a worker that no longer accepts
         self.hub.close_all(SHUTDOWN_CODE, SHUTDOWN_REASON)
         deadline = time.monotonic() + self.cfg.graceful_timeout
         while time.monotonic() < deadline:

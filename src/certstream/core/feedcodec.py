@@ -1,0 +1,185 @@
+"""The feed's record codec: ingest -> worker records as bytes, and bytes back to records.
+
+Wire format, one message at a time over a stream socket::
+
+    uint32 big-endian length of (kind + body) | uint8 kind | body
+
+``ENTRY`` (1, ingest -> worker)
+    ``uint16 len | log key (UTF-8) | uint64 index | uint8 mask`` then, for each stream bit
+    set, in the order of ``certstream.core.streams.STREAMS`` (lite, full, domains),
+    ``uint32 len | payload``: the exact WebSocket text-frame payloads, built once in the
+    ingest.  Every worker gets the same bytes (build once, send many); a worker ignores the
+    streams nobody on it subscribes to.
+``STATE`` (2, ingest -> worker)
+    A JSON object describing the logs, for ``/health/deep`` and ``/api/logs``.
+``WANT`` (3, worker -> ingest)
+    ``uint8 mask`` of the streams the worker has subscribers for; the ingest builds a stream's
+    payload only when some worker wants it.  Bit ``EXAMPLE`` (8) asks for one lite sample.
+``EXAMPLE`` (4, ingest -> worker)
+    A lite payload of the newest entry, so ``/example.json`` has a sample even when nobody
+    follows lite (see ``certstream.shell.feed`` for when it is built and sent).
+
+Plain code over bytes, as h11 is: ``encode_*`` make messages, :class:`FeedDecoder` splits a
+byte stream back into them.  The sockets are ``certstream.shell.feed``'s.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from certstream.core.streams import STREAM_ALL, STREAM_DOMAINS, STREAM_FULL, STREAM_LITE, STREAMS
+from certstream.errors import RemoteProtocolError
+
+__all__ = [
+    "EXAMPLE",
+    "KIND_ENTRY",
+    "KIND_EXAMPLE",
+    "KIND_STATE",
+    "KIND_WANT",
+    "MAX_MESSAGE_BYTES",
+    "Entry",
+    "FeedDecoder",
+    "Message",
+    "encode_entry",
+    "encode_example",
+    "encode_state",
+    "encode_want",
+]
+
+KIND_ENTRY, KIND_STATE, KIND_WANT, KIND_EXAMPLE = 1, 2, 3, 4
+#: WANT bit: "send me a lite sample" (not a stream: nothing is built for it per entry).
+EXAMPLE = 8
+#: A message longer than this is garbage (a real full payload is a few hundred KiB at most).
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+_HEAD = struct.Struct(">IB")
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+_ENTRY_TAIL = struct.Struct(">QB")
+
+
+def _frame(kind: int, body: bytes) -> bytes:
+    return _HEAD.pack(len(body) + 1, kind) + body
+
+
+def encode_entry(
+    key: str, index: int, lite: bytes | None, full: bytes | None, domains: bytes | None
+) -> bytes:
+    """One ENTRY message; ``None`` payloads are left out (their mask bit is clear)."""
+    key_b = key.encode("utf-8")
+    mask = (
+        (STREAM_LITE if lite is not None else 0)
+        | (STREAM_FULL if full is not None else 0)
+        | (STREAM_DOMAINS if domains is not None else 0)
+    )
+    parts = [_U16.pack(len(key_b)), key_b, _ENTRY_TAIL.pack(index, mask)]
+    for payload in (lite, full, domains):
+        if payload is not None:
+            parts += (_U32.pack(len(payload)), payload)
+    body = b"".join(parts)
+    return _HEAD.pack(len(body) + 1, KIND_ENTRY) + body
+
+
+def encode_state(state: Mapping[str, object]) -> bytes:
+    return _frame(KIND_STATE, json.dumps(state, separators=(",", ":")).encode())
+
+
+def encode_want(mask: int) -> bytes:
+    return _frame(KIND_WANT, bytes((mask & 0xFF,)))
+
+
+def encode_example(lite: bytes) -> bytes:
+    return _frame(KIND_EXAMPLE, lite)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A decoded ENTRY message."""
+
+    key: str
+    index: int
+    mask: int
+    lite: bytes | None
+    full: bytes | None
+    domains: bytes | None
+
+
+Message = tuple[int, Any]  # (KIND_*, Entry | dict | int | bytes)
+
+
+class FeedDecoder:
+    """Splits a byte stream into feed messages: ``receive_data`` then ``next_message``
+    until it returns ``None``.  Malformed input raises :class:`RemoteProtocolError`."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+
+    def receive_data(self, data: bytes) -> None:
+        if self._pos:  # compact once per read, not per message
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += data
+
+    def next_message(self) -> Message | None:
+        buf, pos = self._buf, self._pos
+        if len(buf) - pos < _HEAD.size:
+            return None
+        length, kind = _HEAD.unpack_from(buf, pos)
+        if length < 1 or length > MAX_MESSAGE_BYTES:
+            raise RemoteProtocolError(f"feed message length {length} out of range")
+        end = pos + 4 + length
+        if len(buf) < end:
+            return None
+        body = bytes(buf[pos + _HEAD.size : end])
+        self._pos = end
+        return kind, _decode_body(kind, body)
+
+
+def _decode_body(kind: int, body: bytes) -> Any:
+    if kind == KIND_ENTRY:
+        return _decode_entry(body)
+    if kind == KIND_STATE:
+        try:
+            state = json.loads(body)
+        except ValueError:
+            raise RemoteProtocolError("feed STATE is not JSON") from None
+        if not isinstance(state, dict):
+            raise RemoteProtocolError("feed STATE is not a JSON object")
+        return state
+    if kind == KIND_WANT:
+        if len(body) != 1:
+            raise RemoteProtocolError("feed WANT body must be one byte")
+        return body[0]
+    if kind == KIND_EXAMPLE:
+        return body
+    raise RemoteProtocolError(f"unknown feed message kind {kind}")
+
+
+def _decode_entry(body: bytes) -> Entry:
+    try:
+        (klen,) = _U16.unpack_from(body, 0)
+        off = 2 + klen
+        key = body[2:off].decode("utf-8")
+        index, mask = _ENTRY_TAIL.unpack_from(body, off)
+        off += _ENTRY_TAIL.size
+        payloads: list[bytes | None] = []
+        for bit in STREAMS:
+            if not mask & bit:
+                payloads.append(None)
+                continue
+            (plen,) = _U32.unpack_from(body, off)
+            off += 4
+            if off + plen > len(body):
+                raise RemoteProtocolError("feed ENTRY payload runs past the message")
+            payloads.append(body[off : off + plen])
+            off += plen
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise RemoteProtocolError(f"malformed feed ENTRY: {exc}") from None
+    if off != len(body) or mask & ~STREAM_ALL:
+        raise RemoteProtocolError("malformed feed ENTRY: trailing bytes or unknown stream bits")
+    return Entry(key, index, mask, *payloads)
