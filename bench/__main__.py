@@ -20,10 +20,12 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import fanout, ingest, latency, memory
+from bench import fanout, filters, ingest, latency, memory
 from bench.common import REPO, Report
 
-SCENARIOS = ("ingest", "fanout", "burst", "capacity", "memory", "latency", "idle")
+SCENARIOS = (
+    "ingest", "fanout", "burst", "capacity", "memory", "latency", "idle", "filters",
+)
 
 
 def machine() -> str:
@@ -152,6 +154,9 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Report], None]]]
     def run_idle(r: Report) -> None:
         latency.run_idle(r, 300 if q else 2000)
 
+    def run_filters(r: Report) -> None:
+        filters.run(r, rounds=20 if q else 500)
+
     table: dict[str, Callable[[Report], None]] = {
         "ingest": run_ingest,
         "fanout": run_fanout,
@@ -160,6 +165,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Report], None]]]
         "memory": run_memory,
         "latency": run_latency,
         "idle": run_idle,
+        "filters": run_filters,
     }
     out = [(s, table[s]) for s in wanted]
     return out

@@ -359,3 +359,23 @@ def test_index_agrees_with_a_naive_matcher(
             assert bool(got >> slots[i] & 1) is want, (spec, names, issuer, log)
         alive = {slots[i] for i in live}
         assert set(iter_slots(got)) <= alive
+
+
+def test_a_regex_set_too_big_for_one_re2_set_is_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    import re2  # noqa: PLC0415
+
+    from certstream.core import filter_engine  # noqa: PLC0415
+
+    small = re2.Options()
+    small.never_nl = True
+    small.case_sensitive = False
+    small.log_errors = False
+    small.max_mem = 1 << 17
+    monkeypatch.setattr(filter_engine, "_OPTIONS", small)
+    index = FilterIndex()
+    slots = [index.add(FilterSpec(domain_res=(rf"^h{i}[a-z0-9]{{3,9}}x{i}\.com$",)))
+             for i in range(60)]
+    matcher = index._compile(slots)  # a whole index compiled at once
+    assert matcher is not None and len(matcher._re_sets) > 1
+    for i in (0, 31, 59):
+        assert set(iter_slots(index.match(fields(f"h{i}abcx{i}.com")))) == {slots[i]}

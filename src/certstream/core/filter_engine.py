@@ -14,6 +14,7 @@ on the record and on how many patterns *hit*, not on how many filters there are:
 * **Regular expressions** go into one RE2 set (``google-re2``), searched once over the
   names joined by ``"\\n"`` with ``never_nl`` (no match can span two names), multi-line
   anchors and ``\\A``/``\\z`` rewritten to ``^``/``$``: exactly a search in every name.
+  A set too big for RE2's memory budget is split in halves until each part compiles.
 * **Issuer and log** substrings go into one automaton each; the answer is cached per
   distinct issuer and log text (a few hundred issuers sign nearly everything), so a record
   costs a dict lookup there.
@@ -166,6 +167,24 @@ def _automaton(keys: dict[str, int]) -> ahocorasick.Automaton | None:
     return auto
 
 
+def _regex_sets(patterns: list[str], offset: int = 0) -> list[tuple[re2.Set, int]]:
+    """RE2 sets holding ``patterns`` (indices from ``offset``): one if it fits in RE2's
+    memory budget, else halves, recursively.  Each pattern compiled on its own when it was
+    accepted, so a set of one always compiles."""
+    rset = re2.Set.SearchSet(_OPTIONS)
+    for pattern in patterns:
+        rset.Add(per_name_regex(pattern))
+    try:
+        rset.Compile()
+    except re2.error:
+        if len(patterns) == 1:
+            raise
+        half = len(patterns) // 2
+        return (_regex_sets(patterns[:half], offset)
+                + _regex_sets(patterns[half:], offset + half))
+    return [(rset, offset)]
+
+
 class _Substrings:
     """Case-folded substrings of one field (issuer or log), answered per distinct text."""
 
@@ -195,7 +214,7 @@ class Matcher:
     """All patterns of a set of filters, compiled once (see the module docstring)."""
 
     __slots__ = ("_any_name", "_checks", "_glob_auto", "_glob_bits", "_issuer", "_log",
-                 "_re_bits", "_re_set")
+                 "_re_bits", "_re_sets")
 
     def __init__(self, filters: Sequence[tuple[int, FilterSpec]]) -> None:
         globs: dict[str, int] = {}
@@ -230,13 +249,7 @@ class Matcher:
         self._glob_auto = _automaton(keys)
 
         self._re_bits = list(regexes.values())
-        self._re_set: re2.Set | None = None
-        if regexes:
-            rset = re2.Set.SearchSet(_OPTIONS)
-            for pattern in regexes:
-                rset.Add(per_name_regex(pattern))
-            rset.Compile()
-            self._re_set = rset
+        self._re_sets = _regex_sets(list(regexes)) if regexes else []
         self._issuer = _Substrings(issuers)
         self._log = _Substrings(logs)
 
@@ -256,10 +269,10 @@ class Matcher:
                             glob_matches(pieces, name) for name in names.split("\n")
                         ):
                             domain |= bits
-            if self._re_set is not None:
-                found = self._re_set.Match(names)
+            for rset, offset in self._re_sets:
+                found = rset.Match(names)
                 if found:
                     re_bits = self._re_bits
                     for index in found:
-                        domain |= re_bits[index]
+                        domain |= re_bits[offset + index]
         return domain, self._issuer.match(fields.issuer), self._log.match(fields.log)

@@ -33,8 +33,9 @@ and a domains-only stream can still be filtered by issuer and log.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from certstream.core.filter_engine import Matcher, compile_regex
@@ -51,6 +52,7 @@ __all__ = [
     "encode_match_fields",
     "iter_slots",
     "match_fields",
+    "match_fields_of_message",
     "parse_filters",
 ]
 
@@ -180,6 +182,24 @@ def match_fields(
     names = "\n".join(name.translate(_SEPARATORS) for name in all_domains).lower()
     log_text = (log_name.translate(_SEPARATORS) + "\n" + log_url.translate(_SEPARATORS)).lower()
     return MatchFields(names, issuer.translate(_SEPARATORS).lower(), log_text)
+
+
+def match_fields_of_message(message: Mapping[str, Any]) -> MatchFields:
+    """``MatchFields`` of a parsed lite or full message (``certificate_update``).
+
+    For records that come without the filter field (and for tests and benchmarks): the
+    worker does not parse JSON per record when the feed carries ``encode_match_fields``.
+    """
+    data = message.get("data") or {}
+    leaf = data.get("leaf_cert") or {}
+    issuer = leaf.get("issuer") or {}
+    source = data.get("source") or {}
+    return match_fields(
+        [str(name) for name in leaf.get("all_domains") or ()],
+        str(issuer.get("aggregated") or ""),
+        str(source.get("name") or ""),
+        str(source.get("url") or ""),
+    )
 
 
 def encode_match_fields(
