@@ -25,6 +25,9 @@ $(TSTAMP): $(STAMP)
 	$(PIP) install -q --no-build-isolation -e ".[test]"
 	$(PYTHON) -m venv $(CLIENTS)
 	$(CLIENTS)/bin/pip install -q "certstream>=1.12" "websocket-client>=1.8"
+	@# node's ws client (permessage-deflate test); without node or npm that test skips
+	-command -v npm >/dev/null 2>&1 && npm install --silent --no-audit --no-fund \
+	  --prefix $(VENV)/node "ws@^8"
 	touch $@
 
 install: $(STAMP)   ## venv + package with its Cython extensions built

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright import sync_api
 from tests.support.live_page import LivePageServer, page_bytes
 
 pytestmark = pytest.mark.slow
@@ -38,7 +39,6 @@ def browser() -> Iterator[Any]:
     exe = _chromium()
     if exe is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium, as root)")
-    sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=exe, args=ARGS)
         try:
