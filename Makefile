@@ -8,7 +8,7 @@ TSTAMP := $(VENV)/.installed-test
 
 export CERTSTREAM_REQUIRE_EXTENSIONS ?= 1
 
-.PHONY: install install-test run test test-pure lint typecheck bench conformance clean
+.PHONY: install install-test run test test-pure lint typecheck bench conformance clean chromium
 
 # The package is built without isolation, against this venv, so the venv holds the build
 # requirements: the same as [build-system] requires in pyproject.toml (setuptools >= 77 for
@@ -31,6 +31,9 @@ $(TSTAMP): $(STAMP)
 	$(PIP) install -q --no-build-isolation -e ".[test]"
 	$(PYTHON) -m venv $(CLIENTS)
 	$(CLIENTS)/bin/pip install -q "certstream>=1.12" "websocket-client>=1.8"
+	@# node's ws client (permessage-deflate test); without node or npm that test skips
+	-command -v npm >/dev/null 2>&1 && npm install --silent --no-audit --no-fund \
+	  --prefix $(VENV)/node "ws@^8"
 	touch $@
 
 install: $(STAMP)   ## venv + package with its Cython extensions built
@@ -38,11 +41,20 @@ install: $(STAMP)   ## venv + package with its Cython extensions built
 run: install        ## follow the public CT logs and serve on :8080 (default config)
 	$(VENV)/bin/certstream
 
-test: $(TSTAMP)     ## the whole suite: lint, types, unit, conformance, both _fast twins
+test: $(TSTAMP) chromium  ## the whole suite: lint, types, unit, conformance, both _fast twins
 	$(VENV)/bin/ruff check src tests conformance bench
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 	CERTSTREAM_NO_EXTENSIONS=1 $(PY) -m pytest -q -m "not slow" tests conformance
+
+# The live page test drives the system's chromium (Debian's package) through Playwright's
+# executable_path, never a browser Playwright downloads; installed when we are root and it
+# is missing, else that test skips and says why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) \
+	    >/dev/null 2>&1 || echo "chromium not installed: the live page test will skip"; }
 
 test-pure: $(TSTAMP)
 	CERTSTREAM_NO_EXTENSIONS=1 $(PY) -m pytest -q

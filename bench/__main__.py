@@ -1,8 +1,8 @@
 """``python -m bench [SCENARIO ...] [options]``: run the benchmarks, print figures with targets.
 
 Scenarios (default: all, in this order): ingest, fanout, burst, capacity, memory, latency,
-idle.  Every figure is printed as a ``FIGURE`` line with its target and MET/MISSED; the run
-ends with a Markdown table, and everything printed is also written to
+idle, filters, deflate.  Every figure is printed as a ``FIGURE`` line with its target and
+MET/MISSED; the run ends with a Markdown table, and everything printed is also written to
 ``bench/results/last.txt``.  Nothing here asserts: a missed target is a finding, not a crash.
 A scenario that cannot run (a piece of the server missing, a port that never opened) is
 reported as ``NOT RUN`` with the reason, and the others still run.
@@ -20,10 +20,12 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import fanout, ingest, latency, memory
+from bench import deflate, fanout, filters, ingest, latency, memory
 from bench.common import REPO, Report
 
-SCENARIOS = ("ingest", "fanout", "burst", "capacity", "memory", "latency", "idle")
+SCENARIOS = (
+    "ingest", "fanout", "burst", "capacity", "memory", "latency", "idle", "filters", "deflate",
+)
 
 
 def machine() -> str:
@@ -152,6 +154,12 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Report], None]]]
     def run_idle(r: Report) -> None:
         latency.run_idle(r, 300 if q else 2000)
 
+    def run_filters(r: Report) -> None:
+        filters.run(r, rounds=20 if q else 500)
+
+    def run_deflate(r: Report) -> None:
+        deflate.run(r, rounds=2 if q else 50)
+
     table: dict[str, Callable[[Report], None]] = {
         "ingest": run_ingest,
         "fanout": run_fanout,
@@ -160,6 +168,8 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Report], None]]]
         "memory": run_memory,
         "latency": run_latency,
         "idle": run_idle,
+        "filters": run_filters,
+        "deflate": run_deflate,
     }
     out = [(s, table[s]) for s in wanted]
     return out

@@ -177,3 +177,14 @@ def test_twins_agree_and_frames_parse_back(payloads: list[bytes], event_id: int 
     for p in payloads:
         assert len({m.ws_frame(p, 2) for m in FRAME_TWINS}) == 1
         assert len({m.sse_event(p, event_id) for m in FRAME_TWINS}) == 1
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_compressed_frame_is_a_text_frame_with_rsv1(frames_mod: ModuleType, size: int) -> None:
+    data = bytes(range(256)) * (size // 256 + 1)
+    data = data[:size]
+    frame = frames_mod.ws_compressed_frame(data)
+    plain = frames_mod.ws_frame(data)
+    assert frame[0] == 0xC1  # FIN, RSV1, text
+    assert frame[1:] == plain[1:]  # the same length encoding and body as a plain frame
+    assert {m.ws_compressed_frame(data) for m in FRAME_TWINS} == {frame}

@@ -8,6 +8,10 @@
 ``DecodeError``
     A CT response, leaf, tile or certificate could not be decoded.  The right reaction is to
     count it, log it with its log and index, and skip that entry alone.
+``FilterError``
+    A client's filter query parameters are unusable (too many patterns, a pattern too long,
+    a regular expression RE2 refuses).  It is answered with 400 and ``json_body()`` before
+    any upgrade, so the client learns why and nothing else happens.
 ``ConfigError``
     A configuration value is invalid.  ``str(err)`` is the one line printed before exiting;
     it names the key, the value and what is allowed.
@@ -15,10 +19,13 @@
 
 from __future__ import annotations
 
+import json
+
 __all__ = [
     "CertstreamError",
     "ConfigError",
     "DecodeError",
+    "FilterError",
     "LocalProtocolError",
     "ProtocolError",
     "RemoteProtocolError",
@@ -56,6 +63,21 @@ class DecodeError(RemoteProtocolError):
     def __init__(self, msg: str, *, index: int | None = None) -> None:
         super().__init__(msg, status_hint=502, close_code=1011)
         self.index = index
+
+
+class FilterError(RemoteProtocolError):
+    """A bad filter query parameter: ``param`` names it, the message says what is allowed."""
+
+    def __init__(self, msg: str, *, param: str = "") -> None:
+        super().__init__(msg, status_hint=400, close_code=1008)
+        self.param = param
+
+    def json_body(self) -> bytes:
+        """``{"error":"bad filter","param":...,"reason":...}``: the body of the 400."""
+        return json.dumps(
+            {"error": "bad filter", "param": self.param, "reason": str(self)},
+            separators=(",", ":"),
+        ).encode()
 
 
 class ConfigError(CertstreamError):

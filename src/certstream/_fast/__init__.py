@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         sse_comment,
         sse_event,
         ws_close_frame,
+        ws_compressed_frame,
         ws_frame,
         ws_ping_frame,
         ws_pong_frame,
@@ -65,6 +66,7 @@ __all__ = [
     "sse_comment",
     "sse_event",
     "ws_close_frame",
+    "ws_compressed_frame",
     "ws_frame",
     "ws_ping_frame",
     "ws_pong_frame",
@@ -86,8 +88,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "_leaf": ("TileLeaf", "b64decode", "decode_entry", "decode_get_entries_fast",
               "parse_data_tile"),
     "_dedup": ("DedupRing",),
-    "_frames": ("join_ws_frames", "sse_comment", "sse_event", "ws_close_frame", "ws_frame",
-                "ws_ping_frame", "ws_pong_frame"),
+    "_frames": ("join_ws_frames", "sse_comment", "sse_event", "ws_close_frame",
+                "ws_compressed_frame", "ws_frame", "ws_ping_frame", "ws_pong_frame"),
     "_json": ("CertWriter",),
 }
 _SOURCE = {name: base for base, names in _EXPORTS.items() for name in names}

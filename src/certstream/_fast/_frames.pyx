@@ -69,6 +69,20 @@ def ws_frame(payload, opcode=OP_TEXT):
     return _frame(<bytes>payload, opcode)
 
 
+def ws_compressed_frame(data):
+    """One unmasked, final text frame with RSV1 set (RFC 7692): ``data`` is the message
+    already compressed by ``core.deflate``."""
+    if not PyBytes_CheckExact(data):
+        data = bytes(data)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+    cdef Py_ssize_t h = _header_len(n)
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, h + n)
+    cdef char *buf = PyBytes_AS_STRING(out)
+    _write_header(buf, n, 0x41)  # RSV1 | text; _write_header adds FIN
+    memcpy(buf + h, PyBytes_AS_STRING(<bytes>data), n)
+    return out
+
+
 def join_ws_frames(payloads):
     """Text frames for every payload, concatenated into one buffer."""
     cdef list items = [p if PyBytes_CheckExact(p) else bytes(p) for p in payloads]

@@ -1,8 +1,9 @@
 """Server→client WebSocket frames and SSE events as bytes: the pure-Python twin.
 
-Server frames are never masked (RFC 6455 §5.1), and we negotiate no extensions, so a
-frame's bytes depend only on the payload: each message is framed once and the same bytes
-are written to every client.  ``join_ws_frames`` frames a client's whole backlog into one
+Server frames are never masked (RFC 6455 §5.1), and the only extension we negotiate is
+permessage-deflate without context takeover, so a frame's bytes depend only on the payload
+(and, compressed, on the window: see ``core.deflate``): each message is framed once and the
+same bytes are written to every client.  ``join_ws_frames`` frames a client's whole backlog into one
 buffer, so that it costs one ``sendall``.
 """
 
@@ -15,6 +16,7 @@ __all__ = [
     "sse_comment",
     "sse_event",
     "ws_close_frame",
+    "ws_compressed_frame",
     "ws_frame",
     "ws_ping_frame",
     "ws_pong_frame",
@@ -41,6 +43,19 @@ def _header(n: int, opcode: int) -> bytes:
 def ws_frame(payload: bytes, opcode: int = OP_TEXT) -> bytes:
     """One unmasked, final frame (text by default) carrying ``payload``."""
     return _header(len(payload), opcode) + payload
+
+
+def ws_compressed_frame(data: bytes) -> bytes:
+    """One unmasked, final text frame with RSV1 set (RFC 7692): ``data`` is the message
+    already compressed by ``core.deflate``."""
+    n = len(data)
+    if n < 126:
+        head = bytes((0xC1, n))
+    elif n < 0x10000:
+        head = bytes((0xC1, 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0xC1, 127)) + n.to_bytes(8, "big")
+    return head + data
 
 
 def join_ws_frames(payloads: list[bytes]) -> bytes:

@@ -15,12 +15,19 @@ queued: unmasked frames (1002), invalid UTF-8 (1007), messages larger than
 ``max_message_bytes`` (1009), bad opcodes or fragmentation (1002).  Client data frames are
 otherwise ignored: clients like certstream-dotnet send ``"ping"`` as text.
 
-What the session does NOT do is build data frames.  Server-to-client frames are unmasked
-and the session negotiates no extension, so a frame's bytes are the same for every client:
-the hub builds each one once (``core.frames``) and writes it to every socket, bypassing
-this object.  That is also why permessage-deflate is never negotiated: compressing per
-client (context takeover) would make every frame unique to its client and multiply the
-CPU cost by the number of clients.
+What the session does NOT do is build data frames.  Server-to-client frames are unmasked,
+so a frame's bytes are the same for every client: the hub builds each one once
+(``core.frames``) and writes it to every socket, bypassing this object.
+
+permessage-deflate keeps that true.  ``accept_websocket(compression=True)`` negotiates it
+(``core.deflate.negotiate_deflate``) only without context takeover on our side, so each
+message is compressed on its own and its compressed frame is shared by every client with
+the same window (``Session.deflate`` tells the hub which frames this client gets; ``None``
+means plain frames).  Compressing with context takeover would make every frame unique to
+its client and multiply the CPU cost by the number of clients, so an offer we cannot
+answer that way is declined and the client gets plain frames.  A client may compress what
+it sends us; it is inflated with a bound (``max_message_bytes``), so a small compressed
+frame cannot expand into a large buffer.
 
 Output is collected, h2-style, and drained with ``data_to_send()``.  ``should_close`` turns
 true once the connection must end after that output is flushed.
@@ -28,6 +35,7 @@ true once the connection must end after that output is flushed.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -42,8 +50,11 @@ from wsproto.events import (
     RejectConnection,
     TextMessage,
 )
+from wsproto.extensions import PerMessageDeflate
+from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import RemoteProtocolError as WSRemoteProtocolError
 
+from certstream.core.deflate import DeflateParams, negotiate_deflate
 from certstream.core.routes import Route, RouteTable
 from certstream.errors import LocalProtocolError
 
@@ -205,6 +216,30 @@ def ws_page(path: str) -> bytes:
     ).encode()
 
 
+class _BoundedInflate(PerMessageDeflate):
+    """The inbound half of our permessage-deflate: what the client compressed, inflated at
+    most ``limit`` bytes per frame chunk (a deflate stream can expand ~1000 times)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(client_no_context_takeover=True, server_no_context_takeover=True)
+        self._limit = limit
+        self._enabled = True
+
+    def frame_inbound_payload_data(self, proto: object, data: bytes) -> bytes | CloseReason:
+        # Mirrors PerMessageDeflate.frame_inbound_payload_data, with max_length.
+        if not self._inbound_compressed or not self._inbound_is_compressible:
+            return data
+        inflater = self._decompressor
+        assert inflater is not None
+        try:
+            out: bytes = inflater.decompress(bytes(data), self._limit + 1)
+        except zlib.error:
+            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
+        if len(out) > self._limit or inflater.unconsumed_tail:
+            return CloseReason.MESSAGE_TOO_BIG
+        return out
+
+
 # Stands in for the h11 connection once the request is answered, so that it can be freed.
 _SPENT = h11.Connection(h11.SERVER)
 
@@ -223,6 +258,7 @@ class Session:
         "_request",
         "_routes",
         "_ws",
+        "deflate",
         "should_close",
     )
 
@@ -246,6 +282,8 @@ class Session:
         self._message_bytes = 0
         self._eof = False
         self.should_close = False
+        #: The permessage-deflate parameters agreed with this client, or None (plain frames).
+        self.deflate: DeflateParams | None = None
 
     # -- input ---------------------------------------------------------------------------
 
@@ -282,8 +320,12 @@ class Session:
 
     # -- answering a request ---------------------------------------------------------------
 
-    def accept_websocket(self) -> None:
-        """Answer the routed upgrade request with 101, or reject a bad upgrade (400/426)."""
+    def accept_websocket(self, *, compression: bool = False) -> None:
+        """Answer the routed upgrade request with 101, or reject a bad upgrade (400/426).
+
+        With ``compression``, a permessage-deflate offer we can honour is accepted (see the
+        module docstring) and ``deflate`` says with which parameters.
+        """
         request = self._take_request()
         ws = WSConnection(ConnectionType.SERVER)
         try:
@@ -301,10 +343,23 @@ class Session:
             # stricter than what h11 accepts from one (an HTTP/1.0 request without Host).
             self._reject(400, f"bad upgrade request: {exc}")
             return
-        # No extensions offered back: see the module docstring on permessage-deflate.
-        self._out.append(ws.send(AcceptConnection()))
+        # wsproto itself accepts no extension (it would compress per client); ours is
+        # negotiated here and its inbound side handed to the frame-level connection.
+        offer = (
+            negotiate_deflate(v for n, v in request.headers if n == b"sec-websocket-extensions")
+            if compression
+            else None
+        )
+        extra = [(b"Sec-WebSocket-Extensions", offer.header)] if offer is not None else []
+        self._out.append(ws.send(AcceptConnection(extra_headers=extra)))
         assert ws.connection is not None
-        self._ws = ws.connection
+        if offer is None:
+            self._ws = ws.connection
+        else:
+            self.deflate = offer
+            self._ws = Connection(
+                ConnectionType.SERVER, extensions=[_BoundedInflate(self._max_message_bytes)]
+            )
         self._phase = _WEBSOCKET
         trailing, _closed = self._h11.trailing_data
         self._h11 = _SPENT
