@@ -15,8 +15,17 @@ head"; peer-go: tiled off-by-one):
 
 * A window never reaches past the tree size of the STH we fetched:
   ``end = min(start + batch - 1, tree_size - 1)`` (both bounds inclusive).
-* A short batch is accepted; the rest of its window is asked for again, first, and the
-  planner shrinks its batch to what the log served, so later windows match the log's cap.
+* A short batch is accepted; the rest of its window is asked for again, first.
+* New windows are sized to the log's cap as the planner learns it (``window_size``, at
+  most ``batch_size``; logs cap at 32, 256, 1,000 or 1,024 entries): a window sized to the
+  cap comes back whole, and windows that overlap the cap would only be answered in pieces.
+  A short answer teaches the cap only when its window ends before the tree head's last
+  entry, and never below the largest answer among the last ``RECENT`` such windows: a
+  window cut by the tree's end, a backend one entry behind its head, or one busy answer
+  must not make the log crawl at one entry per request for the life of the follower.
+  After ``PROBE_AFTER`` whole answers in a row, one window asks for twice as many (a log
+  that raised its cap, a cap learned from an aligned answer); a probe answered short costs
+  no request (its rest is the next window anyway) and the next probe waits twice as long.
 * An empty batch or a failure (400 included) re-queues the same window; nothing is ever
   skipped.  The caller backs off (see ``certstream.core.backoff``).
 * The number of windows in flight or waiting to be released is bounded by ``concurrency``,
@@ -28,12 +37,15 @@ The planner never reads a clock and never does I/O; the shell drives it.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from certstream.errors import LocalProtocolError
 
 __all__ = [
+    "PROBE_AFTER",
+    "RECENT",
     "TILE_WIDTH",
     "TileRequest",
     "Window",
@@ -44,6 +56,12 @@ __all__ = [
 T = TypeVar("T")
 
 TILE_WIDTH = 256
+#: Whole answers in a row before a window asks for twice the learned cap.
+PROBE_AFTER = 8
+#: ...and at most this many after probes that came back short.
+PROBE_MAX = 256
+#: Whole windows whose answers bound how far one short answer may shrink the cap.
+RECENT = 16
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -77,8 +95,16 @@ class WindowPlanner(Generic[T]):
         self.tree_size = tree_size
         #: Readonly logs: stop here (their final tree size) even if an STH says more.
         self.stop_at = stop_at
+        #: The configured batch: no window is ever wider.
         self.batch_size = batch_size
+        #: The width of new windows: the log's cap as learned so far (see the module doc).
+        self.window_size = batch_size
         self.concurrency = concurrency
+        # Answers to the last RECENT whole windows, and the probing schedule.
+        self._recent: deque[int] = deque(maxlen=RECENT)
+        self._streak = 0
+        self._probe_every = PROBE_AFTER
+        self._probe: Window | None = None
         # First index not covered by any window handed out so far.
         self._planned = next_index
         # Windows that must be (re)issued before new ones, lowest start first.
@@ -105,11 +131,33 @@ class WindowPlanner(Generic[T]):
             heapq.heappush(self._retry, window)
             return
         if count < window.size:
-            # The log caps its batches: ask for the rest first, and size later windows to
-            # the cap so the next ones come back whole.
+            # Ask for the rest first: the log caps its batches, or its backend is behind.
             heapq.heappush(self._retry, Window(window.start + count, window.end))
-            self.batch_size = min(self.batch_size, count)
+        self._learn(window, count)
         self._done[window.start] = (count, result)
+
+    def _learn(self, window: Window, count: int) -> None:
+        """Size later windows to the log's cap (see the module docstring)."""
+        probe = window == self._probe
+        if probe:
+            self._probe = None
+        elif window.end >= self.tree_size - 1:
+            # It reaches the head: cut by the tree's end, or answered short by a backend
+            # that is behind the head we were shown.  Either way it says nothing of the cap.
+            return
+        self._recent.append(count)
+        if count < window.size:
+            self._streak = 0
+            if probe:
+                self._probe_every = min(self._probe_every * 2, PROBE_MAX)
+            # Never below what the log served whole windows lately: one short answer is
+            # not a cap, a run of them is.
+            self.window_size = max(count, *self._recent, 1)
+            return
+        self._streak += 1
+        if probe:
+            self.window_size = window.size
+            self._probe_every = PROBE_AFTER
 
     def fail(self, window: Window) -> None:
         """The request for ``window`` failed as a whole; it will be handed out again."""
@@ -140,9 +188,16 @@ class WindowPlanner(Generic[T]):
             limit = self.limit
             if self._planned >= limit or self.outstanding >= self.concurrency:
                 return None
-            end = min(self._planned + self.batch_size - 1, limit - 1)
+            width = self.window_size
+            probing = self._streak >= self._probe_every and width < self.batch_size
+            if probing:
+                width = min(self.batch_size, width * 2)
+            end = min(self._planned + width - 1, limit - 1)
             window = Window(self._planned, end)
             self._planned = end + 1
+            if probing and window.size == width:
+                self._streak = 0
+                self._probe = window
         self._inflight.add(window)
         return window
 
