@@ -28,6 +28,13 @@ head"; peer-go: tiled off-by-one):
   no request (its rest is the next window anyway) and the next probe waits twice as long.
 * An empty batch or a failure (400 included) re-queues the same window; nothing is ever
   skipped.  The caller backs off (see ``certstream.core.backoff``).
+* A tree head whose signature did not verify (``sth_signature: warn`` uses it anyway) is
+  trusted only as far as the log serves: when the log answers 400 for a window past the
+  last verified size (``refuse``), the tree size drops to that window's start, the window
+  waits until a head covers it, and that same unverified size is not used again.  So a
+  bad head claiming a larger tree costs at most the windows in flight, not a 400 per
+  retry until the real tree catches up; a verified head is never refused for being
+  smaller than an unverified one.
 * The number of windows in flight or waiting to be released is bounded by ``concurrency``,
   so one stuck window cannot make the others pile up results without limit.
 
@@ -91,8 +98,14 @@ class WindowPlanner(Generic[T]):
             raise LocalProtocolError("next_index >= 0, batch_size >= 1, concurrency >= 1")
         #: Every index below this has been released by ``ready``.
         self.next_index = next_index
-        #: The tree size of the newest STH; never shrinks.
+        #: The tree size windows are planned against: the newest head's, or less when the
+        #: log refused entries an unverified head claimed (see ``refuse``).
         self.tree_size = tree_size
+        #: The largest verified tree size; never shrinks.
+        self.verified_size = tree_size
+        # The unverified tree size in use, and one the log refused to serve (not used again).
+        self._claim: int | None = None
+        self._refuted: int | None = None
         #: Readonly logs: stop here (their final tree size) even if an STH says more.
         self.stop_at = stop_at
         #: The configured batch: no window is ever wider.
@@ -115,11 +128,35 @@ class WindowPlanner(Generic[T]):
 
     # -- inputs ------------------------------------------------------------------------
 
-    def set_tree_size(self, size: int) -> bool:
-        """Record a new STH tree size.  Returns False (and keeps the old one) if it shrank."""
-        if size < self.tree_size:
+    def set_tree_size(self, size: int, verified: bool = True) -> bool:
+        """Record a new STH tree size.  Returns False (and keeps the old one) if it is
+        smaller than a verified one.  An unverified size is used (see ``refuse``) unless
+        the log already refused it."""
+        if size < self.verified_size:
             return False
-        self.tree_size = size
+        if verified:
+            self.verified_size = self.tree_size = size
+            self._claim = None
+        elif size != self._refuted and size > self.tree_size:
+            self.tree_size = self._claim = size
+        return True
+
+    def refuse(self, window: Window) -> bool:
+        """The log answered that it has no entry ``window.start`` (HTTP 400).
+
+        The window is asked for again later, as after ``fail``.  Returns True when the
+        window lies past the last verified tree size: then only an unverified head claimed
+        it, the tree size drops to ``window.start`` and the window waits until a head
+        covers it again.  False (an ordinary failure) when a verified head promised it.
+        """
+        self._take(window)
+        heapq.heappush(self._retry, window)
+        if window.start < self.verified_size:
+            return False
+        if self.tree_size > window.start:
+            if self._claim is not None:
+                self._refuted = self._claim
+            self.tree_size = window.start
         return True
 
     def complete(self, window: Window, count: int, result: T) -> None:
@@ -182,10 +219,12 @@ class WindowPlanner(Generic[T]):
         """The next request to issue, or None (enough in flight, or nothing to read)."""
         if len(self._inflight) >= self.concurrency:
             return None
-        if self._retry:
+        limit = self.limit
+        if self._retry and self._retry[0].start < limit:
             window = heapq.heappop(self._retry)
         else:
-            limit = self.limit
+            # Windows still in _retry start past the tree size (see ``refuse``), and so
+            # does every window not planned yet.
             if self._planned >= limit or self.outstanding >= self.concurrency:
                 return None
             width = self.window_size
