@@ -159,7 +159,7 @@ class Fanout(Generic[C]):
 
     # -- the I/O, supplied by the subclass ---------------------------------------------------
 
-    def _write_now(self, cursor: C, data: bytes | memoryview) -> None:
+    def _write_now(self, cursor: C, data: bytes) -> None:
         """Write ``data`` to ``cursor``'s connection; set ``cursor.busy`` if it is not all
         written yet (whoever finishes it sends ``owed(cursor)`` next)."""
         raise NotImplementedError
