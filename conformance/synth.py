@@ -250,8 +250,12 @@ def tile_leaves_from_entries(
     return leaves, issuers
 
 
-def split_tile_leaves(data: bytes) -> list[tuple[bytes, bytes]]:
-    """Split concatenated TileLeafs into ``(tile_leaf, timestamped_entry)`` pairs."""
+def split_tile_leaves(data: bytes, unknown_as: int | None = None) -> list[tuple[bytes, bytes]]:
+    """Split concatenated TileLeafs into ``(tile_leaf, timestamped_entry)`` pairs.
+
+    A leaf whose entry_type the spec does not define is an error, or, with ``unknown_as``,
+    laid out like that known type (how a test log stores a leaf of a future type).
+    """
     out: list[tuple[bytes, bytes]] = []
     pos = 0
     while pos < len(data):
@@ -259,6 +263,8 @@ def split_tile_leaves(data: bytes) -> list[tuple[bytes, bytes]]:
         if pos + 10 > len(data):
             raise SynthError("truncated TileLeaf")
         entry_type = int.from_bytes(data[pos + 8 : pos + 10], "big")
+        if entry_type not in (X509_ENTRY, PRECERT_ENTRY) and unknown_as is not None:
+            entry_type = unknown_as
         pos += 10
         if entry_type == X509_ENTRY:
             _, pos = _u24(data, pos)

@@ -55,9 +55,13 @@ class Recorder:
 
 
 class IndexBuilder:
-    """Payloads that are the entry's index, as text."""
+    """Payloads that are the entry's index, as text; keeps every entry it was given."""
+
+    def __init__(self) -> None:
+        self.entries: dict[int, Any] = {}
 
     def build(self, entry: Any, source: Any, seen: float, streams: int) -> Payloads:
+        self.entries[entry.index] = entry
         text = str(entry.index).encode()
         return Payloads(
             text if streams & STREAM_LITE else None,
