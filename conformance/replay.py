@@ -43,7 +43,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography.hazmat.primitives import serialization
@@ -166,6 +166,30 @@ def _json(obj: object) -> _Response:
     return _Response(200, json.dumps(obj, separators=(",", ":")).encode())
 
 
+class _LeafHashes(Sequence[bytes]):
+    """Leaf hashes of get-entries entries, computed in order on first use and kept."""
+
+    def __init__(self, entries: Sequence[Mapping[str, str]]) -> None:
+        self.entries = entries
+        self._done: list[bytes] = []
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @overload
+    def __getitem__(self, k: int) -> bytes: ...
+    @overload
+    def __getitem__(self, k: slice) -> list[bytes]: ...
+
+    def __getitem__(self, k: int | slice) -> bytes | list[bytes]:
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        while len(self._done) <= k:
+            leaf = base64.b64decode(self.entries[len(self._done)]["leaf_input"])
+            self._done.append(hashlib.sha256(b"\x00" + leaf).digest())
+        return self._done[k]
+
+
 class _Rfc6962Log(_Log):
     kind = "rfc6962"
 
@@ -182,16 +206,16 @@ class _Rfc6962Log(_Log):
         super().__init__(path, len(entries), visible, signer)
         if first_index < 0 or max_batch < 1:
             raise ValueError("first_index must be >= 0 and max_batch >= 1")
-        self.entries = [
-            {"leaf_input": e["leaf_input"], "extra_data": e["extra_data"]} for e in entries
-        ]
+        # A list is copied; any other sequence (a UniqueEntryLog of a long run) is read as
+        # it is served, and its leaf hashes are computed as the tree grows.
+        self.entries: Sequence[Mapping[str, str]] = (
+            [{"leaf_input": e["leaf_input"], "extra_data": e["extra_data"]} for e in entries]
+            if isinstance(entries, list) else entries
+        )
         self.first_index = first_index
         self.max_batch = max_batch
         self.garbage: set[int] = set()
-        self._hashes = [
-            hashlib.sha256(b"\x00" + base64.b64decode(e["leaf_input"])).digest()
-            for e in self.entries
-        ]
+        self._hashes = _LeafHashes(self.entries)
         self._sth: dict[int, dict[str, object]] = {}
         #: Served instead of the real head while set (see ``ReplayServer.set_sth``).
         self.sth_override: dict[str, object] | None = None
@@ -425,6 +449,11 @@ class _Server(ThreadingHTTPServer):
         with self.conns_lock:
             self.conns.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away mid-answer (a follower killed by a test) is not news.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class ReplayServer:

@@ -168,7 +168,6 @@ def base_config(tmp: Path, sock: str) -> dict[str, Any]:
         "ct_log": {
             "log_list_urls": [],
             "state_file": str(tmp / "state.json"),
-            "state_flush_secs": 0.3,
             "batch_size": 64,
             "fetch_concurrency": 4,
             "poll_interval_ms": 100,
@@ -603,8 +602,10 @@ class FakeFeed:
     def connected(self) -> int:
         return 1
 
-    def publish(self, items: Any) -> None:
+    def publish(self, items: Any, on_delivered: Any = None, on_lost: Any = None) -> None:
         self.items.extend(items)
+        if on_delivered is not None:
+            on_delivered()
 
     def publish_example(self, lite: bytes) -> None:
         self.examples.append(lite)
@@ -628,7 +629,7 @@ class PickyBuilder:
 
 
 def make_pipeline(feed: FakeFeed, builder: Any, tmp: Path) -> tuple[Pipeline, StateStore]:
-    store = StateStore(str(tmp / "state.json"), grace=0.0)
+    store = StateStore(str(tmp / "state.json"))
     return Pipeline(feed, builder, DedupRing(1000, 900.0), store,
                     workers_connected=feed.connected), store
 
@@ -668,7 +669,7 @@ def test_one_bad_certificate_costs_one_entry_even_a_builder_bug(
     # Asked, the sample is the lite form of the newest entry that passed dedup.
     pipeline.publish_example()
     assert feed.examples == [b"49"]
-    store.flush(time.time(), final=True)
+    store.flush()
     assert StateStore(str(tmp_short / "state.json")).load()[replay.url + "/p/"].next_index == 50
 
 

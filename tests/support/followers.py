@@ -44,8 +44,10 @@ class Recorder:
     def connected(self) -> int:
         return 1
 
-    def publish(self, items: Any) -> None:
+    def publish(self, items: Any, on_delivered: Any = None, on_lost: Any = None) -> None:
         self.items.extend(items)
+        if on_delivered is not None:
+            on_delivered()
 
     def publish_example(self, lite: bytes) -> None:
         pass
@@ -72,7 +74,7 @@ class IndexBuilder:
 
 def recording_pipeline(tmp: Path, feed: Recorder | None = None) -> tuple[Pipeline, Recorder]:
     feed = feed or Recorder()
-    store = StateStore(str(tmp / "state.json"), grace=0.0)
+    store = StateStore(str(tmp / "state.json"))
     pipeline = Pipeline(feed, IndexBuilder(), DedupRing(100_000, 900.0), store,
                         workers_connected=feed.connected)
     return pipeline, feed

@@ -53,6 +53,8 @@ RETIRED_KEYS = {
         "log health is judged on every request to the log, not on a timer",
     "ct_log.retry_max_attempts":
         "a failing log is retried forever, with backoff, so that no entry is lost",
+    "ct_log.state_flush_secs":
+        "each log's position is saved right after each batch its clients received",
 }
 
 
@@ -184,7 +186,6 @@ class CtLogSettings:
     healthy_threshold: int = field(default=2, metadata=_POSITIVE)
     unhealthy_threshold: int = field(default=5, metadata=_POSITIVE)
     state_file: str = field(default="certstream_state.json", metadata=_NON_EMPTY)
-    state_flush_secs: float = field(default=5.0, metadata=_POSITIVE_FLOAT)
     batch_size: int = field(default=1024, metadata=_POSITIVE)
     poll_interval_ms: int = field(default=1000, metadata=_POSITIVE)
     fetch_concurrency: int = field(default=4, metadata=_between(1, 16))

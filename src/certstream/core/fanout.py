@@ -29,7 +29,9 @@ Theory of operation (the measured costs behind it are in ``certstream.shell.hub`
   ``close_code`` and a reason naming the count.
 
 ``flush_interval`` coalesces writes: the flusher waits ``flush_delay(now)`` after its last
-flush, so a client behind by k entries costs one write for all k.
+flush, so a client behind by k entries costs one write for all k.  ``after_flush`` runs a
+callback once what was published so far has been written (the worker acknowledges the
+feed's entries with it).
 """
 
 from __future__ import annotations
@@ -153,6 +155,7 @@ class Fanout(Generic[C]):
         self.slow_closed = 0
         self._dirty: set[Ring[C]] = set()
         self._unflushed = 0
+        self._after: list[Callable[[], None]] = []
         self._flush_every = max(1, min(256, buffer_size // 2))
         #: Called when there is something to flush (the shell sets its flusher's wake-up).
         self._wake: Callable[[], None] = _nothing
@@ -260,6 +263,15 @@ class Fanout(Generic[C]):
         writes are coalesced to one per ``flush_interval`` after ``last_flush``."""
         return self.last_flush + self.flush_interval - now
 
+    def after_flush(self, done: Callable[[], None]) -> None:
+        """Call ``done`` once everything published so far has been written to every client
+        that keeps up (a busy client gets it from its own writer later): now if nothing is
+        pending, else at the end of the next ``flush``."""
+        if self._dirty:
+            self._after.append(done)
+        else:
+            done()
+
     def flush(self) -> None:
         """Write every client of every dirty ring what it has pending (see module doc)."""
         dirty, self._dirty = self._dirty, set()
@@ -267,6 +279,10 @@ class Fanout(Generic[C]):
         for ring in dirty:
             self._flush_ring(ring, ring.ws_clients, ws=True)
             self._flush_ring(ring, ring.sse_clients, ws=False)
+        if self._after:
+            after, self._after = self._after, []
+            for done in after:
+                done()
 
     def _flush_ring(self, ring: Ring[C], clients: set[C], *, ws: bool) -> None:
         if not clients:

@@ -18,6 +18,17 @@ Slow workers: the publisher never writes from the caller's greenlet.  Each worke
 outbound buffer drained by its own writer greenlet; past ``max_pending_bytes`` entries for that
 worker are dropped and counted, so one stuck worker can neither block the ingest nor grow its
 memory, and the other workers are not affected.
+
+Delivery: ``publish(items, on_delivered, on_lost)`` calls ``on_delivered`` once every worker
+that was sent the items has acknowledged them (ACK: written to its clients) or has gone, at
+least one having acknowledged them; the ingest saves a log's position only then (see
+``certstream.shell.state``).  A worker that goes takes its clients' connections with it, and
+they reconnect to the others; but if every worker a batch went to is gone before one of them
+acknowledged it (the only worker crashed, the master died and took them all), nobody got it:
+``on_lost`` is called instead and the ingest publishes the batch again once a worker is back.
+A worker that has not acknowledged a batch within ``ACK_TIMEOUT`` stops holding it back, with
+a warning.  The subscriber acknowledges what it received once its hub has flushed it
+(``after_flush``).
 """
 
 from __future__ import annotations
@@ -26,8 +37,10 @@ import contextlib
 import logging
 import os
 import stat
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 import gevent
@@ -37,11 +50,13 @@ from gevent import socket
 
 from certstream.core.feedcodec import (
     EXAMPLE,
+    KIND_ACK,
     KIND_ENTRY,
     KIND_EXAMPLE,
     KIND_STATE,
     KIND_WANT,
     FeedDecoder,
+    encode_ack,
     encode_entry,
     encode_example,
     encode_state,
@@ -51,9 +66,12 @@ from certstream.core.streams import STREAM_ALL
 from certstream.errors import RemoteProtocolError
 from certstream.shell.metrics import FEED_DROPPED
 
-__all__ = ["FeedPublisher", "FeedSubscriber", "PayloadsLike"]
+__all__ = ["ACK_TIMEOUT", "FeedPublisher", "FeedSubscriber", "PayloadsLike"]
 
 log = logging.getLogger(__name__)
+
+#: The longest a batch waits for a worker's acknowledgement before it counts as delivered.
+ACK_TIMEOUT = 5.0
 
 
 class PayloadsLike(Protocol):
@@ -71,9 +89,11 @@ class PayloadsLike(Protocol):
 
 
 class _Peer:
-    """One connected worker: its WANT mask and a bounded outbound buffer."""
+    """One connected worker: its WANT mask, a bounded outbound buffer, and how many ENTRY
+    messages it was sent and has acknowledged."""
 
-    __slots__ = ("dropped", "pending", "pending_bytes", "sock", "wake", "want")
+    __slots__ = ("acked", "dropped", "gone", "pending", "pending_bytes", "sent", "sock",
+                 "wake", "want")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -81,7 +101,31 @@ class _Peer:
         self.pending: deque[bytes] = deque()
         self.pending_bytes = 0  # queued + in flight: what this peer costs us in memory
         self.dropped = 0
+        self.sent = 0
+        self.acked = 0
+        self.gone = False
         self.wake = gevent.event.Event()
+
+
+class _Batch:
+    """A published batch waiting for its acknowledgements: (peer, its ``sent`` count once
+    the batch was queued) for each peer it went to."""
+
+    __slots__ = ("done", "ends", "lost", "since")
+
+    def __init__(self, ends: list[tuple[_Peer, int]], done: Callable[[], None],
+                 lost: Callable[[], None] | None) -> None:
+        self.ends = ends
+        self.done = done
+        self.lost = lost
+        self.since = time.monotonic()
+
+    def settled(self) -> bool:
+        """Each worker it went to has acknowledged it or gone."""
+        return all(peer.gone or peer.acked >= end for peer, end in self.ends)
+
+    def reached_someone(self) -> bool:
+        return any(peer.acked >= end for peer, end in self.ends)
 
 
 class FeedPublisher:
@@ -96,6 +140,8 @@ class FeedPublisher:
         self._greenlets: list[gevent.Greenlet] = []
         self._last_state: bytes | None = None
         self._last_example: bytes | None = None
+        self._unacked: deque[_Batch] = deque()  # in publish order
+        self.ack_timeouts = 0  # batches counted as delivered without every acknowledgement
         #: Called (from the feed's reader greenlet) when a worker asks for a sample.
         self.on_example_wanted: Callable[[], None] | None = None
 
@@ -109,6 +155,7 @@ class FeedPublisher:
         listener.listen(128)
         self._listener = listener
         self._greenlets.append(gevent.spawn(self._accept_loop, listener))
+        self._greenlets.append(gevent.spawn(self._ack_watch))
 
     def connected(self) -> int:
         """Workers connected right now."""
@@ -124,20 +171,33 @@ class FeedPublisher:
     def example_wanted(self) -> bool:
         return any(peer.want & EXAMPLE for peer in self._peers)
 
-    def publish(self, items: Sequence[tuple[str, int, PayloadsLike]]) -> None:
-        if not items or not self._peers:
+    def publish(self, items: Sequence[tuple[str, int, PayloadsLike]],
+                on_delivered: Callable[[], None] | None = None,
+                on_lost: Callable[[], None] | None = None) -> None:
+        """Send ``items`` to every worker; ``on_delivered`` is called once each worker they
+        went to has acknowledged them or gone (at once if they went to none), ``on_lost``
+        instead if they all went before one acknowledged them (see the module docstring)."""
+        ends: list[tuple[_Peer, int]] = []
+        if items and self._peers:
+            data = b"".join(encode_entry(k, i, p.lite, p.full, p.domains) for k, i, p in items)
+            for peer in self._peers:
+                if peer.pending_bytes + len(data) > self.max_pending_bytes:
+                    peer.dropped += len(items)
+                    self.dropped += len(items)
+                    FEED_DROPPED.inc(len(items))
+                    if peer.dropped == len(items) or peer.dropped % 1000 < len(items):
+                        log.warning("feed: a worker is too far behind; %d entries dropped "
+                                    "for it", peer.dropped)
+                    continue
+                self._enqueue(peer, data)
+                peer.sent += len(items)
+                ends.append((peer, peer.sent))
+        if on_delivered is None:
             return
-        data = b"".join(encode_entry(k, i, p.lite, p.full, p.domains) for k, i, p in items)
-        for peer in self._peers:
-            if peer.pending_bytes + len(data) > self.max_pending_bytes:
-                peer.dropped += len(items)
-                self.dropped += len(items)
-                FEED_DROPPED.inc(len(items))
-                if peer.dropped == len(items) or peer.dropped % 1000 < len(items):
-                    log.warning("feed: a worker is too far behind; %d entries dropped for it",
-                                peer.dropped)
-                continue
-            self._enqueue(peer, data)
+        if ends:
+            self._unacked.append(_Batch(ends, on_delivered, on_lost))
+        else:
+            self._deliver(on_delivered)
 
     def publish_state(self, state: Mapping[str, object]) -> None:
         self._last_state = encode_state(state)
@@ -157,6 +217,38 @@ class FeedPublisher:
             self._listener = None
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
+
+    def _settle(self) -> None:
+        """Report every batch, oldest first, that each of its workers has acknowledged or
+        left: delivered, or lost if none of them acknowledged it."""
+        unacked = self._unacked
+        while unacked and unacked[0].settled():
+            batch = unacked.popleft()
+            if batch.reached_someone() or batch.lost is None:
+                self._deliver(batch.done)
+            else:
+                self._deliver(batch.lost)
+
+    @staticmethod
+    def _deliver(done: Callable[[], None]) -> None:
+        try:
+            done()
+        except Exception:  # a failing callback must not cut a worker off the feed
+            log.exception("feed: a delivery callback failed")
+
+    def _ack_watch(self) -> None:
+        while True:
+            gevent.sleep(ACK_TIMEOUT / 5)
+            cutoff = time.monotonic() - ACK_TIMEOUT
+            late = 0
+            while self._unacked and self._unacked[0].since < cutoff:
+                late += 1
+                self._deliver(self._unacked.popleft().done)
+            if late:
+                self.ack_timeouts += late
+                log.warning("feed: %d batch(es) not acknowledged by every worker within %.0fs;"
+                            " their positions are saved anyway", late, ACK_TIMEOUT)
+            self._settle()
 
     # Small messages (STATE, EXAMPLE) go to every peer under the same memory bound.
     def _broadcast(self, data: bytes) -> None:
@@ -210,12 +302,18 @@ class FeedPublisher:
                 if not data:
                     break
                 decoder.receive_data(data)
+                acked = False
                 while (msg := decoder.next_message()) is not None:
-                    if msg[0] == KIND_WANT:
+                    if msg[0] == KIND_ACK:
+                        peer.acked = max(peer.acked, msg[1])
+                        acked = True
+                    elif msg[0] == KIND_WANT:
                         asked = msg[1] & EXAMPLE and not peer.want & EXAMPLE
                         peer.want = msg[1]
                         if asked and self.on_example_wanted is not None:
                             self._example_wanted()
+                if acked:
+                    self._settle()
         except (OSError, RemoteProtocolError) as exc:
             log.warning("feed: dropping a worker connection: %s", exc)
         finally:
@@ -232,10 +330,12 @@ class FeedPublisher:
         if peer in self._peers:
             self._peers.remove(peer)
             peer.want = 0
+            peer.gone = True
             peer.pending.clear()
             peer.wake.set()  # let its writer wake up and find the socket closed
             with contextlib.suppress(OSError):
                 peer.sock.close()
+            self._settle()  # what only it had not acknowledged is delivered to the others
 
 
 # -- subscriber (worker side) --------------------------------------------------------------
@@ -251,15 +351,24 @@ class FeedSubscriber:
     ``certstream.core.streams`` bits of the payloads present; absent ones are ``None``.
     ``on_state(state)`` gets each STATE object, ``on_example(lite)`` each sample payload.
     ``want_example(True)`` asks the ingest for a sample (see EXAMPLE in the module doc).
+    ``after_flush(done)`` (the hub's) calls ``done`` once what ``on_entry`` was given has
+    been written to the clients; the ENTRY messages received are acknowledged then
+    (without it, as soon as they are dispatched).
     """
 
     def __init__(self, path: str, on_entry: OnEntry,
                  on_state: Callable[[dict[str, Any]], None],
-                 on_example: Callable[[bytes], None]) -> None:
+                 on_example: Callable[[bytes], None],
+                 after_flush: Callable[[Callable[[], None]], None] | None = None) -> None:
         self.path = path
         self.on_entry = on_entry
         self.on_state = on_state
         self.on_example = on_example
+        self.after_flush = after_flush
+        self._received = 0  # ENTRY messages on this connection
+        self._acked = 0  # ...of which acknowledged
+        self._ack_due = False  # an acknowledgement waits for the hub's flush
+        self._connection = 0  # which connection a pending acknowledgement belongs to
         self.replayed = 0  # entries dropped because their index was already delivered
         self.connected = gevent.event.Event()
         self._want = 0
@@ -304,6 +413,9 @@ class FeedSubscriber:
                 continue
             delay = 0.05
             self._sock = sock
+            self._connection += 1
+            self._received = self._acked = 0
+            self._ack_due = False
             self._send_want()
             self.connected.set()
             try:
@@ -332,7 +444,27 @@ class FeedSubscriber:
                 return
             decoder.receive_data(data)
             while (msg := decoder.next_message()) is not None:
+                if msg[0] == KIND_ENTRY:
+                    self._received += 1
                 self._dispatch(*msg)
+            if self._received > self._acked and not self._ack_due:
+                self._ack_due = True
+                if self.after_flush is None:
+                    self._ack(self._connection)
+                else:
+                    self.after_flush(partial(self._ack, self._connection))
+
+    def _ack(self, connection: int) -> None:
+        """Everything received so far is written: say so (see ACK in the module doc)."""
+        if connection != self._connection:
+            return  # for a connection that is gone
+        self._ack_due = False
+        sock = self._sock
+        if sock is None or self._received == self._acked:
+            return
+        self._acked = self._received
+        with self._send_lock, contextlib.suppress(OSError):
+            sock.sendall(encode_ack(self._acked))
 
     def _dispatch(self, kind: int, value: Any) -> None:
         try:

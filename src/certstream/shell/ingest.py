@@ -185,14 +185,6 @@ class Ingest:
         self._housekeeping.append(g)
         return g
 
-    def flush_state(self) -> None:
-        # If the feed can say that nothing published is still queued in this process,
-        # the newest positions are safe to persist now (a smaller replay after a crash);
-        # otherwise the state store keeps its grace period.
-        pending = getattr(self.feed, "pending_bytes", None)
-        drained = callable(pending) and pending() == 0
-        self.state.flush(time.time(), final=drained)
-
     def snapshot(self) -> dict[str, object]:
         logs = [f.status() for f in self.followers.values()]
         counters: dict[str, object] = dict(self.pipeline.counters)
@@ -281,7 +273,7 @@ class Ingest:
         self.reconcile()
         if self.settings.ct_log.log_list_urls:
             self._housekeeping.append(gevent.spawn(self._discovery_loop))
-        self._every(self.settings.ct_log.state_flush_secs, self.flush_state)
+        self.state.start()
         self._every(STATE_INTERVAL, self.publish_state)
         gevent.spawn_later(0.2, self.publish_state)
         master = os.environ.get(MASTER_PID_ENV, "")
@@ -292,10 +284,12 @@ class Ingest:
         for f in list(self.followers.values()):
             f.stop()
         gevent.killall(self._housekeeping, block=False)
-        # The feed writes from its own greenlets: give them a moment to hand the last
-        # published entries to the workers before the final positions are written.
+        # The feed writes from its own greenlets: give the last published entries a moment
+        # to reach the workers and be acknowledged; then write what was delivered (never
+        # more: a worker that is gone may not have got the rest).
         gevent.sleep(DRAIN_SECS)
-        self.state.flush(time.time(), final=True)
+        self.state.stop()
+        self.state.flush()
         self.feed.close()
         self.http.close()
 

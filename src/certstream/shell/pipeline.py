@@ -2,7 +2,9 @@
 
 ``Pipeline.deliver`` is shared by all log followers: dedup (by SHA-256 of the certificate as
 emitted, so a precert and its final certificate are two entries), build only the streams
-some worker wants, publish, and only then advance the log's resume position.  The last
+some worker wants, publish, and save the log's resume position once the workers have
+delivered the batch.  A log's next batch waits until its previous one is saved, so a crash
+repeats at most one batch per log (see ``certstream.shell.state``).  The last
 entry is kept (a reference, nothing built) so that a lite sample for /example.json can be
 built when a worker asks for one (``publish_example``).  Nothing is published while no
 worker is connected, because publishing to nobody would move the resume position past
@@ -18,6 +20,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 import gevent
@@ -51,7 +54,8 @@ class Publisher(Protocol):
     """What the pipeline needs of ``certstream.shell.feed.FeedPublisher``."""
 
     def wanted(self) -> int: ...
-    def publish(self, items: Any) -> None: ...
+    def publish(self, items: Any, on_delivered: Callable[[], None] | None = None,
+                on_lost: Callable[[], None] | None = None) -> None: ...
     def publish_example(self, lite: bytes) -> None: ...
 
 
@@ -60,7 +64,12 @@ class Builder(Protocol):
 
 
 class Positions(Protocol):
-    def advance(self, key: str, next_index: int, tree_size: int, now: float) -> None: ...
+    """What the pipeline needs of ``certstream.shell.state.StateStore``."""
+
+    def sent(self, key: str) -> None: ...
+    def delivered(self, key: str, next_index: int, tree_size: int,
+                  now: float | None = None) -> None: ...
+    def settle(self, key: str) -> bool: ...
 
 
 class Dedup(Protocol):
@@ -112,6 +121,9 @@ class Pipeline:
     ) -> None:
         """Publish ``entries`` (in index order) and mark every index < next_index done."""
         spec = follower.spec
+        # The log's previous batch is delivered and on disk: from here on a crash repeats
+        # at most this batch.
+        self.positions.settle(spec.key)
         self.wait_for_workers()
         wanted = self.publisher.wanted()
         items: list[tuple[str, int, Any]] = []
@@ -145,15 +157,34 @@ class Pipeline:
                     self.inc("PAYLOADS_BUILT", stream)
             items.append((spec.key, entry.index, payloads))
             self.inc("ENTRIES", spec.name, "precert" if entry.is_precert else "x509")
-        if items:
-            self.publisher.publish(items)
-            self.counters["published"] += len(items)
         follower.next_index = next_index
-        self.positions.advance(spec.key, next_index, tree_size, time.time())
+        self.positions.sent(spec.key)
+        done = partial(self.positions.delivered, spec.key, next_index, tree_size)
+        if items:
+            self._publish(spec.name, items, done)
+            self.counters["published"] += len(items)
+        else:
+            done()
         if last is not None:
             self._last = (last, source)
             if self._example_pending:
                 self.publish_example()
+
+    def _publish(self, name: str, items: list[Any], done: Callable[[], None]) -> None:
+        self.publisher.publish(items, done, partial(self._lost, name, items, done))
+
+    def _lost(self, name: str, items: list[Any], done: Callable[[], None]) -> None:
+        """Every worker a batch went to is gone before one wrote it: publish it again once a
+        worker is back (the log's next batch waits for this one, see ``deliver``)."""
+        log.warning("log %s: the workers that were sent %d entries are gone; sending them "
+                    "again when a worker is back", name, len(items))
+        self.counters["republished"] = self.counters.get("republished", 0) + len(items)
+
+        def again() -> None:
+            self.wait_for_workers()
+            self._publish(name, items, done)
+
+        gevent.spawn(again)
 
     def publish_example(self) -> None:
         """A worker asked for a lite sample: build it from the newest entry and publish it

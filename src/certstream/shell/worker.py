@@ -263,7 +263,8 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         path = self._feed_path()
         if path:
             on_entry = hub.publish if self.ctx.certs is None else self._on_entry
-            self.feed = FeedSubscriber(path, on_entry, hub.set_state, self._on_example)
+            self.feed = FeedSubscriber(path, on_entry, hub.set_state, self._on_example,
+                                       after_flush=hub.after_flush)
             self.feed.set_wanted(self._wanted(hub.wanted))
             self.metrics_sync.feed = self.feed
         else:

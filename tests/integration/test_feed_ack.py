@@ -1,0 +1,200 @@
+"""The feed's acknowledgements: a batch counts as delivered only once every worker it went
+to has written it (or has gone while another one wrote it); a batch every worker lost is
+published again when a worker is back; a worker that never answers holds nothing back for
+long.  Real Unix sockets, the real publisher and subscribers, the real pipeline and state
+store."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gevent
+import pytest
+from tests.support.followers import IndexBuilder, green_wait
+
+from certstream.core.dedup import DedupRing
+from certstream.core.feedcodec import encode_want
+from certstream.core.logspec import LogSpec
+from certstream.core.model import LogEntry
+from certstream.core.streams import STREAM_LITE
+from certstream.shell import feed as feed_module
+from certstream.shell.feed import FeedPublisher, FeedSubscriber
+from certstream.shell.pipeline import Pipeline
+from certstream.shell.state import StateStore
+
+
+@dataclass(frozen=True)
+class P:
+    lite: bytes | None
+    full: bytes | None = None
+    domains: bytes | None = None
+
+
+@pytest.fixture
+def tmp_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="cs-ack-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def publisher(tmp_dir: Path) -> Iterator[FeedPublisher]:
+    pub = FeedPublisher(str(tmp_dir / "feed.sock"))
+    pub.start()
+    yield pub
+    pub.close()
+
+
+class Worker:
+    """A subscriber whose hub flush the test performs (``flush``)."""
+
+    def __init__(self, path: str, *, manual: bool = True) -> None:
+        self.got: list[bytes] = []
+        self.pending: list[Callable[[], None]] = []
+        self.sub = FeedSubscriber(
+            path, lambda _m, lite, _f, _d: self.got.append(lite or b""), lambda _s: None,
+            lambda _e: None, after_flush=self.pending.append if manual else None)
+        self.sub.set_wanted(STREAM_LITE)
+        self.greenlet = gevent.spawn(self.sub.run)
+
+    def flush(self) -> None:
+        pending, self.pending[:] = list(self.pending), []
+        for done in pending:
+            done()
+
+    def close(self) -> None:
+        self.sub.close()
+        self.greenlet.kill()
+
+
+def items(*indices: int) -> list[tuple[str, int, Any]]:
+    return [("k", i, P(b"%d" % i)) for i in indices]
+
+
+@pytest.mark.timeout(30)
+def test_delivered_once_every_worker_has_written_it(publisher: FeedPublisher) -> None:
+    a, b = Worker(publisher.path), Worker(publisher.path)
+    try:
+        green_wait(lambda: publisher.connected() == 2 and publisher.wanted() == STREAM_LITE,
+                   10, "two workers")
+        done: list[str] = []
+        publisher.publish(items(1, 2), lambda: done.append("delivered"))
+        green_wait(lambda: len(a.got) == len(b.got) == 2, 10, "both workers to get them")
+        gevent.sleep(0.2)
+        assert done == []  # received, not yet written to their clients
+        a.flush()
+        gevent.sleep(0.2)
+        assert done == []  # one of two
+        b.flush()
+        green_wait(lambda: done == ["delivered"], 10, "the delivery")
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_worker_that_goes_does_not_hold_back_what_another_wrote(
+    publisher: FeedPublisher,
+) -> None:
+    a, b = Worker(publisher.path), Worker(publisher.path)
+    try:
+        green_wait(lambda: publisher.connected() == 2, 10, "two workers")
+        done: list[str] = []
+        publisher.publish(items(1), lambda: done.append("delivered"),
+                          lambda: done.append("lost"))
+        green_wait(lambda: len(a.got) == len(b.got) == 1, 10, "both workers to get it")
+        a.flush()
+        b.close()
+        green_wait(lambda: done == ["delivered"], 10, "the delivery")
+    finally:
+        a.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_batch_every_worker_lost_is_lost(publisher: FeedPublisher) -> None:
+    a = Worker(publisher.path)
+    green_wait(lambda: publisher.connected() == 1, 10, "a worker")
+    done: list[str] = []
+    publisher.publish(items(1), lambda: done.append("delivered"), lambda: done.append("lost"))
+    green_wait(lambda: len(a.got) == 1, 10, "the worker to get it")
+    a.close()  # gone before it wrote it to anyone
+    green_wait(lambda: done == ["lost"], 10, "the loss")
+
+
+@pytest.mark.timeout(30)
+def test_a_worker_that_never_answers_holds_nothing_back_for_long(
+    publisher: FeedPublisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(feed_module, "ACK_TIMEOUT", 0.5)
+    mute = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    mute.connect(publisher.path)  # an old worker: takes entries, never acknowledges
+    mute.sendall(encode_want(STREAM_LITE))
+    try:
+        green_wait(lambda: publisher.wanted() == STREAM_LITE, 10, "the mute worker")
+        done: list[str] = []
+        publisher.publish(items(1), lambda: done.append("delivered"))
+        took = green_wait(lambda: done == ["delivered"], 10, "the timeout")
+        assert took >= 0.4 and publisher.ack_timeouts == 1
+    finally:
+        mute.close()
+
+
+class _Follower:
+    def __init__(self) -> None:
+        self.spec = LogSpec("k", "K", "https://k.example/")
+        self.source = self.spec.source
+        self.next_index: int | None = 0
+        self.duplicates = 0
+
+    def report_skip(self, index: int, reason: str, kind: str = "decode") -> None:
+        raise AssertionError(reason)
+
+
+def entry(i: int) -> LogEntry:
+    return LogEntry(i, 0, 0, b"cert-%d" % i, None, None, (), b"")
+
+
+@pytest.mark.timeout(60)
+def test_the_pipeline_saves_a_position_only_once_delivered_and_sends_a_lost_batch_again(
+    publisher: FeedPublisher, tmp_dir: Path
+) -> None:
+    state = StateStore(str(tmp_dir / "state.json"))
+    pipeline = Pipeline(publisher, IndexBuilder(), DedupRing(1000, 900.0), state,
+                        workers_connected=publisher.connected)
+    follower: Any = _Follower()
+    a = Worker(publisher.path)
+    try:
+        green_wait(lambda: publisher.wanted() == STREAM_LITE, 10, "a worker")
+        pipeline.deliver(follower, [entry(0), entry(1)], 2, 2)
+        green_wait(lambda: len(a.got) == 2, 10, "the first batch")
+        gevent.sleep(0.3)
+        assert state.get("k") is None  # not written to any client yet: not saved
+        a.flush()
+        green_wait(lambda: StateStore(state.path).load().get("k") is not None, 10, "a save")
+        assert StateStore(state.path).load()["k"].next_index == 2
+        # The next batch reaches the worker, which dies before writing it to anyone.
+        second = gevent.spawn(pipeline.deliver, follower, [entry(2), entry(3)], 4, 4)
+        green_wait(lambda: len(a.got) == 4, 10, "the second batch")
+        a.close()
+        # A third batch waits for the second; the second goes out again to the next worker.
+        third = gevent.spawn(pipeline.deliver, follower, [entry(4)], 5, 5)
+        gevent.sleep(0.5)
+        assert StateStore(state.path).load()["k"].next_index == 2
+        b = Worker(publisher.path, manual=False)
+        try:
+            green_wait(lambda: b.got == [b"2", b"3", b"4"], 20, "the lost batch, then the next")
+            green_wait(lambda: StateStore(state.path).load()["k"].next_index == 5, 10,
+                       "the last position saved")
+        finally:
+            b.close()
+        second.join(1)
+        third.join(1)
+    finally:
+        a.close()
+        state.stop()
