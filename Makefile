@@ -42,7 +42,7 @@ run: install        ## follow the public CT logs and serve on :8080 (default con
 	$(VENV)/bin/certstream
 
 test: $(TSTAMP) chromium  ## the whole suite: lint, types, unit, conformance, both _fast twins
-	$(VENV)/bin/ruff check src tests conformance bench
+	$(VENV)/bin/ruff check src tests conformance bench soak
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 	CERTSTREAM_NO_EXTENSIONS=1 $(PY) -m pytest -q -m "not slow" tests conformance
