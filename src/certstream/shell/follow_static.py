@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from typing import Any
 
 import gevent
@@ -42,7 +43,7 @@ from certstream.shell.follow_base import LogFollower
 from certstream.shell.httpclient import HTTPError, HTTPStatusError
 from certstream.shell.issuers import IssuerCache
 
-__all__ = ["PARTIAL_ATTEMPTS", "TILE_ATTEMPTS", "StaticFollower"]
+__all__ = ["PARTIAL_ATTEMPTS", "TILE_ATTEMPTS", "UNCHECKED_SECS", "StaticFollower"]
 
 log = logging.getLogger("certstream.ingest")
 
@@ -53,6 +54,9 @@ PARTIAL_ATTEMPTS = 3
 TILE_ATTEMPTS = 4
 
 _EDGE_CACHE = 32  # edge hash tiles kept (they change only when the tree crosses 256**L)
+#: Under ``warn``, a log whose hash tiles could not be used is read unchecked this long
+#: before they are tried again (trying each round would slow the log with backoff).
+UNCHECKED_SECS = 600.0
 
 
 class _RoundAbortedError(Exception):
@@ -76,10 +80,12 @@ class StaticFollower(LogFollower):
         # Hash tiles that matched a checkpoint: full ones by (level, n), edges by path.
         self._full_hashes: dict[tuple[int, int], bytes] = {}
         self._edge_hashes: dict[str, bytes] = {}
+        self._unchecked_until = 0.0
 
     @property
     def checking(self) -> bool:
-        return self.cfg.checkpoint_signature != "off"
+        return (self.cfg.checkpoint_signature != "off"
+                and time.monotonic() >= self._unchecked_until)
 
     def run(self) -> None:
         while not self.finished:
@@ -95,7 +101,8 @@ class StaticFollower(LogFollower):
             grew = size > self.tree_size
             self.tree_size = size
             try:
-                tree = self._tile_tree(size) if self.checking and size > self.next_index else None
+                end = size if self.spec.stop_at is None else min(size, self.spec.stop_at)
+                tree = self._tile_tree(size) if self.checking and end > self.next_index else None
                 self._read_tiles(self.next_index, size, tree)
             except _RoundAbortedError as exc:
                 self.failed("tile_missing", str(exc))
@@ -172,7 +179,9 @@ class StaticFollower(LogFollower):
 
     def _unchecked(self, why: str) -> None:
         self._metric("LOG_ERRORS", self.spec.name, "tiles_unchecked")
-        self._warn_once(f"{why}: reading its data tiles unchecked")
+        self._unchecked_until = time.monotonic() + UNCHECKED_SECS
+        log.warning("log %s: %s: reading its data tiles unchecked for %.0f s",
+                    self.spec.name, why, UNCHECKED_SECS)
 
     def _node(self, tree: TileTree, level: int, index: int) -> bytes:
         """Hash ``index`` of ``level``, fetching the full hash tiles that lead to it."""
