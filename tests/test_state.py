@@ -154,3 +154,19 @@ def test_kill_9_mid_writes_leaves_a_valid_file(tmp_path: Path) -> None:
         proc.wait()
         got = StateStore(str(p)).load()
         assert got["k"].next_index >= 50
+
+
+def test_a_frozen_store_saves_nothing_more(tmp_path: Path) -> None:
+    p = tmp_path / "s.json"
+    st = StateStore(str(p))
+    st.delivered("k", 5, 5)
+    assert st.flush()
+    st.freeze()  # the master died: its workers' acknowledgements no longer vouch for all
+    st.delivered("k", 9, 9)
+    assert not st.flush()
+    assert StateStore(str(p)).load()["k"].next_index == 5
+    waiter = gevent.spawn(st.settle, "k")
+    gevent.sleep(0.3)
+    assert not waiter.dead  # and nothing more is published
+    waiter.kill()
+    st.stop()

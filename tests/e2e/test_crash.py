@@ -146,7 +146,9 @@ def test_kill_9_of_the_master(run: Run) -> None:
     clients = run.finish()
     bound = run.batch_bound()
     assert all(c.gaps == 0 and c.missed == 0 for c in clients), describe(clients)
-    assert all(c.repeats <= bound and c.connects == 2 for c in clients), (bound,
+    # A client may reconnect twice: the orphaned workers accept for the moment it takes
+    # them to notice their master is gone.
+    assert all(c.repeats <= bound and c.connects >= 2 for c in clients), (bound,
                                                                            describe(clients))
 
 

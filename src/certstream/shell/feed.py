@@ -144,6 +144,8 @@ class FeedPublisher:
         self.ack_timeouts = 0  # batches counted as delivered without every acknowledgement
         #: Called (from the feed's reader greenlet) when a worker asks for a sample.
         self.on_example_wanted: Callable[[], None] | None = None
+        #: Called when a worker leaves, before what it had not acknowledged is settled.
+        self.on_peer_gone: Callable[[], None] | None = None
 
     def start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -335,6 +337,11 @@ class FeedPublisher:
             peer.wake.set()  # let its writer wake up and find the socket closed
             with contextlib.suppress(OSError):
                 peer.sock.close()
+            if self.on_peer_gone is not None:
+                try:
+                    self.on_peer_gone()
+                except Exception:
+                    log.exception("feed: on_peer_gone failed")
             self._settle()  # what only it had not acknowledged is delivered to the others
 
 

@@ -132,6 +132,7 @@ class Ingest:
         self.pipeline.on_status_change = self._publish_state_soon
         # /example.json samples are built only when a worker asks (nothing while idle).
         self.feed.on_example_wanted = self.pipeline.publish_example
+        self.feed.on_peer_gone = self._peer_gone
         self.fcfg = FollowerSettings.from_ct_log(ct)
         self.config_specs = specs_from_settings(settings)
         self.discovered: list[LogSpec] = []
@@ -259,12 +260,29 @@ class Ingest:
             gevent.sleep(ct.log_list_refresh_secs if ok else min(60, ct.log_list_refresh_secs))
 
     def _watchdog(self, master_pid: int) -> None:
-        while True:
-            if os.getppid() != master_pid:
-                log.warning("parent process %d is gone; stopping", master_pid)
-                self.stopping.set()
-                return
+        while not self._master_gone(master_pid):
             gevent.sleep(WATCHDOG_INTERVAL)
+
+    def _peer_gone(self) -> None:
+        """A worker left the feed: if the master died, so are all the workers, now or in a
+        moment (see ``_master_gone``)."""
+        master = os.environ.get(MASTER_PID_ENV, "")
+        if master.isdigit():
+            self._master_gone(int(master))
+
+    def _master_gone(self, master_pid: int) -> bool:
+        """When the master is gone, its workers exit one by one and their clients with
+        them: an acknowledgement from the last workers no longer means the others' clients
+        got a batch.  So positions are frozen at what every client had (nothing more is
+        published or saved; a restart sends the rest again) and the ingest stops."""
+        if os.getppid() == master_pid:
+            return False
+        if not self.stopping.is_set():
+            log.warning("parent process %d is gone; saving no more positions and stopping",
+                        master_pid)
+        self.state.freeze()
+        self.stopping.set()
+        return True
 
     # -- lifecycle ---------------------------------------------------------------------
 

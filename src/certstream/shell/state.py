@@ -21,7 +21,9 @@ of a core), and ``settle`` lets the next batch of that log wait until its predec
 disk.  So when the whole server is killed, each log repeats at most the one batch that was
 in flight, and skips nothing.  A worker that never acknowledges does not hold positions
 back for long (``certstream.shell.feed.ACK_TIMEOUT``), and a disk that refuses writes does
-not stall the logs (``SETTLE_TIMEOUT``): both are logged.
+not stall the logs (``SETTLE_TIMEOUT``): both are logged.  When the gunicorn master dies,
+the ingest ``freeze``s the store: its workers exit one after the other, and a batch the
+last of them acknowledged may be one the first ones' clients never got.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class StateStore:
         self._changed = gevent.event.Event()  # ...and this one after each delivered batch
         self._writer: gevent.Greenlet | None = None
         self._last_write = 0.0
+        self.frozen = False
 
     # -- reading -----------------------------------------------------------------------
 
@@ -149,7 +152,10 @@ class StateStore:
         delivered (at the latest after ``ACK_TIMEOUT``) or publishes it again, and reading
         on before would let a later position be saved over it.  The write is waited for at
         most ``timeout``: a disk that refuses writes must not stall the logs (False, logged).
+        Once ``frozen``, it never returns: nothing more may be published.
         """
+        while self.frozen:
+            gevent.sleep(1.0)
         while self._inflight.get(key):
             self._changed.wait(timeout)
         deadline = time.monotonic() + timeout
@@ -184,10 +190,15 @@ class StateStore:
                 gevent.sleep(_RETRY_SECS)
                 self._wake.set()
 
+    def freeze(self) -> None:
+        """Save nothing from now on (the server is going down and a delivery no longer
+        means every client got it; see ``certstream.shell.ingest``)."""
+        self.frozen = True
+
     def flush(self, now: float | None = None) -> bool:
         """Write every delivered position now, if any changed (never one still in flight:
         ``delivered`` has not been called for it).  True if written."""
-        if not self._dirty:
+        if not self._dirty or self.frozen:
             return False
         positions = dict(self._latest)
         try:
