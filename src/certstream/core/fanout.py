@@ -264,12 +264,16 @@ class Fanout(Generic[C]):
         return self.last_flush + self.flush_interval - now
 
     def after_flush(self, done: Callable[[], None]) -> None:
-        """Call ``done`` once everything published so far has been written to every client
-        that keeps up (a busy client gets it from its own writer later): now if nothing is
-        pending, else at the end of the next ``flush``."""
+        """Call ``done`` once everything published so far has been written: at the end of
+        the next ``flush``, or now if nothing is pending; through ``_flushed``, which the
+        shell overrides to wait for the clients whose writes it had to leave half done."""
         if self._dirty:
             self._after.append(done)
         else:
+            self._flushed([done])
+
+    def _flushed(self, callbacks: list[Callable[[], None]]) -> None:
+        for done in callbacks:
             done()
 
     def flush(self) -> None:
@@ -281,8 +285,7 @@ class Fanout(Generic[C]):
             self._flush_ring(ring, ring.sse_clients, ws=False)
         if self._after:
             after, self._after = self._after, []
-            for done in after:
-                done()
+            self._flushed(after)
 
     def _flush_ring(self, ring: Ring[C], clients: set[C], *, ws: bool) -> None:
         if not clients:

@@ -23,6 +23,12 @@ frames into one write costs ~0.4 µs per frame) decide the shape:
   progress for ``send_timeout`` is cut off.
 * **Control frames** (pongs, server pings, heartbeats, closes) go through the same write path,
   so they never land inside a data frame a busy writer has half sent.
+* **Acknowledgements wait for the kernel.**  ``after_flush`` (the feed's ACK) fires once
+  what was published is in every client's socket: a client whose write was left half done
+  (busy) is waited for until its writer caught up, unless it has been busy for
+  ``SLOW_GRACE`` (then it is a slow client, which may lose what is pending for it anyway,
+  and must not hold the ingest back).  Otherwise a kill -9 right after the ACK would lose
+  the unsent part while the ingest had already saved the position past it.
 * **Closing is bounded.**  A client closed for being slow loses what is pending for it: its
   writer finishes only the frame already on the wire (``frames.ws_frame_end``), then sends
   the Close frame (an SSE stream just ends).  Any close completes, Close frame sent and the
@@ -42,6 +48,7 @@ import os
 import socket
 import struct
 import time
+from collections import deque
 from collections.abc import Callable
 
 import gevent
@@ -60,6 +67,9 @@ log = logging.getLogger(__name__)
 # reply in) before the socket is reset.
 _CLOSE_LINGER_SECS = 5.0
 _RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() resets, dropping unsent data
+#: A client busy this long is slow: acknowledgements no longer wait for it.
+SLOW_GRACE = 2.0
+_ACK_CHECK = 0.02
 # ``Client.fd`` once its socket is closed: never write to a file descriptor number that the
 # kernel may already have given to another connection.
 _GONE = -2
@@ -116,6 +126,10 @@ class Hub(Fanout[Client]):
         self._wake = self._wakeup.set
         self._flusher: gevent.Greenlet | None = None
         self._stopping = False
+        # Busy clients (since when), and acknowledgements waiting for some of them.
+        self._busy: dict[Client, float] = {}
+        self._deferred: deque[tuple[float, list[Callable[[], None]]]] = deque()
+        self._deferred_waiter: gevent.Greenlet | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -139,6 +153,7 @@ class Hub(Fanout[Client]):
     def remove(self, client: Client) -> None:
         """Forget ``client`` (its connection ended); stops its writer greenlet if any."""
         client.fd = _GONE
+        self._busy.pop(client, None)
         writer, client.writer = client.writer, None
         if writer is not None and writer is not gevent.getcurrent():
             writer.kill(block=False)
@@ -204,6 +219,28 @@ class Hub(Fanout[Client]):
 
     # -- the write path ----------------------------------------------------------------------
 
+    # -- acknowledgements -------------------------------------------------------------------
+
+    def _flushed(self, callbacks: list[Callable[[], None]]) -> None:
+        """Run ``callbacks`` once no client that was busy now (and not yet slow) still is."""
+        if not self._busy and not self._deferred:
+            super()._flushed(callbacks)
+            return
+        self._deferred.append((time.monotonic(), callbacks))
+        if self._deferred_waiter is None or self._deferred_waiter.dead:
+            self._deferred_waiter = gevent.spawn(self._release_deferred)
+
+    def _release_deferred(self) -> None:
+        deferred = self._deferred
+        while deferred:
+            at, callbacks = deferred[0]
+            now = time.monotonic()
+            if any(since <= at and now - since < SLOW_GRACE for since in self._busy.values()):
+                gevent.sleep(_ACK_CHECK)
+                continue
+            deferred.popleft()
+            super()._flushed(callbacks)
+
     def _flush_loop(self) -> None:
         while not self._stopping:
             self._wakeup.wait()
@@ -240,6 +277,7 @@ class Hub(Fanout[Client]):
         self.bytes_sent += sent
         if sent < len(data):
             client.busy = True
+            self._busy[client] = time.monotonic()
             client.drain = _Drain(data, sent)
             client.writer = gevent.spawn(self._slow_writer, client)
 
@@ -274,6 +312,7 @@ class Hub(Fanout[Client]):
             client.busy = False
             client.writer = None
             client.drain = None
+            self._busy.pop(client, None)
         if client.closing:
             self._finish_close(client)
 

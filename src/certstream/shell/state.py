@@ -9,21 +9,23 @@ so a crash at any instant leaves either the old or the new file, never a torn on
 When a position is saved, and what a crash costs
 ------------------------------------------------
 A position is saved only once its batch is *delivered*: every connected worker has told
-the feed publisher (an ACK record, see ``certstream.core.feedcodec``) that it wrote the
-batch to every client that keeps up.  Published is not enough: until then the entries may
-still sit in the publisher's buffer, in the kernel between the processes, or in the
-worker's ring, and a kill -9 of the whole server would lose them while the file already
-said they were sent; saving later than delivery only costs repeats, saving earlier would
-skip.  ``sent`` marks a batch in flight, ``delivered`` records its position and wakes the
-writer, which writes at most every ``WRITE_INTERVAL`` (each write is ~1 ms, most of it
-fsync, and blocks the process: at 100 logs one write per delivered batch would cost a tenth
-of a core), and ``settle`` lets the next batch of that log wait until its predecessor is on
-disk.  So when the whole server is killed, each log repeats at most the one batch that was
-in flight, and skips nothing.  A worker that never acknowledges does not hold positions
-back for long (``certstream.shell.feed.ACK_TIMEOUT``), and a disk that refuses writes does
-not stall the logs (``SETTLE_TIMEOUT``): both are logged.  When the gunicorn master dies,
-the ingest ``freeze``s the store: its workers exit one after the other, and a batch the
-last of them acknowledged may be one the first ones' clients never got.
+the feed publisher (an ACK record, see ``certstream.core.feedcodec``) that the batch is in
+the socket of every client that keeps up (see ``certstream.shell.hub``).  Published is not
+enough: until then the entries may still sit in the publisher's buffer, in the kernel
+between the processes, or in the worker's memory, and a kill -9 of the whole server would
+lose them while the file already said they were sent; saving later than delivery only
+costs repeats, saving earlier would skip.
+
+``sent`` marks a batch in flight; ``delivered`` records its position and wakes the writer,
+which writes at most every ``WRITE_INTERVAL`` (each write is ~1 ms, most of it fsync, and
+blocks the process: at 100 logs one write per delivered batch would cost a tenth of a
+core); ``settle`` lets the next batch of that log wait until its predecessor is on disk.
+So when the whole server is killed, each log repeats at most the one batch that was in
+flight, and skips nothing.  A worker that never acknowledges does not hold positions back
+for long (``certstream.shell.feed.ACK_TIMEOUT``), and a disk that refuses writes does not
+stall the logs (``SETTLE_TIMEOUT``): both are logged.  When the gunicorn master dies, the
+ingest ``freeze``s the store: its workers exit one after the other, and a batch the last of
+them acknowledged may be one the first ones' clients never got.
 """
 
 from __future__ import annotations
