@@ -198,3 +198,29 @@ def test_the_pipeline_saves_a_position_only_once_delivered_and_sends_a_lost_batc
     finally:
         a.close()
         state.stop()
+
+
+@pytest.mark.timeout(30)
+def test_the_first_batch_waits_for_every_expected_worker(
+    publisher: FeedPublisher, tmp_dir: Path
+) -> None:
+    state = StateStore(str(tmp_dir / "state.json"))
+    pipeline = Pipeline(publisher, IndexBuilder(), DedupRing(1000, 900.0), state,
+                        workers_connected=publisher.connected, expected_workers=2)
+    follower: Any = _Follower()
+    a = Worker(publisher.path, manual=False)
+    b: Worker | None = None
+    try:
+        first = gevent.spawn(pipeline.deliver, follower, [entry(0)], 1, 1)
+        green_wait(lambda: publisher.connected() == 1, 10, "the first worker")
+        gevent.sleep(1.0)
+        assert a.got == []  # a second worker is expected: the batch waits for it
+        b = Worker(publisher.path, manual=False)
+        green_wait(lambda: a.got == [b"0"] and b is not None and b.got == [b"0"], 10,
+                   "the batch, to both")
+        first.join(5)
+    finally:
+        a.close()
+        if b is not None:
+            b.close()
+        state.stop()

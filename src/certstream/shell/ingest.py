@@ -119,6 +119,7 @@ class Ingest:
             self.dedup,
             self.state,
             workers_connected=self.feed.connected,
+            expected_workers=settings.workers,
             metrics=metrics,
         )
         self.politeness = Politeness(

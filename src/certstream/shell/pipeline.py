@@ -34,6 +34,9 @@ __all__ = ["Delivering", "Pipeline"]
 
 log = logging.getLogger("certstream.ingest")
 
+#: At a start, how long the first batch waits for the other workers once one is connected.
+WORKERS_WAIT = 5.0
+
 # (bit, name) pairs, iterated once per published entry.
 _STREAM_NAMES = tuple(STREAM_NAMES.items())
 
@@ -87,6 +90,7 @@ class Pipeline:
         positions: Positions,
         *,
         workers_connected: Callable[[], int] | None = None,
+        expected_workers: int = 1,
         metrics: Any = None,
     ) -> None:
         self.publisher = publisher
@@ -94,6 +98,7 @@ class Pipeline:
         self.dedup = dedup
         self.positions = positions
         self.workers_connected = workers_connected
+        self.expected_workers = expected_workers
         self.metrics = metrics
         self.counters: dict[str, int] = {
             "published": 0, "duplicates": 0, "skipped": 0, "build_errors": 0,
@@ -108,12 +113,18 @@ class Pipeline:
 
     def wait_for_workers(self) -> None:
         """Publishing to nobody would advance the resume position past entries no worker
-        received; wait until one is connected (then give it a moment to send its WANT)."""
+        received; wait until one is connected, then (at most ``WORKERS_WAIT`` more) until
+        all ``expected_workers`` are: a worker that subscribes a moment after the first
+        would miss the first batches, and its clients with it.  Then give them a moment to
+        send their WANT."""
         if self.workers_connected is None or self.workers_connected() > 0:
             return
         log.info("no worker connected to the feed; waiting before publishing")
         while self.workers_connected() == 0:
             gevent.sleep(0.1)
+        deadline = time.monotonic() + WORKERS_WAIT
+        while self.workers_connected() < self.expected_workers and time.monotonic() < deadline:
+            gevent.sleep(0.05)
         gevent.sleep(0.5)
 
     def deliver(

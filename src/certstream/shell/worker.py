@@ -71,6 +71,8 @@ SHUTDOWN_REASON = "server shutting down"
 EXAMPLE_FRESH_SECS = 10.0
 #: How long a starting worker waits for the others before it accepts connections anyway.
 PEERS_WAIT_SECS = 3.0
+#: At start, how long a worker waits for the ingest's feed before it accepts clients.
+FEED_WAIT_SECS = 10.0
 #: How long ``/example.json`` waits for the ingest's sample before answering with what it has.
 EXAMPLE_WAIT_SECS = 1.0
 
@@ -257,18 +259,21 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         return self.settings.feed_socket or os.environ.get("CERTSTREAM_FEED_SOCKET", "")
 
     def run(self) -> None:
-        servers = self._start_servers()
         hub, settings = self.hub, self.settings
         hub.start()
         path = self._feed_path()
+        feed_task = None
         if path:
             on_entry = hub.publish if self.ctx.certs is None else self._on_entry
             self.feed = FeedSubscriber(path, on_entry, hub.set_state, self._on_example,
                                        after_flush=hub.after_flush)
             self.feed.set_wanted(self._wanted(hub.wanted))
             self.metrics_sync.feed = self.feed
+            feed_task = gevent.spawn(self.feed.run)
+            self._await_feed(self.feed)
         else:
             self.log.warning("no feed socket configured: serving without an ingest")
+        servers = self._start_servers()
         tasks = [
             gevent.spawn(_every, settings.websocket.ping_interval_secs, hub.ping_all),
             gevent.spawn(
@@ -282,8 +287,8 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             tasks.append(gevent.spawn(watcher.run))
         if settings.websocket.heartbeat_secs > 0 or watcher is not None:
             tasks.append(gevent.spawn(self._heartbeats))
-        if self.feed is not None:
-            tasks.append(gevent.spawn(self.feed.run))
+        if feed_task is not None:
+            tasks.append(feed_task)
 
         while self.alive:
             self.notify()
@@ -311,6 +316,19 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             server.start()
             servers.append(server)
         return servers
+
+    def _await_feed(self, feed: FeedSubscriber) -> None:
+        """Accept no client before the feed is there (at most ``FEED_WAIT_SECS``): a client
+        let in before would miss what the ingest sends meanwhile, which the workers already
+        subscribed pass on (a restart, or an ingest that starts publishing as soon as its
+        first worker is there)."""
+        deadline = time.monotonic() + FEED_WAIT_SECS
+        while not feed.connected.is_set() and time.monotonic() < deadline:
+            self.notify()
+            feed.connected.wait(0.1)
+        if not feed.connected.is_set():
+            self.log.warning("the feed is not there after %.0f s: accepting clients anyway",
+                             FEED_WAIT_SECS)
 
     def _await_peers(self, shares: ConnectionShares) -> None:
         """At start, let the other workers come up (at most ``PEERS_WAIT_SECS``) before
