@@ -31,7 +31,8 @@ from bench.ingest import load_base
 from conformance.replay import ReplayServer
 from conformance.synth import UniqueEntryLog
 
-__all__ = ["LOG_PATH", "Grower", "GrowingLog", "Roles", "ServerProcess", "cpu_of", "rss_of"]
+__all__ = ["LOG_PATH", "Grower", "GrowingLog", "Roles", "ServerProcess", "anon_of", "cpu_of",
+           "rss_of"]
 
 LOG_PATH = "/soak/"
 INGEST_MODULE = b"certstream.shell.ingest"
@@ -288,6 +289,20 @@ def _session(sid: int) -> list[int]:
 
 def rss_of(pids: list[int] | tuple[int, ...]) -> int:
     return sum(rss_bytes(p) for p in pids)
+
+
+def anon_of(pids: list[int] | tuple[int, ...]) -> int:
+    """Anonymous resident memory (``RssAnon``: the heap, what a leak grows), in bytes.
+    Unlike VmRSS it does not fall when the kernel evicts the pages of the program's files
+    (code, shared libraries) under another process's memory pressure."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("RssAnon:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+    return total
 
 
 def cpu_of(pids: list[int] | tuple[int, ...]) -> float:
