@@ -2,7 +2,7 @@
 WebSocket, 50 SSE) and the log growing at 750 entries/s.
 
 Only correctness is asserted here: every client got every entry, once, without
-reconnecting, and no process restarted.  RSS growth is reported, not judged: the server's
+reconnecting, and no process restarted.  Memory growth is reported, not judged: the server's
 RSS swings by ~2 % between samples (get-entries answers coming and going in the ingest), so
 over a 30-second second half a 5 % threshold would judge noise; ``python -m soak --minutes
 10`` judges it (RELIABILITY.md has that run).  Timings are never asserted.
