@@ -69,7 +69,7 @@ def test_server_delivers_the_golden_frames_on_every_endpoint(profile: str) -> No
         for r in compare.compare_set(profile, "live40")
         for f in r.frames
     }
-    offline = compare._Ours(profile, "live40", logs).frames
+    offline = compare.OurFrames(profile, "live40", logs).frames
 
     replay, config = _live40_replay(manifest)
     config["output"] = {"profile": profile}
