@@ -108,7 +108,9 @@ def _serve(conn: socket.socket, upstream_port: int, faults: _Faults) -> None:
         conn.sendall(down.send(AcceptConnection()))
         lock = threading.Lock()
         threading.Thread(target=_drain, args=(conn, down, up_sock, lock), daemon=True).start()
-        n, parts, held = 0, [], []
+        n = 0
+        parts: list[str] = []
+        held: list[str] = []
         while data := up_sock.recv(65536):
             up.receive_data(data)
             for event in up.events():

@@ -27,7 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance import compare
-from conformance.clients import SSE_TARGETS, WS_PATHS, ClientError, SSEReader, StreamReader, WSReader
+from conformance.clients import (
+    SSE_TARGETS,
+    WS_PATHS,
+    ClientError,
+    SSEReader,
+    StreamReader,
+    WSReader,
+)
 from conformance.replay import ReplayServer, load_tiles_dir
 from conformance.serverconfig import ServedLog, write_config
 

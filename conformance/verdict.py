@@ -118,11 +118,16 @@ def judge(peer: str, set_name: str, cap: Capture, root: Path = compare.DATA) -> 
             if (transport, stream) not in cap.frames:
                 continue
             texts = cap.frames[(transport, stream)]
-            keys = lite if stream == "domains" else [_key(t) for t in texts]
-            gold_keys = golden_lite if stream == "domains" else [_key(t) for t in golden.frames[stream]]
+            # Domains frames past the last lite frame have nothing to pair with.
+            keys = (lite + [None] * len(texts))[: len(texts)] if stream == "domains" else [
+                _key(t) for t in texts
+            ]
+            gold = golden.frames[stream]
+            gold_keys = golden_lite if stream == "domains" else [_key(t) for t in gold]
             verdicts.append(
                 _judge_stream(
-                    transport, stream, texts, keys, golden.frames[stream], gold_keys,
+                    (transport, stream), list(zip(texts, keys, strict=True)),
+                    list(zip(gold, gold_keys, strict=True)),
                     ours=ours, cert_of=cert_of, allowed_extra=allowed_extra,
                 )
             )
@@ -130,33 +135,30 @@ def judge(peer: str, set_name: str, cap: Capture, root: Path = compare.DATA) -> 
 
 
 def _judge_stream(
-    transport: str,
-    stream: str,
-    texts: list[str],
-    keys: list[Key | None],
-    gold_texts: list[str],
-    gold_keys: list[Key | None],
+    where: tuple[str, str],
+    received: list[tuple[str, Key | None]],
+    goldens: list[tuple[str, Key | None]],
     *,
     ours: compare.OurFrames | None,
     cert_of: dict[Key, bytes],
     allowed_extra: dict[Key, str],
 ) -> StreamVerdict:
-    v = StreamVerdict(transport, stream, len(gold_texts), len(texts))
+    transport, stream = where
+    v = StreamVerdict(transport, stream, len(goldens), len(received))
     first: dict[Key, str] = {}
     copies: Counter[Key] = Counter()
     highest: dict[str, int] = {}
-    for position, text in enumerate(texts):
-        key = keys[position] if position < len(keys) else None
+    for frame, key in received:
         if key is None:
             why = "no lite frame at this position to pair it with" if stream == "domains" else (
-                "not a certificate_update frame: " + text[:80]
+                "not a certificate_update frame: " + frame[:80]
             )
             v.extra.append((None, why))
             continue
         copies[key] += 1
         if copies[key] > 1:
             continue
-        first[key] = text
+        first[key] = frame
         if key[1] < highest.get(key[0], -1):
             v.out_of_order.append((key, highest[key[0]]))
         highest[key[0]] = max(highest.get(key[0], -1), key[1])
@@ -164,12 +166,11 @@ def _judge_stream(
     sent_certs = {cert_of[k] for k in first if k in cert_of}
     golden_set = set()
     sse = transport == "sse"
-    for gold, key in zip(gold_texts, gold_keys, strict=True):
+    for raw, key in goldens:
         if key is None:
             continue
         golden_set.add(key)
-        if sse:
-            gold = gold.rstrip("\n")  # an SSE data line cannot carry it
+        gold = raw.rstrip("\n") if sse else raw  # an SSE data line cannot carry it
         text = first.get(key)
         if text is None:
             if key in cert_of and cert_of[key] in sent_certs:
