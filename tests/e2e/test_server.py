@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import re
 import signal
 import socket
@@ -548,32 +547,3 @@ def test_connections_are_shared_fairly_between_workers() -> None:
         finally:
             for s in socks:
                 s.close()
-
-
-def test_connection_shares_defer_to_a_peer_only_while_it_accepts() -> None:
-    from certstream.shell.worker import ConnectionShares  # noqa: PLC0415 - this test only
-
-    a, b = ConnectionShares(4), ConnectionShares(4)
-    b.mem = a.mem  # as two forked workers see the master's pages
-    a.claim(0, os.getpid())
-    b.claim(0, os.getppid())  # slot 0 is taken by a live process: b gets the next one
-    assert (a.slot, b.slot) == (0, 1)
-    assert a.live() == b.live() == 2  # what a starting worker waits for
-    t = 100.0
-    assert a.may_accept(t)
-    a.opened()
-    a.opened()
-    assert not a.may_accept(t)  # two ahead of b
-    assert b.may_accept(t)
-    b.opened()
-    assert a.may_accept(t + 0.01)  # 2 <= 1 + SLACK
-    a.opened()
-    assert not a.may_accept(t + 0.02)
-    assert not a.may_accept(t + 0.02 + a.STALL_SECS / 2)
-    # b stops accepting (busy, stuck or full): a does not wait for it for long.
-    assert a.may_accept(t + 0.02 + a.STALL_SECS * 1.5)
-    b.release()  # b leaves: a no longer compares itself with it
-    assert a.live() == 1
-    assert a.may_accept(t + 0.2)
-    a.closed()
-    assert a.count == 2

@@ -12,18 +12,18 @@ import base64
 import importlib
 import os
 import re
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.support.data import ROOT
 
 from certstream._fast import _der_py
 from certstream.core.model import CertInfo
 from certstream.errors import DecodeError
 
-CERTS = Path(__file__).resolve().parent / "fixtures" / "ct" / "certs"
+CERTS = ROOT / "tests" / "fixtures" / "ct" / "certs"
 _PEM = re.compile(rb"-----BEGIN [A-Z0-9 ]*CERTIFICATE-----(.*?)-----END", re.S)
 
 

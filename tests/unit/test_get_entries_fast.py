@@ -14,18 +14,18 @@ import importlib
 import json
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.support.data import ROOT
 
 from certstream._fast import _leaf_py
 from certstream.core import leaves
 from certstream.errors import DecodeError
 
-LIVE40 = Path(__file__).resolve().parent.parent / "conformance" / "data" / "inputs" / "live40"
+LIVE40 = ROOT / "conformance" / "data" / "inputs" / "live40"
 BODIES = [p.read_bytes() for p in sorted(LIVE40.glob("*.get-entries.json"))]
 ITEMS = [item for body in BODIES for item in json.loads(body)["entries"]]
 

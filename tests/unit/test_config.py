@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.data import ROOT
 
 from certstream import config
 from certstream.config import (
@@ -21,7 +22,6 @@ from certstream.config import (
 )
 from certstream.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parent.parent
 # The key of a real static-ct log, as base64 SPKI DER (the form the log lists use).
 SPKI = "".join(
     line for line in (ROOT / "tests/fixtures/ct/static-ct/navigli2025h2/log-public-key.pem")

@@ -1,8 +1,11 @@
-"""The replay CT log: CTFE rules, every fault kind, static-ct tiles, and the entry synthesis.
+"""The replay CT log, served in this process: CTFE rules, every fault kind, static-ct tiles.
 
 The ingest's own tests trust this server, so here it is checked against the protocol rules
 and the recorded fixtures with a plain ``http.client``, never against its own helpers: roots
 are the ones documented for the Navigli tiles, tiles are compared with the recorded files.
+
+The entry synthesis alone is tests/unit/test_replay_synth.py; the log as its own process,
+tests/e2e/test_replay_subprocess.py.
 """
 
 from __future__ import annotations
@@ -13,32 +16,21 @@ import hashlib
 import http.client
 import json
 import socket
-import subprocess
-import sys
-import urllib.request
-from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator, Mapping
 
 import pytest
 from conformance.replay import ReplayServer
 from conformance.synth import (
-    MerkleFrontier,
     make_test_signer,
-    merkle_root,
     tile_leaves_from_entries,
-    unique_entries,
 )
-from cryptography import x509
+from tests.support.data import NAVIGLI, live40_entries
+from tests.support.rfc6962 import mth, u24
 
-from certstream.core.checkpoint import parse_checkpoint, verify_checkpoint
+from certstream.core.checkpoint import verify_checkpoint
 from certstream.core.sth import verify_sth
 from certstream.errors import DecodeError
 
-REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO / "tests" / "fixtures" / "ct"
-NAVIGLI = FIXTURES / "static-ct" / "navigli2025h2"
-LIVE40 = REPO / "conformance" / "data" / "inputs" / "live40"
 ARGON_FIRST = 1111014090
 
 # Root hashes of the Navigli tiles as documented in tests/fixtures/ct/SOURCES.md.
@@ -48,59 +40,14 @@ NAVIGLI_ROOTS = {
 }
 ORIGIN = "replay.test/navigli2025h2"
 
-_decode_entry: Callable[[int, bytes, bytes], Any] | None
 try:  # written by another part of the project; fall back to a minimal parse until it exists
     from certstream.core.leaves import decode_entry as _decode_entry
 except ImportError:  # pragma: no cover - depends on build order
     _decode_entry = None
 
 
-def _entries(name: str) -> list[dict[str, str]]:
-    entries: list[dict[str, str]] = json.loads((LIVE40 / name).read_text())["entries"]
-    return entries
-
-
-ARGON = _entries("argon2026h2.get-entries.json")
-NIMBUS = _entries("nimbus2026.get-entries.json")
-
-
-def _u24(buf: bytes, pos: int) -> tuple[bytes, int]:
-    n = int.from_bytes(buf[pos : pos + 3], "big")
-    assert pos + 3 + n <= len(buf)
-    return buf[pos + 3 : pos + 3 + n], pos + 3 + n
-
-
-def displayed_cert(entry: Mapping[str, str]) -> tuple[bytes, bytes | None]:
-    """(the displayed certificate DER, the precert's leaf TBS or None), decoded for real."""
-    leaf = base64.b64decode(entry["leaf_input"], validate=True)
-    extra = base64.b64decode(entry["extra_data"], validate=True)
-    if _decode_entry is not None:
-        e = _decode_entry(0, leaf, extra)
-        return e.cert_der, e.tbs_der
-    assert leaf[:2] == b"\x00\x00"
-    if leaf[10:12] == b"\x00\x00":
-        return _u24(leaf, 12)[0], None
-    tbs, _ = _u24(leaf, 44)
-    return _u24(extra, 0)[0], tbs
-
-
-def _tbs_serial(tbs: bytes) -> int:
-    """Serial of a TBSCertificate: SEQUENCE { [0] version, INTEGER serial, ... }."""
-
-    def header(pos: int) -> tuple[int, int, int]:
-        tag, first = tbs[pos], tbs[pos + 1]
-        if first < 0x80:
-            return tag, pos + 2, pos + 2 + first
-        n = first & 0x7F
-        length = int.from_bytes(tbs[pos + 2 : pos + 2 + n], "big")
-        return tag, pos + 2 + n, pos + 2 + n + length
-
-    _, pos, _ = header(0)
-    tag, start, end = header(pos)
-    if tag == 0xA0:
-        tag, start, end = header(end)
-    assert tag == 0x02
-    return int.from_bytes(tbs[start:end], "big", signed=True)
+ARGON = live40_entries("argon2026h2.get-entries.json")
+NIMBUS = live40_entries("nimbus2026.get-entries.json")
 
 
 # --- a server per test ----------------------------------------------------------------
@@ -341,27 +288,6 @@ def test_fault_kinds_are_checked(server: ReplayServer) -> None:
 # --- static-ct-api -------------------------------------------------------------------
 
 
-def _mth(hashes: list[bytes]) -> bytes:
-    """RFC 6962 §2.1 MTH, written from the definition (split at the largest power of 2)."""
-    if len(hashes) == 1:
-        return hashes[0]
-    k = 1
-    while k * 2 < len(hashes):
-        k *= 2
-    return hashlib.sha256(b"\x01" + _mth(hashes[:k]) + _mth(hashes[k:])).digest()
-
-
-def test_tree_roots_match_the_rfc_definition() -> None:
-    hashes = [hashlib.sha256(b"%d" % i).digest() for i in range(300)]
-    frontier = MerkleFrontier()
-    assert frontier.root() == merkle_root([]) == hashlib.sha256(b"").digest()
-    for n in range(1, 301):
-        frontier.append(hashes[n - 1])
-        expected = _mth(hashes[:n])
-        assert frontier.root() == expected
-        assert merkle_root(hashes[:n]) == expected
-
-
 @pytest.mark.parametrize("size", [778, 1024])
 def test_checkpoint_verifies_with_documented_root(server: ReplayServer, size: int) -> None:
     server.grow("/navigli/", size - 778)
@@ -401,10 +327,10 @@ def test_level1_tile_holds_the_level0_subtree_roots(server: ReplayServer) -> Non
     expected = b""
     for n in range(4):
         level0 = (NAVIGLI / "tile" / "0" / f"{n:03d}").read_bytes()
-        expected += _mth([level0[i : i + 32] for i in range(0, len(level0), 32)])
+        expected += mth([level0[i : i + 32] for i in range(0, len(level0), 32)])
     assert body == expected
     assert (
-        base64.b64encode(_mth([body[i : i + 32] for i in range(0, 128, 32)])).decode()
+        base64.b64encode(mth([body[i : i + 32] for i in range(0, 128, 32)])).decode()
         == (NAVIGLI_ROOTS[1024])
     )
 
@@ -438,7 +364,7 @@ def test_static_log_from_synthesised_leaves() -> None:
         data = fetch(srv, "/synth/tile/data/000.p/20")[2]
         hashes = fetch(srv, "/synth/tile/0/000.p/20")[2]
     assert data == b"".join(leaves)
-    assert _mth([hashes[i : i + 32] for i in range(0, len(hashes), 32)]) == cp.root_hash
+    assert mth([hashes[i : i + 32] for i in range(0, len(hashes), 32)]) == cp.root_hash
     # Each TileLeaf starts with the RFC 6962 TimestampedEntry plus the leaf_index extension,
     # and its leaf hash is slot i of the level-0 tile.
     for i, (entry, leaf) in enumerate(zip(ARGON, leaves, strict=True)):
@@ -449,97 +375,17 @@ def test_static_log_from_synthesised_leaves() -> None:
         extra = base64.b64decode(entry["extra_data"])
         pos = 0
         if merkle_leaf[10:12] == b"\x00\x01":  # precert: pre_certificate comes first
-            precert, pos = _u24(extra, 0)
+            precert, pos = u24(extra, 0)
             assert (len(precert).to_bytes(3, "big") + precert) in leaf
-        chain_blob, _ = _u24(extra, pos)
+        chain_blob, _ = u24(extra, pos)
         fps = b""
         while chain_blob:
-            der, used = _u24(chain_blob, 0)
+            der, used = u24(chain_blob, 0)
             fps += hashlib.sha256(der).digest()
             chain_blob = chain_blob[used:]
         assert leaf.endswith(len(fps).to_bytes(2, "big") + fps)
     for fp, der in issuers.items():
         assert hashlib.sha256(der).digest() == fp
-
-
-# --- entry synthesis -----------------------------------------------------------------
-
-
-def test_unique_entries_are_distinct_and_decode() -> None:
-    base = ARGON + NIMBUS
-    made = unique_entries(base, 100, seed=1)
-    assert len(made) == 100
-    certs = [displayed_cert(e) for e in made]
-    digests = {hashlib.sha256(der).digest() for der, _ in certs}
-    leaves = {e["leaf_input"] for e in made}
-    originals = {hashlib.sha256(displayed_cert(e)[0]).digest() for e in base}
-    assert len(digests) == 100 and len(leaves) == 100
-    assert not digests & originals
-    precerts = 0
-    for (der, tbs), src in zip(certs, base * 3, strict=False):
-        cert = x509.load_der_x509_certificate(der)
-        orig = x509.load_der_x509_certificate(displayed_cert(src)[0])
-        assert cert.serial_number != orig.serial_number
-        assert cert.subject == orig.subject  # only the serial changed
-        if tbs is not None:
-            precerts += 1
-            assert _tbs_serial(tbs) == cert.serial_number  # TBS and precert agree
-    assert precerts > 0
-
-
-def test_unique_entries_are_deterministic_per_seed() -> None:
-    assert unique_entries(ARGON, 25, seed=3) == unique_entries(ARGON, 25, seed=3)
-    a = {e["leaf_input"] for e in unique_entries(ARGON, 25, seed=3)}
-    b = {e["leaf_input"] for e in unique_entries(ARGON, 25, seed=4)}
-    assert not a & b
-
-
-# --- subprocess and HTTP control -----------------------------------------------------
-
-
-@pytest.mark.slow
-def test_subprocess_with_http_control() -> None:
-    cmd = [
-        sys.executable, "-m", "conformance.replay", "--port", "0", "--control",
-        "--rfc6962", f"/argon/={LIVE40 / 'argon2026h2.get-entries.json'}:{ARGON_FIRST}",
-        "--visible", "/argon/=5",
-        "--static", f"/navigli/={NAVIGLI}", "--origin", f"/navigli/={ORIGIN}",
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        ready: dict[str, Any] = json.loads(proc.stdout.readline())
-        url = ready["url"]
-        assert ready["logs"]["/navigli/"]["origin"] == ORIGIN
-        assert ready["logs"]["/argon/"]["key"] == make_test_signer().key_b64
-
-        def call(method: str, path: str) -> Any:
-            req = urllib.request.Request(url + path, method=method)
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                return json.loads(resp.read())
-
-        assert call("GET", "/argon/ct/v1/get-sth")["tree_size"] == ARGON_FIRST + 5
-        call("POST", "/_control/grow?log=/argon/&n=3")
-        assert call("GET", "/argon/ct/v1/get-sth")["tree_size"] == ARGON_FIRST + 8
-        call("POST", "/_control/inject?log=/argon/&kind=garbage_entry&count=1")
-        call("GET", f"/argon/ct/v1/get-entries?start={ARGON_FIRST + 2}&end={ARGON_FIRST + 3}")
-        assert call("GET", "/_control/garbage?log=/argon/") == [ARGON_FIRST + 2]
-        served = call("GET", "/_control/requests?log=/argon/")
-        assert ["POST", "/_control/grow?log=/argon/&n=3"] not in served
-        assert served[-1][1].startswith("/argon/ct/v1/get-entries?start=")
-        with urllib.request.urlopen(url + "/navigli/checkpoint", timeout=10) as resp:
-            cp = resp.read()
-        assert parse_checkpoint(cp).size == 1024
-        with pytest.raises(urllib.error.HTTPError) as err:
-            call("POST", "/_control/inject?log=/argon/&kind=partial_404")
-        assert err.value.code == 400
-        err.value.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
-    assert proc.returncode == 0
 
 
 def test_raw_socket_reset_is_a_reset(server: ReplayServer) -> None:
@@ -583,15 +429,3 @@ def test_in_process_control_endpoints_keep_the_connection_usable() -> None:
             assert logs["/a/"]["log_id"] == make_test_signer().log_id_b64
         finally:
             conn.close()
-
-
-def test_tile_leaves_match_the_recorded_synth11_tiled_set() -> None:
-    """The peer capture served synth11 as tiles too: our conversion gives the same bytes."""
-    inputs = REPO / "conformance" / "data" / "inputs"
-    entries = json.loads((inputs / "synth11" / "rfc6962.get-entries.json").read_text())["entries"]
-    leaves, issuers = tile_leaves_from_entries(entries)
-    tiles = inputs / "synth11-tiled" / "tiles"
-    assert b"".join(leaves) == (tiles / "tile" / "data" / "000.p" / "11").read_bytes()
-    assert {fp.hex() for fp in issuers} == {p.name for p in (tiles / "issuer").iterdir()}
-    for fp, der in issuers.items():
-        assert (tiles / "issuer" / fp.hex()).read_bytes() == der

@@ -20,11 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.support.data import ROOT
 
-from certstream.config import Settings, load_settings
-from certstream.shell import app
-
-ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 GRACE = 10.0  # certstream.shell.app.GRACEFUL_TIMEOUT
 INGEST_ARGV = ["-m", "certstream.shell.ingest"]
@@ -293,56 +290,3 @@ def test_master_restarts_an_ingest_that_died(tmp_path: Path, server_deps: None) 
             return len(ingests) == 1 and ingests[0].pid != first.pid
         wait_for(replaced, 30, "a new ingest")
         check_one_ingest_and_clean_stop(dep, 1)
-
-
-# -- the master's preparation, in-process ------------------------------------------------------
-
-
-@pytest.fixture
-def fresh_master(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for key in list(os.environ):
-        if key.startswith("CERTSTREAM_") or key == "PROMETHEUS_MULTIPROC_DIR":
-            monkeypatch.delenv(key)
-    monkeypatch.setattr(app._Master, "settings", None)
-    monkeypatch.setattr(app._Master, "own_dirs", [])
-    saved = dict(os.environ)
-    yield
-    app._remove_own_dirs()
-    # prepare_master writes os.environ directly: nothing of it may leak into other tests.
-    os.environ.clear()
-    os.environ.update(saved)
-
-
-def test_prepare_master_hands_everything_down(fresh_master: None, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CERTSTREAM_PORT", "9321")
-    stale = tmp_path / "prom"
-    stale.mkdir()
-    (stale / "counter_1.db").write_bytes(b"old")
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(stale))
-    s = app.prepare_master()
-    assert s.port == 9321
-    feed = Path(s.feed_socket)
-    assert feed.parent.is_dir() and feed.parent.stat().st_mode & 0o077 == 0
-    assert list(stale.iterdir()) == []  # a previous run's values would be summed in
-    assert os.environ["CERTSTREAM_MASTER_PID"] == str(os.getpid())
-    # What a child process will load, whatever else its environment says.
-    monkeypatch.setenv("CERTSTREAM_PORT", "1")
-    assert load_settings() == s
-    assert app.prepare_master() is s  # idempotent: the CLI and gunicorn.conf.py both call it
-    app._remove_own_dirs()
-    assert not feed.parent.exists()
-
-
-def test_gunicorn_options() -> None:
-    opts = app.gunicorn_options(Settings(host="::1", port=8443, workers=3, log_level="warn",
-                                         tls_cert="c.pem", tls_key="k.pem"))
-    assert opts["bind"] == ["[::1]:8443"]
-    assert opts["workers"] == 3 and opts["worker_class"] == app.WORKER_CLASS
-    assert opts["worker_connections"] >= 10000 and opts["max_requests"] == 0
-    assert opts["loglevel"] == "warning"
-    assert (opts["certfile"], opts["keyfile"]) == ("c.pem", "k.pem")
-    assert opts["when_ready"] is app.when_ready and opts["on_exit"] is app.on_exit
-    assert app.gunicorn_options(Settings())["bind"] == ["0.0.0.0:8080"]
-    assert "certfile" not in app.gunicorn_options(Settings())

@@ -133,16 +133,6 @@ def test_new_client_starts_at_the_head(pairs: list) -> None:
     assert _frames(peer2.read_available()) == [(1, b"new")]
 
 
-def test_no_framing_without_clients() -> None:
-    hub = Hub(10)
-    hub.publish(STREAM_LITE | STREAM_FULL, b"lite", b"full", None)
-    assert all(ring.next_seq == 0 for ring in hub.rings.values())
-    assert hub.latest(STREAM_LITE) == b"lite" and hub.latest(STREAM_FULL) == b"full"
-    assert hub.latest(STREAM_DOMAINS) is None
-    hub.set_example(b"sample")  # the ingest's periodic sample when nobody follows lite
-    assert hub.latest(STREAM_LITE) == b"sample"
-
-
 def test_wanted_mask_follows_subscribers(pairs: list) -> None:
     seen: list[int] = []
     hub = Hub(10, on_wanted=seen.append)

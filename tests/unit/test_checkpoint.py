@@ -6,13 +6,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.support.data import ROOT
 
 from certstream.core.checkpoint import (
     parse_checkpoint,
@@ -23,7 +23,7 @@ from certstream.core.checkpoint import (
 from certstream.core.sth import SignatureError
 from certstream.errors import DecodeError
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ct"
+FIXTURES = ROOT / "tests" / "fixtures" / "ct"
 CHECKPOINTS = FIXTURES / "static-ct" / "checkpoints"
 SYCAMORE = (CHECKPOINTS / "sycamore2026h2.checkpoint").read_bytes()
 PARCELYARD = (CHECKPOINTS / "parcelyard2026h2.checkpoint").read_bytes()

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.support.data import ROOT
 
 from certstream.core import jsontext, messages
 from certstream.core.leaves import decode_get_entries
@@ -32,7 +33,6 @@ from certstream.core.model import CertInfo, Extension, LogEntry, LogSource, Name
 from certstream.core.profiles import PROFILES, UnknownProfileError
 from certstream.errors import DecodeError, LocalProtocolError
 
-ROOT = Path(__file__).resolve().parent.parent
 SYNTH11 = ROOT / "conformance" / "data" / "inputs" / "synth11" / "rfc6962.get-entries.json"
 SOURCE = LogSource(name="Test <log> & co", url="ct.example.test/log/")
 
@@ -514,7 +514,7 @@ def test_chain_caches_confirm_the_whole_der() -> None:
     # Two fixture certificates with the same signature bytes (one is the other with a
     # changed name): a cache keyed by the DER's last bytes must still tell them apart,
     # per certificate and per whole chain.
-    certs = Path(__file__).resolve().parent / "fixtures" / "ct" / "certs" / "pyca-synthetic"
+    certs = ROOT / "tests" / "fixtures" / "ct" / "certs" / "pyca-synthetic"
     first = _pem_der(certs / "utf8_common_name.pem")
     second = _pem_der(certs / "invalid_utf8_common_name.pem")
     assert first != second

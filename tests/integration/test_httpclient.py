@@ -28,8 +28,6 @@ from certstream.shell.httpclient import (
     HTTPProtocolError,
     HTTPStatusError,
     HTTPTimeoutError,
-    gunzip,
-    parse_retry_after,
 )
 
 BIG = b"0123456789abcdef" * 4096  # 64 KiB
@@ -235,26 +233,6 @@ def test_stale_keepalive_connection_is_retried_once() -> None:
     assert c.get(url).body == b"ok"
     assert c.connections_opened == 2
     lsock.close()
-
-
-def test_parse_retry_after() -> None:
-    now = 1_700_000_000.0
-    assert parse_retry_after("30", now) == 30.0
-    assert parse_retry_after(None, now) is None
-    assert parse_retry_after("soon", now) is None
-    date = email.utils.formatdate(now + 90, usegmt=True)
-    got = parse_retry_after(date, now)
-    assert got is not None and abs(got - 90) < 1.01
-    assert parse_retry_after(email.utils.formatdate(now - 90, usegmt=True), now) == 0.0
-
-
-def test_gunzip_multi_member_and_limits() -> None:
-    data = gzip.compress(b"ab") + gzip.compress(b"cd")
-    assert gunzip(data, 10) == b"abcd"
-    with pytest.raises(BodyTooLargeError):
-        gunzip(gzip.compress(b"x" * 100), 50)
-    with pytest.raises(HTTPProtocolError):
-        gunzip(gzip.compress(b"x" * 100)[:-10], 1000)
 
 
 def _self_signed(tmp: Path) -> tuple[Path, Path]:

@@ -17,9 +17,9 @@ import base64
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from tests.support.data import ROOT
 
 from certstream.core.messages import STREAM_ALL, MessageBuilder
 from certstream.core.model import X509_ENTRY, LogEntry, LogSource
@@ -27,7 +27,7 @@ from certstream.core.profiles import PROFILES
 from certstream.core.tiles import TILE_WIDTH, parse_data_tile
 from certstream.errors import DecodeError
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ct"
+FIXTURES = ROOT / "tests" / "fixtures" / "ct"
 CERTS = FIXTURES / "certs"
 NAVIGLI = FIXTURES / "static-ct" / "navigli2025h2"
 # "X509 CERTIFICATE" is the old label one pyca fixture uses.

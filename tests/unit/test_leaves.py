@@ -5,19 +5,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from tests.support.data import ROOT
 
 from certstream.core import leaves
 from certstream.core.model import PRECERT_ENTRY, X509_ENTRY, LogEntry
 from certstream.errors import DecodeError
 
-INPUTS = Path(__file__).resolve().parent.parent / "conformance" / "data" / "inputs"
+INPUTS = ROOT / "conformance" / "data" / "inputs"
 POISON_OID = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.3")
 
 
@@ -295,4 +295,4 @@ def test_base64_with_junk_is_rejected() -> None:
 
 def test_fixture_paths_are_inside_the_repo() -> None:
     assert INPUTS.is_dir()
-    assert Path(__file__).resolve().parent.parent in INPUTS.parents
+    assert ROOT in INPUTS.parents

@@ -23,14 +23,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.support.data import ROOT
 
 from certstream._fast import NO_EXTENSIONS
 from certstream.core import leaves, tiles
 from certstream.errors import DecodeError
 
-REPO = Path(__file__).resolve().parent.parent
-INPUTS = REPO / "conformance" / "data" / "inputs"
-NAVIGLI = REPO / "tests" / "fixtures" / "ct" / "static-ct" / "navigli2025h2"
+INPUTS = ROOT / "conformance" / "data" / "inputs"
+NAVIGLI = ROOT / "tests" / "fixtures" / "ct" / "static-ct" / "navigli2025h2"
 
 
 def _twins(name: str) -> list[ModuleType]:

@@ -12,15 +12,15 @@ from types import ModuleType
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from tests.support.data import ROOT
 
 from certstream.core import leaves, tiles
 from certstream.core.model import PRECERT_ENTRY
 from certstream.errors import DecodeError, LocalProtocolError
 
-REPO = Path(__file__).resolve().parent.parent
-NAVIGLI = REPO / "tests" / "fixtures" / "ct" / "static-ct" / "navigli2025h2"
-SYNTH_TILED = REPO / "conformance" / "data" / "inputs" / "synth11-tiled" / "tiles"
-SYNTH_ENTRIES = REPO / "conformance" / "data" / "inputs" / "synth11" / "rfc6962.get-entries.json"
+NAVIGLI = ROOT / "tests" / "fixtures" / "ct" / "static-ct" / "navigli2025h2"
+SYNTH_TILED = ROOT / "conformance" / "data" / "inputs" / "synth11-tiled" / "tiles"
+SYNTH_ENTRIES = ROOT / "conformance" / "data" / "inputs" / "synth11" / "rfc6962.get-entries.json"
 
 NAVIGLI_TILES = [("000", 0, 256), ("001", 256, 256), ("002", 512, 256), ("003", 768, 256)]
 NAVIGLI_TILES.append(("003.p/10", 768, 10))

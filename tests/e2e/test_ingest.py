@@ -41,6 +41,7 @@ from conformance.synth import make_test_signer, unique_entries
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from prometheus_client import REGISTRY
+from tests.support.data import ROOT
 
 from certstream.config import settings_from_dict
 from certstream.core import loglist
@@ -60,7 +61,6 @@ from certstream.shell.pipeline import (
 )
 from certstream.shell.state import StateStore
 
-ROOT = Path(__file__).resolve().parent.parent
 LIVE40 = ROOT / "conformance" / "data" / "inputs" / "live40"
 NAVIGLI = ROOT / "tests" / "fixtures" / "ct" / "static-ct" / "navigli2025h2"
 

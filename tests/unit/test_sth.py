@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.support.data import ROOT
 
 from certstream.core.sth import (
     SignatureError,
@@ -22,7 +23,7 @@ from certstream.core.sth import (
 )
 from certstream.errors import DecodeError
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ct"
+FIXTURES = ROOT / "tests" / "fixtures" / "ct"
 ARGON = FIXTURES / "rfc6962" / "argon2027h1"
 PILOT_STH = FIXTURES / "rfc6962" / "pilot" / "get-sth_3721782.json"
 

@@ -15,7 +15,6 @@ import ipaddress
 import json
 import re
 from collections.abc import Callable
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -24,6 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from tests.support.data import ROOT
 
 from certstream import _fast
 from certstream.core import x509 as facade
@@ -31,7 +31,7 @@ from certstream.core.model import CertInfo, NameAttr, Policy
 from certstream.errors import DecodeError
 from conftest import load_twin  # tests/ is on sys.path beside the rootdir conftest
 
-HERE = Path(__file__).resolve().parent
+HERE = ROOT / "tests"
 CERTS = HERE / "fixtures" / "ct" / "certs"
 ARGON = HERE / "fixtures" / "ct" / "rfc6962" / "argon2026h2"
 
