@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from tests.support import (
     Server,
     golden_payloads,
     run_server,
+    wait_until,
 )
 
 pytestmark = pytest.mark.slow
@@ -65,12 +65,9 @@ class Lines:
             self.lines.append(raw.decode("utf-8").rstrip("\n"))
 
     def wait_lines(self, n: int, timeout: float = 20.0) -> list[str]:
-        deadline = time.monotonic() + timeout
-        while len(self.lines) < n and time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.thread.join(1)
-                break
-            time.sleep(0.05)
+        wait_until(lambda: len(self.lines) >= n or self.proc.poll() is not None, timeout)
+        if len(self.lines) < n and self.proc.poll() is not None:
+            self.thread.join(1)  # the lines it printed before it exited
         return self.lines[:n]
 
     def stop(self) -> str:

@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from prometheus_client import REGISTRY
 from tests.support.data import ROOT
+from tests.support.wait import wait_until
 
 from certstream.config import settings_from_dict
 from certstream.core import loglist
@@ -73,15 +74,6 @@ def base_entries() -> list[dict[str, str]]:
     for name in ("argon2026h2.get-entries.json", "nimbus2026.get-entries.json"):
         out += json.loads((LIVE40 / name).read_text())["entries"]
     return out
-
-
-def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``cond`` while letting the subscriber greenlet run; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        gevent.sleep(0.05)
 
 
 class Collector:
@@ -144,9 +136,7 @@ class IngestProc:
         return self.log_path.read_text(errors="replace")
 
     def wait(self, timeout: float) -> int | None:
-        deadline = time.monotonic() + timeout
-        while self.proc.poll() is None and time.monotonic() < deadline:
-            gevent.sleep(0.05)
+        wait_until(lambda: self.proc.poll() is not None, timeout)
         return self.proc.poll()
 
     def kill(self) -> None:
@@ -447,10 +437,7 @@ def test_exits_when_parent_dies(tmp_short: Path) -> None:
     assert parent.stdout is not None
     child = int(parent.stdout.readline())
     try:
-        deadline = time.monotonic() + 60
-        while not (tmp_short / "feed.sock").exists():
-            assert time.monotonic() < deadline, "ingest never opened its feed socket"
-            time.sleep(0.05)
+        wait_until((tmp_short / "feed.sock").exists, 60, "the ingest to open its feed socket")
         parent.kill()
         parent.wait()
         deadline = time.monotonic() + 60

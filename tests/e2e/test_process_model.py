@@ -15,12 +15,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from tests.support.data import ROOT
+from tests.support.wait import wait_until
 
 BIN = Path(sys.executable).parent
 GRACE = 10.0  # certstream.shell.app.GRACEFUL_TIMEOUT
@@ -38,14 +39,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 # -- /proc -----------------------------------------------------------------------------------
@@ -189,7 +182,7 @@ def start(argv: list[str], tmp_path: Path, workers: int, port: int,
             assert proc.poll() is None, (tmp_path / "server.log").read_text()
             ingests, workers_ = dep.tree()
             return len(ingests) == 1 and len(workers_) == workers
-        wait_for(ready, 60, "the master to start its workers and the ingest")
+        wait_until(ready, 60, "the master to start its workers and the ingest")
         yield dep
     finally:
         if proc.poll() is None:
@@ -224,7 +217,7 @@ def check_one_ingest_and_clean_stop(dep: Deployment, workers: int) -> None:
     dep.master.send_signal(signal.SIGTERM)
     dep.master.wait(timeout=GRACE + 5)
     pids = [ingest.pid] + [w.pid for w in worker_procs]
-    wait_for(lambda: not any(alive(p) for p in pids), 5, "workers and ingest to exit")
+    wait_until(lambda: not any(alive(p) for p in pids), 5, "workers and ingest to exit")
     assert time.monotonic() - t0 < GRACE + 2
     assert dep.master.returncode == 0
     # The private run and metrics directories went with it.
@@ -268,7 +261,7 @@ def test_ingest_and_workers_exit_when_the_master_is_killed(tmp_path: Path,
         env = proc_env(ingests[0].pid)
         dep.master.kill()
         dep.master.wait()
-        wait_for(lambda: not any(alive(p) for p in pids), 30,
+        wait_until(lambda: not any(alive(p) for p in pids), 30,
                  "the orphaned ingest and worker to notice and exit")
     # A killed master cannot remove its private directories: do it for it.
     shutil.rmtree(env["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
@@ -288,5 +281,5 @@ def test_master_restarts_an_ingest_that_died(tmp_path: Path, server_deps: None) 
         def replaced() -> bool:
             ingests = dep.tree()[0]
             return len(ingests) == 1 and ingests[0].pid != first.pid
-        wait_for(replaced, 30, "a new ingest")
+        wait_until(replaced, 30, "a new ingest")
         check_one_ingest_and_clean_stop(dep, 1)

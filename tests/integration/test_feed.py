@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import socket as stdsocket
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import gevent
 import pytest
+from tests.support.wait import wait_until
 
 from certstream.shell.feed import (
     DOMAINS,
@@ -53,12 +54,6 @@ class Sink:
         return self.sub
 
 
-def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    with gevent.Timeout(timeout, AssertionError("condition not reached in time")):
-        while not cond():
-            gevent.sleep(0.01)
-
-
 @pytest.fixture
 def sock_path() -> Iterator[str]:
     # AF_UNIX paths are limited to ~107 bytes: pytest's tmp_path can be longer.
@@ -73,12 +68,12 @@ def test_two_workers_round_trip_want_state_example(sock_path: str) -> None:
     gevent.sleep(0.1)
     pub.start()
     try:
-        wait_for(lambda: sa.connected.is_set() and sb.connected.is_set())
+        assert wait_until(lambda: sa.connected.is_set() and sb.connected.is_set())
         sa.set_wanted(LITE)
         sb.set_wanted(DOMAINS)
-        wait_for(lambda: pub.wanted() == LITE | DOMAINS)
+        assert wait_until(lambda: pub.wanted() == LITE | DOMAINS)
         sb.set_wanted(0)
-        wait_for(lambda: pub.wanted() == LITE)
+        assert wait_until(lambda: pub.wanted() == LITE)
 
         items = [("log-a", 10, P(b'{"l":1}\n', None, b'{"d":1}')),
                  ("log-b", 3, P(None, b"", None)),
@@ -90,7 +85,7 @@ def test_two_workers_round_trip_want_state_example(sock_path: str) -> None:
                     (FULL, None, b"", None),
                     (LITE | FULL | DOMAINS, b"\x00\xff", b"full", b"dom")]
         for sink in (a, b):
-            wait_for(lambda s=sink: len(s.entries) == 3 and bool(s.examples))
+            assert wait_until(lambda s=sink: len(s.entries) == 3 and bool(s.examples))
             assert sink.entries == expected
             assert sink.states == [{"logs": [{"name": "x", "status": "healthy"}], "started": 1.0}]
             assert sink.examples == [b'{"sample":true}\n']
@@ -98,7 +93,7 @@ def test_two_workers_round_trip_want_state_example(sock_path: str) -> None:
         # Re-published entries (an ingest restart) are dropped, newer ones pass.
         pub.publish([("log-a", 11, P(b"again", None, None)), ("log-b", 2, P(b"old", None, None)),
                      ("log-b", 4, P(b"new", None, None))])
-        wait_for(lambda: len(a.entries) == 4)
+        assert wait_until(lambda: len(a.entries) == 4)
         gevent.sleep(0.05)
         assert a.entries[3] == (LITE, b"new", None, None)
         assert sa.replayed == 2
@@ -117,7 +112,7 @@ def test_late_worker_gets_latest_state_and_example(sock_path: str) -> None:
         pub.publish_example(b"ex")
         late = Sink()
         sub = late.start(sock_path)
-        wait_for(lambda: bool(late.states) and bool(late.examples))
+        assert wait_until(lambda: bool(late.states) and bool(late.examples))
         assert late.states == [{"n": 2}]
         assert late.examples == [b"ex"]
         sub.close()
@@ -132,19 +127,19 @@ def test_subscriber_reconnects_after_publisher_restart(sock_path: str) -> None:
     sub = sink.start(sock_path)
     try:
         sub.set_wanted(FULL)
-        wait_for(lambda: pub.wanted() == FULL)
+        assert wait_until(lambda: pub.wanted() == FULL)
         pub.publish([("k", 1, P(None, b"one", None))])
-        wait_for(lambda: len(sink.entries) == 1)
+        assert wait_until(lambda: len(sink.entries) == 1)
         pub.close()
-        wait_for(lambda: not sub.connected.is_set())
+        assert wait_until(lambda: not sub.connected.is_set())
         assert not os.path.exists(sock_path)
 
         pub = FeedPublisher(sock_path)
         pub.start()
         # The new ingest learns the worker's WANT again without the worker changing it.
-        wait_for(lambda: pub.wanted() == FULL)
+        assert wait_until(lambda: pub.wanted() == FULL)
         pub.publish([("k", 1, P(None, b"one", None)), ("k", 2, P(None, b"two", None))])
-        wait_for(lambda: len(sink.entries) == 2)
+        assert wait_until(lambda: len(sink.entries) == 2)
         assert [e[2] for e in sink.entries] == [b"one", b"two"]
         assert sub.replayed == 1
     finally:
@@ -161,7 +156,7 @@ def test_stale_socket_file_is_replaced(sock_path: str) -> None:
     sink = Sink()
     sub = sink.start(sock_path)
     try:
-        wait_for(sub.connected.is_set)
+        assert wait_until(sub.connected.is_set)
     finally:
         pub.close()
         sub.close()
@@ -178,13 +173,13 @@ def test_worker_that_never_reads_does_not_block_the_others(sock_path: str) -> No
     good = Sink()
     sub = good.start(sock_path)
     try:
-        wait_for(lambda: sub.connected.is_set() and pub.wanted() == FULL)
+        assert wait_until(lambda: sub.connected.is_set() and pub.wanted() == FULL)
         blob = os.urandom(8 * 1024)
         n = 600  # ~4.8 MB in all: far more than the stuck socket's buffers plus the bound
         for i in range(n):
             pub.publish([("k", i, P(None, blob, None))])
             gevent.sleep(0.001)  # the ingest yields between batches (and here: so workers read)
-        wait_for(lambda: len(good.entries) == n)
+        assert wait_until(lambda: len(good.entries) == n)
         assert all(e[2] == blob for e in good.entries)
         assert pub.dropped > 0  # all of them for the stuck worker: the good one got every entry
         assert pub.connected() == 2
@@ -204,13 +199,13 @@ def test_publisher_state_survives_unreadable_bytes_from_a_worker(sock_path: str)
     good = Sink()
     sub = good.start(sock_path)
     try:
-        wait_for(sub.connected.is_set)
+        assert wait_until(sub.connected.is_set)
         rogue.sendall(b"\xff\xff\xff\xff\xff garbage")
         sub.set_wanted(LITE)
-        wait_for(lambda: pub.wanted() == LITE)
-        wait_for(lambda: len(pub._peers) == 1)  # the rogue connection was dropped alone
+        assert wait_until(lambda: pub.wanted() == LITE)
+        assert wait_until(lambda: len(pub._peers) == 1)  # the rogue connection was dropped alone
         pub.publish([("k", 5, P(b"x", None, None))])
-        wait_for(lambda: len(good.entries) == 1)
+        assert wait_until(lambda: len(good.entries) == 1)
     finally:
         rogue.close()
         pub.close()
@@ -235,25 +230,25 @@ def test_example_bit_asks_once_and_is_no_stream(sock_path: str) -> None:
     a, b = Sink(), Sink()
     sa, sb = a.start(sock_path), b.start(sock_path)
     try:
-        wait_for(lambda: pub.connected() == 2)
+        assert wait_until(lambda: pub.connected() == 2)
         sa.set_wanted(FULL)
-        wait_for(lambda: pub.wanted() == FULL)
+        assert wait_until(lambda: pub.wanted() == FULL)
         assert not asked and not pub.example_wanted()
         sa.want_example(True)
-        wait_for(lambda: bool(a.examples) and bool(b.examples))
+        assert wait_until(lambda: bool(a.examples) and bool(b.examples))
         assert asked == [1] and a.examples == [b"sample"] == b.examples
         # The bit is not a stream: nothing is built per entry for it.
         assert pub.wanted() == FULL and pub.example_wanted()
         # A stream change keeps the bit (no second request); clearing it ends the request.
         sa.set_wanted(LITE)
-        wait_for(lambda: pub.wanted() == LITE)
+        assert wait_until(lambda: pub.wanted() == LITE)
         assert pub.example_wanted() and asked == [1]
         sa.want_example(False)
-        wait_for(lambda: not pub.example_wanted())
+        assert wait_until(lambda: not pub.example_wanted())
         assert pub.wanted() == LITE
         # Asking again is a new request.
         sa.want_example(True)
-        wait_for(lambda: len(asked) == 2)
+        assert wait_until(lambda: len(asked) == 2)
     finally:
         pub.close()
         sa.close()
@@ -269,7 +264,7 @@ def test_example_bit_is_resent_on_reconnect(sock_path: str) -> None:
     pub.on_example_wanted = lambda: asked.append(1)
     pub.start()
     try:
-        wait_for(lambda: asked == [1])
+        assert wait_until(lambda: asked == [1])
         assert pub.example_wanted() and pub.wanted() == 0
         assert encode_want(LITE | EXAMPLE) == b"\x00\x00\x00\x02\x03\x09"
     finally:

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from conformance.replay import ReplayServer
 from conformance.synth import make_test_signer, unique_entries
-from tests.e2e.test_ingest import FakeFeed, PickyBuilder, base_entries, make_pipeline, wait_until
+from tests.e2e.test_ingest import FakeFeed, PickyBuilder, base_entries, make_pipeline
+from tests.support.wait import wait_until
 
 from certstream.config import settings_from_dict
 from certstream.core.sth import sign_sth
