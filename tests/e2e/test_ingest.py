@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from prometheus_client import REGISTRY
 from tests.support.data import ROOT
+from tests.support.feed import FakeFeed
 from tests.support.wait import wait_until
 
 from certstream.config import settings_from_dict
@@ -580,25 +581,6 @@ def test_discovery_adds_and_retires_logs_without_restart(
 # -- followers in-process, with a fake feed ------------------------------------------------
 
 
-class FakeFeed:
-    def __init__(self, wanted: int = FULL) -> None:
-        self.mask = wanted
-        self.items: list[tuple[str, int, Any]] = []
-        self.examples: list[bytes] = []
-
-    def wanted(self) -> int:
-        return self.mask
-
-    def connected(self) -> int:
-        return 1
-
-    def publish(self, items: Any) -> None:
-        self.items.extend(items)
-
-    def publish_example(self, lite: bytes) -> None:
-        self.examples.append(lite)
-
-
 class PickyBuilder:
     """Payloads naming the index; a bug (RuntimeError) at one index, a DecodeError at another."""
 
@@ -641,7 +623,7 @@ def test_one_bad_certificate_costs_one_entry_even_a_builder_bug(
 ) -> None:
     replay.add_rfc6962_log("/p/", unique_entries(base_entries(), 50, 31), 0)
     replay.start()
-    feed = FakeFeed()
+    feed = FakeFeed(wanted=FULL)
     pipeline, store = make_pipeline(feed, PickyBuilder(bug_at=7, bad_at=9), tmp_short)
     f = follower_for(replay, "/p/", pipeline, start_index=0)
     f.start()
@@ -666,7 +648,7 @@ def test_http_400_never_jumps_ahead(replay: ReplayServer, tmp_short: Path) -> No
     # jumps to the head here and loses entries; we keep asking and report the log failing.
     replay.add_rfc6962_log("/q/", unique_entries(base_entries(), 30, 32), 100)
     replay.start()
-    feed = FakeFeed()
+    feed = FakeFeed(wanted=FULL)
     pipeline, _ = make_pipeline(feed, PickyBuilder(-1, -1), tmp_short)
     f = follower_for(replay, "/q/", pipeline, start_index=90)
     f.start()
@@ -684,7 +666,7 @@ def test_http_400_never_jumps_ahead(replay: ReplayServer, tmp_short: Path) -> No
 def test_readonly_log_stops_at_final_size(replay: ReplayServer, tmp_short: Path) -> None:
     replay.add_rfc6962_log("/r/", unique_entries(base_entries(), 60, 33), 0)
     replay.start()
-    feed = FakeFeed()
+    feed = FakeFeed(wanted=FULL)
     pipeline, _ = make_pipeline(feed, PickyBuilder(-1, -1), tmp_short)
     f = follower_for(replay, "/r/", pipeline, start_index=0, stop_at=37)
     f.start()
@@ -734,7 +716,7 @@ def test_static_logs_share_one_issuer_cache_and_survive_a_partial_404(
     replay.add_static_log("/s3/", NAVIGLI, None, make_test_signer(8), None, visible=300)
     replay.start()
     replay.inject("/s1/", "partial_404")
-    feed = FakeFeed()
+    feed = FakeFeed(wanted=FULL)
     pipeline, _ = make_pipeline(feed, PickyBuilder(-1, -1), tmp_short)
     issuers = IssuerCache(HTTPClient("certstream-test", 2.0))
     f1 = static_follower(replay, "/s1/", pipeline, issuers, start_index=0, spki=signer.spki_der)
@@ -817,7 +799,7 @@ def test_a_growing_log_is_polled_more_often(
 
     slept: list[float] = []
     monkeypatch.setattr(follow_base.gevent, "sleep", slept.append)
-    pipeline, _ = make_pipeline(FakeFeed(), PickyBuilder(-1, -1), tmp_short)
+    pipeline, _ = make_pipeline(FakeFeed(wanted=FULL), PickyBuilder(-1, -1), tmp_short)
     spec = LogSpec("k", "K", "https://k.example/")
     f = make_follower(
         spec, FollowerSettings(poll_interval=1.0), http=HTTPClient("t"), pipeline=pipeline,

@@ -43,7 +43,7 @@ _counter = iter(range(10**6))
 
 def _still_streaming(server: Server, watcher: RawWS) -> None:
     payload = DOMAINS_P[next(_counter) % len(DOMAINS_P)]
-    server.feed.publish(None, None, payload)
+    server.feed.publish_one(None, None, payload)
     assert watcher.recv_data() == payload
 
 

@@ -143,7 +143,7 @@ def test_example_json(server: Server) -> None:
     finally:
         ws.close()
     # With nobody following lite, the ingest's periodic EXAMPLE sample is what is served.
-    server.feed.example(LITE_P[7])
+    server.feed.publish_example(LITE_P[7])
     assert wait_until(lambda: http_get(server.port, "/example.json")[2] == LITE_P[7], 5)
 
 
@@ -155,7 +155,7 @@ def test_health_deep_and_api_logs_follow_the_feed_state(server: Server) -> None:
                          for i, s in enumerate(statuses)],
                 "counters": {}, "started": 0}
 
-    server.feed.state(state(["healthy", "healthy", "degraded", "unhealthy"]))
+    server.feed.publish_state(state(["healthy", "healthy", "degraded", "unhealthy"]))
     assert wait_until(lambda: json.loads(http_get(server.port, "/health/deep")[2])
                       ["logs_total"] == 4)
     status, _, body = http_get(server.port, "/health/deep")
@@ -166,7 +166,7 @@ def test_health_deep_and_api_logs_follow_the_feed_state(server: Server) -> None:
     logs = json.loads(http_get(server.port, "/api/logs")[2])
     assert logs["total_logs"] == 4 and logs["logs"][0]["current_index"] == 5
     # More than half unhealthy: 503.
-    server.feed.state(state(["unhealthy", "unhealthy", "healthy"]))
+    server.feed.publish_state(state(["unhealthy", "unhealthy", "healthy"]))
     assert wait_until(lambda: http_get(server.port, "/health/deep")[0] == 503)
     # /api/cert: the recent lite messages by hash (colons and case do not matter).
     ws = RawWS(server.port, "/")
@@ -183,7 +183,7 @@ def test_health_deep_and_api_logs_follow_the_feed_state(server: Server) -> None:
     assert http_get(server.port, "/api/cert/" + "00" * 32)[0] == 404
     stats = json.loads(http_get(server.port, "/api/stats")[2])
     assert stats["connections"]["total"] >= 0 and "throughput" in stats
-    server.feed.state(state([]))
+    server.feed.publish_state(state([]))
 
 
 def test_ping_pong_text_ignored_and_server_pings(server: Server) -> None:
@@ -201,7 +201,7 @@ def test_ping_pong_text_ignored_and_server_pings(server: Server) -> None:
         assert 9 in opcodes  # the server's own ping (interval 0.5 s here)
         ws.send_frame(10, b"")  # answering a ping is allowed, not required
         server.feed.wait_wanted(FULL)
-        server.feed.publish(LITE_P[0], FULL_P[0], DOMAINS_P[0])
+        server.feed.publish_one(LITE_P[0], FULL_P[0], DOMAINS_P[0])
         assert ws.recv_data() == FULL_P[0]  # still streaming after all that
     finally:
         ws.close()
@@ -353,7 +353,7 @@ def test_switched_off_endpoints_are_404_and_never_wanted() -> None:
         try:
             srv.feed.wait_wanted(LITE | DOMAINS)
             assert all(not m & FULL for m in srv.feed.masks())
-            srv.feed.publish(LITE_P[0], None, DOMAINS_P[0])
+            srv.feed.publish_one(LITE_P[0], None, DOMAINS_P[0])
             assert lite.recv_data() == LITE_P[0]
             assert domains.recv_data() == DOMAINS_P[0]
         finally:
@@ -504,7 +504,7 @@ def test_example_json_asks_the_ingest_only_when_it_has_nothing_recent() -> None:
         t = threading.Thread(target=lambda: got.append(http_get(srv.port, "/example.json")[2]))
         t.start()
         # The ingest's answer to the request is what the waiting request serves.
-        srv.feed.example(LITE_P[4])
+        srv.feed.publish_example(LITE_P[4])
         t.join(10)
         assert got == [LITE_P[4]]
         assert wait_until(lambda: not any(m & EXAMPLE for m in srv.feed.masks()), 5)

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from conformance.replay import ReplayServer
 from conformance.synth import make_test_signer, unique_entries
-from tests.e2e.test_ingest import FakeFeed, PickyBuilder, base_entries, make_pipeline
+from tests.e2e.test_ingest import PickyBuilder, base_entries, make_pipeline
+from tests.support.feed import FULL, FakeFeed
 from tests.support.wait import wait_until
 
 from certstream.config import settings_from_dict
@@ -79,7 +80,7 @@ def test_enforce_never_reads_past_an_unverified_head_and_recovers(
 ) -> None:
     add_log(replay, "/e/", 40, 16, 41)
     replay.start()
-    feed = FakeFeed()
+    feed = FakeFeed(wanted=FULL)
     pipeline, _ = make_pipeline(feed, PickyBuilder(-1, -1), tmp_short)
     f = follower(replay, "/e/", pipeline, "enforce")
     f.start()
@@ -111,7 +112,7 @@ def test_warn_uses_an_unverified_head_and_counts_it(
     add_log(replay, "/w/", 24, 24, 42)
     replay.start()
     replay.set_sth("/w/", forged_head(24, b"\x22" * 32, OTHER_KEY.key))
-    feed = FakeFeed()
+    feed = FakeFeed(wanted=FULL)
     pipeline, _ = make_pipeline(feed, PickyBuilder(-1, -1), tmp_short)
     f = follower(replay, "/w/", pipeline, "warn")
     f.start()
@@ -131,7 +132,7 @@ def test_a_second_root_for_a_size_is_refused(
 ) -> None:
     add_log(replay, "/f/", 30, 20, 43)
     replay.start()
-    feed = FakeFeed()
+    feed = FakeFeed(wanted=FULL)
     pipeline, _ = make_pipeline(feed, PickyBuilder(-1, -1), tmp_short)
     f = follower(replay, "/f/", pipeline, mode)
     f.start()
@@ -157,7 +158,7 @@ def test_with_off_heads_are_not_checked(
     add_log(replay, "/o/", 12, 12, 44)
     replay.start()
     replay.set_sth("/o/", forged_head(12, b"\x44" * 32, OTHER_KEY.key))
-    feed = FakeFeed()
+    feed = FakeFeed(wanted=FULL)
     pipeline, _ = make_pipeline(feed, PickyBuilder(-1, -1), tmp_short)
     f = follower(replay, "/o/", pipeline, "off")
     f.start()
