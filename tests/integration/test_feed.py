@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket as stdsocket
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import gevent
 import pytest
+from tests.support.net import short_tmpdir
 from tests.support.wait import wait_until
 
 from certstream.shell.feed import (
@@ -56,9 +56,8 @@ class Sink:
 
 @pytest.fixture
 def sock_path() -> Iterator[str]:
-    # AF_UNIX paths are limited to ~107 bytes: pytest's tmp_path can be longer.
-    with tempfile.TemporaryDirectory(prefix="csfeed") as d:
-        yield os.path.join(d, "feed.sock")
+    with short_tmpdir("csfeed") as d:
+        yield str(d / "feed.sock")
 
 
 def test_two_workers_round_trip_want_state_example(sock_path: str) -> None:

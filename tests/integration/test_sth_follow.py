@@ -8,8 +8,6 @@ under ``warn`` it is used and counted; a second root for one size is refused in 
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +16,10 @@ from typing import Any
 import pytest
 from conformance.replay import ReplayServer
 from conformance.synth import make_test_signer, unique_entries
-from tests.e2e.test_ingest import PickyBuilder, base_entries, make_pipeline
+from tests.support.data import base_entries
 from tests.support.feed import FULL, FakeFeed
+from tests.support.net import short_tmpdir
+from tests.support.pipeline import PickyBuilder, make_pipeline
 from tests.support.wait import wait_until
 
 from certstream.config import settings_from_dict
@@ -42,9 +42,8 @@ def replay() -> Iterator[ReplayServer]:
 
 @pytest.fixture
 def tmp_short() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="cs-sth-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    with short_tmpdir("cs-sth-") as path:
+        yield path
 
 
 def follower(replay: ReplayServer, path: str, pipeline: Pipeline, mode: str) -> Rfc6962Follower:

@@ -29,3 +29,8 @@ def live40_entries(*names: str) -> list[dict[str, str]]:
     for name in names:
         out += json.loads((LIVE40 / name).read_text())["entries"]
     return out
+
+
+def base_entries() -> list[dict[str, str]]:
+    """The live40 entries of Argon2026h2 and Nimbus2026, from which tests synthesise logs."""
+    return live40_entries("argon2026h2.get-entries.json", "nimbus2026.get-entries.json")

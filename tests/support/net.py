@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -39,3 +41,11 @@ def sockets_on_port(pid: int, port: int) -> int:
         with contextlib.suppress(OSError):
             held += os.readlink(fd) in inodes
     return held
+
+
+@contextlib.contextmanager
+def short_tmpdir(prefix: str = "cs-") -> Iterator[Path]:
+    """A temporary directory with a short path: a Unix socket's path must fit in about 107
+    bytes, and pytest's ``tmp_path`` can be longer."""
+    with tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True) as path:
+        yield Path(path)

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import yaml
 from tests.support.data import ROOT
 from tests.support.feed import FakeFeed
-from tests.support.net import accepts, free_port
+from tests.support.net import accepts, free_port, short_tmpdir
 from tests.support.wait import wait_until
 
 
@@ -85,8 +84,7 @@ def run_server(config: Mapping[str, Any] | None = None, *, workers: int = 1,
     instead of the ``certstream`` command; it needs ``ingest=True``, since the fake feed
     relies on a ``gunicorn.conf.py`` of the test's own."""
     assert ingest or not gunicorn, "gunicorn.conf.py always starts the real ingest"
-    with tempfile.TemporaryDirectory(prefix="certstream-test-") as tmp:
-        workdir = Path(tmp)
+    with short_tmpdir("certstream-test-") as workdir:
         port = free_port()
         feed_path = str(workdir / "feed.sock")
         settings = _deep_merge(
