@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterator
+from functools import partial
 
 import pytest
 from tests.support import (
@@ -16,6 +17,7 @@ from tests.support import (
     http_get,
     run_server,
 )
+from tests.support.wsframes import encode_frame
 
 pytestmark = pytest.mark.slow
 
@@ -101,20 +103,12 @@ def test_errors_are_counted_by_status(server: Server) -> None:
     assert 'certstream_server_responses_total{code="426",endpoint="websocket"}' in text
 
 
-def _frame(first: int, payload: bytes, *, mask: bool = True, length: int | None = None) -> bytes:
-    n = len(payload) if length is None else length
-    mbit = 0x80 if mask else 0
-    if n < 126:
-        head = bytes((first, mbit | n))
-    elif n < 65536:
-        head = bytes((first, mbit | 126)) + n.to_bytes(2, "big")
-    else:
-        head = bytes((first, mbit | 127)) + n.to_bytes(8, "big")
-    return head + (b"\0\0\0\0" if mask else b"") + payload  # zero mask: payload as is
+# A zero masking key: the payload goes as it is written here.
+_frame = partial(encode_frame, mask=bytes(4))
 
 
 FRAME_CASES: dict[str, tuple[bytes, int]] = {
-    "unmasked text": (_frame(0x81, b"hello", mask=False), 1002),
+    "unmasked text": (encode_frame(0x81, b"hello"), 1002),
     "invalid utf-8 text": (_frame(0x81, b"\xc3\x28\xff"), 1007),
     "reserved opcode": (_frame(0x83, b""), 1002),
     "rsv bits without extension": (_frame(0xC1, b"x"), 1002),

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import gevent
 import gevent.socket
 import pytest
+from tests.support.wsframes import read_frames
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import Request
 
@@ -48,20 +49,6 @@ class Peer:
                 self.buf += chunk
         out, self.buf = self.buf, b""
         return out
-
-
-def _frames(data: bytes) -> list[tuple[int, bytes]]:
-    out = []
-    while data:
-        b0, b1 = data[0], data[1]
-        n, off = b1 & 0x7F, 2
-        if n == 126:
-            n, off = int.from_bytes(data[2:4], "big"), 4
-        elif n == 127:
-            n, off = int.from_bytes(data[2:10], "big"), 10
-        out.append((b0 & 0x0F, data[off : off + n]))
-        data = data[off + n :]
-    return out
 
 
 @pytest.fixture
@@ -115,9 +102,9 @@ def test_streams_are_routed_separately(pairs: list) -> None:
     hub.publish(STREAM_LITE | STREAM_FULL | STREAM_DOMAINS, b"L", b"F", b"D")
     hub.publish(STREAM_FULL, None, b"F2", None)
     hub.flush()
-    assert _frames(got[STREAM_LITE].read_available()) == [(1, b"L")]
-    assert _frames(got[STREAM_FULL].read_available()) == [(1, b"F"), (1, b"F2")]
-    assert _frames(got[STREAM_DOMAINS].read_available()) == [(1, b"D")]
+    assert read_frames(got[STREAM_LITE].read_available()) == [(1, b"L")]
+    assert read_frames(got[STREAM_FULL].read_available()) == [(1, b"F"), (1, b"F2")]
+    assert read_frames(got[STREAM_DOMAINS].read_available()) == [(1, b"D")]
 
 
 def test_new_client_starts_at_the_head(pairs: list) -> None:
@@ -130,7 +117,7 @@ def test_new_client_starts_at_the_head(pairs: list) -> None:
     _add(hub, sock2)
     hub.publish(STREAM_LITE, b"new", None, None)
     hub.flush()
-    assert _frames(peer2.read_available()) == [(1, b"new")]
+    assert read_frames(peer2.read_available()) == [(1, b"new")]
 
 
 def test_wanted_mask_follows_subscribers(pairs: list) -> None:
@@ -165,7 +152,7 @@ def test_control_frames_and_close(pairs: list) -> None:
     hub.ping_all()
     hub.send(client, frames.ws_pong_frame(b"x"))
     hub.close_all()
-    got = _frames(peer.read_available())
+    got = read_frames(peer.read_available())
     assert got[:2] == [(9, b""), (10, b"x")]
     assert got[2][0] == 8 and got[2][1] == (1001).to_bytes(2, "big") + b"server shutting down"
     assert list(hub.clients()) == []
@@ -187,11 +174,11 @@ def test_slow_client_does_not_delay_others_and_is_closed_after_budget(pairs: lis
         gevent.sleep(0)  # the flusher runs between entries
         received += fast.read_available(0.01)
     received += fast.read_available(0.2)
-    assert [p for _op, p in _frames(received)] == big  # the fast one got everything, in order
+    assert [p for _op, p in read_frames(received)] == big  # the fast one got everything, in order
     assert slow_client.busy or slow_client.closing
     # The slow client lost far more than 20 frames: it is closed with 1008 once it reads.
     data = slow.read_available(1.0)
-    got = _frames(data)
+    got = read_frames(data)
     assert got[-1][0] == 8
     code = int.from_bytes(got[-1][1][:2], "big")
     assert code == 1008 and b"dropped" in got[-1][1]
@@ -209,7 +196,7 @@ def test_drop_notice_under_budget(pairs: list) -> None:
         hub.publish(STREAM_LITE, p, None, None)
         gevent.sleep(0)
     assert client.busy
-    got = _frames(peer.read_available(1.0))
+    got = read_frames(peer.read_available(1.0))
     texts = [p for op, p in got if op == 1]
     notices = [json.loads(t) for t in texts if t.startswith(b'{"message_type":"notice"')]
     assert notices and all(n["dropped"] > 0 for n in notices)
@@ -265,7 +252,7 @@ def test_a_burst_longer_than_the_ring_reaches_clients_that_keep_up(pairs: list) 
     for p in PAYLOADS:
         hub.publish(STREAM_LITE, p, None, None)
     hub.flush()
-    assert [p for _op, p in _frames(peer.read_available())] == PAYLOADS
+    assert [p for _op, p in read_frames(peer.read_available())] == PAYLOADS
     assert client.dropped == 0
 
 
@@ -278,7 +265,7 @@ def test_a_cursor_behind_the_ring_gets_a_notice_not_a_stall(pairs: list) -> None
         ring.append(p)  # behind the hub's back, as if no flush had run
     hub._dirty.add(ring)
     hub.flush()
-    got = _frames(peer.read_available())
+    got = read_frames(peer.read_available())
     assert json.loads(got[0][1]) == {"message_type": "notice", "dropped": 6}
     assert [p for _op, p in got[1:]] == PAYLOADS[6:10]
     assert client.dropped == 6

@@ -4,6 +4,8 @@
 * :mod:`.net`: :func:`free_port`, :func:`accepts`, :func:`sockets_on_port`.
 * :mod:`.feed`: :class:`FakeFeed`, the ingest side of the feed socket, driven by the test
   and speaking the real feed codec.
+* :mod:`.wsframes`: the WebSocket frame reader (:func:`read_frames`) and writer
+  (:func:`encode_frame`).
 * :mod:`.clients`: :func:`http_get`, :class:`RawWS` (a blocking WebSocket client that returns
   frames as raw bytes, so tests can check byte-exact payloads, opcodes and close codes) and
   :class:`SSEClient`.
@@ -13,12 +15,13 @@
   conformance data.
 """
 
-from tests.support.clients import RawWS, SSEClient, close_info, http_get
+from tests.support.clients import RawWS, SSEClient, http_get
 from tests.support.data import GOLDEN, ROOT, golden_payloads
 from tests.support.feed import DOMAINS, FULL, LITE, FakeFeed
 from tests.support.net import accepts, free_port, sockets_on_port
 from tests.support.server import Server, run_server
 from tests.support.wait import wait_until
+from tests.support.wsframes import close_info, encode_frame, read_frames
 
 __all__ = [
     "DOMAINS",
@@ -32,9 +35,11 @@ __all__ = [
     "Server",
     "accepts",
     "close_info",
+    "encode_frame",
     "free_port",
     "golden_payloads",
     "http_get",
+    "read_frames",
     "run_server",
     "sockets_on_port",
     "wait_until",

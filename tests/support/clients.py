@@ -9,6 +9,8 @@ import os
 import socket
 import ssl
 
+from tests.support.wsframes import close_info, encode_frame, next_frame
+
 
 def http_get(port: int, target: str, *, raw: bytes | None = None,
              timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
@@ -56,25 +58,15 @@ class RawWS:
         self.status = int(head.split()[1])
         self.head = head
 
-    def _need(self, n: int) -> bytes:
-        while len(self.buf) < n:
+    def recv_frame(self) -> tuple[int, bytes]:
+        while (frame := next_frame(self.buf)) is None:
             chunk = self.sock.recv(1 << 20)
             if not chunk:
                 raise ConnectionError("closed")
             self.buf += chunk
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def recv_frame(self) -> tuple[int, bytes]:
-        b0, b1 = self._need(2)
-        assert b0 & 0x80, "server frames are never fragmented"
-        assert not b1 & 0x80, "server frames are never masked"
-        n = b1 & 0x7F
-        if n == 126:
-            n = int.from_bytes(self._need(2), "big")
-        elif n == 127:
-            n = int.from_bytes(self._need(8), "big")
-        return b0 & 0x0F, self._need(n)
+        opcode, payload, used = frame
+        self.buf = self.buf[used:]
+        return opcode, payload
 
     def recv_data(self, *, skip_control: bool = True) -> bytes:
         """The next text frame's payload (pings and pongs are skipped)."""
@@ -89,30 +81,12 @@ class RawWS:
 
     def send_frame(self, opcode: int, payload: bytes = b"", *, mask: bool = True,
                    fin: bool = True) -> None:
-        header = bytes(((0x80 if fin else 0) | opcode,))
-        n = len(payload)
-        mbit = 0x80 if mask else 0
-        if n < 126:
-            header += bytes((mbit | n,))
-        elif n < 65536:
-            header += bytes((mbit | 126,)) + n.to_bytes(2, "big")
-        else:
-            header += bytes((mbit | 127,)) + n.to_bytes(8, "big")
-        if mask:
-            key = os.urandom(4)
-            payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-            header += key
-        self.sock.sendall(header + payload)
+        first = (0x80 if fin else 0) | opcode
+        self.sock.sendall(encode_frame(first, payload, mask=os.urandom(4) if mask else None))
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
-
-
-def close_info(payload: bytes) -> tuple[int, str]:
-    if len(payload) < 2:
-        return 1005, ""
-    return int.from_bytes(payload[:2], "big"), payload[2:].decode("utf-8", "replace")
 
 
 class SSEClient:
