@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -14,27 +13,7 @@ from tests.support import RawWS, http_get, run_server, wait_until
 pytestmark = pytest.mark.slow
 
 
-def _get(port: int, target: str, *, token: str | None = None,
-         source: str = "127.0.0.1") -> tuple[int, dict[str, str], bytes]:
-    """One GET from ``source`` (any 127.x address is this machine's loopback on Linux, so a
-    second client address needs no network)."""
-    auth = f"Authorization: Bearer {token}\r\n" if token else ""
-    request = f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}\r\n".encode()
-    with socket.socket() as sock:
-        sock.settimeout(5.0)
-        sock.bind((source, 0))
-        sock.connect(("127.0.0.1", port))
-        sock.sendall(request)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return int(lines[0].split()[1]), headers, body
+BEARER = {"Authorization": "Bearer s3cret"}
 
 
 def _metric(text: str, name: str) -> float:
@@ -48,8 +27,8 @@ def test_rate_limit_answers_429_with_retry_after_once_the_burst_is_spent() -> No
     # One token per 100 s: however slow this machine, no token comes back during the test.
     config = {"rate_limit": {"enabled": True, "requests_per_sec": 0.01, "burst": 5}}
     with run_server(config) as srv:
-        assert [_get(srv.port, "/health")[0] for _ in range(5)] == [200] * 5
-        status, headers, body = _get(srv.port, "/health")
+        assert [http_get(srv.port, "/health")[0] for _ in range(5)] == [200] * 5
+        status, headers, body = http_get(srv.port, "/health")
         assert status == 429
         assert json.loads(body) == {"error": "Too Many Requests"}
         assert 1 <= int(headers["retry-after"]) <= 100
@@ -58,7 +37,7 @@ def test_rate_limit_answers_429_with_retry_after_once_the_burst_is_spent() -> No
         assert ws.status == 429
         ws.close()
         # Another address has its own bucket, and the refusals are counted.
-        status, _, text = _get(srv.port, "/metrics", source="127.0.0.2")
+        status, _, text = http_get(srv.port, "/metrics", source="127.0.0.2")
         assert status == 200
         assert _metric(text.decode(), "certstream_clients_rate_limited") == 2
         assert 'code="429"' in text.decode()
@@ -83,7 +62,7 @@ def test_auth_turned_on_by_editing_the_config_file() -> None:
         assert "needs a restart: buffer_size" in srv.log()
         for _ in range(10):
             assert http_get(srv.port, "/api/stats")[0] == 401
-            assert _get(srv.port, "/api/stats", token="s3cret")[0] == 200
+            assert http_get(srv.port, "/api/stats", headers=BEARER)[0] == 200
         assert http_get(srv.port, "/health")[0] == 200  # public, as before
 
         # A broken edit (auth on without tokens) is logged and ignored by every worker.
@@ -93,4 +72,4 @@ def test_auth_turned_on_by_editing_the_config_file() -> None:
         assert "config error: auth.tokens" in srv.log()
         for _ in range(10):
             assert http_get(srv.port, "/api/stats")[0] == 401
-            assert _get(srv.port, "/api/stats", token="s3cret")[0] == 200
+            assert http_get(srv.port, "/api/stats", headers=BEARER)[0] == 200

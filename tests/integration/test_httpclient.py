@@ -20,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from tests.support.net import free_port
 
 from certstream.shell.httpclient import (
     BodyTooLargeError,
@@ -180,13 +181,9 @@ def test_truncated_body_is_connection_error(server: str) -> None:
 
 
 def test_connect_refused_and_bad_url() -> None:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
     c = HTTPClient("t", timeout=2)
     with pytest.raises(HTTPConnectionError):
-        c.get(f"http://127.0.0.1:{port}/")
+        c.get(f"http://127.0.0.1:{free_port()}/")  # nothing listens there
     with pytest.raises(HTTPConnectionError):
         c.get("ftp://example/")
     with pytest.raises(HTTPConnectionError):  # a label IDNA cannot encode

@@ -8,15 +8,21 @@ import contextlib
 import os
 import socket
 import ssl
+from collections.abc import Mapping
 
 from tests.support.wsframes import close_info, encode_frame, next_frame
 
 
-def http_get(port: int, target: str, *, raw: bytes | None = None,
+def http_get(port: int, target: str, *, headers: Mapping[str, str] | None = None,
+             raw: bytes | None = None, source: str | None = None,
              timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
-    """One request on a fresh connection; the server closes after answering."""
-    request = raw or f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+    """One GET on a fresh connection (the server closes after answering), or the ``raw``
+    request. From ``source`` if given: any 127.x address is this machine's loopback on Linux,
+    so a second client address needs no network."""
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+    request = raw or f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}\r\n".encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                  source_address=(source, 0) if source else None) as sock:
         sock.sendall(request)
         data = b""
         while chunk := sock.recv(65536):
