@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,6 @@ from conformance.replay import (
 )
 from conformance.synth import make_test_signer, unique_entries
 from tests.support.data import NAVIGLI, base_entries
-from tests.support.net import short_tmpdir
 from tests.support.procs import alive
 from tests.support.wait import wait_until
 
@@ -141,20 +139,6 @@ def base_config(tmp: Path, sock: str) -> dict[str, Any]:
             "static_ct_checkpoint_signature": "enforce",
         },
     }
-
-
-@pytest.fixture
-def replay() -> Iterator[ReplayServer]:
-    # A "timeout" fault holds its answer 2 s, past the ingest's 1 s request timeout.
-    srv = ReplayServer(hold_seconds=2.0)
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def tmp_short() -> Iterator[Path]:
-    with short_tmpdir("cs-ingest-") as path:
-        yield path
 
 
 RFC_LOGS = {  # path: (first index served, configured start index, seed)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import re
 import signal
@@ -28,6 +27,7 @@ from tests.support import (
     sockets_on_port,
     wait_until,
 )
+from tests.support.keys import self_signed
 
 from certstream.shell.feed import EXAMPLE
 
@@ -405,31 +405,9 @@ def test_auth_and_connection_limits() -> None:
             second.close()
 
 
-def _self_signed(where: Path) -> tuple[str, str]:
-    from cryptography import x509  # noqa: PLC0415
-    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
-    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
-    from cryptography.x509.oid import NameOID  # noqa: PLC0415
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = where / "cert.pem", where / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return str(cert_path), str(key_path)
-
-
 def test_tls(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
-    with run_server({"tls_cert": cert, "tls_key": key}) as srv:
+    cert, key = self_signed(tmp_path)
+    with run_server({"tls_cert": str(cert), "tls_key": str(key)}) as srv:
         clients = [RawWS(srv.port, "/", tls=True), RawWS(srv.port, "/sse?x", tls=True)]
         ws = clients[0]
         try:

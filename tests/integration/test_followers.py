@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from prometheus_client import REGISTRY
 from tests.support.data import NAVIGLI, base_entries
 from tests.support.feed import FakeFeed
-from tests.support.net import short_tmpdir
 from tests.support.pipeline import PickyBuilder, make_pipeline
 from tests.support.wait import wait_until
 
@@ -39,20 +37,6 @@ from certstream.shell.pipeline import (
     Politeness,
 )
 from certstream.shell.state import StateStore
-
-
-@pytest.fixture
-def replay() -> Iterator[ReplayServer]:
-    # A "timeout" fault holds its answer 2 s, past the ingest's 1 s request timeout.
-    srv = ReplayServer(hold_seconds=2.0)
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def tmp_short() -> Iterator[Path]:
-    with short_tmpdir("cs-follow-") as path:
-        yield path
 
 
 class _ListHandler(BaseHTTPRequestHandler):

@@ -9,7 +9,6 @@ under ``warn`` it is used and counted; a second root for one size is refused in 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ from conformance.replay import ReplayServer
 from conformance.synth import make_test_signer, unique_entries
 from tests.support.data import base_entries
 from tests.support.feed import FULL, FakeFeed
-from tests.support.net import short_tmpdir
 from tests.support.pipeline import PickyBuilder, make_pipeline
 from tests.support.wait import wait_until
 
@@ -31,19 +29,6 @@ from certstream.shell.pipeline import FollowerSettings, IssuerCache, LogSpec, Pi
 
 LOG_KEY = make_test_signer()  # the replay log's default signer
 OTHER_KEY = make_test_signer(7)
-
-
-@pytest.fixture
-def replay() -> Iterator[ReplayServer]:
-    srv = ReplayServer(hold_seconds=2.0)
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def tmp_short() -> Iterator[Path]:
-    with short_tmpdir("cs-sth-") as path:
-        yield path
 
 
 def follower(replay: ReplayServer, path: str, pipeline: Pipeline, mode: str) -> Rfc6962Follower:

@@ -15,6 +15,9 @@
   command (or gunicorn) on a free port with a temporary config (no log lists, so nothing
   goes to the network), fed by a :class:`FakeFeed` or by its own ingest.
 * :mod:`.pipeline`: the ingest's ``Pipeline`` in-process around a :class:`FakeFeed`.
+* :mod:`.fixtures`: the ``replay`` CT log and ``tmp_short`` fixtures (a plugin of
+  ``tests/conftest.py``); :mod:`.twins`: both implementations of a ``_fast`` module.
+* :mod:`.keys`: a key's SPKI, a self-signed certificate for a local TLS server.
 * :mod:`.rfc6962`, :mod:`.figures`: structures written from the RFC, benchmark figure lines.
 * :mod:`.data`: where recorded data lies; :func:`golden_payloads`, real payloads (the Go
   server's frames) from the conformance data.

@@ -8,11 +8,11 @@ import contextlib
 import json
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import given
 from hypothesis import strategies as st
 from tests.support.data import ROOT
+from tests.support.keys import spki_der
 
 from certstream.core.checkpoint import (
     parse_checkpoint,
@@ -202,12 +202,6 @@ def test_extension_lines_are_kept() -> None:
     assert cp.extensions == ("ext one",)
 
 
-def _spki(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
-    return key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
 @pytest.mark.parametrize("kind", ["ecdsa", "rsa"])
 def test_sign_checkpoint_roundtrip(kind: str) -> None:
     key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
@@ -220,10 +214,10 @@ def test_sign_checkpoint_roundtrip(kind: str) -> None:
     assert body.startswith(
         f"example.test/log\n1024\n{base64.b64encode(root).decode()}\n\n".encode()
     )
-    cp = verify_checkpoint(body, "example.test/log", _spki(key))
+    cp = verify_checkpoint(body, "example.test/log", spki_der(key))
     assert (cp.size, cp.root_hash, cp.timestamp) == (1024, root, 1700000000123)
     with pytest.raises(DecodeError):
-        verify_checkpoint(body.replace(b"\n1024\n", b"\n1025\n"), "example.test/log", _spki(key))
+        verify_checkpoint(body.replace(b"\n1024\n", b"\n1025\n"), "example.test/log", spki_der(key))
 
 
 def test_unverifiable_old_checkpoint_still_parses() -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import given
 from hypothesis import strategies as st
 from tests.support.data import ROOT
+from tests.support.keys import spki_der
 
 from certstream.core.sth import (
     SignatureError,
@@ -123,12 +123,6 @@ def test_missing_field() -> None:
             parse_sth(sth)
 
 
-def _spki(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
-    return key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
 @pytest.mark.parametrize("kind", ["ecdsa", "rsa"])
 def test_sign_and_verify_roundtrip(kind: str) -> None:
     key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
@@ -137,14 +131,14 @@ def test_sign_and_verify_roundtrip(kind: str) -> None:
         else rsa.generate_private_key(public_exponent=65537, key_size=2048)
     )
     sth = sign_sth(1234, 1700000000000, bytes(range(32)), key)
-    head = verify_sth(sth, _spki(key))
+    head = verify_sth(sth, spki_der(key))
     assert (head.tree_size, head.timestamp, head.root_hash) == (
         1234,
         1700000000000,
         bytes(range(32)),
     )
     with pytest.raises(SignatureError):
-        verify_sth({**sth, "tree_size": 1235}, _spki(key))
+        verify_sth({**sth, "tree_size": 1235}, spki_der(key))
 
 
 def test_algorithm_must_match_the_key() -> None:
@@ -152,12 +146,12 @@ def test_algorithm_must_match_the_key() -> None:
     sth = sign_sth(1, 2, bytes(32), rsa_key)
     ec_key = ec.generate_private_key(ec.SECP256R1())
     with pytest.raises(SignatureError, match="does not match"):
-        verify_sth(sth, _spki(ec_key))
+        verify_sth(sth, spki_der(ec_key))
     ds = bytearray(base64.b64decode(sth["tree_head_signature"]))  # type: ignore[arg-type]
     ds[0] = 2  # SHA-1
     with pytest.raises(SignatureError, match="hash"):
         verify_sth({**sth, "tree_head_signature": base64.b64encode(bytes(ds)).decode()},
-                   _spki(rsa_key))  # fmt: skip
+                   spki_der(rsa_key))  # fmt: skip
 
 
 def test_unusable_key_is_a_signature_error() -> None:

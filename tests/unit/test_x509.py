@@ -24,12 +24,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from tests.support.data import ROOT
+from tests.support.twins import load_twin
 
 from certstream import _fast
 from certstream.core import x509 as facade
 from certstream.core.model import CertInfo, NameAttr, Policy
 from certstream.errors import DecodeError
-from conftest import load_twin  # tests/ is on sys.path beside the rootdir conftest
 
 HERE = ROOT / "tests"
 CERTS = HERE / "fixtures" / "ct" / "certs"
