@@ -8,7 +8,7 @@ TSTAMP := $(VENV)/.installed-test
 
 export CERTSTREAM_REQUIRE_EXTENSIONS ?= 1
 
-.PHONY: install install-test run test test-pure lint typecheck bench conformance clean
+.PHONY: install install-test run test test-unit test-pure lint typecheck bench conformance clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ test: $(TSTAMP)     ## the whole suite: lint, types, unit, conformance, both _fa
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 	CERTSTREAM_NO_EXTENSIONS=1 $(PY) -m pytest -q -m "not slow" tests conformance
+
+test-unit: $(TSTAMP)  ## the unit tier alone (no sockets, greenlets or processes): seconds
+	$(PY) -m pytest -q -m "not slow" tests/unit
 
 test-pure: $(TSTAMP)
 	CERTSTREAM_NO_EXTENSIONS=1 $(PY) -m pytest -q

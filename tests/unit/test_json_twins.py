@@ -46,7 +46,7 @@ def _compiled() -> ModuleType | None:
     if os.environ.get("CERTSTREAM_NO_EXTENSIONS"):
         return None
     # Import failures are errors here: a build that should have _json must have it
-    # (tests/test_fast_loaded.py says the same for every module).
+    # (tests/e2e/test_fast_loaded.py says the same for every module).
     return importlib.import_module("certstream._fast._json")
 
 
