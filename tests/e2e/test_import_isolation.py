@@ -1,7 +1,9 @@
 """The sans-IO core must not pull in I/O: import it in a fresh interpreter and look.
 
-A test in-process would be fooled by whatever other tests already imported, so each check
-runs a new interpreter (as multidict's circular-import test does).
+``tests/unit/test_layering.py`` reads the core's own import statements; this catches what it
+cannot see, I/O modules pulled in by the packages the core imports. A test in-process would be
+fooled by whatever other tests already imported, so each check runs a new interpreter (as
+multidict's circular-import test does).
 """
 
 from __future__ import annotations
