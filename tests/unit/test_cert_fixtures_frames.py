@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from tests.support.data import ROOT
+from tests.support.data import CT_FIXTURES, NAVIGLI
 
 from certstream.core.messages import STREAM_ALL, MessageBuilder
 from certstream.core.model import X509_ENTRY, LogEntry, LogSource
@@ -27,9 +27,7 @@ from certstream.core.profiles import PROFILES
 from certstream.core.tiles import TILE_WIDTH, parse_data_tile
 from certstream.errors import DecodeError
 
-FIXTURES = ROOT / "tests" / "fixtures" / "ct"
-CERTS = FIXTURES / "certs"
-NAVIGLI = FIXTURES / "static-ct" / "navigli2025h2"
+CERTS = CT_FIXTURES / "certs"
 # "X509 CERTIFICATE" is the old label one pyca fixture uses.
 _PEM = re.compile(
     rb"-----BEGIN (?:X509 )?CERTIFICATE-----(.+?)-----END (?:X509 )?CERTIFICATE", re.S

@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.support.data import ROOT
+from tests.support.data import CT_FIXTURES
 from tests.support.keys import spki_der
 
 from certstream.core.checkpoint import (
@@ -23,8 +23,7 @@ from certstream.core.checkpoint import (
 from certstream.core.sth import SignatureError
 from certstream.errors import DecodeError
 
-FIXTURES = ROOT / "tests" / "fixtures" / "ct"
-CHECKPOINTS = FIXTURES / "static-ct" / "checkpoints"
+CHECKPOINTS = CT_FIXTURES / "static-ct" / "checkpoints"
 SYCAMORE = (CHECKPOINTS / "sycamore2026h2.checkpoint").read_bytes()
 PARCELYARD = (CHECKPOINTS / "parcelyard2026h2.checkpoint").read_bytes()
 SYCAMORE_ORIGIN = "log.sycamore.ct.letsencrypt.org/2026h2"
@@ -33,7 +32,7 @@ EM = "\u2014"
 
 
 def _tiled_key(list_file: str, description: str) -> bytes:
-    doc = json.loads((FIXTURES / "loglists" / list_file).read_text())
+    doc = json.loads((CT_FIXTURES / "loglists" / list_file).read_text())
     for op in doc["operators"]:
         for log in op.get("tiled_logs", []):
             if log["description"] == description:

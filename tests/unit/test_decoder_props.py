@@ -23,14 +23,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.support.data import ROOT
+from tests.support.data import INPUTS, NAVIGLI
 
 from certstream._fast import NO_EXTENSIONS
 from certstream.core import leaves, tiles
 from certstream.errors import DecodeError
-
-INPUTS = ROOT / "conformance" / "data" / "inputs"
-NAVIGLI = ROOT / "tests" / "fixtures" / "ct" / "static-ct" / "navigli2025h2"
 
 
 def _twins(name: str) -> list[ModuleType]:

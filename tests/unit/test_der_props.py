@@ -17,13 +17,13 @@ from types import ModuleType
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.support.data import ROOT
+from tests.support.data import CT_FIXTURES
 
 from certstream._fast import _der_py
 from certstream.core.model import CertInfo
 from certstream.errors import DecodeError
 
-CERTS = ROOT / "tests" / "fixtures" / "ct" / "certs"
+CERTS = CT_FIXTURES / "certs"
 _PEM = re.compile(rb"-----BEGIN [A-Z0-9 ]*CERTIFICATE-----(.*?)-----END", re.S)
 
 

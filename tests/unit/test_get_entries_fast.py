@@ -19,13 +19,12 @@ from types import ModuleType
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.support.data import ROOT
+from tests.support.data import LIVE40
 
 from certstream._fast import _leaf_py
 from certstream.core import leaves
 from certstream.errors import DecodeError
 
-LIVE40 = ROOT / "conformance" / "data" / "inputs" / "live40"
 BODIES = [p.read_bytes() for p in sorted(LIVE40.glob("*.get-entries.json"))]
 ITEMS = [item for body in BODIES for item in json.loads(body)["entries"]]
 

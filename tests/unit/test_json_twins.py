@@ -22,7 +22,7 @@ from types import ModuleType
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.support.data import ROOT
+from tests.support.data import CT_FIXTURES
 
 from certstream._fast import _json_py
 from certstream.core import profiles
@@ -38,7 +38,7 @@ from certstream.core.model import (
 from certstream.core.profiles import PROFILES, Profile
 from certstream.core.x509 import parse_certificate
 
-CERTS = ROOT / "tests" / "fixtures" / "ct" / "certs"
+CERTS = CT_FIXTURES / "certs"
 _PEM = re.compile(rb"-----BEGIN [A-Z0-9 ]*CERTIFICATE-----(.*?)-----END", re.S)
 
 

@@ -11,13 +11,12 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from tests.support.data import ROOT
+from tests.support.data import INPUTS, ROOT
 
 from certstream.core import leaves
 from certstream.core.model import PRECERT_ENTRY, X509_ENTRY, LogEntry
 from certstream.errors import DecodeError
 
-INPUTS = ROOT / "conformance" / "data" / "inputs"
 POISON_OID = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.3")
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from tests.support.data import ROOT
+from tests.support.data import CT_FIXTURES
 
 from certstream.core.loglist import (
     LogInfo,
@@ -27,7 +27,7 @@ from certstream.core.loglist import (
 )
 from certstream.errors import DecodeError
 
-LISTS = ROOT / "tests" / "fixtures" / "ct" / "loglists"
+LISTS = CT_FIXTURES / "loglists"
 GOOGLE = LISTS / "google_log_list_v3_85.92.json"
 ALL_LOGS = LISTS / "google_all_logs_list_v3_89.25.json"
 APPLE = LISTS / "apple_current_log_list_v511.json"

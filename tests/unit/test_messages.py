@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.support.data import ROOT
+from tests.support.data import CT_FIXTURES, INPUTS
 
 from certstream.core import jsontext, messages
 from certstream.core.leaves import decode_get_entries
@@ -33,7 +33,7 @@ from certstream.core.model import CertInfo, Extension, LogEntry, LogSource, Name
 from certstream.core.profiles import PROFILES, UnknownProfileError
 from certstream.errors import DecodeError, LocalProtocolError
 
-SYNTH11 = ROOT / "conformance" / "data" / "inputs" / "synth11" / "rfc6962.get-entries.json"
+SYNTH11 = INPUTS / "synth11" / "rfc6962.get-entries.json"
 SOURCE = LogSource(name="Test <log> & co", url="ct.example.test/log/")
 
 # --- string writers ------------------------------------------------------------------------
@@ -514,7 +514,7 @@ def test_chain_caches_confirm_the_whole_der() -> None:
     # Two fixture certificates with the same signature bytes (one is the other with a
     # changed name): a cache keyed by the DER's last bytes must still tell them apart,
     # per certificate and per whole chain.
-    certs = ROOT / "tests" / "fixtures" / "ct" / "certs" / "pyca-synthetic"
+    certs = CT_FIXTURES / "certs" / "pyca-synthetic"
     first = _pem_der(certs / "utf8_common_name.pem")
     second = _pem_der(certs / "invalid_utf8_common_name.pem")
     assert first != second

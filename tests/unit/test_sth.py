@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.support.data import ROOT
+from tests.support.data import CT_FIXTURES
 from tests.support.keys import spki_der
 
 from certstream.core.sth import (
@@ -23,13 +23,12 @@ from certstream.core.sth import (
 )
 from certstream.errors import DecodeError
 
-FIXTURES = ROOT / "tests" / "fixtures" / "ct"
-ARGON = FIXTURES / "rfc6962" / "argon2027h1"
-PILOT_STH = FIXTURES / "rfc6962" / "pilot" / "get-sth_3721782.json"
+ARGON = CT_FIXTURES / "rfc6962" / "argon2027h1"
+PILOT_STH = CT_FIXTURES / "rfc6962" / "pilot" / "get-sth_3721782.json"
 
 
 def _list_key(list_file: str, description: str) -> bytes:
-    doc = json.loads((FIXTURES / "loglists" / list_file).read_text())
+    doc = json.loads((CT_FIXTURES / "loglists" / list_file).read_text())
     for op in doc["operators"]:
         for log in op.get("logs", []) + op.get("tiled_logs", []):
             if log["description"] == description:

@@ -12,15 +12,14 @@ from types import ModuleType
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from tests.support.data import ROOT
+from tests.support.data import INPUTS, NAVIGLI
 
 from certstream.core import leaves, tiles
 from certstream.core.model import PRECERT_ENTRY
 from certstream.errors import DecodeError, LocalProtocolError
 
-NAVIGLI = ROOT / "tests" / "fixtures" / "ct" / "static-ct" / "navigli2025h2"
-SYNTH_TILED = ROOT / "conformance" / "data" / "inputs" / "synth11-tiled" / "tiles"
-SYNTH_ENTRIES = ROOT / "conformance" / "data" / "inputs" / "synth11" / "rfc6962.get-entries.json"
+SYNTH_TILED = INPUTS / "synth11-tiled" / "tiles"
+SYNTH_ENTRIES = INPUTS / "synth11" / "rfc6962.get-entries.json"
 
 NAVIGLI_TILES = [("000", 0, 256), ("001", 256, 256), ("002", 512, 256), ("003", 768, 256)]
 NAVIGLI_TILES.append(("003.p/10", 768, 10))
