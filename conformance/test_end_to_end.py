@@ -91,7 +91,8 @@ def test_server_delivers_the_golden_frames_on_every_endpoint(profile: str) -> No
                     assert all(e is not None for e in events), target
                     received[("sse", stream)] = [e[1].decode() for e in events if e]
             finally:
-                for client in (*ws.values(), *sse.values()):
+                clients: list[RawWS | SSEClient] = [*ws.values(), *sse.values()]
+                for client in clients:
                     client.close()
     finally:
         replay.stop()

@@ -27,6 +27,7 @@ from tests.support import (
     sockets_on_port,
     wait_until,
 )
+from tests.support.data import INPUTS
 from tests.support.keys import self_signed
 
 from certstream.shell.feed import EXAMPLE
@@ -94,7 +95,7 @@ def test_sse_variants(server: Server) -> None:
         for target, client in clients.items():
             events = [client.next_event() for _ in range(10)]
             assert all(e is not None for e in events)
-            ids = [e[0] for e in events if e]
+            ids = [e[0] for e in events if e is not None and e[0] is not None]
             assert ids == sorted(ids) and len(set(ids)) == 10
             # SSE data is the payload without its trailing newline (the event's end is SSE's).
             assert [e[1] for e in events if e] == [p.rstrip(b"\n") for p in variants[target][:10]]
@@ -242,9 +243,11 @@ def test_slow_client_does_not_delay_others_and_is_closed(server: Server) -> None
         rounds = 60  # 60 x 40 full frames (~5 KiB each) while "slow" reads nothing
         for r in range(rounds):
             _publish_golden(server)
-            expected = (r + 1) * N
             # The fast client keeps up: each batch arrives well within a second.
-            assert wait_until(lambda e=expected: len(got) >= e, 1.0), (r, len(got))
+            def caught_up(expected: int = (r + 1) * N) -> bool:
+                return len(got) >= expected
+
+            assert wait_until(caught_up, 1.0), (r, len(got))
         stop.set()
         assert got == FULL_P * rounds
         # The slow one lost more than its budget (200) and is closed with 1008 once it reads.
@@ -279,7 +282,7 @@ def test_two_workers_each_get_every_entry() -> None:
             srv.feed.wait_wanted(LITE, all_workers=True)
             _publish_golden(srv)
             for client in clients:
-                got = []
+                got: list[bytes] = []
                 while len(got) < N:
                     payload = client.recv_data()
                     if b'"message_type":"heartbeat"' in payload:
@@ -432,7 +435,7 @@ def test_end_to_end_with_the_real_ingest() -> None:
     server-go's golden capture (synth11), except the one it documents as a deviation."""
     from conformance.replay import ReplayServer  # noqa: PLC0415 - the replay log is test-only
 
-    inputs = ROOT / "conformance" / "data" / "inputs" / "synth11"
+    inputs = INPUTS / "synth11"
     golden_dir = ROOT / "conformance" / "data" / "golden" / "go" / "synth11"
     entries = json.loads((inputs / "rfc6962.get-entries.json").read_text())["entries"]
     golden_base = json.loads((golden_dir / "meta.json").read_text())["base_url"]

@@ -83,8 +83,8 @@ def test_two_workers_round_trip_want_state_example(sock_path: str) -> None:
         expected = [(LITE | DOMAINS, b'{"l":1}\n', None, b'{"d":1}'),
                     (FULL, None, b"", None),
                     (LITE | FULL | DOMAINS, b"\x00\xff", b"full", b"dom")]
+        assert wait_until(lambda: all(len(s.entries) == 3 and s.examples for s in (a, b)))
         for sink in (a, b):
-            assert wait_until(lambda s=sink: len(s.entries) == 3 and bool(s.examples))
             assert sink.entries == expected
             assert sink.states == [{"logs": [{"name": "x", "status": "healthy"}], "started": 1.0}]
             assert sink.examples == [b'{"sample":true}\n']
@@ -223,8 +223,12 @@ def test_socket_file_is_private(sock_path: str) -> None:
 def test_example_bit_asks_once_and_is_no_stream(sock_path: str) -> None:
     pub = FeedPublisher(sock_path)
     asked: list[int] = []
-    # The ingest answers a request with a sample, as Pipeline.publish_example does.
-    pub.on_example_wanted = lambda: (asked.append(1), pub.publish_example(b"sample"))[0]
+    def answer() -> None:
+        # The ingest answers a request with a sample, as Pipeline.publish_example does.
+        asked.append(1)
+        pub.publish_example(b"sample")
+
+    pub.on_example_wanted = answer
     pub.start()
     a, b = Sink(), Sink()
     sa, sb = a.start(sock_path), b.start(sock_path)

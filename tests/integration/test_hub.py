@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket as stdsocket
 from collections.abc import Iterator
 
@@ -51,17 +52,20 @@ class Peer:
         return out
 
 
+# The socket pairs a test made (the hub's end, the peer's end), closed after it.
+Pairs = list[tuple[gevent.socket.socket, gevent.socket.socket]]
+
+
 @pytest.fixture
-def pairs() -> Iterator[list[tuple[gevent.socket.socket, gevent.socket.socket]]]:
-    made: list[tuple[gevent.socket.socket, gevent.socket.socket]] = []
+def pairs() -> Iterator[Pairs]:
+    made: Pairs = []
     yield made
     for a, b in made:
         a.close()
         b.close()
 
 
-def _pair(made: list[tuple[gevent.socket.socket, gevent.socket.socket]],
-          small: bool = False) -> tuple[gevent.socket.socket, Peer]:
+def _pair(made: Pairs, small: bool = False) -> tuple[gevent.socket.socket, Peer]:
     a, b = gevent.socket.socketpair(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
     if small:
         a.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_SNDBUF, 4096)
@@ -75,7 +79,7 @@ def _add(hub: Hub, sock: gevent.socket.socket, stream: int = STREAM_LITE,
     return hub.add(sock, _ws_session() if ws else Session(RouteTable()), stream, is_ws=ws)
 
 
-def test_every_client_gets_every_frame_in_one_write(pairs: list) -> None:
+def test_every_client_gets_every_frame_in_one_write(pairs: Pairs) -> None:
     hub = Hub(100)
     peers = []
     for _ in range(5):
@@ -92,7 +96,7 @@ def test_every_client_gets_every_frame_in_one_write(pairs: list) -> None:
     assert hub.bytes_sent == 5 * len(data)
 
 
-def test_streams_are_routed_separately(pairs: list) -> None:
+def test_streams_are_routed_separately(pairs: Pairs) -> None:
     hub = Hub(100)
     got = {}
     for stream in (STREAM_LITE, STREAM_FULL, STREAM_DOMAINS):
@@ -107,7 +111,7 @@ def test_streams_are_routed_separately(pairs: list) -> None:
     assert read_frames(got[STREAM_DOMAINS].read_available()) == [(1, b"D")]
 
 
-def test_new_client_starts_at_the_head(pairs: list) -> None:
+def test_new_client_starts_at_the_head(pairs: Pairs) -> None:
     hub = Hub(100)
     sock1, _peer1 = _pair(pairs)
     _add(hub, sock1)
@@ -120,7 +124,7 @@ def test_new_client_starts_at_the_head(pairs: list) -> None:
     assert read_frames(peer2.read_available()) == [(1, b"new")]
 
 
-def test_wanted_mask_follows_subscribers(pairs: list) -> None:
+def test_wanted_mask_follows_subscribers(pairs: Pairs) -> None:
     seen: list[int] = []
     hub = Hub(10, on_wanted=seen.append)
     a, _ = _pair(pairs)
@@ -135,7 +139,7 @@ def test_wanted_mask_follows_subscribers(pairs: list) -> None:
     assert seen == [STREAM_FULL, STREAM_FULL | STREAM_DOMAINS, STREAM_DOMAINS, 0]
 
 
-def test_sse_events_carry_ids(pairs: list) -> None:
+def test_sse_events_carry_ids(pairs: Pairs) -> None:
     hub = Hub(10)
     sock, peer = _pair(pairs)
     _add(hub, sock, STREAM_LITE, ws=False)
@@ -145,7 +149,7 @@ def test_sse_events_carry_ids(pairs: list) -> None:
     assert peer.read_available() == b'id: 0\ndata: {"a":1}\n\nid: 1\ndata: {"a":2}\n\n'
 
 
-def test_control_frames_and_close(pairs: list) -> None:
+def test_control_frames_and_close(pairs: Pairs) -> None:
     hub = Hub(10)
     sock, peer = _pair(pairs)
     client = _add(hub, sock)
@@ -160,7 +164,7 @@ def test_control_frames_and_close(pairs: list) -> None:
     assert peer.sock.recv(10) == b""
 
 
-def test_slow_client_does_not_delay_others_and_is_closed_after_budget(pairs: list) -> None:
+def test_slow_client_does_not_delay_others_and_is_closed_after_budget(pairs: Pairs) -> None:
     hub = Hub(8, drop_budget=20, close_code=1008, send_timeout=5.0)
     hub.start()
     slow_sock, slow = _pair(pairs, small=True)
@@ -186,7 +190,7 @@ def test_slow_client_does_not_delay_others_and_is_closed_after_budget(pairs: lis
     hub.stop()
 
 
-def test_drop_notice_under_budget(pairs: list) -> None:
+def test_drop_notice_under_budget(pairs: Pairs) -> None:
     hub = Hub(4, drop_budget=1000, send_timeout=5.0)
     hub.start()
     sock, peer = _pair(pairs, small=True)
@@ -209,7 +213,7 @@ def test_drop_notice_under_budget(pairs: list) -> None:
     hub.stop()
 
 
-def test_stuck_client_is_cut_off_after_send_timeout(pairs: list) -> None:
+def test_stuck_client_is_cut_off_after_send_timeout(pairs: Pairs) -> None:
     hub = Hub(1000, drop_budget=10**6, send_timeout=0.3)
     hub.start()
     sock, peer = _pair(pairs, small=True)
@@ -225,7 +229,7 @@ def test_stuck_client_is_cut_off_after_send_timeout(pairs: list) -> None:
     peer.sock.close()
 
 
-def test_remove_while_busy_stops_the_writer(pairs: list) -> None:
+def test_remove_while_busy_stops_the_writer(pairs: Pairs) -> None:
     hub = Hub(100, send_timeout=5.0)
     hub.start()
     sock, _peer = _pair(pairs, small=True)
@@ -243,7 +247,7 @@ def test_remove_while_busy_stops_the_writer(pairs: list) -> None:
     hub.stop()
 
 
-def test_a_burst_longer_than_the_ring_reaches_clients_that_keep_up(pairs: list) -> None:
+def test_a_burst_longer_than_the_ring_reaches_clients_that_keep_up(pairs: Pairs) -> None:
     hub = Hub(8)
     sock, peer = _pair(pairs)
     sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_SNDBUF, 1 << 20)
@@ -256,7 +260,7 @@ def test_a_burst_longer_than_the_ring_reaches_clients_that_keep_up(pairs: list) 
     assert client.dropped == 0
 
 
-def test_a_cursor_behind_the_ring_gets_a_notice_not_a_stall(pairs: list) -> None:
+def test_a_cursor_behind_the_ring_gets_a_notice_not_a_stall(pairs: Pairs) -> None:
     hub = Hub(4, drop_budget=100)
     sock, peer = _pair(pairs)
     client = _add(hub, sock)
@@ -272,18 +276,16 @@ def test_a_cursor_behind_the_ring_gets_a_notice_not_a_stall(pairs: list) -> None
 
 
 def test_entries_within_the_flush_interval_go_out_in_one_write(
-    pairs: list, monkeypatch: pytest.MonkeyPatch
+    pairs: Pairs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import certstream.shell.hub as hub_mod  # noqa: PLC0415 - to count the hub's writes
-
     writes: list[int] = []
-    real_write = hub_mod.os.write
+    real_write = os.write  # what the hub writes with
 
     def counting_write(fd: int, data: bytes | memoryview) -> int:
         writes.append(fd)
         return real_write(fd, data)
 
-    monkeypatch.setattr(hub_mod.os, "write", counting_write)
+    monkeypatch.setattr(os, "write", counting_write)
     hub = Hub(100, flush_interval=0.5)
     hub.start()
     try:

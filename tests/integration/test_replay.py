@@ -28,6 +28,7 @@ from tests.support.data import NAVIGLI, live40_entries
 from tests.support.rfc6962 import mth, u24
 
 from certstream.core.checkpoint import verify_checkpoint
+from certstream.core.leaves import decode_entry
 from certstream.core.sth import verify_sth
 from certstream.errors import DecodeError
 
@@ -39,12 +40,6 @@ NAVIGLI_ROOTS = {
     1024: "EMfGG85uIddeOXt5/wdQGP3IQd0COCqoLg9Q6CsPLJA=",
 }
 ORIGIN = "replay.test/navigli2025h2"
-
-try:  # written by another part of the project; fall back to a minimal parse until it exists
-    from certstream.core.leaves import decode_entry as _decode_entry
-except ImportError:  # pragma: no cover - depends on build order
-    _decode_entry = None
-
 
 ARGON = live40_entries("argon2026h2.get-entries.json")
 NIMBUS = live40_entries("nimbus2026.get-entries.json")
@@ -267,11 +262,8 @@ def test_fault_garbage_entry_is_permanent(server: ReplayServer) -> None:
         assert again[0] == NIMBUS[2] and again[2:] == NIMBUS[4:6]
     raw = base64.b64decode(first[0]["leaf_input"], validate=True)  # valid base64...
     extra = base64.b64decode(first[0]["extra_data"], validate=True)
-    if _decode_entry is not None:  # ...of bytes no leaf decoder accepts
-        with pytest.raises(DecodeError):
-            _decode_entry(3, raw, extra)
-    else:
-        assert raw[0] != 0  # not a v1 leaf
+    with pytest.raises(DecodeError):  # ...of bytes no leaf decoder accepts
+        decode_entry(3, raw, extra)
 
 
 def test_fault_kinds_are_checked(server: ReplayServer) -> None:

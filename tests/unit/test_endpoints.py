@@ -69,7 +69,12 @@ def test_lite_example_comes_from_the_worker_hook_other_streams_from_the_hub() ->
     hub = Hub(4)
     hub.publish(1 | 2, LITE[0], b'{"full":0}', None)
     asked: list[int] = []
-    ctx = ServerContext(hub, lite_example=lambda: (asked.append(1), LITE[3])[1])
+
+    def lite_example() -> bytes:
+        asked.append(1)
+        return LITE[3]
+
+    ctx = ServerContext(hub, lite_example=lite_example)
     assert answer(ctx, _request("example"))[1] == LITE[3]
     full = RequestReceived(Route("http", 2, "example"), "GET", "/full-stream/example.json", ())
     assert answer(ctx, full)[1] == b'{"full":0}'

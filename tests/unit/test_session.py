@@ -45,7 +45,7 @@ ALL = RouteTable(api=True)
 
 
 def _events(session: Session) -> list[object]:
-    out = []
+    out: list[object] = []
     while (event := session.next_event()) is not NEED_DATA:
         out.append(event)
     return out
