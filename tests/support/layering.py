@@ -68,6 +68,8 @@ LAYERS: tuple[Layer, ...] = (
 
 #: The layers that do no I/O and read no clock: everything below the config.
 SANS_IO = frozenset({"base", "core floor", "_fast", "core"})
+#: The layer of the compiled twins and their switch: nothing it imports may import it back.
+FAST = "_fast"
 
 #: What a sans-IO module must not import: the package's own I/O layers ...
 IO_PACKAGES = ("certstream.shell", "certstream.config")
@@ -399,8 +401,8 @@ def check(root: Path, layers: tuple[Layer, ...] = LAYERS) -> list[Violation]:
     modules = read_package(root)
     graph = import_graph(modules, package)
     out: list[Violation] = []
-    fast = {name for name in modules if name == f"{package}._fast"
-            or name.startswith(f"{package}._fast.")}
+    fast = {name for name in modules if (placed := layer_of(name, layers)) is not None
+            and placed[1].name == FAST}
 
     for name in sorted(modules):
         placed = layer_of(name, layers)
