@@ -38,7 +38,7 @@ test: $(TSTAMP)     ## the whole suite: lint, types, unit, conformance, both _fa
 	$(PY) -m pytest -q
 	CERTSTREAM_NO_EXTENSIONS=1 $(PY) -m pytest -q -m "not slow" tests conformance
 
-test-unit: $(TSTAMP)  ## the unit tier alone (no sockets, greenlets or processes): seconds
+test-unit: $(TSTAMP)  ## the unit tier alone (no sockets, greenlets or processes): ~20 s
 	$(PY) -m pytest -q -m "not slow" tests/unit
 
 test-pure: $(TSTAMP)
