@@ -8,7 +8,7 @@ TSTAMP := $(VENV)/.installed-test
 
 export CERTSTREAM_REQUIRE_EXTENSIONS ?= 1
 
-.PHONY: install install-test run test test-pure lint typecheck bench conformance clean chromium
+.PHONY: install install-test run test test-unit test-pure lint typecheck bench conformance clean chromium
 
 # The package is built without isolation, against this venv, so the venv holds the build
 # requirements: the same as [build-system] requires in pyproject.toml (setuptools >= 77 for
@@ -55,6 +55,9 @@ chromium:
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) \
 	    >/dev/null 2>&1 || echo "chromium not installed: the live page test will skip"; }
+
+test-unit: $(TSTAMP)  ## the unit tier alone (no sockets, greenlets or processes): ~20 s
+	$(PY) -m pytest -q -m "not slow" tests/unit
 
 test-pure: $(TSTAMP)
 	CERTSTREAM_NO_EXTENSIONS=1 $(PY) -m pytest -q

@@ -94,7 +94,7 @@ def _per_record_us(index: FilterIndex, records: list[MatchFields], rounds: int) 
 
 def _hyperscan(report: Report, specs: list[FilterSpec], records: list[MatchFields]) -> None:
     try:
-        import hyperscan  # noqa: PLC0415 - optional, only for the comparison
+        import hyperscan  # type: ignore[import-not-found]  # noqa: PLC0415 - optional, for the comparison
     except ImportError:
         report.say("hyperscan not importable: its comparison is skipped")
         return

@@ -79,7 +79,9 @@ def test_the_wrong_profile_fails_and_names_a_key_path() -> None:
     # "differs /rfc6962 #0: .data.leaf_cert: keys server [...] golden [...]"
     assert all(re.match(r"differs /rfc6962 #\d+: \.data[\w.\[\]]*: ", d) for d in differs), differs
     last = run.stdout.splitlines()[-1]
-    matched, total = map(int, re.fullmatch(r"go/synth11: (\d+)/(\d+) frames match", last).groups())
+    verdict = re.fullmatch(r"go/synth11: (\d+)/(\d+) frames match", last)
+    assert verdict is not None, last
+    matched, total = map(int, verdict.groups())
     assert total == 33 and matched < total
 
 

@@ -50,7 +50,7 @@ def test_a_serving_worker_maps_the_frames_twin_alone() -> None:
         ws = RawWS(srv.port, "/")
         try:
             srv.feed.wait_wanted(1)
-            srv.feed.publish(lite=lite)
+            srv.feed.publish_one(lite=lite)
             assert ws.recv_data() == lite  # the worker has built a frame
         finally:
             ws.close()

@@ -16,6 +16,7 @@ PAYLOADS = golden_payloads("lite") + golden_payloads("full") + golden_payloads("
 def test_python_websockets_reads_every_golden_frame(compression: bool) -> None:
     with DeflateServer(PAYLOADS, compression=compression) as server, \
             sync_client.connect(server.url, max_size=None, open_timeout=10) as ws:
+        assert ws.request is not None and ws.response is not None
         offered = ws.request.headers.get("Sec-WebSocket-Extensions", "")
         answered = ws.response.headers.get("Sec-WebSocket-Extensions")
         got = [m.encode() if isinstance(m, str) else m for m in ws]

@@ -35,7 +35,9 @@ from __future__ import annotations
 import codecs
 from collections.abc import Callable, Iterator
 
-from certstream._fast._der_py import _FieldError, _header, _oid
+from certstream.core.derread import FieldError as _FieldError
+from certstream.core.derread import header as _header
+from certstream.core.derread import oid as _oid
 from certstream.core.model import CertInfo, NameAttr
 from certstream.core.oids import (
     OID_C,

@@ -33,7 +33,7 @@ import ahocorasick
 import re2
 
 if TYPE_CHECKING:
-    from certstream.core.filters import FilterSpec, MatchFields
+    from certstream.core.filterfields import FilterSpec, MatchFields
 
 __all__ = ["Matcher", "compile_regex", "per_name_regex"]
 

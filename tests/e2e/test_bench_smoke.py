@@ -1,0 +1,49 @@
+"""The benchmark suite runs end to end and prints every figure (never judged on timing)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.support.data import ROOT
+from tests.support.figures import FIGURE_LINE
+
+# Every figure the ingest scenario promises, whatever the numbers turn out to be.
+INGEST_FIGURES = [
+    "ingest.decode (compiled)",
+    "ingest.decode (pure)",
+    "ingest.decode+dedup (compiled)",
+    "ingest.decode+dedup (pure)",
+    "ingest.pipeline (compiled)",
+    "ingest.pipeline (pure)",
+    "ingest.pipeline compiled/pure ratio",
+    "ingest.payloads built, no stream wanted",
+]
+
+
+@pytest.mark.slow
+def test_ingest_benchmark_prints_every_figure(tmp_path: Path) -> None:
+    results = tmp_path / "last.txt"
+    res = subprocess.run(
+        [sys.executable, "-m", "bench", "ingest", "--quick", "--results", str(results)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "NOT RUN" not in res.stdout, res.stdout
+    lines = {m["name"]: m for m in map(FIGURE_LINE.match, res.stdout.splitlines()) if m}
+    missing = [name for name in INGEST_FIGURES if name not in lines]
+    assert not missing, f"figures not printed: {missing}\n{res.stdout}"
+    # A rate is a positive number; the zero-payload figure is judged against its target.
+    assert float(lines["ingest.pipeline (compiled)"]["value"].replace(",", "")) > 0
+    assert lines["ingest.payloads built, no stream wanted"]["target"] == "target <= 0 payloads"
+    # The report file holds the same figures and the Markdown table the README quotes.
+    written = results.read_text()
+    assert "| scenario | figure | value | target | verdict |" in written
+    for name in INGEST_FIGURES:
+        assert f"FIGURE {name} =" in written
