@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from bench.clients import SinkStats
 from bench.common import Figure, Report, metric
+from bench.procmem import Rollup, label
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -54,6 +56,67 @@ def test_ingest_benchmark_prints_every_figure(tmp_path: Path) -> None:
     assert "| scenario | figure | value | target | verdict |" in written
     for name in INGEST_FIGURES:
         assert f"FIGURE {name} =" in written
+
+
+MEMORY_FIGURES = [
+    "memory.whole server idle, empty log, certstream",
+    "memory.whole server, 10 lite clients, certstream",
+    "memory.whole server, 40 lite clients, certstream",
+    "memory.RSS per idle client, 20 -> 40 clients, certstream",
+]
+
+
+@pytest.mark.slow
+def test_memory_benchmark_reads_every_process_and_part(tmp_path: Path) -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "bench", "memory", "--quick", "--breakdown",
+         "--results", str(tmp_path / "last.txt")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    out = res.stdout
+    assert res.returncode == 0, res.stderr
+    assert "NOT RUN" not in out, out
+    lines = {m["name"]: m for m in map(FIGURE_LINE.match, out.splitlines()) if m}
+    missing = [name for name in MEMORY_FIGURES if name not in lines]
+    assert not missing, f"figures not printed: {missing}\n{out}"
+    assert lines[MEMORY_FIGURES[0]]["target"] == "target <= 80.00 MiB"
+    # Every process of the server is in the table, and the 300 entries reached every client.
+    for role in ("| master |", "| ingest |", "| worker |", "| **all** |"):
+        assert role in out
+    assert "certstream: 10 clients got 3,000 of 3,000 frames" in out
+    # The probe answered from inside each process (module counts, not a placeholder).
+    inside = out.split("| process | modules |", 1)[1].splitlines()[2:5]
+    assert [row.split("|")[1].strip() for row in inside] == ["master", "ingest", "worker"]
+    assert all(int(row.split("|")[2]) > 100 for row in inside)
+    for part in ("Dedup ring at capacity 200,000", "| lite |", "| greenlet |", "log list"):
+        assert part in out
+
+
+def test_mappings_are_labelled_by_what_holds_them() -> None:
+    assert label("").startswith("anonymous mmap")
+    assert label("[heap]").startswith("[heap]")
+    assert label("/x/lib/python3.11/site-packages/gevent/_gevent_c_hub.so") == (
+        "site-packages: gevent"
+    )
+    assert label("/r/src/certstream/_fast/_der.cpython-311-x86_64-linux-gnu.so").startswith(
+        "certstream._fast"
+    )
+    assert label("/tmp/certstream-metrics-ab12/counter_7.db").startswith("prometheus")
+    assert label("/usr/lib/x86_64-linux-gnu/libssl.so.3").startswith("system libraries")
+    assert label("/opt/py/lib/libpython3.11.so.1.0").startswith("python interpreter")
+
+
+def test_rollup_of_this_process_adds_up() -> None:
+    r = Rollup.read(os.getpid())
+    assert r.rss > 0 and r.pss > 0
+    # Every resident page is either shared or private.
+    assert abs(r.shared + r.private - r.rss) <= 64 * 1024
+    assert (r + r).rss == 2 * r.rss
+    assert Rollup.read(2**22 + 12345) == Rollup()  # no such process: zeros, no error
 
 
 def test_figure_verdicts() -> None:
