@@ -115,10 +115,11 @@ class Phases:
         self.run.phases[key] = phase
         if self.opts.breakdown:
             memparts.mapping_table(self.report, pids, root)
-            prom = memparts.prometheus_files(root)
+            prom = memparts.prometheus_files(pids)
             if prom is not None:
                 self.report.say(
-                    f"prometheus multiprocess dir: {prom[0]} .db files, {prom[1] / 1024:,.0f} KiB"
+                    f"prometheus multiprocess dir: {prom[0]} .db files, "
+                    f"{prom[1] / 1024:,.0f} KiB on disk (mapped: see the table)"
                 )
             ours = [p for p in pids if memparts.is_python(p)]
             if ours:

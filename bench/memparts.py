@@ -102,17 +102,22 @@ def mapping_table(report: Report, pids: list[int], root: int) -> None:
             report.say(f"| {g} | " + " | ".join(cells) + " |")
 
 
-def prometheus_files(root: int) -> tuple[int, int] | None:
-    """(count, bytes) of the .db files in the server's PROMETHEUS_MULTIPROC_DIR."""
-    try:
-        environ = Path(f"/proc/{root}/environ").read_bytes().split(b"\0")
-    except OSError:
-        return None
-    for item in environ:
-        if item.startswith(b"PROMETHEUS_MULTIPROC_DIR="):
-            d = Path(item.split(b"=", 1)[1].decode())
-            files = list(d.glob("*.db"))
-            return len(files), sum(f.stat().st_size for f in files)
+def prometheus_files(pids: list[int]) -> tuple[int, int] | None:
+    """(count, bytes) of the .db files in the server's PROMETHEUS_MULTIPROC_DIR.
+
+    The master sets the variable after it started, so only a process started after that
+    (the ingest) has it in ``/proc/PID/environ``, which shows the environment at exec.
+    """
+    for pid in pids:
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for item in environ:
+            if item.startswith(b"PROMETHEUS_MULTIPROC_DIR="):
+                d = Path(item.split(b"=", 1)[1].decode())
+                files = list(d.glob("*.db"))
+                return len(files), sum(f.stat().st_size for f in files)
     return None
 
 
