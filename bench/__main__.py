@@ -89,7 +89,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--workers", type=int, default=1, help="gunicorn workers (default 1)")
     ap.add_argument("--seconds", type=float, help="length of each steady phase")
     ap.add_argument("--burst", type=int, help="burst: entries published at once")
-    ap.add_argument("--idle-clients", type=int, help="memory: idle clients (default 10000)")
+    ap.add_argument(
+        "--idle-clients", type=int, help="memory: clients in the last phase (default 10000)"
+    )
+    ap.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="memory: per-mapping tables, dumps from inside our processes, the cost of each part",
+    )
+    ap.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="memory --breakdown: also trace our processes' Python heap (inflates their RSS)",
+    )
     ap.add_argument("--steps", help="capacity: comma-separated client counts to try")
     ap.add_argument(
         "--server-cmd",
@@ -139,11 +151,16 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Report], None]]]
         fanout.run_capacity(r, rate, seconds, steps)
 
     def run_memory(r: Report) -> None:
-        memory.run(r, n_idle, args.workers)
-        if args.server_cmd:  # whole servers side by side: ours, then each command
-            memory.run_whole(r, n_idle, None)
-            for cmd in args.server_cmd:
-                memory.run_whole(r, n_idle, cmd)
+        # Whole servers side by side: ours, then each command.
+        opts = memory.Options(
+            entries=300 if q else memory.ENTRIES,
+            steps=(10, 20, 40) if q else tuple(sorted({100, min(1000, n_idle), n_idle})),
+            breakdown=args.breakdown,
+            tracemalloc=args.tracemalloc,
+            default_config=not q,
+            quick=q,
+        )
+        memory.run(r, args.server_cmd, opts)
 
     def run_latency(r: Report) -> None:
         n = max(clients)

@@ -3,8 +3,11 @@ the sink's stats line (the suite run end to end is tests/e2e/test_bench_smoke.py
 
 from __future__ import annotations
 
+import os
+
 from bench.clients import SinkStats
 from bench.common import Figure, Report, metric
+from bench.procmem import Rollup, label
 from tests.support.figures import FIGURE_LINE
 
 
@@ -47,3 +50,26 @@ def test_sink_stats_parse() -> None:
         "p99=7 p999=8 max=9"
     )
     assert (st.open, st.failed, st.frames, st.p99, st.max) == (2, 1, 10, 7, 9)
+
+
+def test_mappings_are_labelled_by_what_holds_them() -> None:
+    assert label("").startswith("anonymous mmap")
+    assert label("[heap]").startswith("[heap]")
+    assert label("/x/lib/python3.11/site-packages/gevent/_gevent_c_hub.so") == (
+        "site-packages: gevent"
+    )
+    assert label("/r/src/certstream/_fast/_der.cpython-311-x86_64-linux-gnu.so").startswith(
+        "certstream._fast"
+    )
+    assert label("/tmp/certstream-metrics-ab12/counter_7.db").startswith("prometheus")
+    assert label("/usr/lib/x86_64-linux-gnu/libssl.so.3").startswith("system libraries")
+    assert label("/opt/py/lib/libpython3.11.so.1.0").startswith("python interpreter")
+
+
+def test_rollup_of_this_process_adds_up() -> None:
+    r = Rollup.read(os.getpid())
+    assert r.rss > 0 and r.pss > 0
+    # Every resident page is either shared or private.
+    assert abs(r.shared + r.private - r.rss) <= 64 * 1024
+    assert (r + r).rss == 2 * r.rss
+    assert Rollup.read(2**22 + 12345) == Rollup()  # no such process: zeros, no error
