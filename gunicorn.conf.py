@@ -39,6 +39,7 @@ graceful_timeout = _opts["graceful_timeout"]
 timeout = _opts["timeout"]
 max_requests = _opts["max_requests"]
 loglevel = _opts["loglevel"]
+logconfig_dict = _opts["logconfig_dict"]
 proc_name = _opts["proc_name"]
 wsgi_app = _opts["wsgi_app"]
 if "control_socket_disable" in _opts:

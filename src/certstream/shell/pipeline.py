@@ -28,6 +28,7 @@ from certstream.core.model import LogEntry, LogSource
 from certstream.core.tiles import issuer_path
 from certstream.errors import DecodeError
 from certstream.shell.httpclient import HTTPClient
+from certstream.shell.logformat import ct_context
 
 if TYPE_CHECKING:
     from certstream.shell.followers import LogFollower
@@ -250,7 +251,8 @@ class Pipeline:
             except Exception as exc:
                 # A builder bug on one odd certificate must cost that entry, not stall the
                 # log in a crash loop; the traceback goes to the log for a fix.
-                log.exception("builder failed on log %s index %d", spec.name, entry.index)
+                log.exception("builder failed on log %s index %d", spec.name, entry.index,
+                              extra=ct_context(spec.name, entry.index))
                 follower.report_skip(entry.index, f"builder error: {exc!r}", "internal")
                 self.counters["build_errors"] += 1
                 continue
