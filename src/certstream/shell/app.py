@@ -37,7 +37,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,9 @@ from typing import Any
 from gunicorn.app.base import Application
 from gunicorn.config import Config, get_default_config_file
 
+from certstream.buildinfo import extensions_line
 from certstream.config import RESOLVED_ENV, Settings, load_settings, settings_to_env
+from certstream.shell import logformat, rundirs
 
 __all__ = [
     "GRACEFUL_TIMEOUT",
@@ -98,14 +99,16 @@ def prepare_master(settings: Settings | None = None) -> Settings:
         # A variable inherited from some other master must not decide this deployment.
         env = {k: v for k, v in os.environ.items() if k != RESOLVED_ENV}
         settings = load_settings(env)
+    for path in rundirs.sweep_stale():  # left by a master killed with SIGKILL
+        log.info("certstream: removed %s (its server is gone)", path)
     if not settings.feed_socket:
-        rundir = _private_dir("certstream-run-")
+        rundir = _private_dir("run")
         settings = dataclasses.replace(settings, feed_socket=os.path.join(rundir, "feed.sock"))
     prom_dir = os.environ.get(PROM_ENV)
     if prom_dir:
         _wipe_metrics_dir(Path(prom_dir))  # values of a previous run would be summed in
     else:
-        os.environ[PROM_ENV] = _private_dir("certstream-metrics-")
+        os.environ[PROM_ENV] = _private_dir("metrics")
     os.environ.update(settings_to_env(settings))
     # Also under its own name, for tools that read only this one setting.
     os.environ["CERTSTREAM_FEED_SOCKET"] = settings.feed_socket
@@ -114,8 +117,8 @@ def prepare_master(settings: Settings | None = None) -> Settings:
     return settings
 
 
-def _private_dir(prefix: str) -> str:
-    path = tempfile.mkdtemp(prefix=prefix)  # mode 0700: the feed is for this user only
+def _private_dir(kind: str) -> str:
+    path = rundirs.private_dir(kind)  # mode 0700: the feed is for this user only
     _Master.own_dirs.append(path)
     return path
 
@@ -149,6 +152,7 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "timeout": 30,
         "max_requests": 0,  # never recycle a worker: it would drop every client on it
         "loglevel": _LEVELS.get(settings.log_level, settings.log_level),
+        "logconfig_dict": logformat.gunicorn_logconfig(settings.log_level, settings.log_format),
         "proc_name": "certstream",
         "wsgi_app": "certstream.shell.app:wsgi_app",
         "on_starting": on_starting,
@@ -174,12 +178,12 @@ def _bind(host: str, port: int) -> str:
 
 def on_starting(server: Any) -> None:
     settings = prepare_master()
-    level = _LEVELS.get(settings.log_level, settings.log_level).upper()
     # Workers fork from here and inherit this; the ingest configures its own logging.
-    logging.basicConfig(
-        level=level, stream=sys.stderr,
-        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
-    )
+    logformat.configure(settings.log_level, settings.log_format)
+    # Ctrl-C reaches the master, the workers and the ingest at once: stop gracefully, as
+    # on SIGTERM (gunicorn's INT is a quick stop that drops every client without a close).
+    server.handle_int = server.handle_term
+    server.log.info("certstream: %s", extensions_line())
 
 
 def when_ready(server: Any) -> None:
