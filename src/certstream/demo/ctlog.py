@@ -336,7 +336,7 @@ class DemoLogs:
             self.logs[d.path] = log
         self.url = base_url
 
-    def describe(self) -> dict[str, object]:
+    def describe(self) -> dict[str, Any]:
         """What a server needs to follow these logs: URL, key and origin of each."""
         return {"url": self.url, "logs": [log.info() for log in self.logs.values()]}
 

@@ -35,6 +35,7 @@ from certstream.config import (
 )
 from certstream.errors import ConfigError
 from certstream.shell import rundirs
+from certstream.shell.children import spawn_sigint_blocked
 
 __all__ = [
     "DEMO_RATE",
@@ -117,7 +118,8 @@ def start_demo(settings: Settings, rate: float = DEMO_RATE) -> tuple[Settings, D
     """Start the demo log process; the settings that follow it, and the process."""
     if not rate > 0:
         raise ConfigError("--demo-rate", rate, "a number of entries per second > 0")
-    proc = subprocess.Popen(
+    # SIGINT blocked for good: on Ctrl-C the master stops it last (see certstream.demo.server).
+    proc = spawn_sigint_blocked(
         [sys.executable, "-m", SERVER_MODULE, "--rate", repr(float(rate)),
          "--parent", str(os.getpid())],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, close_fds=True,

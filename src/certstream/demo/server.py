@@ -8,8 +8,9 @@ server's configuration names exactly these logs and keys.  Then it serves until:
 * SIGTERM (the ``certstream`` command stops it after the server's own graceful stop), or
 * its parent process is gone (a master killed with SIGKILL must not leave it behind).
 
-SIGINT is ignored: Ctrl-C reaches every process of the terminal's group at once, and the
-logs must stay up while the ingest stops reading them, or its last requests fail noisily.
+``certstream`` starts it with SIGINT blocked, for good: Ctrl-C reaches every process of the
+terminal's group at once, and the logs must stay up while the ingest stops reading them, or
+its last requests fail noisily.  Run by hand, Ctrl-C stops it.
 """
 
 from __future__ import annotations
@@ -77,7 +78,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.rate <= 0:
         ap.error("--rate must be > 0")
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     listener = gsocket()
     listener.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
     listener.bind((args.host, args.port))
@@ -91,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     stop = gevent.event.Event()
     gevent.signal_handler(signal.SIGTERM, stop.set)
+    gevent.signal_handler(signal.SIGINT, stop.set)  # never fires under certstream: blocked
     gevent.spawn(_watchdog, os.getppid() if args.parent is None else args.parent, stop)
     print(json.dumps(logs.describe()), flush=True)
     stop.wait()

@@ -47,6 +47,7 @@ from gunicorn.config import Config, get_default_config_file
 from certstream.buildinfo import extensions_line
 from certstream.config import RESOLVED_ENV, Settings, load_settings, settings_to_env
 from certstream.shell import logformat, rundirs
+from certstream.shell.children import spawn_sigint_blocked
 
 __all__ = [
     "GRACEFUL_TIMEOUT",
@@ -83,6 +84,7 @@ class _Master:
 
     settings: Settings | None = None
     own_dirs: list[str] = []
+    swept: list[str] = []  # stale run directories removed at start
     ingest: subprocess.Popen[bytes] | None = None
     ingest_started = 0.0
 
@@ -99,8 +101,8 @@ def prepare_master(settings: Settings | None = None) -> Settings:
         # A variable inherited from some other master must not decide this deployment.
         env = {k: v for k, v in os.environ.items() if k != RESOLVED_ENV}
         settings = load_settings(env)
-    for path in rundirs.sweep_stale():  # left by a master killed with SIGKILL
-        log.info("certstream: removed %s (its server is gone)", path)
+    # Left by a master killed with SIGKILL; said once logging is set up (on_starting).
+    _Master.swept += rundirs.sweep_stale()
     if not settings.feed_socket:
         rundir = _private_dir("run")
         settings = dataclasses.replace(settings, feed_socket=os.path.join(rundir, "feed.sock"))
@@ -184,6 +186,9 @@ def on_starting(server: Any) -> None:
     # on SIGTERM (gunicorn's INT is a quick stop that drops every client without a close).
     server.handle_int = server.handle_term
     server.log.info("certstream: %s", extensions_line())
+    for path in _Master.swept:
+        server.log.info("certstream: removed %s (its server is gone)", path)
+    _Master.swept.clear()
 
 
 def when_ready(server: Any) -> None:
@@ -195,8 +200,9 @@ def when_ready(server: Any) -> None:
 
 
 def _start_ingest(server: Any) -> None:
-    # A fresh interpreter: it inherits neither our listeners (close_fds) nor patched modules.
-    _Master.ingest = subprocess.Popen(
+    # A fresh interpreter: it inherits neither our listeners (close_fds) nor patched modules;
+    # Ctrl-C waits until it can handle it (see shell.children).
+    _Master.ingest = spawn_sigint_blocked(
         [sys.executable, "-m", INGEST_MODULE], env=dict(os.environ), close_fds=True
     )
     _Master.ingest_started = time.monotonic()

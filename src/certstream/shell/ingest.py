@@ -41,6 +41,7 @@ from certstream.core.dedup import DedupRing
 from certstream.core.messages import MessageBuilder
 from certstream.errors import CertstreamError, ConfigError, DecodeError
 from certstream.shell import logformat, metrics
+from certstream.shell.children import unblock_sigint
 from certstream.shell.feed import FeedPublisher
 from certstream.shell.followers import LogFollower, make_follower
 from certstream.shell.httpclient import HTTPClient, HTTPError
@@ -395,6 +396,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     ingest = Ingest(settings, path)
     gevent.signal_handler(signal.SIGTERM, ingest.stopping.set)
     gevent.signal_handler(signal.SIGINT, ingest.stopping.set)
+    unblock_sigint()  # the master started us with it blocked (see shell.children)
     log.info("ingest starting: feed %s, %d configured logs, state %s",
              path, len(ingest.config_specs), settings.ct_log.state_file)
     ingest.run()

@@ -12,8 +12,8 @@ gunicorn owns the processes, the listening sockets, signals and reloads; this cl
     optional JSON heartbeats, SSE keep-alives, metrics); heartbeats the arbiter while alive.
     On SIGTERM or SIGINT (graceful stop) it stops accepting, closes every WebSocket with 1001
     "server shutting down", ends every SSE response, and waits for the clients to go until
-    ``graceful_timeout`` (SIGQUIT: half a second).  The stock ``GeventWorker.run`` would wait for the handlers to
-    finish, which streams never do.
+    ``graceful_timeout`` (SIGQUIT: half a second).  The stock ``GeventWorker.run`` would
+    wait for the handlers to finish, which streams never do.
 
 ``max_requests`` counts connections; leave it 0 for a streaming server (a worker restart
 drops every client of that worker).
