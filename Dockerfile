@@ -9,7 +9,7 @@ ARG PYTHON_VERSION=3.11
 
 FROM python:${PYTHON_VERSION}-bookworm AS build
 WORKDIR /src
-RUN pip install --no-cache-dir build==1.2.2.post1
+RUN pip install --no-cache-dir build==1.6.1
 COPY pyproject.toml setup.py MANIFEST.in README.md LICENSE CHANGELOG.md config.example.yaml ./
 COPY src ./src
 # A wheel without its compiled modules would run several times slower: fail instead.

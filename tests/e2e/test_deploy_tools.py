@@ -4,6 +4,7 @@ and systemd's readiness protocol spoken by the real server (``Type=notify``)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -36,8 +37,8 @@ def test_hadolint_passes_on_the_dockerfile() -> None:
     assert (res.returncode, res.stdout + res.stderr) == (0, "")
     # and it does judge: a root user and an unpinned pip install are findings
     bad = ROOT / "Dockerfile"
-    text = bad.read_text().replace("USER 10001:10001", "USER root").replace(
-        "build==1.2.2.post1", "build")
+    text = re.sub(r"build==\S+", "build", bad.read_text().replace("USER 10001:10001",
+                                                                   "USER root"))
     res = subprocess.run([hadolint, "--no-color", "-"], input=text, capture_output=True,
                          text=True, timeout=120, check=False)
     assert res.returncode != 0
