@@ -59,6 +59,7 @@ __all__ = [
     "gunicorn_options",
     "on_exit",
     "on_starting",
+    "post_fork",
     "prepare_master",
     "when_ready",
     "wsgi_app",
@@ -159,6 +160,7 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "wsgi_app": "certstream.shell.app:wsgi_app",
         "on_starting": on_starting,
         "when_ready": when_ready,
+        "post_fork": post_fork,
         "child_exit": child_exit,
         "on_exit": on_exit,
     }
@@ -233,6 +235,15 @@ def _supervise(server: Any) -> None:
 
     server.manage_workers = manage_workers
     server._certstream_supervised = True
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """In a new worker, before it installs its own signal handlers.  Until then a signal to
+    it runs the master's handler it inherited, which only queues the signal in the master's
+    queue (the worker's copy of it): a worker told to stop while booting would serve on until
+    killed at the end of the grace period.  The worker looks in that queue once its handlers
+    are in place (``CertstreamWorker.init_signals``)."""
+    worker.inherited_signals = getattr(server, "SIG_QUEUE", None)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import mmap
 import os
+import queue
 import signal
 import ssl
 import struct
@@ -164,6 +165,23 @@ class _MetricsSync:
         if self.access is not None and (d := self._delta("rate_limited",
                                                          self.access().rate_limited)):
             metrics.CLIENTS_RATE_LIMITED.inc(d)
+
+
+def _drain(pending: Any) -> list[int]:
+    """Empty the master's signal queue as a worker inherited it: a ``queue.SimpleQueue``
+    (gunicorn >= 25) or a list (before)."""
+    if pending is None:
+        return []
+    if isinstance(pending, list):
+        sigs = list(pending)
+        pending.clear()
+        return sigs
+    sigs = []
+    while True:
+        try:
+            sigs.append(pending.get_nowait())
+        except queue.Empty:
+            return sigs
 
 
 def _alive(pid: int) -> bool:
@@ -310,6 +328,7 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
     tls: ssl.SSLContext | None = None
     _example_at = float("-inf")  # monotonic time the last EXAMPLE arrived
     _quick = False  # SIGQUIT: close the clients but do not wait for them
+    inherited_signals: Any = None  # the master's signal queue, as forked (set by post_fork)
     _example_ready: gevent.event.Event
 
     def init_signals(self) -> None:
@@ -318,6 +337,12 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         # SIGTERM: stop gracefully (1001 to each WebSocket, each SSE stream ended), as on
         # SIGTERM, not gunicorn's quick exit that drops every client.
         signal.signal(signal.SIGINT, self.handle_exit)
+        # Signals that came while this worker booted (see shell.app.post_fork).
+        for sig in _drain(self.inherited_signals):
+            if sig in (signal.SIGTERM, signal.SIGINT):
+                self.alive = False
+            elif sig == signal.SIGQUIT:
+                self.handle_quit(sig, None)
 
     def handle_quit(self, sig: int, frame: Any) -> None:
         """SIGQUIT (and a second Ctrl-C): the quick stop.  Clients still get their close
