@@ -45,8 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="listen port")
     p.add_argument("--host", help="listen address")
     p.add_argument("--demo", action="store_true",
-                   help="no internet needed: follow a demo CT log made from the recorded "
-                   "entries packaged with certstream, growing at a steady rate")
+                   help="no internet needed: follow five local demo CT logs serving the "
+                   "recorded entries packaged with certstream, growing at a steady rate")
     p.add_argument("--demo-rate", type=float, default=DEMO_RATE, metavar="N",
                    help=f"--demo: new entries per second, all demo logs together "
                    f"(default {DEMO_RATE:g})")
