@@ -21,6 +21,7 @@ from certstream.config import (
     settings_from_dict,
     settings_to_dict,
 )
+from certstream.demo.launch import DEMO_RATE
 from certstream.errors import ConfigError
 
 __all__ = ["main", "resolve_settings"]
@@ -43,8 +44,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, metavar="N", help="gunicorn worker processes")
     p.add_argument("--port", type=int, help="listen port")
     p.add_argument("--host", help="listen address")
-    p.add_argument("--version", action="version", version=f"certstream {__version__}")
+    p.add_argument("--demo", action="store_true",
+                   help="no internet needed: follow five local demo CT logs serving the "
+                   "recorded entries packaged with certstream, growing at a steady rate")
+    p.add_argument("--demo-rate", type=float, default=DEMO_RATE, metavar="N",
+                   help=f"--demo: new entries per second, all demo logs together "
+                   f"(default {DEMO_RATE:g})")
+    p.add_argument("--version", action=_Version, nargs=0,
+                   help="print the version and whether the compiled extensions are in use")
     return p
+
+
+class _Version(argparse.Action):
+    """``--version``: also says whether the compiled modules load (checked only when asked)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        from certstream.buildinfo import extensions_line  # noqa: PLC0415 - imports _fast
+
+        print(f"certstream {__version__} ({extensions_line()})")
+        parser.exit()
 
 
 def resolve_settings(args: argparse.Namespace) -> Settings:
@@ -74,13 +93,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("OK")
         return 0
     # Imported only now: --validate-config must work without gunicorn's worker machinery.
+    from certstream.demo.launch import DemoError, DemoProcess, start_demo  # noqa: PLC0415
     from certstream.shell.app import CertstreamApp, gunicorn_options, prepare_master  # noqa: PLC0415
 
-    settings = prepare_master(settings)
-    # Flags given on this command line beat a ./gunicorn.conf.py as well.
-    opts = gunicorn_options(settings)
-    overrides = {key: opts[key] for key, flag in
-                 (("bind", args.port), ("bind", args.host), ("workers", args.workers))
-                 if flag is not None}
-    CertstreamApp(settings, overrides).run()
+    demo: DemoProcess | None = None
+    try:
+        if args.demo:
+            try:
+                settings, demo = start_demo(settings, args.demo_rate)
+            except (ConfigError, DemoError) as exc:
+                print(exc, file=sys.stderr)
+                return EXIT_CONFIG if isinstance(exc, ConfigError) else 1
+        settings = prepare_master(settings)
+        # Flags given on this command line beat a ./gunicorn.conf.py as well.
+        opts = gunicorn_options(settings)
+        overrides = {key: opts[key] for key, flag in
+                     (("bind", args.port), ("bind", args.host), ("workers", args.workers))
+                     if flag is not None}
+        CertstreamApp(settings, overrides).run()
+    except KeyboardInterrupt:  # Ctrl-C before gunicorn took over the signals
+        return 130
+    finally:
+        if demo is not None:
+            demo.stop()  # after the master's graceful stop (a no-op in forked workers)
     return 0

@@ -1,9 +1,12 @@
 """Processes as /proc shows them (psutil is not a dependency): who is whose child, which one
-is the ingest, whether a process is still alive, what environment it was started with."""
+is the ingest, whether a process is still alive, what environment it was started with, and
+Ctrl-C as a terminal delivers it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,3 +68,36 @@ def clean_env(**extra: str) -> dict[str, str]:
            if not k.startswith("CERTSTREAM_") and k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(extra)
     return env
+
+
+# -- Ctrl-C ------------------------------------------------------------------------------------
+# A terminal sends SIGINT to every process of its foreground group at once: the master, its
+# workers, the ingest (and with ``--demo`` the demo log).  :func:`interrupt_all` does the same
+# to a server started by a test, whatever its process group.
+
+
+def family(pid: int) -> list[int]:
+    """``pid`` and all its descendants, parents first."""
+    procs = processes()
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop(0)
+        out.append(p)
+        todo += [c.pid for c in procs if c.ppid == p]
+    return out
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def interrupt_all(pid: int) -> list[int]:
+    """SIGINT to ``pid`` and every descendant, as Ctrl-C does; the pids signalled."""
+    pids = family(pid)
+    for p in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGINT)
+    return pids

@@ -297,6 +297,7 @@ class Settings:
     host: str = field(default="0.0.0.0", metadata=_NON_EMPTY)
     port: int = field(default=8080, metadata=_between(1, 65535))
     log_level: str = field(default="info", metadata=_one_of(*_LOG_LEVELS))
+    log_format: str = field(default="text", metadata=_one_of("text", "json"))  # json: for shippers
     workers: int = field(default=1, metadata=_POSITIVE)
     buffer_size: int = field(default=1000, metadata=_POSITIVE)  # frames per stream ring
     # Entries arriving within this long of a client's last write wait for the next one, so

@@ -38,7 +38,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,10 @@ from typing import Any
 from gunicorn.app.base import Application
 from gunicorn.config import Config, get_default_config_file
 
+from certstream.buildinfo import extensions_line
 from certstream.config import RESOLVED_ENV, Settings, load_settings, settings_to_env
+from certstream.shell import logformat, rundirs
+from certstream.shell.children import spawn_sigint_blocked
 from certstream.shell.shares import create_shared
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "gunicorn_options",
     "on_exit",
     "on_starting",
+    "post_fork",
     "prepare_master",
     "when_ready",
     "wsgi_app",
@@ -84,6 +87,7 @@ class _Master:
 
     settings: Settings | None = None
     own_dirs: list[str] = []
+    swept: list[str] = []  # stale run directories removed at start
     ingest: subprocess.Popen[bytes] | None = None
     ingest_started = 0.0
 
@@ -100,14 +104,16 @@ def prepare_master(settings: Settings | None = None) -> Settings:
         # A variable inherited from some other master must not decide this deployment.
         env = {k: v for k, v in os.environ.items() if k != RESOLVED_ENV}
         settings = load_settings(env)
+    # Left by a master killed with SIGKILL; said once logging is set up (on_starting).
+    _Master.swept += rundirs.sweep_stale()
     if not settings.feed_socket:
-        rundir = _private_dir("certstream-run-")
+        rundir = _private_dir("run")
         settings = dataclasses.replace(settings, feed_socket=os.path.join(rundir, "feed.sock"))
     prom_dir = os.environ.get(PROM_ENV)
     if prom_dir:
         _wipe_metrics_dir(Path(prom_dir))  # values of a previous run would be summed in
     else:
-        os.environ[PROM_ENV] = _private_dir("certstream-metrics-")
+        os.environ[PROM_ENV] = _private_dir("metrics")
     os.environ.update(settings_to_env(settings))
     # Also under its own name, for tools that read only this one setting.
     os.environ["CERTSTREAM_FEED_SOCKET"] = settings.feed_socket
@@ -116,8 +122,8 @@ def prepare_master(settings: Settings | None = None) -> Settings:
     return settings
 
 
-def _private_dir(prefix: str) -> str:
-    path = tempfile.mkdtemp(prefix=prefix)  # mode 0700: the feed is for this user only
+def _private_dir(kind: str) -> str:
+    path = rundirs.private_dir(kind)  # mode 0700: the feed is for this user only
     _Master.own_dirs.append(path)
     return path
 
@@ -151,10 +157,12 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "timeout": 30,
         "max_requests": 0,  # never recycle a worker: it would drop every client on it
         "loglevel": _LEVELS.get(settings.log_level, settings.log_level),
+        "logconfig_dict": logformat.gunicorn_logconfig(settings.log_level, settings.log_format),
         "proc_name": "certstream",
         "wsgi_app": "certstream.shell.app:wsgi_app",
         "on_starting": on_starting,
         "when_ready": when_ready,
+        "post_fork": post_fork,
         "child_exit": child_exit,
         "on_exit": on_exit,
     }
@@ -179,12 +187,15 @@ def on_starting(server: Any) -> None:
     # The memory the workers balance their accepts in: mapped here, in the master, so that
     # every worker forked from it shares the same pages.
     create_shared()
-    level = _LEVELS.get(settings.log_level, settings.log_level).upper()
     # Workers fork from here and inherit this; the ingest configures its own logging.
-    logging.basicConfig(
-        level=level, stream=sys.stderr,
-        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
-    )
+    logformat.configure(settings.log_level, settings.log_format)
+    # Ctrl-C reaches the master, the workers and the ingest at once: stop gracefully, as
+    # on SIGTERM (gunicorn's INT is a quick stop that drops every client without a close).
+    server.handle_int = server.handle_term
+    server.log.info("certstream: %s", extensions_line())
+    for path in _Master.swept:
+        server.log.info("certstream: removed %s (its server is gone)", path)
+    _Master.swept.clear()
 
 
 def when_ready(server: Any) -> None:
@@ -196,8 +207,9 @@ def when_ready(server: Any) -> None:
 
 
 def _start_ingest(server: Any) -> None:
-    # A fresh interpreter: it inherits neither our listeners (close_fds) nor patched modules.
-    _Master.ingest = subprocess.Popen(
+    # A fresh interpreter: it inherits neither our listeners (close_fds) nor patched modules;
+    # Ctrl-C waits until it can handle it (see shell.children).
+    _Master.ingest = spawn_sigint_blocked(
         [sys.executable, "-m", INGEST_MODULE], env=dict(os.environ), close_fds=True
     )
     _Master.ingest_started = time.monotonic()
@@ -228,6 +240,15 @@ def _supervise(server: Any) -> None:
 
     server.manage_workers = manage_workers
     server._certstream_supervised = True
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """In a new worker, before it installs its own signal handlers.  Until then a signal to
+    it runs the master's handler it inherited, which only queues the signal in the master's
+    queue (the worker's copy of it): a worker told to stop while booting would serve on until
+    killed at the end of the grace period.  The worker looks in that queue once its handlers
+    are in place (``CertstreamWorker.init_signals``)."""
+    worker.inherited_signals = getattr(server, "SIG_QUEUE", None)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -28,6 +28,7 @@ from certstream.core.health import HealthTracker
 from certstream.core.logspec import FollowerSettings, LogSpec, start_position
 from certstream.errors import DecodeError
 from certstream.shell.httpclient import HTTPClient, HTTPError, HTTPStatusError
+from certstream.shell.logformat import ct_context
 from certstream.shell.pipeline import Pipeline
 from certstream.shell.politeness import Politeness
 
@@ -90,7 +91,8 @@ class LogFollower:
             except gevent.GreenletExit:
                 raise
             except Exception as exc:  # a bug must not kill the log for good
-                log.exception("follower %s crashed; restarting", self.spec.name)
+                log.exception("follower %s crashed; restarting", self.spec.name,
+                              extra=ct_context(self.spec.name))
                 self._group.kill(block=False)
                 self.reset()
                 self.failed("internal", repr(exc))
@@ -166,6 +168,7 @@ class LogFollower:
         log.warning(
             "log %s: %s (%s); retrying in %.2fs [%s]",
             self.spec.name, kind, detail, delay, self.health.status,
+            extra=ct_context(self.spec.name),
         )
         self._metric("LOG_ERRORS", self.spec.name, kind)
         return delay
@@ -184,7 +187,8 @@ class LogFollower:
     def report_skip(self, index: int, reason: str, kind: str = "decode") -> None:
         self.skipped += 1
         self.pipeline.counters["skipped"] += 1
-        log.warning("SKIP log=%s index=%d reason=%s", self.spec.name, index, reason)
+        log.warning("SKIP log=%s index=%d reason=%s", self.spec.name, index, reason,
+                    extra=ct_context(self.spec.name, index))
         self._metric("ENTRIES_SKIPPED", self.spec.name, kind)
 
     def _metric(self, name: str, *labels: str) -> None:
@@ -194,7 +198,7 @@ class LogFollower:
         # Heads are polled every second: say it when it starts, not every time.
         if text != self._warned:
             self._warned = text
-            log.warning("log %s: %s", self.spec.name, text)
+            log.warning("log %s: %s", self.spec.name, text, extra=ct_context(self.spec.name))
 
     def start_position(self, head: int) -> int:
         """Where this log starts, given its current tree size (see ``core.logspec``)."""

@@ -19,6 +19,7 @@ from certstream.errors import DecodeError
 from certstream.shell.follow_base import LogFollower
 from certstream.shell.httpclient import HTTPError, HTTPStatusError
 from certstream.shell.issuers import IssuerCache
+from certstream.shell.logformat import ct_context
 
 __all__ = ["PARTIAL_ATTEMPTS", "StaticFollower"]
 
@@ -50,7 +51,8 @@ class StaticFollower(LogFollower):
                 self._started = True
                 self.next_index = self.start_position(size)
                 log.info("log %s: starting at index %d (tree size %d)",
-                         self.spec.name, self.next_index, size)
+                         self.spec.name, self.next_index, size,
+                         extra=ct_context(self.spec.name, self.next_index))
             assert self.next_index is not None
             grew = size > self.tree_size
             self.tree_size = size
@@ -152,7 +154,8 @@ class StaticFollower(LogFollower):
                     return None, tile, f"partial tile {tile.n}: {exc}"
                 continue
             except Exception as exc:  # a bug: end the round instead of the greenlet
-                log.exception("log %s: tile %d failed", self.spec.name, tile.n)
+                log.exception("log %s: tile %d failed", self.spec.name, tile.n,
+                              extra=ct_context(self.spec.name, tile.first_index))
                 return None, tile, repr(exc)
             self.succeeded()
             entries = []
@@ -173,7 +176,8 @@ class StaticFollower(LogFollower):
             # the same entries.  If the full one is not there yet either, re-read the
             # checkpoint and try again.
             log.info("log %s: partial tile %s is gone; trying the full tile",
-                     self.spec.name, data_tile_path(tile.n, tile.width))
+                     self.spec.name, data_tile_path(tile.n, tile.width),
+                     extra=ct_context(self.spec.name, tile.first_index))
             try:
                 body = self.fetch(self.spec.url + data_tile_path(tile.n))
             except HTTPStatusError as exc2:

@@ -41,11 +41,13 @@ from certstream.core.dedup import DedupRing
 from certstream.core.logspec import FollowerSettings, LogSpec, log_key
 from certstream.core.messages import MessageBuilder
 from certstream.errors import CertstreamError, ConfigError, DecodeError
-from certstream.shell import metrics
+from certstream.shell import logformat, metrics
+from certstream.shell.children import unblock_sigint
 from certstream.shell.feed import FeedPublisher
 from certstream.shell.followers import LogFollower, make_follower
 from certstream.shell.httpclient import HTTPClient, HTTPError
 from certstream.shell.issuers import IssuerCache
+from certstream.shell.logformat import ct_context
 from certstream.shell.pipeline import Pipeline
 from certstream.shell.politeness import Politeness
 from certstream.shell.state import StateStore
@@ -59,8 +61,6 @@ STATE_INTERVAL = 2.0
 WATCHDOG_INTERVAL = 1.0
 #: How long the feed's writer greenlets get to drain at shutdown before the final flush.
 DRAIN_SECS = 1.0
-
-_LEVELS = {"trace": logging.DEBUG, "warn": logging.WARNING}
 
 
 def _spki(b64: str | None, name: str) -> bytes | None:
@@ -149,12 +149,14 @@ class Ingest:
         desired.update({s.key: s for s in self.config_specs})  # config wins
         for key in list(self.followers):
             if key not in desired:
-                log.info("log %s: no longer listed; retiring it", self.followers[key].spec.name)
+                name = self.followers[key].spec.name
+                log.info("log %s: no longer listed; retiring it", name, extra=ct_context(name))
                 self.followers.pop(key).stop()
             elif desired[key] != self.followers[key].spec:
                 # Its listing changed (e.g. it turned readonly): restart it with the new
                 # spec, from where it got to.
-                log.info("log %s: listing changed; restarting it", desired[key].name)
+                log.info("log %s: listing changed; restarting it", desired[key].name,
+                         extra=ct_context(desired[key].name))
                 self.followers.pop(key).stop()
         for key, spec in desired.items():
             if key in self.followers:
@@ -168,7 +170,8 @@ class Ingest:
             )
             self.followers[key] = f
             f.start()
-            log.info("log %s (%s, %s): following", spec.name, spec.kind, spec.url)
+            log.info("log %s (%s, %s): following", spec.name, spec.kind, spec.url,
+                     extra=ct_context(spec.name))
 
     # -- housekeeping ------------------------------------------------------------------
 
@@ -365,14 +368,6 @@ def select_specs(
     return specs
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=_LEVELS.get(level, getattr(logging, level.upper(), logging.INFO)),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     del argv  # no options: everything comes from the settings
     try:
@@ -380,13 +375,14 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    _setup_logging(settings.log_level)
+    logformat.configure(settings.log_level, settings.log_format)
     path = settings.feed_socket or os.path.join(
         tempfile.gettempdir(), f"certstream-feed-{os.getpid()}.sock"
     )
     ingest = Ingest(settings, path)
     gevent.signal_handler(signal.SIGTERM, ingest.stopping.set)
     gevent.signal_handler(signal.SIGINT, ingest.stopping.set)
+    unblock_sigint()  # the master started us with it blocked (see shell.children)
     log.info("ingest starting: feed %s, %d configured logs, state %s",
              path, len(ingest.config_specs), settings.ct_log.state_file)
     ingest.run()

@@ -26,6 +26,7 @@ from certstream.core.logspec import LogSpec
 from certstream.core.model import LogEntry, LogSource
 from certstream.core.streams import STREAM_LITE, STREAM_NAMES
 from certstream.errors import DecodeError
+from certstream.shell.logformat import ct_context
 
 __all__ = ["Delivering", "Pipeline"]
 
@@ -136,7 +137,8 @@ class Pipeline:
             except Exception as exc:
                 # A builder bug on one odd certificate must cost that entry, not stall the
                 # log in a crash loop; the traceback goes to the log for a fix.
-                log.exception("builder failed on log %s index %d", spec.name, entry.index)
+                log.exception("builder failed on log %s index %d", spec.name, entry.index,
+                              extra=ct_context(spec.name, entry.index))
                 follower.report_skip(entry.index, f"builder error: {exc!r}", "internal")
                 self.counters["build_errors"] += 1
                 continue

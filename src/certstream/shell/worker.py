@@ -10,10 +10,10 @@ gunicorn owns the processes, the listening sockets, signals and reloads; this cl
 ``run``
     starts the servers, the feed subscriber, the hub's flusher and the timers (server pings,
     optional JSON heartbeats, SSE keep-alives, metrics); heartbeats the arbiter while alive.
-    On SIGTERM (graceful stop) it stops accepting, closes every WebSocket with 1001 "server
-    shutting down", ends every SSE response, and waits for the clients to go until
-    ``graceful_timeout``.  The stock ``GeventWorker.run`` would wait for the handlers to
-    finish, which streams never do.
+    On SIGTERM or SIGINT (graceful stop) it stops accepting, closes every WebSocket with 1001
+    "server shutting down", ends every SSE response, and waits for the clients to go until
+    ``graceful_timeout`` (SIGQUIT: half a second).  The stock ``GeventWorker.run`` would
+    wait for the handlers to finish, which streams never do.
 
 ``max_requests`` counts connections; leave it 0 for a streaming server (a worker restart
 drops every client of that worker).
@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import signal
 import ssl
 import time
 from collections.abc import Callable
@@ -73,6 +75,8 @@ EXAMPLE_FRESH_SECS = 10.0
 PEERS_WAIT_SECS = 3.0
 #: How long ``/example.json`` waits for the ingest's sample before answering with what it has.
 EXAMPLE_WAIT_SECS = 1.0
+#: A quick stop (SIGQUIT) gives the close frames this long to leave.
+QUICK_STOP_SECS = 0.5
 
 
 def settings_for(app: object) -> Settings:
@@ -126,6 +130,23 @@ def _every(interval: float, action: Callable[[], None]) -> None:
             log.exception("periodic task %r failed", action)
 
 
+def _drain(pending: Any) -> list[int]:
+    """Empty the master's signal queue as a worker inherited it: a ``queue.SimpleQueue``
+    (gunicorn >= 25) or a list (before)."""
+    if pending is None:
+        return []
+    if isinstance(pending, list):
+        sigs = list(pending)
+        pending.clear()
+        return sigs
+    sigs = []
+    while True:
+        try:
+            sigs.append(pending.get_nowait())
+        except queue.Empty:
+            return sigs
+
+
 class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyped
     """See the module docstring."""
 
@@ -141,7 +162,30 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
     #: The master's connection shares, when this worker balances accepts with its peers.
     shares: ConnectionShares | None = None
     _example_at = float("-inf")  # monotonic time the last EXAMPLE arrived
+    _quick = False  # SIGQUIT: close the clients but do not wait for them
+    inherited_signals: Any = None  # the master's signal queue, as forked (set by post_fork)
     _example_ready: gevent.event.Event
+
+    def init_signals(self) -> None:
+        super().init_signals()
+        # Ctrl-C reaches every process of the group at once, this worker before the master's
+        # SIGTERM: stop gracefully (1001 to each WebSocket, each SSE stream ended), as on
+        # SIGTERM, not gunicorn's quick exit that drops every client.
+        signal.signal(signal.SIGINT, self.handle_exit)
+        # Signals that came while this worker booted (see shell.app.post_fork).
+        for sig in _drain(self.inherited_signals):
+            if sig in (signal.SIGTERM, signal.SIGINT):
+                self.alive = False
+            elif sig == signal.SIGQUIT:
+                self.handle_quit(sig, None)
+
+    def handle_quit(self, sig: int, frame: Any) -> None:
+        """SIGQUIT (and a second Ctrl-C): the quick stop.  Clients still get their close
+        frames, but nobody waits for them to go; and no ``sys.exit`` from a greenlet, which
+        gevent reports as a SystemExit traceback."""
+        self._quick = True
+        self.alive = False
+        gevent.spawn(self.cfg.worker_int, self)  # gunicorn's hook, off the signal handler
 
     def load_wsgi(self) -> None:
         self.wsgi = None
@@ -327,7 +371,8 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         if self.shares is not None:
             self.shares.release()  # the peers stop deferring to a worker that no longer accepts
         self.hub.close_all(SHUTDOWN_CODE, SHUTDOWN_REASON)
-        deadline = time.monotonic() + self.cfg.graceful_timeout
+        grace = QUICK_STOP_SECS if self._quick else self.cfg.graceful_timeout
+        deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
             if all(server.pool.free_count() == server.pool.size for server in servers):
                 break
