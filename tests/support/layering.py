@@ -61,9 +61,9 @@ LAYERS: tuple[Layer, ...] = (
         "certstream.core.easyssl",
     )),
     Layer("_fast", packages=("certstream._fast",)),
-    Layer("core", packages=("certstream.core",)),
+    Layer("core", packages=("certstream.core", "certstream.buildinfo")),
     Layer("config", packages=("certstream.config",)),
-    Layer("shell", packages=("certstream.shell",)),
+    Layer("shell", packages=("certstream.shell", "certstream.demo")),
     Layer("entry points", packages=("certstream.cli", "certstream.__main__"),
           modules=("certstream",)),
 )

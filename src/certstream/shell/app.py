@@ -45,7 +45,6 @@ from typing import Any
 from gunicorn.app.base import Application
 from gunicorn.config import Config, get_default_config_file
 
-from certstream.buildinfo import extensions_line
 from certstream.config import RESOLVED_ENV, Settings, load_settings, settings_to_env
 from certstream.shell import logformat, rundirs
 from certstream.shell.children import spawn_sigint_blocked
@@ -192,7 +191,6 @@ def on_starting(server: Any) -> None:
     # Ctrl-C reaches the master, the workers and the ingest at once: stop gracefully, as
     # on SIGTERM (gunicorn's INT is a quick stop that drops every client without a close).
     server.handle_int = server.handle_term
-    server.log.info("certstream: %s", extensions_line())
     for path in _Master.swept:
         server.log.info("certstream: removed %s (its server is gone)", path)
     _Master.swept.clear()

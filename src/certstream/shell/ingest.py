@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import gevent
 import gevent.event
 
+from certstream.buildinfo import extensions_line
 from certstream.config import Settings, load_settings
 from certstream.core import loglist
 from certstream.core.dedup import DedupRing
@@ -385,6 +386,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     unblock_sigint()  # the master started us with it blocked (see shell.children)
     log.info("ingest starting: feed %s, %d configured logs, state %s",
              path, len(ingest.config_specs), settings.ct_log.state_file)
+    # Said here, where the twins are loaded anyway: the master loads none (memory), and a
+    # worker only the frame builder.
+    log.info("certstream: %s", extensions_line())
     ingest.run()
     log.info("ingest stopped")
     return 0
