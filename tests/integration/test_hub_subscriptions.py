@@ -22,7 +22,7 @@ from certstream.core.session import NEED_DATA, Session
 from certstream.shell.hub import Client, Hub
 
 LITE = golden_payloads("lite")
-OFFER = [("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits")]
+OFFER = [(b"Sec-WebSocket-Extensions", b"permessage-deflate; client_max_window_bits")]
 
 
 def _session(*, offer: bool) -> Session:
