@@ -16,7 +16,7 @@ A client narrows its stream with query parameters on any stream path (WebSocket 
     a substring of the log's name or URL (as in the ``source`` object), case-insensitive.
 
 Each may repeat: any of its values matches.  Different kinds (the four parameters) must all
-match: ``domain=*.a.com&domain_re=^api\.`` asks for a name under ``a.com`` *and* a name
+match: ``domain=*.a.com&domain_re=^api\\.`` asks for a name under ``a.com`` *and* a name
 starting with ``api.`` (write both as regular expressions for one or the other).  The frames
 a filtered client gets are byte for byte those of the unfiltered stream, only fewer.
 
