@@ -2,7 +2,7 @@
 
 ``Pipeline.deliver`` is shared by all log followers: dedup (by SHA-256 of the certificate as
 emitted, so a precert and its final certificate are two entries), build only the streams
-some worker wants, publish, and only then advance the log's resume position.  The last
+some worker wants (and the filter field while some worker has filtered clients), publish, and only then advance the log's resume position.  The last
 entry is kept (a reference, nothing built) so that a lite sample for /example.json can be
 built when a worker asks for one (``publish_example``).  Nothing is published while no
 worker is connected, because publishing to nobody would move the resume position past
