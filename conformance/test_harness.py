@@ -208,3 +208,21 @@ def test_each_filtered_client_gets_exactly_its_golden_frames(
     lines = _stream_lines(run.stdout)
     assert len(lines) == 6 * (len(filters) + 1)
     assert all(CLEAN in line for line in lines), run.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.access(GO_BINARY, os.X_OK),
+    reason=f"no certstream-server-go binary at {GO_BINARY} (set CERTSTREAM_GO_SERVER)",
+)
+def test_a_server_that_ignores_filters_fails_with_its_extra_frames() -> None:
+    # certstream-server-go has no server-side filters: its "filtered" clients get everything.
+    run = harness("run", "--server-cmd", f"{GO_BINARY} -c {{config}}", "--config-style", "go",
+                  "--peer", "go", "--set", "live40", "--filter", "domain=*workday*")
+    assert run.returncode == 1, run.stdout + run.stderr
+    golden = compare.load_golden("go", "live40").frames["lite"]
+    n = sum(map(FilterQuery.parse("domain=*workday*").matches_text, golden))
+    assert n == 6
+    assert f"go/live40?domain=*workday*: {3 * n}/{3 * n} frames match, {3 * (40 - n)} extra" in (
+        run.stdout), run.stdout
+    assert run.stdout.splitlines()[-1] == "go/live40: 120/120 frames match"

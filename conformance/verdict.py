@@ -276,5 +276,9 @@ def format_verdict(v: SetVerdict, *, limit: int = 20) -> str:
             for k, after in s.out_of_order[:limit]
         ]
         lines.extend("      " + item for item in items)
-    lines.append(f"{v.label}: {v.matched}/{v.expected} frames match")
+    # Frames nobody expected (a filtered stream that lets through what its filter does not
+    # select) are said on the last line too: "M/N frames match" alone would hide them.
+    extra = sum(len(s.extra) for s in v.streams)
+    lines.append(f"{v.label}: {v.matched}/{v.expected} frames match"
+                 + (f", {extra} extra" if extra else ""))
     return "\n".join(lines)
