@@ -1,9 +1,10 @@
 """``python -m bench [SCENARIO ...] [options]``: run the benchmarks, print figures with targets.
 
 Scenarios (default: all, in this order): ingest, fanout, burst, capacity, memory, latency,
-idle, filters, deflate.  Every figure is printed as a ``FIGURE`` line with its target and
-MET/MISSED; the run ends with a Markdown table, and everything printed is also written to
-``bench/results/last.txt``.  Nothing here asserts: a missed target is a finding, not a crash.
+idle, filters, deflate, filtered, compressed.  Every figure is printed as a ``FIGURE`` line
+with its target and MET/MISSED; the run ends with a Markdown table, and everything printed
+is also written to ``bench/results/last.txt``.  Nothing here asserts: a missed target is a
+finding, not a crash.
 A scenario that cannot run (a piece of the server missing, a port that never opened) is
 reported as ``NOT RUN`` with the reason, and the others still run.
 """
@@ -20,11 +21,12 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import deflate, fanout, filters, ingest, latency, memory
+from bench import deflate, fanout, filters, ingest, latency, memory, subscriptions
 from bench.common import REPO, Report
 
 SCENARIOS = (
     "ingest", "fanout", "burst", "capacity", "memory", "latency", "idle", "filters", "deflate",
+    "filtered", "compressed",
 )
 
 
@@ -107,8 +109,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--server-cmd",
         action="append",
         default=[],
-        help="also run 'latency' and 'memory' against this server command; {port}, {config} and "
-        "{replay_url} are substituted; it must serve ws://127.0.0.1:{port}/",
+        help="also run 'latency', 'memory' and 'compressed' against this server command; "
+        "{port}, {config} and {replay_url} are substituted; it must serve "
+        "ws://127.0.0.1:{port}/",
+    )
+    ap.add_argument(
+        "--config-style",
+        choices=("certstream", "go"),
+        default="certstream",
+        help="compressed: the config format --server-cmd reads ('go': certstream-server-go's, "
+        "with compression_enabled: true)",
     )
     ap.add_argument("--results", help="write the report here (default bench/results/last.txt)")
     args = ap.parse_args(argv)
@@ -177,6 +187,17 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Report], None]]]
     def run_deflate(r: Report) -> None:
         deflate.run(r, rounds=2 if q else 50)
 
+    def run_filtered(r: Report) -> None:
+        n = max(clients) if args.clients else (40 if q else 1000)
+        subscriptions.run_filtered(r, clients=n, rate=args.rate or (200.0 if q else 1000.0),
+                                   seconds=seconds)
+
+    def run_compressed(r: Report) -> None:
+        n = min(clients) if args.clients else (20 if q else 100)
+        subscriptions.run_compressed(r, clients=n, rate=args.rate or (200.0 if q else 500.0),
+                                     seconds=seconds, server_cmds=tuple(args.server_cmd),
+                                     config_style=args.config_style)
+
     table: dict[str, Callable[[Report], None]] = {
         "ingest": run_ingest,
         "fanout": run_fanout,
@@ -187,6 +208,8 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Report], None]]]
         "idle": run_idle,
         "filters": run_filters,
         "deflate": run_deflate,
+        "filtered": run_filtered,
+        "compressed": run_compressed,
     }
     out = [(s, table[s]) for s in wanted]
     return out

@@ -33,7 +33,7 @@ def build_sink() -> Path:
     atexit.register(shutil.rmtree, tmp, True)
     out = tmp / "sink"
     res = subprocess.run(
-        [cc, "-O2", "-Wall", "-o", str(out), str(SOURCE)],
+        [cc, "-O2", "-Wall", "-o", str(out), str(SOURCE), "-lz"],
         check=False,
         capture_output=True,
         text=True,
@@ -61,6 +61,9 @@ class SinkStats:
     p99: int
     p999: int
     max: int
+    zframes: int = 0  # compressed messages (RSV1), each inflated on its own
+    zbytes: int = 0  # their compressed payload bytes
+    zerrors: int = 0  # compressed messages that did not inflate
 
     @classmethod
     def parse(cls, line: str) -> SinkStats:
@@ -69,15 +72,19 @@ class SinkStats:
 
 
 class Sink:
-    """K WebSocket connections in one C process."""
+    """K WebSocket connections in one C process.  ``path`` "@FILE" gives each connection
+    its own path (line i % n of FILE); ``deflate`` makes each offer permessage-deflate and
+    inflate every compressed message it gets."""
 
     def __init__(
-        self, port: int, path: str, clients: int, ts_key: str = "", cpus: set[int] | None = None
+        self, port: int, path: str, clients: int, ts_key: str = "", cpus: set[int] | None = None,
+        *, deflate: bool = False,
     ) -> None:
         exe = build_sink()
         self.clients = clients
         self.proc = subprocess.Popen(
-            [str(exe), "127.0.0.1", str(port), path, str(clients), ts_key],
+            [str(exe), "127.0.0.1", str(port), path, str(clients), ts_key,
+             *(["deflate"] if deflate else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -31,6 +31,7 @@ import gevent.os
 from certstream.core import messages
 from certstream.core.leaves import decode_get_entries
 from certstream.core.model import LogSource
+from certstream.core.streams import FILTER_FIELDS as FIELDS
 from certstream.core.streams import STREAM_DOMAINS as DOMAINS
 from certstream.core.streams import STREAM_FULL as FULL
 from certstream.core.streams import STREAM_LITE as LITE
@@ -46,10 +47,15 @@ class Payloads:
     lite: bytes | None
     full: bytes | None
     domains: bytes | None
+    fields: bytes | None = None
 
 
-def templates() -> list[tuple[bytes, bytes, bytes]]:
-    """(lite, full, domains) of each live40 entry, with SEEN_MARK where the time goes."""
+Template = tuple[bytes, bytes, bytes, bytes]
+
+
+def templates() -> list[Template]:
+    """(lite, full, domains, filter field) of each live40 entry, with SEEN_MARK where the
+    time goes."""
     try:
         return _built() or [synthetic()]
     except Exception as exc:  # a builder bug must not take the fan-out figures with it
@@ -59,10 +65,10 @@ def templates() -> list[tuple[bytes, bytes, bytes]]:
         return [synthetic()]
 
 
-def _built() -> list[tuple[bytes, bytes, bytes]]:
+def _built() -> list[Template]:
     manifest = json.loads((LIVE40 / "manifest.json").read_text())
     out = []
-    every = messages.STREAM_LITE | messages.STREAM_FULL | messages.STREAM_DOMAINS
+    every = messages.STREAM_LITE | messages.STREAM_FULL | messages.STREAM_DOMAINS | FIELDS
     builder = messages.MessageBuilder("go")
     for log in manifest["logs"]:
         body = (LIVE40 / log["entries"]).read_bytes()
@@ -71,18 +77,19 @@ def _built() -> list[tuple[bytes, bytes, bytes]]:
         for e in entries:
             p = builder.build(e, source, float(SEEN_MARK), every)
             if p.lite and SEEN_MARK in p.lite:
-                out.append((p.lite, p.full or b"", p.domains or b""))
+                out.append((p.lite, p.full or b"", p.domains or b"", p.fields or b""))
     return out
 
 
-def synthetic() -> tuple[bytes, bytes, bytes]:
+def synthetic() -> Template:
     """A lite-sized message, for when the real builder fails."""
     pad = "x" * 1500
     lite = b'{"data":{"pad":"%s","seen":%s},"message_type":"certificate_update"}\n' % (
         pad.encode(),
         SEEN_MARK,
     )
-    return lite, lite, b'{"data":["example.com"],"message_type":"dns_entries"}'
+    return (lite, lite, b'{"data":["example.com"],"message_type":"dns_entries"}',
+            b"\0\0example.com")
 
 
 class Feeder:
@@ -97,7 +104,7 @@ class Feeder:
         seen = b"%.3f" % time.time()
         items = []
         for _ in range(n):
-            lite, full, domains = self.tpl[self.index % len(self.tpl)]
+            lite, full, domains, fields = self.tpl[self.index % len(self.tpl)]
             items.append(
                 (
                     "bench",
@@ -106,6 +113,7 @@ class Feeder:
                         lite.replace(SEEN_MARK, seen) if want & LITE else None,
                         full.replace(SEEN_MARK, seen) if want & FULL else None,
                         domains if want & DOMAINS else None,
+                        fields if want & FIELDS else None,
                     ),
                 )
             )

@@ -48,7 +48,7 @@ def _word(rng: random.Random, n: int) -> str:
 
 def make_filters(n: int, per: int, names: list[str], seed: int = 7) -> list[FilterSpec]:
     """``n`` distinct filters of ``per`` patterns (70 % globs of the five shapes, 30 %
-    regexes); the first 10 also carry a glob that matches a live40 name."""
+    regexes); in the first 10 a glob and a regex match a live40 name."""
     rng = random.Random(seed)
     specs = []
     for i in range(n):
@@ -74,8 +74,15 @@ def make_filters(n: int, per: int, names: list[str], seed: int = 7) -> list[Filt
             else:
                 regexes.add(rf"(?:{_word(rng, 3)}|{_word(rng, 3)})\d{{2,}}\.{tld}$")
         if i < 10:
-            globs.pop()
-            globs.add("*" + rng.choice(names).split(".", 1)[-1])
+            # A glob and a regex that both match a live40 name (a filter's kinds must all
+            # match), in place of a random one of each.
+            suffix = rng.choice(names).split(".", 1)[-1]
+            if globs:
+                globs.pop()
+            globs.add("*" + suffix)
+            if regexes:
+                regexes.pop()
+                regexes.add(re.escape(suffix) + "$")
         specs.append(FilterSpec(tuple(sorted(globs)), tuple(sorted(regexes))))
     return specs
 

@@ -1,7 +1,9 @@
 """``python -m conformance run|record``: the conformance harness against any certstream server.
 
 ``run`` starts the replay CT log with a recorded set, writes the server's config, starts the
-server command, collects every stream and compares it with a peer's golden frames.  Exit
+server command, collects every stream and compares it with a peer's golden frames.  With
+``--filter QUERY`` (repeatable) it also reads every stream with that server-side filter and
+expects exactly the golden frames the filter selects (``conformance.filterref``).  Exit
 status 0 when every frame matches (up to the allowed deviations), 1 when not, 2 when the
 server could not be run.  ``record`` saves a server's frames in the golden layout.
 """
@@ -9,11 +11,13 @@ server could not be run.  ``record`` saves a server's frames in the golden layou
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from conformance import compare
+from conformance.filterref import FilterQuery
 from conformance.harness import HarnessError, RunOptions, capture, set_names
 from conformance.record import record
 from conformance.serverconfig import STYLES
@@ -82,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
                            help="ws (default), sse, or both in one server run")
     run.add_argument("--limit", type=int, default=20, metavar="N",
                      help="differences listed per kind and stream (20)")
+    run.add_argument("--filter", action="append", dest="filters", default=[], metavar="QUERY",
+                     help="also read every stream with this server-side filter (e.g. "
+                     "'domain=*.example.com&issuer=encrypt') and expect exactly the golden "
+                     "frames it selects; repeatable (each filter's verdict is printed before "
+                     "the unfiltered one)")
     rec = sub.add_parser("record", help="save a server's frames in the golden layout")
     _common(rec)
     rec.add_argument("--peer", required=True, help="name of the peer the goldens are for")
@@ -106,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout=args.timeout,
         startup=args.startup,
         keep=args.keep_workdir,
+        filters=tuple(getattr(args, "filters", None) or ()),
     )
     if args.config_template is not None and not args.config_template.is_file():
         print(f"conformance: no config template at {args.config_template}", file=sys.stderr)
@@ -133,15 +143,28 @@ def _run(options: RunOptions, peer: str, sets: list[str] | None, limit: int) -> 
             file=sys.stderr,
         )
         return EXIT_CANNOT_RUN
+    try:
+        queries = {q: FilterQuery.parse(q) for q in options.filters}
+    except (ValueError, re.error) as exc:
+        print(f"conformance: --filter: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
     status = EXIT_OK
     for set_name in wanted:
         golden = compare.load_golden(peer, set_name, options.root)
         expected = len(golden.frames["lite"])
-        cap = capture(options, set_name, expected, peer)
-        verdict = judge(peer, set_name, cap, options.root)
-        print(format_verdict(verdict, limit=limit), flush=True)
-        if not verdict.ok:
-            status = EXIT_DIFFERENT
+        filtered = {q: sum(map(f.matches_text, golden.frames["lite"]))
+                    for q, f in queries.items()}
+        cap = capture(options, set_name, expected, peer, filtered)
+        verdicts = [
+            judge(peer, set_name, cap.of_filter(q), options.root, select=f.matches_text,
+                  query=q)
+            for q, f in queries.items()
+        ]
+        verdicts.append(judge(peer, set_name, cap, options.root))
+        for verdict in verdicts:
+            print(format_verdict(verdict, limit=limit), flush=True)
+            if not verdict.ok:
+                status = EXIT_DIFFERENT
     return status
 
 

@@ -3,11 +3,12 @@
 ``capture`` does one run: it serves the set's logs from the replay CT log (``replay.py``),
 holding back every data request; writes the config file for the server (``serverconfig``);
 starts the server command in a working directory of its own; waits until the port answers;
-connects one client per stream and transport (``clients``); lets a moment pass so the server
-knows its clients, then opens the logs; collects until every stream has the expected number
-of frames and the server has gone quiet (or nothing came for ``idle`` seconds, or the
-``timeout`` passed); and stops everything it started, whatever happens.  A server that cannot
-be run raises ``HarnessError`` with why.
+connects one client per stream and transport (``clients``), and one more per stream,
+transport and filter query (``RunOptions.filters``, judged with ``filterref``); lets a moment
+pass so the server knows its clients, then opens the logs; collects until every stream has
+the expected number of frames and the server has gone quiet (or nothing came for ``idle``
+seconds, or the ``timeout`` passed); and stops everything it started, whatever happens.  A
+server that cannot be run raises ``HarnessError`` with why.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from conformance.clients import (
     StreamReader,
     WSReader,
 )
+from conformance.filterref import with_query
 from conformance.replay import ReplayServer, load_tiles_dir
 from conformance.serverconfig import ServedLog, write_config
 
@@ -61,6 +63,8 @@ class RunOptions:
     timeout: float = 120.0  # the longest a collection may take
     startup: float = 60.0  # the longest the server may take to answer on its port
     keep: Path | None = None  # keep the server's working directory here
+    #: Filter query strings: each gets a client per stream and transport of its own.
+    filters: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -71,6 +75,12 @@ class Capture:
     frames: dict[tuple[str, str], list[str]]
     server_log: str
     notes: list[str] = field(default_factory=list)  # streams the server ended, and so on
+    #: Per filter query, what its clients collected, keyed as ``frames``.
+    filtered: dict[str, dict[tuple[str, str], list[str]]] = field(default_factory=dict)
+
+    def of_filter(self, query: str) -> Capture:
+        """What the clients of filter ``query`` collected, as a capture of its own."""
+        return Capture(self.base_url, self.filtered[query], self.server_log, self.notes)
 
 
 def set_names(root: Path, peer: str) -> list[str]:
@@ -113,8 +123,16 @@ def served_logs(replay: ReplayServer, root: Path, set_name: str) -> list[ServedL
     ]
 
 
-def capture(options: RunOptions, set_name: str, expected: int, peer: str) -> Capture:
-    """One run of the server against ``set_name``; ``expected`` frames per stream."""
+def capture(
+    options: RunOptions,
+    set_name: str,
+    expected: int,
+    peer: str,
+    filtered: dict[str, int] | None = None,
+) -> Capture:
+    """One run of the server against ``set_name``; ``expected`` frames per stream, and
+    ``filtered[query]`` per stream of each filter in ``options.filters``."""
+    filtered = filtered or {}
     replay = ReplayServer(HOST, 0)
     try:
         _add_logs(replay, options.root, set_name)
@@ -140,16 +158,25 @@ def capture(options: RunOptions, set_name: str, expected: int, peer: str) -> Cap
             argv = _command(options.server_cmd, config, port)
             with _server(argv, workdir, port, options.startup) as log_path:
                 readers = _connect(port, options.transports)
+                by_filter: dict[str, dict[tuple[str, str], StreamReader]] = {}
                 try:
+                    for query in options.filters:
+                        by_filter[query] = _connect(port, options.transports, query)
                     time.sleep(options.settle)
                     for path in paths:
                         replay.release(path)
-                    notes = _collect(readers, expected, options)
+                    waiting = [(r, expected) for r in readers.values()]
+                    waiting += [(r, filtered.get(q, 0)) for q, rs in by_filter.items()
+                                for r in rs.values()]
+                    notes = _collect(readers, waiting, options)
                 finally:
-                    for reader in readers.values():
+                    for reader in _all_readers(readers, by_filter):
                         reader.close()
                 frames = {key: list(reader.frames) for key, reader in readers.items()}
-            return Capture(replay.url, frames, log_path.read_text(errors="replace"), notes)
+                frames_of = {q: {key: list(r.frames) for key, r in rs.items()}
+                             for q, rs in by_filter.items()}
+            return Capture(replay.url, frames, log_path.read_text(errors="replace"), notes,
+                           frames_of)
     finally:
         replay.stop()
 
@@ -245,14 +272,24 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         return
 
 
-def _connect(port: int, transports: tuple[str, ...]) -> dict[tuple[str, str], StreamReader]:
+def _all_readers(
+    readers: dict[tuple[str, str], StreamReader],
+    by_filter: dict[str, dict[tuple[str, str], StreamReader]],
+) -> list[StreamReader]:
+    return [*readers.values(), *(r for rs in by_filter.values() for r in rs.values())]
+
+
+def _connect(
+    port: int, transports: tuple[str, ...], query: str = ""
+) -> dict[tuple[str, str], StreamReader]:
     readers: dict[tuple[str, str], StreamReader] = {}
     try:
         for transport in transports:
             targets = WS_PATHS if transport == "ws" else SSE_TARGETS
             kind = WSReader if transport == "ws" else SSEReader
             for stream, target in targets.items():
-                readers[(transport, stream)] = kind(HOST, port, target, timeout=10.0)
+                path = with_query(target, query) if query else target
+                readers[(transport, stream)] = kind(HOST, port, path, timeout=10.0)
     except ClientError as exc:
         for reader in readers.values():
             reader.close()
@@ -261,19 +298,23 @@ def _connect(port: int, transports: tuple[str, ...]) -> dict[tuple[str, str], St
 
 
 def _collect(
-    readers: dict[tuple[str, str], StreamReader], expected: int, options: RunOptions
+    readers: dict[tuple[str, str], StreamReader],
+    waiting: list[tuple[StreamReader, int]],
+    options: RunOptions,
 ) -> list[str]:
+    """Until every reader of ``waiting`` has its expected frames and all have been quiet
+    (see the module docstring); the notes name the unfiltered streams the server ended."""
     start = time.monotonic()
     while True:
         time.sleep(0.05)
         now = time.monotonic()
-        last = max([start, *(r.last_frame for r in readers.values())])
-        complete = all(r.count() >= expected for r in readers.values())
+        last = max([start, *(r.last_frame for r, _ in waiting)])
+        complete = all(r.count() >= n for r, n in waiting)
         if complete and now - last >= options.quiet:
             break
         if now - last >= options.idle or now - start >= options.timeout:
             break
-        if all(r.closed_why for r in readers.values()):
+        if all(r.closed_why for r, _ in waiting):
             break
     return [
         f"{transport} {stream}: {reader.closed_why}"

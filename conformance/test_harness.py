@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from conformance import compare
+from conformance.filterref import FilterQuery
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -146,3 +148,81 @@ def test_certstream_server_go_passes_its_own_goldens(set_name: str) -> None:
     assert run.stdout.splitlines()[-1] == f"go/{set_name}: {n}/{n} frames match"
     # Exactly its own frames: no allowed deviation was needed.
     assert "allowed" not in run.stdout, run.stdout
+
+
+# Server-side filters, as the issue states them and more: each kind alone, repeated values,
+# the kinds combined (all four; domain= and domain_re= are two kinds, so both must match),
+# case-insensitive patterns, and two that match nothing.
+FILTERS = (
+    "domain=*.myfritz.net&domain=*workday*&domain=*.AWS.dev",
+    r"domain_re=^i-[0-9a-f]{17}\.prd\.workdaysuv\.com$&domain_re=\.sslip\.IO$"
+    r"&domain_re=^\*\.[a-z]+\.com$",
+    "issuer=let%27s%20encrypt",
+    "issuer=ZeroSSL&issuer=amazon",
+    "log=nimbus2026",
+    "domain=*workday*&issuer=E8",
+    "domain_re=update&log=Nimbus&issuer=R13",
+    "domain=*workday*&domain_re=^i-0&issuer=encrypt&log=nimbus",
+    "domain=*workday*&domain_re=sslip",  # each alone matches some, together none
+    "domain=*.example.invalid",
+)
+NOTHING = FILTERS[-2:]
+
+
+def _filtered_counts(peer: str, set_name: str) -> dict[str, int]:
+    golden = compare.load_golden(peer, set_name)
+    return {q: sum(map(FilterQuery.parse(q).matches_text, golden.frames["lite"]))
+            for q in FILTERS}
+
+
+def test_the_filters_select_some_records_and_not_others() -> None:
+    counts = _filtered_counts("go", "live40")
+    assert [counts[q] for q in NOTHING] == [0, 0]
+    assert all(0 < n < 40 for q, n in counts.items() if q not in NOTHING), counts
+    # The issue's filter, counted a third way (fnmatch, on the raw golden lines).
+    golden = compare.load_golden("go", "live40").frames["lite"]
+    names = [json.loads(t)["data"]["leaf_cert"]["all_domains"] for t in golden]
+    globs = ("*.myfritz.net", "*workday*", "*.aws.dev")
+    assert counts[FILTERS[0]] == sum(
+        any(fnmatch.fnmatchcase(n.lower(), g) for g in globs for n in ns) for ns in names) == 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("peer", "filters"), [("go", FILTERS), ("calidog", FILTERS[:3])])
+def test_each_filtered_client_gets_exactly_its_golden_frames(
+    peer: str, filters: tuple[str, ...]
+) -> None:
+    """Every filter on the three WebSocket paths and the three SSE paths, each client beside
+    the unfiltered ones, in one server run: exactly the golden frames the filter selects
+    (byte for byte, nothing missing, nothing else) and the unfiltered clients everything."""
+    args = [a for q in filters for a in ("--filter", q)]
+    run = harness("run", "--server-cmd", OURS, "--peer", peer, "--set", "live40",
+                  "--transport", "both", *args)
+    assert run.returncode == 0, run.stdout + run.stderr
+    counts = _filtered_counts(peer, "live40")
+    verdicts = [line for line in run.stdout.splitlines() if line.endswith("frames match")]
+    assert verdicts == [
+        *(f"{peer}/live40?{q}: {6 * counts[q]}/{6 * counts[q]} frames match" for q in filters),
+        f"{peer}/live40: 240/240 frames match",
+    ]
+    lines = _stream_lines(run.stdout)
+    assert len(lines) == 6 * (len(filters) + 1)
+    assert all(CLEAN in line for line in lines), run.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.access(GO_BINARY, os.X_OK),
+    reason=f"no certstream-server-go binary at {GO_BINARY} (set CERTSTREAM_GO_SERVER)",
+)
+def test_a_server_that_ignores_filters_fails_with_its_extra_frames() -> None:
+    # certstream-server-go has no server-side filters: its "filtered" clients get everything.
+    run = harness("run", "--server-cmd", f"{GO_BINARY} -c {{config}}", "--config-style", "go",
+                  "--peer", "go", "--set", "live40", "--filter", "domain=*workday*")
+    assert run.returncode == 1, run.stdout + run.stderr
+    golden = compare.load_golden("go", "live40").frames["lite"]
+    n = sum(map(FilterQuery.parse("domain=*workday*").matches_text, golden))
+    assert n == 6
+    assert f"go/live40?domain=*workday*: {3 * n}/{3 * n} frames match, {3 * (40 - n)} extra" in (
+        run.stdout), run.stdout
+    assert run.stdout.splitlines()[-1] == "go/live40: 120/120 frames match"

@@ -13,6 +13,10 @@ The rules are those of ``data/README.md`` and ``data/ALLOWED-DEVIATIONS.md``:
 * allowed on the missing side: a repeat of a certificate already sent may be left out (the
   dedup rule of every profile); allowed on the extra side: the entries the peer documents
   losing (CaliDog ``failed_indices``, Go's tiled skip).
+
+A filtered capture (``--filter``) is judged against the golden frames its filter selects
+(``select``, on each golden lite frame; the full and domains frames of the same entries go
+with it): exactly those, and nothing else.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +32,7 @@ from conformance import compare
 from conformance.harness import Capture
 from conformance.serverconfig import PROFILES
 
-__all__ = ["SetVerdict", "StreamVerdict", "format_verdict", "judge"]
+__all__ = ["SetVerdict", "StreamVerdict", "format_verdict", "judge", "selected"]
 
 Key = tuple[str, int]
 
@@ -60,6 +65,12 @@ class SetVerdict:
     base_url: str
     streams: list[StreamVerdict]
     notes: list[str] = field(default_factory=list)
+    #: The filter query of a filtered capture ("" for the unfiltered streams).
+    query: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.peer}/{self.set}" + (f"?{self.query}" if self.query else "")
 
     @property
     def ok(self) -> bool:
@@ -86,9 +97,20 @@ def _key(text: str) -> Key | None:
         return None
 
 
-def judge(peer: str, set_name: str, cap: Capture, root: Path = compare.DATA) -> SetVerdict:
-    """Compare one capture with ``<root>/golden/<peer>/<set>``."""
+def judge(
+    peer: str,
+    set_name: str,
+    cap: Capture,
+    root: Path = compare.DATA,
+    *,
+    select: Callable[[str], bool] | None = None,
+    query: str = "",
+) -> SetVerdict:
+    """Compare one capture with ``<root>/golden/<peer>/<set>``; with ``select``, with the
+    golden frames of the entries whose lite frame it selects (a filtered capture)."""
     golden = compare.load_golden(peer, set_name, root, cap.base_url)
+    if select is not None:
+        golden = selected(golden, select)
     logs = compare.load_set(set_name, root, cap.base_url, strict=False)
     ours = compare.OurFrames(peer, set_name, logs) if peer in PROFILES else None
     # The certificate each input entry shows, for the dedup rule.
@@ -131,7 +153,21 @@ def judge(peer: str, set_name: str, cap: Capture, root: Path = compare.DATA) -> 
                     ours=ours, cert_of=cert_of, allowed_extra=allowed_extra,
                 )
             )
-    return SetVerdict(peer, set_name, cap.base_url, verdicts, list(cap.notes))
+    return SetVerdict(peer, set_name, cap.base_url, verdicts, list(cap.notes), query)
+
+
+def selected(golden: compare.Golden, select: Callable[[str], bool]) -> compare.Golden:
+    """The golden frames of the entries whose lite frame ``select`` takes: lite and full by
+    key, domains by position (it has the key of the lite frame at its position)."""
+    lite = golden.frames["lite"]
+    chosen = [select(text) for text in lite]
+    keys = {_key(text) for text, keep in zip(lite, chosen, strict=True) if keep}
+    frames = {
+        "lite": [t for t, keep in zip(lite, chosen, strict=True) if keep],
+        "full": [t for t in golden.frames["full"] if _key(t) in keys],
+        "domains": [t for t, keep in zip(golden.frames["domains"], chosen, strict=True) if keep],
+    }
+    return compare.Golden(frames, golden.meta, golden.url_map)
 
 
 def _judge_stream(
@@ -217,7 +253,7 @@ def _where(key: Key | None, base_url: str) -> str:
 def format_verdict(v: SetVerdict, *, limit: int = 20) -> str:
     """The report: one line per transport and stream, the differences under it (at most
     ``limit`` of each kind), and last ``<peer>/<set>: M/N frames match``."""
-    lines = [f"{v.peer}/{v.set}"]
+    lines = [v.label]
     lines.extend(f"  note: {note}" for note in v.notes)
     for s in v.streams:
         allowed = ", ".join(f"{label} x{n}" for label, n in sorted(s.deviations.items()))
@@ -240,5 +276,9 @@ def format_verdict(v: SetVerdict, *, limit: int = 20) -> str:
             for k, after in s.out_of_order[:limit]
         ]
         lines.extend("      " + item for item in items)
-    lines.append(f"{v.peer}/{v.set}: {v.matched}/{v.expected} frames match")
+    # Frames nobody expected (a filtered stream that lets through what its filter does not
+    # select) are said on the last line too: "M/N frames match" alone would hide them.
+    extra = sum(len(s.extra) for s in v.streams)
+    lines.append(f"{v.label}: {v.matched}/{v.expected} frames match"
+                 + (f", {extra} extra" if extra else ""))
     return "\n".join(lines)

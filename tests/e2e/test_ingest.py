@@ -57,7 +57,8 @@ class Collector:
         self.greenlet = gevent.spawn(self.sub.run)
 
     def on_entry(
-        self, mask: int, lite: bytes | None, full: bytes | None, dom: bytes | None
+        self, mask: int, lite: bytes | None, full: bytes | None, dom: bytes | None,
+        fields: bytes | None,
     ) -> None:
         assert full is not None and mask & FULL
         data = json.loads(full)["data"]

@@ -21,6 +21,7 @@ from tests.support.wait import wait_until
 
 from certstream.core.feedcodec import (
     EXAMPLE,
+    FIELDS,
     encode_want,
 )
 from certstream.core.streams import STREAM_DOMAINS as DOMAINS
@@ -34,16 +35,17 @@ from certstream.shell.feed import (
 
 @dataclass(frozen=True)
 class P:
-    """Stands in for core.messages.Payloads: the feed only reads these three attributes."""
+    """Stands in for core.messages.Payloads: the feed only reads these attributes."""
 
     lite: bytes | None
     full: bytes | None
     domains: bytes | None
+    fields: bytes | None = None
 
 
 @dataclass
 class Sink:
-    entries: list[tuple[int, bytes | None, bytes | None, bytes | None]] = field(
+    entries: list[tuple[int, bytes | None, bytes | None, bytes | None, bytes | None]] = field(
         default_factory=list)
     states: list[dict[str, Any]] = field(default_factory=list)
     examples: list[bytes] = field(default_factory=list)
@@ -71,20 +73,21 @@ def test_two_workers_round_trip_want_state_example(sock_path: str) -> None:
     try:
         assert wait_until(lambda: sa.connected.is_set() and sb.connected.is_set())
         sa.set_wanted(LITE)
-        sb.set_wanted(DOMAINS)
-        assert wait_until(lambda: pub.wanted() == LITE | DOMAINS)
+        sb.set_wanted(DOMAINS | FIELDS)  # a worker with filtered clients asks for the field
+        assert wait_until(lambda: pub.wanted() == LITE | DOMAINS | FIELDS)
         sb.set_wanted(0)
         assert wait_until(lambda: pub.wanted() == LITE)
 
         items = [("log-a", 10, P(b'{"l":1}\n', None, b'{"d":1}')),
                  ("log-b", 3, P(None, b"", None)),
-                 ("log-a", 11, P(b"\x00\xff", b"full", b"dom"))]
+                 ("log-a", 11, P(b"\x00\xff", b"full", b"dom", b"issuer\0log\0name"))]
         pub.publish(items)
         pub.publish_state({"logs": [{"name": "x", "status": "healthy"}], "started": 1.0})
         pub.publish_example(b'{"sample":true}\n')
-        expected = [(LITE | DOMAINS, b'{"l":1}\n', None, b'{"d":1}'),
-                    (FULL, None, b"", None),
-                    (LITE | FULL | DOMAINS, b"\x00\xff", b"full", b"dom")]
+        expected = [(LITE | DOMAINS, b'{"l":1}\n', None, b'{"d":1}', None),
+                    (FULL, None, b"", None, None),
+                    (LITE | FULL | DOMAINS | FIELDS, b"\x00\xff", b"full", b"dom",
+                     b"issuer\0log\0name")]
         assert wait_until(lambda: all(len(s.entries) == 3 and s.examples for s in (a, b)))
         for sink in (a, b):
             assert sink.entries == expected
@@ -96,7 +99,7 @@ def test_two_workers_round_trip_want_state_example(sock_path: str) -> None:
                      ("log-b", 4, P(b"new", None, None))])
         assert wait_until(lambda: len(a.entries) == 4)
         gevent.sleep(0.05)
-        assert a.entries[3] == (LITE, b"new", None, None)
+        assert a.entries[3] == (LITE, b"new", None, None, None)
         assert sa.replayed == 2
     finally:
         pub.close()

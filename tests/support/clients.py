@@ -10,7 +10,7 @@ import socket
 import ssl
 from collections.abc import Mapping
 
-from tests.support.wsframes import close_info, encode_frame, next_frame
+from tests.support.wsframes import close_info, encode_frame, next_raw_frame
 
 
 def http_get(port: int, target: str, *, headers: Mapping[str, str] | None = None,
@@ -65,14 +65,20 @@ class RawWS:
         self.head = head
 
     def recv_frame(self) -> tuple[int, bytes]:
-        while (frame := next_frame(self.buf)) is None:
+        first, payload = self.recv_raw_frame()
+        return first & 0x0F, payload
+
+    def recv_raw_frame(self) -> tuple[int, bytes]:
+        """The next frame's first byte (FIN, RSV1 for a compressed message, opcode) and
+        its payload as sent."""
+        while (frame := next_raw_frame(self.buf)) is None:
             chunk = self.sock.recv(1 << 20)
             if not chunk:
                 raise ConnectionError("closed")
             self.buf += chunk
-        opcode, payload, used = frame
+        first, payload, used = frame
         self.buf = self.buf[used:]
-        return opcode, payload
+        return first, payload
 
     def recv_data(self, *, skip_control: bool = True) -> bytes:
         """The next text frame's payload (pings and pongs are skipped)."""

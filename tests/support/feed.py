@@ -133,12 +133,14 @@ class FakeFeed:
 
     def publish(self, items: Sequence[tuple[str, int, Any]]) -> None:
         """ENTRY messages, all in one write (as the ingest sends a batch): ``(log key, index,
-        payloads)`` with ``lite``, ``full`` and ``domains`` attributes, as ``Pipeline``
-        publishes them."""
+        payloads)`` with ``lite``, ``full``, ``domains`` and optionally ``fields`` (the filter
+        field) attributes, as ``Pipeline`` publishes them."""
         self.items.extend(items)
         if self._listener is not None:
             self._send(b"".join(
-                encode_entry(key, index, p.lite, p.full, p.domains) for key, index, p in items))
+                encode_entry(key, index, p.lite, p.full, p.domains,
+                             fields=getattr(p, "fields", None))
+                for key, index, p in items))
 
     def publish_one(self, lite: bytes | None = None, full: bytes | None = None,
                     domains: bytes | None = None, *, key: str = "test-log") -> int:

@@ -60,11 +60,12 @@ def when_ready(server):
 """
 
 
-def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings ``extra`` over ``base``, sections merged key by key."""
     out = dict(base)
     for key, value in extra.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out
@@ -111,7 +112,7 @@ def run_server(config: Mapping[str, Any] | None = None, *, workers: int = 1,
         argv = list(args)
         server_env = clean_env(PYTHONUNBUFFERED="1", **(env or {}))
         if config_via != "none":
-            settings = _deep_merge(defaults, config or {})
+            settings = deep_merge(defaults, config or {})
             (workdir / "config.yaml").write_text(yaml.safe_dump(settings))
             if config_via == "env":
                 server_env["CERTSTREAM_CONFIG"] = str(workdir / "config.yaml")

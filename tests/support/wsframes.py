@@ -9,6 +9,16 @@ TEXT, BINARY, CLOSE, PING, PONG = 1, 2, 8, 9, 10
 def next_frame(data: bytes) -> tuple[int, bytes, int] | None:
     """The server frame at the start of ``data``: ``(opcode, payload, bytes used)``, or None
     while it is incomplete. A server frame is never fragmented and never masked."""
+    frame = next_raw_frame(data)
+    if frame is None:
+        return None
+    first, payload, used = frame
+    return first & 0x0F, payload, used
+
+
+def next_raw_frame(data: bytes) -> tuple[int, bytes, int] | None:
+    """As :func:`next_frame`, with the frame's whole first byte (FIN, RSV bits, opcode)
+    instead of the opcode: RSV1 (0x40) marks a compressed message."""
     if len(data) < 2:
         return None
     b0, b1 = data[0], data[1]
@@ -21,7 +31,7 @@ def next_frame(data: bytes) -> tuple[int, bytes, int] | None:
         n, start = int.from_bytes(data[2:10], "big"), 10
     if len(data) < start + n:
         return None
-    return b0 & 0x0F, data[start : start + n], start + n
+    return b0, data[start : start + n], start + n
 
 
 def read_frames(data: bytes) -> list[tuple[int, bytes]]:

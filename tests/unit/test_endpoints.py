@@ -17,6 +17,7 @@ from certstream.shell.endpoints import (
     CertCache,
     ServerContext,
     access_for,
+    admit_stream,
     answer,
     log_counts,
     refuse,
@@ -52,6 +53,8 @@ def test_health_deep_rule(statuses: tuple[str, ...], code: int, status: str) -> 
     deep = json.loads(body)
     assert (got, deep["status"], ctype) == (code, status, b"application/json")
     assert deep["logs_total"] == len(statuses)
+    assert [(log["name"], log["status"]) for log in deep["logs"]] == [
+        (str(i), s) for i, s in enumerate(statuses)]
 
 
 def test_log_counts_ignores_junk() -> None:
@@ -81,9 +84,47 @@ def test_lite_example_comes_from_the_worker_hook_other_streams_from_the_hub() ->
     assert asked == [1]
 
 
-def test_ws_page_escapes_the_path() -> None:
-    status, body, ctype = answer(ServerContext(Hub(4)), _request("ws_page", "/<x>?a"))
-    assert status == 200 and ctype.startswith(b"text/html") and b"<x>" not in body
+def test_a_plain_get_on_a_stream_path_is_the_live_page_with_its_favicon() -> None:
+    ctx = ServerContext(Hub(4), page=b"<!DOCTYPE html>page", favicon=b"<svg/>")
+    assert answer(ctx, _request("ws_page", "/full-stream?x")) == (
+        200, b"<!DOCTYPE html>page", b"text/html; charset=utf-8")
+    assert answer(ctx, _request("favicon", "/favicon.ico")) == (200, b"<svg/>", b"image/svg+xml")
+
+
+@pytest.mark.parametrize(("accept", "page"), [
+    (b"text/html,application/xhtml+xml,*/*;q=0.8", True),  # a browser navigating
+    (b"text/event-stream", False),  # EventSource
+    (b"*/*", False),  # curl
+    (None, False),
+])
+def test_a_browser_on_an_sse_path_gets_the_page_a_stream_client_its_stream(
+    accept: bytes | None, page: bool
+) -> None:
+    ctx = ServerContext(Hub(4), page=b"page")
+    headers = ((b"accept", accept),) if accept is not None else ()
+    refused, spec = admit_stream(ctx, _request("", "/sse", kind="sse", headers=headers))
+    assert spec is None
+    assert refused == ((200, b"page", b"text/html; charset=utf-8", ()) if page else None)
+    # A WebSocket upgrade is never a page, whatever it accepts.
+    assert admit_stream(ctx, _request("", "/", kind="ws", headers=headers)) == (None, None)
+
+
+def test_a_stream_request_gets_its_filter_or_a_400_with_the_reason() -> None:
+    ctx = ServerContext(Hub(4), max_filter_patterns=2)
+    refused, spec = admit_stream(
+        ctx, _request("", "/sse?stream=full&domain=*.Example.com&log=argon", kind="sse"))
+    assert refused is None and spec is not None
+    assert (spec.domains, spec.logs) == (("*.example.com",), ("argon",))
+    assert admit_stream(ctx, _request("", "/full-stream?x=1", kind="ws")) == (None, None)
+    for target, param in (("/?domain_re=(unclosed", "domain_re"),
+                          ("/?domain=a&domain=b&issuer=c", "issuer"),  # over max_patterns
+                          ("/?domain=" + "a" * 254, "domain")):
+        refused, spec = admit_stream(ctx, _request("", target, kind="ws"))
+        assert refused is not None and spec is None
+        status, body, ctype, _headers = refused
+        assert (status, ctype) == (400, b"application/json")
+        reason = json.loads(body)
+        assert reason["error"] == "bad filter" and reason["param"] == param and reason["reason"]
 
 
 @pytest.mark.parametrize(

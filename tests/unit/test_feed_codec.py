@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from certstream.core.feedcodec import (
+    FIELDS,
     KIND_ENTRY,
     KIND_EXAMPLE,
     KIND_STATE,
@@ -40,20 +41,22 @@ def decode_all(data: bytes, chunk: int) -> list[tuple[int, Any]]:
     return out
 
 
-entries = st.tuples(st.text(max_size=40), st.integers(0, 2**64 - 1), payload, payload, payload)
+entries = st.tuples(st.text(max_size=40), st.integers(0, 2**64 - 1), payload, payload, payload,
+                    payload)
 
 
 @given(entry=entries, chunk=st.integers(1, 64))
 def test_entry_round_trip_any_split(
-    entry: tuple[str, int, bytes | None, bytes | None, bytes | None], chunk: int
+    entry: tuple[str, int, bytes | None, bytes | None, bytes | None, bytes | None], chunk: int
 ) -> None:
-    key, index, lite, full, domains = entry
-    data = encode_entry(key, index, lite, full, domains)
+    key, index, lite, full, domains, fields = entry
+    data = encode_entry(key, index, lite, full, domains, fields=fields)
     ((kind, got),) = decode_all(data, chunk)
     assert kind == KIND_ENTRY
     assert (got.key, got.index) == (key, index)
-    assert (got.lite, got.full, got.domains) == (lite, full, domains)
-    expected_mask = sum(bit for bit, p in ((LITE, lite), (FULL, full), (DOMAINS, domains))
+    assert (got.lite, got.full, got.domains, got.fields) == (lite, full, domains, fields)
+    expected_mask = sum(bit for bit, p in ((LITE, lite), (FULL, full), (DOMAINS, domains),
+                                           (FIELDS, fields))
                         if p is not None)
     assert got.mask == expected_mask
 
@@ -63,6 +66,11 @@ def test_wire_layout_matches_the_contract() -> None:
     body = b"\x00\x02ab" + (7).to_bytes(8, "big") + bytes([LITE | DOMAINS])
     body += b"\x00\x00\x00\x01L" + b"\x00\x00\x00\x00"
     assert encode_entry("ab", 7, b"L", None, b"") == struct.pack(">IB", len(body) + 1, 1) + body
+    # The filter field: mask bit 16, after the payloads.
+    body = b"\x00\x02ab" + (7).to_bytes(8, "big") + bytes([DOMAINS | 16])
+    body += b"\x00\x00\x00\x01D" + b"\x00\x00\x00\x03i\x00l"
+    assert encode_entry("ab", 7, None, None, b"D", fields=b"i\x00l") == (
+        struct.pack(">IB", len(body) + 1, 1) + body)
     assert encode_want(5) == b"\x00\x00\x00\x02\x03\x05"
     assert encode_example(b"x") == b"\x00\x00\x00\x02\x04x"
 
@@ -109,7 +117,7 @@ def test_entry_with_trailing_bytes_or_unknown_bits_is_rejected() -> None:
     good = encode_entry("k", 1, b"a", None, None)
     for bad in (good[:4] + good[4:] + b"x", good):
         body = bad[4:]
-        if bad is good:  # set an undefined stream bit
+        if bad is good:  # set an undefined stream bit (8: EXAMPLE is a WANT bit only)
             body = body[:-6] + bytes([body[-6] | 8]) + body[-5:]
         dec = FeedDecoder()
         dec.receive_data(struct.pack(">I", len(body)) + body)

@@ -116,6 +116,9 @@ def _open_ws(target: str = "/", **kwargs: int) -> tuple[Session, WSConnection]:
         ("/api/logs", False, Route("http", 0, "api_logs")),
         ("/api/cert/AB:CD", False, Route("http", 0, "api_cert")),
         ("/api/cert/", False, None),
+        ("/favicon.svg", False, Route("http", 0, "favicon")),
+        ("/favicon.ico", False, Route("http", 0, "favicon")),
+        ("/?domain=*.example.com&domain_re=%5Eapi", True, Route("ws", STREAM_LITE)),
         ("/nope", False, None),
         ("/full-streamx", True, None),
         ("//", True, Route("ws", STREAM_LITE)),  # one trailing slash is dropped

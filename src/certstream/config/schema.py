@@ -30,6 +30,7 @@ __all__ = [
     "CtLogSettings",
     "CustomLog",
     "DedupSettings",
+    "FiltersSettings",
     "HotReloadSettings",
     "OutputSettings",
     "ProtocolsSettings",
@@ -156,6 +157,17 @@ class WebSocketSettings:
         default=1008,
         metadata=_rule(_close_code_ok, "a sendable close code: 1000-1003, 1007-1014 or 3000-4999"),
     )
+    # permessage-deflate (RFC 7692) for clients that offer it, each message compressed once
+    # for every client (no context takeover); certstream-server-go's compression_enabled.
+    compression: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class FiltersSettings:
+    """Server-side filters (``?domain=``, ``domain_re=``, ``issuer=``, ``log=`` on any stream
+    path): the most values one client may send; more is a 400."""
+
+    max_patterns: int = field(default=100, metadata=_POSITIVE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +323,7 @@ class Settings:
     output: OutputSettings = field(default_factory=OutputSettings)
     websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
     sse: SseSettings = field(default_factory=SseSettings)
+    filters: FiltersSettings = field(default_factory=FiltersSettings)
     ct_log: CtLogSettings = field(default_factory=CtLogSettings)
     dedup: DedupSettings = field(default_factory=DedupSettings)
     connection_limit: ConnectionLimitSettings = field(default_factory=ConnectionLimitSettings)
@@ -325,7 +338,7 @@ class Settings:
 SECTIONS = (
     ProtocolsSettings, StreamsSettings, OutputSettings, WebSocketSettings, SseSettings,
     CtLogSettings, DedupSettings, ConnectionLimitSettings, RateLimitSettings, AuthSettings,
-    HotReloadSettings, ApiSettings,
+    HotReloadSettings, ApiSettings, FiltersSettings,
 )
 LOG_ENTRY_TYPES = (CustomLog, StaticLog)
 

@@ -36,6 +36,8 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+# The module, not the function: ``core.frames`` loads the frames twin on first use, and the
+# gunicorn master imports this module (through the hub) without ever building a frame.
 from certstream.core import frames
 
 __all__ = [

@@ -7,6 +7,7 @@ builds ``MatchFields`` once per entry, where the names, the issuer and the log a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ __all__ = [
     "MatchFields",
     "decode_match_fields",
     "encode_match_fields",
+    "entry_fields",
     "match_fields",
     "match_fields_of_message",
 ]
@@ -114,3 +116,24 @@ def decode_match_fields(raw: bytes) -> MatchFields:
     except (UnicodeDecodeError, ValueError):
         raise RemoteProtocolError("malformed filter field in a feed record") from None
     return MatchFields(names, issuer, log_text)
+
+
+def entry_fields(
+    fields: bytes | None, lite: bytes | None, full: bytes | None, domains: bytes | None
+) -> MatchFields | None:
+    """What the filters match in one feed entry: its filter field or, for the few entries
+    the ingest built before it learnt that a worker filters, the same values read from a
+    payload (a domains payload has no issuer or log: only domain filters can match it).
+    ``None`` for a record the filters cannot read (it then matches none of them)."""
+    try:
+        if fields is not None:
+            return decode_match_fields(fields)
+        message = lite if lite is not None else full
+        if message is not None:
+            return match_fields_of_message(json.loads(message))
+        if domains is not None:
+            names = json.loads(domains).get("data") or ()
+            return match_fields([str(name) for name in names], "", "", "")
+    except (RemoteProtocolError, ValueError, AttributeError, TypeError):
+        pass
+    return None

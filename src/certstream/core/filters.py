@@ -15,8 +15,10 @@ A client narrows its stream with query parameters on any stream path (WebSocket 
 ``log=TEXT``
     a substring of the log's name or URL (as in the ``source`` object), case-insensitive.
 
-Each may repeat: any of its values matches.  Different kinds must all match.  The frames a
-filtered client gets are byte for byte those of the unfiltered stream, only fewer.
+Each may repeat: any of its values matches.  Different kinds (the four parameters) must all
+match: ``domain=*.a.com&domain_re=^api\\.`` asks for a name under ``a.com`` *and* a name
+starting with ``api.`` (write both as regular expressions for one or the other).  The frames
+a filtered client gets are byte for byte those of the unfiltered stream, only fewer.
 
 ``parse_filters`` turns a query string into a canonical, hashable ``FilterSpec`` (or ``None``
 without filter parameters) and raises ``FilterError`` (400 with a JSON reason) for a filter
@@ -186,9 +188,10 @@ class FilterIndex:
         self._retired_main: set[int] = set()
         self._retired_young: set[int] = set()
         self._dirty = False
-        # Bitmasks over slots: live filters, and those with a domain / issuer / log part.
+        # Bitmasks over slots: live filters, and those with a glob / regex / issuer / log part.
         self._active = 0
-        self._need_domain = 0
+        self._need_glob = 0
+        self._need_regex = 0
         self._need_issuer = 0
         self._need_log = 0
         #: Counters for the metrics.
@@ -214,8 +217,10 @@ class FilterIndex:
         self._young_slots.add(slot)
         bit = 1 << slot
         self._active |= bit
-        if spec.domains or spec.domain_res:
-            self._need_domain |= bit
+        if spec.domains:
+            self._need_glob |= bit
+        if spec.domain_res:
+            self._need_regex |= bit
         if spec.issuers:
             self._need_issuer |= bit
         if spec.logs:
@@ -233,7 +238,8 @@ class FilterIndex:
         del self._by_spec[entry.spec]
         clear = ~(1 << slot)
         self._active &= clear
-        self._need_domain &= clear
+        self._need_glob &= clear
+        self._need_regex &= clear
         self._need_issuer &= clear
         self._need_log &= clear
         if slot in self._young_slots:
@@ -271,18 +277,20 @@ class FilterIndex:
         self.records += 1
         if not self._active:
             return 0
-        domain = issuer = log = 0
+        glob = regex = issuer = log = 0
         for matcher in (self._main, self._young):
             if matcher is not None:
-                d, i, g = matcher.match(fields)
-                domain |= d
+                g, r, i, s = matcher.match(fields)
+                glob |= g
+                regex |= r
                 issuer |= i
-                log |= g
-        if not (domain or issuer or log):
+                log |= s
+        if not (glob or regex or issuer or log):
             return 0  # the usual case: nothing anyone asked for
         hit = (
             self._active
-            & (domain | ~self._need_domain)
+            & (glob | ~self._need_glob)
+            & (regex | ~self._need_regex)
             & (issuer | ~self._need_issuer)
             & (log | ~self._need_log)
         )

@@ -27,15 +27,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from certstream._fast import CertWriter
+from certstream.core.filterfields import encode_match_fields
 from certstream.core.jsontext import FLOAT_WRITERS, STRING_WRITERS
 from certstream.core.model import PRECERT_ENTRY, CertInfo, LogEntry, LogSource, NameAttr
+from certstream.core.names import aggregated, name_values
 from certstream.core.profiles import Profile, get_profile
-from certstream.core.streams import STREAM_ALL, STREAM_DOMAINS, STREAM_FULL, STREAM_LITE
+from certstream.core.streams import (
+    FILTER_FIELDS,
+    STREAM_ALL,
+    STREAM_DOMAINS,
+    STREAM_FULL,
+    STREAM_LITE,
+)
 from certstream.core.tiles import TILE_WIDTH, data_tile_path
 from certstream.core.x509 import parse_certificate, parse_tbs
 from certstream.errors import DecodeError
 
 __all__ = [
+    "FILTER_FIELDS",
     "STREAM_ALL",
     "STREAM_DOMAINS",
     "STREAM_FULL",
@@ -50,6 +59,8 @@ __all__ = [
 _CHAIN_KEY_BYTES = 64
 # Distinct whole chains kept (their text is a few KiB each; a few hundred CA paths are live).
 _CHAINS_CACHE_SIZE = 512
+# Distinct issuer names whose aggregated text is kept for the filter field.
+_ISSUERS_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +70,9 @@ class Payloads:
     lite: bytes | None
     full: bytes | None
     domains: bytes | None
+    #: What server-side filters match (``core.filterfields.encode_match_fields``), built
+    #: only when ``FILTER_FIELDS`` is asked for.
+    fields: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +105,8 @@ class MessageBuilder:
         self._chains: OrderedDict[tuple[bytes, ...], tuple[tuple[bytes, ...], str]] = OrderedDict()
         self._chains_size = min(chain_cache_size, _CHAINS_CACHE_SIZE)
         self._sources: dict[LogSource, _SourceText] = {}
+        # The issuer's aggregated text by its attributes (a few hundred issuers sign most).
+        self._issuers: dict[tuple[NameAttr, ...], str] = {}
         self._seen_last: tuple[float, str] = (math.nan, "")
         self._last_source: tuple[LogSource, _SourceText] | None = None
         self._tbs_for_precerts = p.precert_from_tbs
@@ -116,10 +132,11 @@ class MessageBuilder:
         leaf = self._leaf
         domains = leaf.domains(info)
         domains_payload = leaf.domains_payload(domains) if streams & STREAM_DOMAINS else None
-        if not streams & (STREAM_LITE | STREAM_FULL):
-            return Payloads(None, None, domains_payload)
-
         src = self._source_text(source)
+        fields = self._fields(info, domains, source, src) if streams & FILTER_FIELDS else None
+        if not streams & (STREAM_LITE | STREAM_FULL):
+            return Payloads(None, None, domains_payload, fields)
+
         if seen != self._seen_last[0]:
             # One clock reading serves a whole batch: format it once.
             scale = self.profile.seen_scale
@@ -134,11 +151,28 @@ class MessageBuilder:
         lite_payload, full_payload = self._certificate_payloads(
             info, entry, domains, src, source_text, timestamp, chain, streams
         )
-        return Payloads(lite_payload, full_payload, domains_payload)
+        return Payloads(lite_payload, full_payload, domains_payload, fields)
 
     @property
     def chain_cache_size(self) -> int:
         return len(self._chain_cache)
+
+    # --- the filter field ------------------------------------------------------------------
+
+    def _fields(
+        self, info: CertInfo, domains: list[str], source: LogSource, src: _SourceText
+    ) -> bytes:
+        """What server-side filters match, as the payloads show it: ``all_domains``, the
+        issuer's ``aggregated`` and the ``source`` name and URL (``encode_match_fields``)."""
+        attrs = self._leaf.name_attrs(info, "issuer")
+        issuer = self._issuers.get(attrs)
+        if issuer is None:
+            rule = self.profile.names
+            issuer = aggregated(name_values(attrs, rule), rule)
+            if len(self._issuers) >= _ISSUERS_CACHE_SIZE:
+                self._issuers.clear()
+            self._issuers[attrs] = issuer
+        return encode_match_fields(domains, issuer, source.name, src.url)
 
     # --- certificate fields ----------------------------------------------------------------
 

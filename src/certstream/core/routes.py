@@ -9,8 +9,9 @@ Paths follow certstream-server-go and certstream-server-rust (one port for every
 
 ====================================  ============================================
 ``/`` ``/full-stream`` ``/domains-only``  WebSocket lite / full / domains; a plain GET
-                                      (no ``Upgrade``) gets a short HTML page
+                                      (no ``Upgrade``) gets the live page
 ``/sse[?stream=full|domains]``        Server-Sent Events (lite unless asked)
+``/favicon.svg`` ``/favicon.ico``     the live page's icon
 ``/health`` ``/health/deep``          liveness, and log health from the feed
 ``/metrics``                          Prometheus text
 ``/example.json`` (also under the     the latest message of that stream
@@ -19,7 +20,8 @@ two other stream paths)
 ``/api/cert/{sha256|sha1}``           a recent certificate by hash (same switch)
 ====================================  ============================================
 
-A trailing slash and any query string are tolerated on every path.
+A trailing slash and any query string are tolerated on every path.  On a stream path the
+query may carry a filter (``core.filters``); that is the shell's to read, not routing's.
 """
 
 from __future__ import annotations
@@ -62,8 +64,9 @@ class Route:
     """Where a request goes.
 
     ``kind`` is ``"ws"`` (upgrade to a WebSocket stream), ``"sse"`` (event stream) or
-    ``"http"`` (a one-shot response named by ``name``: ``ws_page``, ``health``,
-    ``health_deep``, ``metrics``, ``example``, ``api_stats``, ``api_logs``, ``api_cert``).
+    ``"http"`` (a one-shot response named by ``name``: ``ws_page`` (the live page),
+    ``favicon``, ``health``, ``health_deep``, ``metrics``, ``example``, ``api_stats``,
+    ``api_logs``, ``api_cert``).
     ``stream`` is a ``STREAM_*`` bit for stream routes and the example endpoints, else 0.
     """
 
@@ -123,6 +126,8 @@ class RouteTable:
         return self._resolve_http(path)
 
     def _resolve_http(self, path: str) -> Route | None:
+        if path in ("/favicon.svg", "/favicon.ico"):
+            return Route("http", 0, "favicon")
         if path == "/health":
             return Route("http", 0, "health") if self.health else None
         if path == "/health/deep":

@@ -69,7 +69,6 @@ __all__ = [
     "RequestReceived",
     "Session",
     "http_response",
-    "ws_page",
 ]
 
 #: WebSocket close codes we send (RFC 6455 §7.4.1).
@@ -200,20 +199,6 @@ _SSE_HEAD = (
     b"Access-Control-Allow-Origin: *\r\n"
     b"\r\n"
 )
-
-
-def ws_page(path: str) -> bytes:
-    """The HTML answer to a plain GET on a WebSocket path: how to connect."""
-    shown = path if path.startswith("/") else "/"
-    safe = shown.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>certstream</title></head>"
-        "<body><h1>certstream</h1>"
-        f"<p>This is a WebSocket endpoint. Connect with a WebSocket client, for example "
-        f"<code>ws://HOST{safe}</code>, or use <code>/sse</code> for Server-Sent Events.</p>"
-        "<p>Streams: <code>/</code> (lite), <code>/full-stream</code>, "
-        "<code>/domains-only</code>.</p></body></html>\n"
-    ).encode()
 
 
 class _BoundedInflate(PerMessageDeflate):

@@ -16,6 +16,7 @@ import socket
 
 import gevent
 
+from certstream.core.filterfields import FilterSpec
 from certstream.core.session import (
     NEED_DATA,
     ClientClosed,
@@ -26,7 +27,7 @@ from certstream.core.session import (
     RequestReceived,
     Session,
 )
-from certstream.shell.endpoints import ServerContext, answer, refuse
+from certstream.shell.endpoints import ServerContext, admit_stream, answer, refuse
 from certstream.shell.hub import Client, Hub
 
 __all__ = ["serve"]
@@ -57,6 +58,10 @@ def serve(sock: socket.socket, ctx: ServerContext, ip: str = "") -> None:
             return
         kind = request.route.kind
         refused = refuse(ctx, request, ip)
+        spec: FilterSpec | None = None
+        if refused is None and kind != "http":
+            # Answered before any upgrade: a browser gets the live page, a bad filter a 400.
+            refused, spec = admit_stream(ctx, request)
         if refused is not None or kind == "http":
             status, body, ctype, headers = refused or (*answer(ctx, request), ())
             session.respond(status, body, ctype, headers)
@@ -65,7 +70,7 @@ def serve(sock: socket.socket, ctx: ServerContext, ip: str = "") -> None:
                 ctx.on_response(request.route.name or request.route.kind, status)
             return
         if kind == "ws":
-            session.accept_websocket()
+            session.accept_websocket(compression=ctx.compression)
             if not session.is_websocket:  # a bad upgrade: 400 or 426 is queued
                 rejected = session.next_event()
                 _send_and_close(sock, session.data_to_send())
@@ -74,7 +79,7 @@ def serve(sock: socket.socket, ctx: ServerContext, ip: str = "") -> None:
                 return
         else:
             session.start_sse()
-        _stream(sock, session, ctx, request, ip)
+        _stream(sock, session, ctx, request, ip, spec=spec)
     except OSError as exc:  # reset, broken pipe: the client's doing, nothing to report
         log.debug("connection ended: %s", exc)
     except Exception:  # a bug must end this connection only, and be seen
@@ -119,7 +124,7 @@ def _send_and_close(sock: socket.socket, data: bytes) -> None:
 
 
 def _stream(sock: socket.socket, session: Session, ctx: ServerContext,
-            request: RequestReceived, ip: str) -> None:
+            request: RequestReceived, ip: str, *, spec: FilterSpec | None) -> None:
     hub = ctx.hub
     head = session.data_to_send()  # 101 or the SSE head, plus any pong already due
     with gevent.Timeout(_ANSWER_TIMEOUT, False), contextlib.suppress(OSError):
@@ -127,7 +132,7 @@ def _stream(sock: socket.socket, session: Session, ctx: ServerContext,
         head = b""
     if head:
         return  # the client did not even take the response head
-    client = hub.add(sock, session, request.route.stream, is_ws=session.is_websocket)
+    client = hub.add(sock, session, request.route.stream, is_ws=session.is_websocket, spec=spec)
     per_ip = ctx.access.per_ip
     per_ip[ip] = per_ip.get(ip, 0) + 1
     if ctx.on_response is not None:

@@ -1,4 +1,5 @@
-"""The one-shot HTTP endpoints: health, metrics, examples, the REST API, the HTML hint page.
+"""The one-shot HTTP endpoints: health, metrics, examples, the REST API, the live page; and
+what a streaming request must pass first (access rules, its filter).
 
 Each handler takes the worker's ``ServerContext`` and the routed request and returns
 ``(status, body, content type)``.  Shapes follow certstream-server-rust where it defines
@@ -19,10 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from certstream.config import Settings
+from certstream.core.filterfields import FilterSpec
 from certstream.core.ratelimit import RateLimiter, retry_after_header
 from certstream.core.routes import RouteTable, split_target
-from certstream.core.session import RequestReceived, ws_page
+from certstream.core.session import RequestReceived
 from certstream.core.streams import STREAM_LITE
+from certstream.errors import FilterError
 from certstream.shell.hub import Hub
 
 __all__ = [
@@ -32,6 +35,7 @@ __all__ = [
     "Response",
     "ServerContext",
     "access_for",
+    "admit_stream",
     "answer",
     "log_counts",
     "refuse",
@@ -44,6 +48,7 @@ Refusal = tuple[int, bytes, bytes, tuple[tuple[bytes, bytes], ...]]
 _JSON = b"application/json"
 _TEXT = b"text/plain; charset=utf-8"
 _HTML = b"text/html; charset=utf-8"
+_SVG = b"image/svg+xml"
 
 
 class CertCache:
@@ -204,6 +209,13 @@ class ServerContext:
     #: The lite sample for ``/example.json``; the worker's may wait (up to ~1 s) for the
     #: ingest to build one.  Unset: the hub's latest lite payload, as is.
     lite_example: Callable[[], bytes | None] | None = None
+    #: ``websocket.compression``: negotiate permessage-deflate with clients that offer it.
+    compression: bool = True
+    #: ``filters.max_patterns``: the most filter values one client may send.
+    max_filter_patterns: int = 100
+    #: The live page (``shell.livepage``) and its favicon, read once at start.
+    page: bytes = b""
+    favicon: bytes = b""
 
 
 def _dumps(obj: object) -> bytes:
@@ -218,6 +230,16 @@ def log_counts(state: dict[str, Any] | None) -> dict[str, int]:
         if status in counts:
             counts[status] += 1
     return counts
+
+
+def _log_health(state: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Each followed log's name, URL, health and lag (the live page lists them)."""
+    return [
+        {"name": entry.get("name"), "url": entry.get("url"), "status": entry.get("status"),
+         "lag": entry.get("lag")}
+        for entry in (state or {}).get("logs", ()) or ()
+        if isinstance(entry, dict)
+    ]
 
 
 def _health_deep(ctx: ServerContext) -> Response:
@@ -241,6 +263,7 @@ def _health_deep(ctx: ServerContext) -> Response:
         "connections": by_transport,
         "feed_state_received": ctx.hub.state is not None,
         "uptime_secs": int(time.time() - ctx.started),
+        "logs": _log_health(ctx.hub.state),
     }
     return (503 if unhealthy else 200), _dumps(body), _JSON
 
@@ -325,7 +348,38 @@ def answer(ctx: ServerContext, request: RequestReceived) -> Response:
         if found is None:
             return 404, b'{"error":"Not Found"}', _JSON
         return 200, found, _JSON
-    if name == "ws_page":
-        path, _query = split_target(request.target.encode("ascii", "replace"))
-        return 200, ws_page(path), _HTML
+    if name == "ws_page":  # a plain GET on a stream path: the live page
+        return 200, ctx.page, _HTML
+    if name == "favicon":
+        return 200, ctx.favicon, _SVG
     return 404, b'{"error":"Not Found"}', _JSON
+
+
+def _wants_html(headers: tuple[tuple[bytes, bytes], ...]) -> bool:
+    """A browser navigating here (``Accept: text/html``), not an ``EventSource`` or a
+    streaming client (``text/event-stream``, ``*/*`` or no ``Accept`` at all)."""
+    for name, value in headers:
+        if name.lower() == b"accept":
+            accept = value.lower()
+            return b"text/html" in accept and b"text/event-stream" not in accept
+    return False
+
+
+def admit_stream(ctx: ServerContext,
+                 request: RequestReceived) -> tuple[Refusal | None, FilterSpec | None]:
+    """What a streaming request gets before it streams: ``(answer, None)`` when it gets a
+    one-shot answer instead (the live page for a browser on an SSE path; 400 with the JSON
+    reason for a bad filter), else ``(None, its filter or None)``."""
+    if request.route.kind == "sse" and _wants_html(request.headers):
+        return (200, ctx.page, _HTML, ()), None
+    _path, query = split_target(request.target.encode("ascii", "replace"))
+    if not query:
+        return None, None
+    # Loaded with the first query string: the gunicorn master imports this module and needs
+    # no regular-expression engine.
+    from certstream.core.filters import parse_filters  # noqa: PLC0415
+
+    try:
+        return None, parse_filters(query, max_patterns=ctx.max_filter_patterns)
+    except FilterError as exc:
+        return (400, exc.json_body(), _JSON, ()), None

@@ -37,6 +37,7 @@ from gevent import socket
 
 from certstream.core.feedcodec import (
     EXAMPLE,
+    FIELDS,
     KIND_ENTRY,
     KIND_EXAMPLE,
     KIND_STATE,
@@ -65,6 +66,8 @@ class PayloadsLike(Protocol):
     def full(self) -> bytes | None: ...
     @property
     def domains(self) -> bytes | None: ...
+    @property
+    def fields(self) -> bytes | None: ...
 
 
 # -- publisher (ingest side) ---------------------------------------------------------------
@@ -115,11 +118,12 @@ class FeedPublisher:
         return len(self._peers)
 
     def wanted(self) -> int:
-        """The streams some worker wants (the EXAMPLE bit is not a stream)."""
+        """The streams some worker wants, and ``FIELDS`` when some worker filters (the
+        EXAMPLE bit is not for every entry: see ``example_wanted``)."""
         mask = 0
         for peer in self._peers:
             mask |= peer.want
-        return mask & STREAM_ALL
+        return mask & (STREAM_ALL | FIELDS)
 
     def example_wanted(self) -> bool:
         return any(peer.want & EXAMPLE for peer in self._peers)
@@ -127,7 +131,9 @@ class FeedPublisher:
     def publish(self, items: Sequence[tuple[str, int, PayloadsLike]]) -> None:
         if not items or not self._peers:
             return
-        data = b"".join(encode_entry(k, i, p.lite, p.full, p.domains) for k, i, p in items)
+        data = b"".join(
+            encode_entry(k, i, p.lite, p.full, p.domains, fields=p.fields) for k, i, p in items
+        )
         for peer in self._peers:
             if peer.pending_bytes + len(data) > self.max_pending_bytes:
                 peer.dropped += len(items)
@@ -240,15 +246,16 @@ class FeedPublisher:
 
 # -- subscriber (worker side) --------------------------------------------------------------
 
-OnEntry = Callable[[int, bytes | None, bytes | None, bytes | None], None]
+OnEntry = Callable[[int, bytes | None, bytes | None, bytes | None, bytes | None], None]
 
 
 class FeedSubscriber:
     """Connects to the ingest's feed (retrying until it exists, reconnecting when it drops)
     and dispatches messages.
 
-    ``on_entry(mask, lite, full, domains)`` gets each new entry once: ``mask`` has the
-    ``certstream.core.streams`` bits of the payloads present; absent ones are ``None``.
+    ``on_entry(mask, lite, full, domains, fields)`` gets each new entry once: ``mask`` has
+    the ``certstream.core.streams`` bits of the payloads present (absent ones are ``None``)
+    and ``FIELDS`` when the filter field came along (``fields``, else ``None``).
     ``on_state(state)`` gets each STATE object, ``on_example(lite)`` each sample payload.
     ``want_example(True)`` asks the ingest for a sample (see EXAMPLE in the module doc).
     """
@@ -348,7 +355,7 @@ class FeedSubscriber:
                 self.replayed += 1  # the worker exports it as certstream_feed_replayed_total
                 return
             self._last_index[value.key] = value.index
-            self.on_entry(value.mask, value.lite, value.full, value.domains)
+            self.on_entry(value.mask, value.lite, value.full, value.domains, value.fields)
         elif kind == KIND_STATE:
             self.on_state(value)
         elif kind == KIND_EXAMPLE:

@@ -43,7 +43,8 @@ import gevent.event
 from gevent.socket import wait_write
 
 from certstream.core import frames
-from certstream.core.fanout import Cursor, Fanout, Ring
+from certstream.core.fanout import Cursor, Fanout, Group, Ring
+from certstream.core.filterfields import FilterSpec
 from certstream.core.session import Session
 
 __all__ = ["Client", "Hub", "Ring"]
@@ -63,9 +64,9 @@ class Client(Cursor):
 
     __slots__ = ("backlog", "fd", "session", "sock", "writer")
 
-    def __init__(self, sock: socket.socket, session: Session, ring: Ring[Client], *,
-                 is_ws: bool) -> None:
-        super().__init__(ring, is_ws=is_ws)
+    def __init__(self, sock: socket.socket, session: Session, ring: Group, *,
+                 is_ws: bool, wbits: int = 0) -> None:
+        super().__init__(ring, is_ws=is_ws, wbits=wbits)
         self.sock = sock
         # Fast path writes straight to the (non-blocking) fd.  TLS sockets must go through
         # their SSL object, so they always take the writer-greenlet path (fd -1).
@@ -110,9 +111,14 @@ class Hub(Fanout[Client]):
 
     # -- clients ---------------------------------------------------------------------------
 
-    def add(self, sock: socket.socket, session: Session, stream: int, *, is_ws: bool) -> Client:
-        client = Client(sock, session, self.rings[stream], is_ws=is_ws)
-        self.subscribe(client)
+    def add(self, sock: socket.socket, session: Session, stream: int, *, is_ws: bool,
+            spec: FilterSpec | None = None) -> Client:
+        """A streaming client of ``stream``, filtered by ``spec`` if given; it gets
+        compressed frames if its session negotiated permessage-deflate."""
+        deflate = session.deflate
+        client = Client(sock, session, self.rings[stream], is_ws=is_ws,
+                        wbits=deflate.window_bits if deflate is not None else 0)
+        self.subscribe(client, spec)
         return client
 
     def remove(self, client: Client) -> None:
@@ -132,9 +138,8 @@ class Hub(Fanout[Client]):
 
     def broadcast(self, data: bytes, *, ws: bool) -> None:
         """Write the same bytes to every WebSocket (``ws``) or every SSE client."""
-        for ring in self.rings.values():
-            for client in list(ring.ws_clients if ws else ring.sse_clients):
-                self._write(client, data)
+        for client in list(self.clients(ws=ws)):
+            self._write(client, data)
 
     def ping_all(self) -> None:
         # Built per ping (every 30 s), not at import: the gunicorn master imports this

@@ -45,6 +45,9 @@ __all__ = [
     "ENTRIES_SKIPPED",
     "FEED_DROPPED",
     "FEED_REPLAYED",
+    "FILTERED_CLIENTS",
+    "FILTERS",
+    "FILTER_RECORDS_MATCHED",
     "FRAMES_SENT",
     "HTTP_REQUESTS",
     "LOG_ERRORS",
@@ -127,6 +130,15 @@ CLIENTS_RATE_LIMITED = Counter(
 CONFIG_RELOADS = Counter(
     "certstream_config_reloads", "Config file changes a worker read (hot_reload), by result: "
     "valid (its live keys applied, if any changed) or invalid (ignored).", ["result"])
+FILTERED_CLIENTS = Gauge(
+    "certstream_filtered_clients", "Connected clients with a server-side filter (?domain=, "
+    "domain_re=, issuer=, log=).", multiprocess_mode="livesum")
+FILTERS = Gauge(
+    "certstream_filters", "Distinct filters of the connected clients (clients with equal "
+    "filters share one), summed over workers.", multiprocess_mode="livesum")
+FILTER_RECORDS_MATCHED = Counter(
+    "certstream_filter_records_matched", "Entries that matched at least one client's filter "
+    "(each entry is matched once per worker, for all its filters together).")
 SERVER_RESPONSES = Counter(
     "certstream_server_responses", "Responses to clients, by endpoint (a fixed route name, "
     "never the raw path) and status code.", ["endpoint", "code"])

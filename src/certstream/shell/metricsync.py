@@ -41,6 +41,11 @@ class MetricsSync:
             name = STREAM_NAMES[stream]
             if d := self._delta("frames_" + name, ring.sent):
                 metrics.FRAMES_SENT.labels(name).inc(d)
+        filters = hub.filters
+        metrics.FILTERED_CLIENTS.set(filters.subscribers if filters is not None else 0)
+        metrics.FILTERS.set(len(filters) if filters is not None else 0)
+        if filters is not None and (d := self._delta("matched", filters.records_matched)):
+            metrics.FILTER_RECORDS_MATCHED.inc(d)
         if d := self._delta("bytes", hub.bytes_sent):
             metrics.BYTES_SENT.inc(d)
         if d := self._delta("drops", hub.drops):

@@ -2,11 +2,11 @@
 
 ``Pipeline.deliver`` is shared by all log followers: dedup (by SHA-256 of the certificate as
 emitted, so a precert and its final certificate are two entries), build only the streams
-some worker wants, publish, and only then advance the log's resume position.  The last
-entry is kept (a reference, nothing built) so that a lite sample for /example.json can be
-built when a worker asks for one (``publish_example``).  Nothing is published while no
-worker is connected, because publishing to nobody would move the resume position past
-entries no worker received.
+some worker wants (and the filter field while some worker has filtered clients), publish,
+and only then advance the log's resume position.  The last entry is kept (a reference,
+nothing built) so that a lite sample for /example.json can be built when a worker asks for
+one (``publish_example``).  Nothing is published while no worker is connected, because
+publishing to nobody would move the resume position past entries no worker received.
 
 The followers (``certstream.shell.follow_*``) call in; this module knows them only as the
 ``Delivering`` protocol, so that it imports none of them.

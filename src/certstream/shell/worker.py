@@ -54,6 +54,7 @@ from certstream.shell.endpoints import CertCache, ServerContext, access_for
 from certstream.shell.fairserver import FairStreamServer
 from certstream.shell.feed import FeedSubscriber
 from certstream.shell.hub import Hub
+from certstream.shell.livepage import favicon, live_page
 from certstream.shell.metricsync import MetricsSync
 from certstream.shell.reload import ConfigWatcher, ReloadPlan
 from certstream.shell.shares import ConnectionShares, shared
@@ -104,15 +105,20 @@ def build_context(settings: Settings, hub: Hub,
             before_metrics()  # this worker's values are current in the scrape
         return metrics.render_metrics()
 
+    routes = route_table(settings)
     return ServerContext(
         hub=hub,
-        routes=route_table(settings),
+        routes=routes,
         access=access_for(settings),
         max_message_bytes=settings.websocket.max_message_bytes,
         api_cache_capacity=settings.api.cache_capacity,
         render_metrics=render,
         on_response=lambda endpoint, code: metrics.SERVER_RESPONSES.labels(
             endpoint, str(code)).inc(),
+        compression=settings.websocket.compression,
+        max_filter_patterns=settings.filters.max_patterns,
+        page=live_page(routes),
+        favicon=favicon(),
     )
 
 
@@ -216,8 +222,8 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             self.feed.set_wanted(self._wanted(mask))
 
     def _on_entry(self, mask: int, lite: bytes | None, full: bytes | None,
-                  domains: bytes | None) -> None:
-        self.hub.publish(mask, lite, full, domains)
+                  domains: bytes | None, fields: bytes | None) -> None:
+        self.hub.publish(mask, lite, full, domains, fields)
         certs = self.ctx.certs
         if certs is not None and lite is not None:
             certs.add(lite)
