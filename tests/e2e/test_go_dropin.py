@@ -216,7 +216,6 @@ prometheus:
   enabled: true
   listen_addr: "127.0.0.1"
   listen_port: {prom}
-  metrics_url: "/prom"
   whitelist:
     - "127.0.0.1"
 general:
@@ -259,12 +258,12 @@ def test_custom_paths_real_ip_whitelist_and_own_metrics_listener(tmp_path: Path)
                                                 headers="X-Forwarded-For: 192.0.2.7\r\n")[0],
                     "forwarded listed": _request(port, "/dom", source="127.0.0.2", upgrade=True,
                                                  headers="X-Real-IP: 127.0.0.1\r\n")[0],
-                    "metrics on main": _request(port, "/prom")[0],
+                    "metrics on main": _request(port, "/metrics")[0],
                     "metrics listener, other path": _request(prom, "/lite")[0],
-                    "metrics listener, other address": _request(prom, "/prom",
+                    "metrics listener, other address": _request(prom, "/metrics",
                                                                 source="127.0.0.2")[0],
                 }
-                status, metrics = _request(prom, "/prom/")
+                status, metrics = _request(prom, "/metrics")
                 # compression_enabled is false (Go's default): an offer is declined.
                 _, head = _request(port, "/lite", upgrade=True,
                                    headers="Sec-WebSocket-Extensions: permessage-deflate\r\n")
