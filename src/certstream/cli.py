@@ -36,11 +36,57 @@ from certstream.config import (
 from certstream.config.goformat import show_value
 from certstream.errors import ConfigError
 
-__all__ = ["COMMANDS", "main", "resolve_settings"]
+__all__ = ["COMMANDS", "load", "main", "resolve_settings"]
 
 EXIT_CONFIG = 2
 
 log = logging.getLogger("certstream.config")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="certstream",
+        description="Follow the Certificate Transparency logs and stream every new certificate "
+        "over WebSocket and SSE.",
+        epilog="Every setting is also a CERTSTREAM_* environment variable (see "
+        "config.example.yaml).",
+    )
+    _config_option(p)
+    p.add_argument("--validate-config", action="store_true",
+                   help="check the configuration, print OK or the error, and exit")
+    p.add_argument("--workers", type=int, metavar="N", help="gunicorn worker processes")
+    p.add_argument("--port", type=int, help="listen port")
+    p.add_argument("--host", help="listen address")
+    p.add_argument("-v", "--version", action="version", version=f"certstream {__version__}")
+    _add_commands(p)
+    return p
+
+
+def load(args: argparse.Namespace) -> tuple[Settings, LoadReport]:
+    """Settings from file and environment, with the command-line overrides applied and
+    validated like any other value, and what the loader found to say about them."""
+    # A resolved-settings variable inherited from another master must not decide this one.
+    env = {k: v for k, v in os.environ.items() if k != RESOLVED_ENV}
+    settings, report = load_settings_report(env, path=args.config)
+    overrides: dict[str, Any] = {
+        key: value for key, value in
+        (("workers", args.workers), ("port", args.port), ("host", args.host))
+        if value is not None
+    }
+    if overrides:
+        settings = settings_from_dict(settings_to_dict(dataclasses.replace(settings, **overrides)))
+    return settings, report
+
+
+def resolve_settings(args: argparse.Namespace) -> Settings:
+    """:func:`load`, with the loader's warnings logged."""
+    settings, report = load(args)
+    for line in report.warnings:
+        log.warning("%s", line)
+    return settings
+
+
+# -- certstream-server-go's options and subcommands ----------------------------------------
 
 
 def _config_option(p: argparse.ArgumentParser, *, sub: bool = False) -> None:
@@ -51,21 +97,7 @@ def _config_option(p: argparse.ArgumentParser, *, sub: bool = False) -> None:
                    "./config.yaml, ./config.yml, /etc/certstream/config.yaml)", **extra)
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="certstream",
-        description="Follow the Certificate Transparency logs and stream every new certificate "
-        "over WebSocket and SSE.",
-        epilog="Every setting is also a CERTSTREAM_* environment variable (see "
-        "config.example.yaml); certstream-server-go's config.yaml and variable names work too.",
-    )
-    _config_option(p)
-    p.add_argument("--validate-config", action="store_true",
-                   help="check the configuration, print OK or the error, and exit")
-    p.add_argument("--workers", type=int, metavar="N", help="gunicorn worker processes")
-    p.add_argument("--port", type=int, help="listen port")
-    p.add_argument("--host", help="listen address")
-    p.add_argument("-v", "--version", action="version", version=f"certstream {__version__}")
+def _add_commands(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     validate = sub.add_parser(
         "validate", help="check the config file, print how each key was mapped, and exit",
@@ -83,33 +115,54 @@ def _parser() -> argparse.ArgumentParser:
                        "ct_log.ct_index_file, Go's recovery.ct_index_file, else ct_index.json)")
     index.add_argument("-f", "--force", action="store_true",
                        help="replace the file if it exists")
-    return p
 
 
-def _load(args: argparse.Namespace) -> tuple[Settings, LoadReport]:
-    # A resolved-settings variable inherited from another master must not decide this one.
-    env = {k: v for k, v in os.environ.items() if k != RESOLVED_ENV}
-    settings, report = load_settings_report(env, path=args.config)
-    overrides: dict[str, Any] = {
-        key: value for key, value in
-        (("workers", args.workers), ("port", args.port), ("host", args.host))
-        if value is not None
-    }
-    if overrides:
-        settings = settings_from_dict(settings_to_dict(dataclasses.replace(settings, **overrides)))
-    return settings, report
-
-
-def resolve_settings(args: argparse.Namespace) -> Settings:
-    """Settings from file and environment, with the command-line overrides applied and
-    validated like any other value; what the loader had to say is logged."""
-    settings, report = _load(args)
+def _validate(args: argparse.Namespace) -> int:
+    try:
+        _, report = load(args)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    where = str(report.path) if report.path is not None else "no config file"
+    if report.mapping is None:
+        print(f"{where}: certstream's format")
+    else:
+        print(f"{where}: certstream-server-go's format; each key and what it became here:")
+        rows = report.mapping.rows
+        width = max(len(row.go_key) for row in rows)
+        for row in rows:
+            source = f" ({row.source})" if row.source in ("default", "env") else ""
+            print(f"  {row.go_key:<{width}}  {show_value(row.value)}{source}  ->  {row.target}")
     for line in report.warnings:
-        log.warning("%s", line)
-    return settings
+        print(f"warning: {line}")
+    print("OK")
+    return 0
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _create_index(args: argparse.Namespace) -> int:
+    try:
+        settings = resolve_settings(args)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    from certstream.shell.createindex import create_index  # noqa: PLC0415 - gevent, HTTP
+
+    out = args.out or settings.ct_log.ct_index_file or "ct_index.json"
+    return create_index(settings, out, force=args.force)
+
+
+#: Subcommand -> what runs it (no subcommand: serve).
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "validate": _validate,
+    "create-index": _create_index,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = COMMANDS.get(args.command)
+    if command is not None:
+        return command(args)
     try:
         settings = resolve_settings(args)
     except ConfigError as exc:
@@ -129,51 +182,3 @@ def _serve(args: argparse.Namespace) -> int:
                  if flag is not None}
     CertstreamApp(settings, overrides).run()
     return 0
-
-
-def _validate(args: argparse.Namespace) -> int:
-    try:
-        _, report = _load(args)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_CONFIG
-    where = str(report.path) if report.path is not None else "no config file"
-    if report.mapping is None:
-        print(f"{where}: certstream's format")
-    else:
-        print(f"{where}: certstream-server-go's format; each key and what it became here:")
-        rows = report.mapping.rows
-        width = max(len(row.go_key) for row in rows)
-        for row in rows:
-            value = show_value(row.value)
-            source = f" ({row.source})" if row.source in ("default", "env") else ""
-            print(f"  {row.go_key:<{width}}  {value}{source}  ->  {row.target}")
-    for line in report.warnings:
-        print(f"warning: {line}")
-    print("OK")
-    return 0
-
-
-def _create_index(args: argparse.Namespace) -> int:
-    try:
-        settings = resolve_settings(args)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_CONFIG
-    from certstream.shell.createindex import create_index  # noqa: PLC0415 - gevent, HTTP
-
-    out = args.out or settings.ct_log.ct_index_file or "ct_index.json"
-    return create_index(settings, out, force=args.force)
-
-
-#: Subcommand -> what runs it (None: no subcommand, serve).
-COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
-    None: _serve,
-    "validate": _validate,
-    "create-index": _create_index,
-}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    return COMMANDS[args.command](args)
