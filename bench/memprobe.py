@@ -73,16 +73,48 @@ class _Anything:
         return (object,)
 
 
+def _stand_in(name: str) -> Any:
+    import types  # noqa: PLC0415
+
+    mod = types.ModuleType(name)
+    mod.__path__ = []
+    mod.__getattr__ = lambda attr: _Anything()  # type: ignore[method-assign]
+    return mod
+
+
+_spec_from_loader: Any = None
+
+
+class _BlockedFinder:
+    """Finds a stand-in for every submodule of a blocked package, whichever is imported
+    (``prometheus_client.registry`` as much as ``prometheus_client``)."""
+
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        self.prefixes = prefixes
+
+    def find_spec(self, fullname: str, path: object, target: object = None) -> Any:
+        if not fullname.startswith(self.prefixes):
+            return None
+        return _spec_from_loader(fullname, self)
+
+    def create_module(self, spec: Any) -> Any:
+        return _stand_in(spec.name)
+
+    def exec_module(self, module: Any) -> None:
+        pass
+
+
 def block(names: str) -> None:
     """Make each named package (and its submodules) import as a stand-in that costs nothing:
     what a process would save if it did not import them (its marginal cost)."""
-    import types  # noqa: PLC0415
+    global _spec_from_loader
+    from importlib.util import spec_from_loader  # noqa: PLC0415 - before the finder is in place
 
-    for name in names.split(","):
-        mod = types.ModuleType(name)
-        mod.__path__ = []
-        mod.__getattr__ = lambda attr: _Anything()  # type: ignore[method-assign]
-        sys.modules[name] = mod
+    _spec_from_loader = spec_from_loader
+    packages = tuple(names.split(","))
+    for name in packages:
+        sys.modules[name] = _stand_in(name)
+    sys.meta_path.insert(0, _BlockedFinder(tuple(p + "." for p in packages)))
 
 
 def imports(args: list[str]) -> dict[str, Any]:

@@ -169,9 +169,9 @@ static_logs:
 
 def test_unknown_keys_warn_and_still_start(tmp_path: Path,
                                            caplog: pytest.LogCaptureFixture) -> None:
-    # Keys of certstream-server-go and -rust configs.
+    # Keys of certstream-server-rust's config (certstream-server-go's make a file Go's
+    # format, tests/unit/test_goformat.py).
     path = write(tmp_path / "c.yaml", """
-webserver: {listen_port: 8080}
 port: 8081
 ct_log:
   batch_size: 32
@@ -183,7 +183,7 @@ static_logs:
         s = load_settings({}, path=path)
     assert s.port == 8081 and s.ct_log.batch_size == 32 and len(s.static_logs) == 1
     text = " ".join(r.getMessage() for r in caplog.records)
-    for key in ("webserver", "ct_log.catalog_authority_overrides",
+    for key in ("ct_log.catalog_authority_overrides",
                 "static_logs[0].expected_log_id", "static_logs[0].batch_size"):
         assert key in text
     assert "port" not in text.replace("listen_port", "")

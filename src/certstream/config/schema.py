@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import importlib
+import ipaddress
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +24,7 @@ from certstream.errors import ConfigError
 __all__ = [
     "KNOWN_LOG_STATES",
     "LOG_ENTRY_TYPES",
+    "RESERVED_PATHS",
     "RETIRED_KEYS",
     "SECTIONS",
     "ApiSettings",
@@ -32,7 +35,9 @@ __all__ = [
     "DedupSettings",
     "FiltersSettings",
     "HotReloadSettings",
+    "MetricsSettings",
     "OutputSettings",
+    "PathsSettings",
     "ProtocolsSettings",
     "RateLimitSettings",
     "Settings",
@@ -41,6 +46,10 @@ __all__ = [
     "StreamsSettings",
     "WebSocketSettings",
     "cross_checks",
+    "is_ip_or_cidr",
+    "is_url_path",
+    "metrics_listener",
+    "normalize_path",
 ]
 
 #: Log states of the v3 log lists (Google's and Apple's spell them the same way).
@@ -102,6 +111,28 @@ def _is_spki_b64(v: str) -> bool:
     return len(der) > 2 and der[0] == 0x30  # an SPKI is a DER SEQUENCE
 
 
+def is_ip_or_cidr(v: str) -> bool:
+    """An IP address or a CIDR range (host bits may be set: ``127.0.0.1/8``, as Go allows)."""
+    try:
+        ipaddress.ip_network(v.strip(), strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+_PATH_RE = re.compile(r"^/(?:[A-Za-z0-9._~-]+/?)*$")
+
+
+def is_url_path(v: str) -> bool:
+    """A request path: ``/`` or ``/seg/seg``, one trailing slash allowed."""
+    return bool(_PATH_RE.match(v))
+
+
+def normalize_path(path: str) -> str:
+    """The path a request for ``path`` routes by: without its trailing slash (``/`` stays)."""
+    return path.rstrip("/") or "/"
+
+
 def _close_code_ok(v: int) -> bool:
     # 1004-1006 and 1015 are reserved: they must never be sent on the wire (RFC 6455 7.4.1).
     return (1000 <= v <= 1014 and v not in (1004, 1005, 1006)) or 3000 <= v <= 4999
@@ -116,6 +147,10 @@ _HTTP_URLS = _rule(_is_http_url, "http:// or https:// URLs", items=True)
 _OPTIONAL_POSITIVE = _rule(lambda v: v is None or v >= 1, "empty or an integer >= 1")
 _OPTIONAL_INDEX = _rule(lambda v: v is None or v >= 0, "empty or an integer >= 0")
 _SPKI_KEY = _rule(lambda v: v is None or _is_spki_b64(v), "base64 of the log's SPKI DER")
+_URL_PATH = _rule(is_url_path, "a path such as /full-stream (letters, digits, - . _ ~ and /)")
+_IPS_OR_CIDRS = _rule(is_ip_or_cidr, "IP addresses or CIDR ranges", items=True)
+_PORT_OR_ZERO = _rule(lambda v: 0 <= v <= 65535,
+                      "0 (on the main listener) or an integer from 1 to 65535")
 
 
 # -- the schema ----------------------------------------------------------------------------
@@ -171,6 +206,38 @@ class FiltersSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class PathsSettings:
+    """Where the WebSocket streams and the metrics are served.  Each stream's example is
+    ``<path>/example.json``; a request may add one trailing slash to any of them."""
+
+    lite: str = field(default="/", metadata=_URL_PATH)
+    full: str = field(default="/full-stream", metadata=_URL_PATH)
+    domains_only: str = field(default="/domains-only", metadata=_URL_PATH)
+    metrics: str = field(default="/metrics", metadata=_URL_PATH)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    """What ``/metrics`` holds and where it listens (``protocols.metrics`` switches it on).
+
+    ``port`` 0 (or the main ``host``/``port``) serves it on the main listener; any other
+    port gives it a listener of its own, which serves nothing else and has its own
+    ``real_ip``, ``whitelist`` and TLS pair.
+    """
+
+    host: str = ""  # its own listener's address; "" = the main host
+    port: int = field(default=0, metadata=_PORT_OR_ZERO)
+    real_ip: bool = False
+    whitelist: tuple[str, ...] = field(default=(), metadata=_IPS_OR_CIDRS)
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    # process_* series of every process of the deployment, summed (CPU, memory, fds).
+    process_metrics: bool = False
+    # certstream-server-go's series (certstreamservergo_*) beside ours.
+    go_series: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class SseSettings:
     keepalive_secs: float = field(default=15.0, metadata=_POSITIVE_FLOAT)
 
@@ -220,6 +287,11 @@ class CtLogSettings:
         metadata=_NON_EMPTY,
     )
     max_body_bytes: int = field(default=16 * 1024 * 1024, metadata=_POSITIVE)
+    # certstream-server-go's ct_index.json ("" = none): logs the state file does not know
+    # start at its index (0 when it has none, as in Go), and it is kept current.
+    ct_index_file: str = ""
+    # Stop following a log that left the log lists (certstream-server-go's drop_old_logs).
+    drop_unlisted_logs: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,9 +389,15 @@ class Settings:
     flush_interval_ms: int = field(default=20, metadata=_between(0, 1000))
     tls_cert: str | None = None
     tls_key: str | None = None
+    # The client address from X-Forwarded-For / X-Real-IP (behind a proxy that sets them).
+    real_ip: bool = False
+    # Only these addresses (IPs or CIDR ranges) may connect; others get 403.  Empty = all.
+    whitelist: tuple[str, ...] = field(default=(), metadata=_IPS_OR_CIDRS)
     feed_socket: str = ""  # "" = the master chooses a private path at start
     protocols: ProtocolsSettings = field(default_factory=ProtocolsSettings)
     streams: StreamsSettings = field(default_factory=StreamsSettings)
+    paths: PathsSettings = field(default_factory=PathsSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
     websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
     sse: SseSettings = field(default_factory=SseSettings)
@@ -336,10 +414,22 @@ class Settings:
 
 
 SECTIONS = (
-    ProtocolsSettings, StreamsSettings, OutputSettings, WebSocketSettings, SseSettings,
-    CtLogSettings, DedupSettings, ConnectionLimitSettings, RateLimitSettings, AuthSettings,
-    HotReloadSettings, ApiSettings, FiltersSettings,
+    ProtocolsSettings, StreamsSettings, PathsSettings, MetricsSettings, OutputSettings,
+    WebSocketSettings, SseSettings, CtLogSettings, DedupSettings, ConnectionLimitSettings,
+    RateLimitSettings, AuthSettings, HotReloadSettings, ApiSettings, FiltersSettings,
 )
+#: Paths of the main listener that a configured path may not take.
+RESERVED_PATHS = ("/sse", "/health", "/health/deep", "/api")
+
+
+def metrics_listener(s: Settings) -> tuple[str, int] | None:
+    """The (host, port) of the metrics' own listener, or None when they are served on the
+    main listener."""
+    m = s.metrics
+    host = m.host or s.host
+    if m.port == 0 or (m.port == s.port and host == s.host):
+        return None
+    return host, m.port
 LOG_ENTRY_TYPES = (CustomLog, StaticLog)
 
 
@@ -354,3 +444,28 @@ def cross_checks(s: Settings) -> None:
                           f"({s.ct_log.retry_initial_delay_ms})")
     if s.auth.enabled and not s.auth.tokens:
         raise ConfigError("auth.tokens", [], "at least one token when auth.enabled is true")
+    if (s.metrics.tls_cert is None) != (s.metrics.tls_key is None):
+        raise ConfigError("metrics.tls_key" if s.metrics.tls_key is None else "metrics.tls_cert",
+                          None, "metrics.tls_cert and metrics.tls_key must be set together")
+    _check_paths(s)
+
+
+def _check_paths(s: Settings) -> None:
+    """Each stream (and the metrics, on the main listener) at a path of its own."""
+    taken: dict[str, str] = {}
+    keys = ["paths.lite", "paths.full", "paths.domains_only"]
+    if metrics_listener(s) is None:
+        keys.append("paths.metrics")
+    for key in keys:
+        value = getattr(s.paths, key.partition(".")[2])
+        path = normalize_path(value)
+        reserved = next((r for r in RESERVED_PATHS
+                         if path == r or path.startswith(r + "/")), None)
+        if reserved is not None:
+            raise ConfigError(key, value, f"a path not used by another endpoint ({reserved})")
+        if path in taken:
+            raise ConfigError(key, value, f"a path of its own ({taken[path]} has it)")
+        taken[path] = key
+        if key != "paths.metrics":
+            example = path.rstrip("/") + "/example.json"
+            taken.setdefault(example, key)

@@ -45,7 +45,13 @@ from typing import Any
 from gunicorn.app.base import Application
 from gunicorn.config import Config, get_default_config_file
 
-from certstream.config import RESOLVED_ENV, Settings, load_settings, settings_to_env
+from certstream.config import (
+    RESOLVED_ENV,
+    Settings,
+    load_settings,
+    metrics_listener,
+    settings_to_env,
+)
 from certstream.shell import logformat, rundirs
 from certstream.shell.children import spawn_sigint_blocked
 from certstream.shell.shares import create_shared
@@ -145,8 +151,12 @@ def _remove_own_dirs() -> None:
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
     """gunicorn settings for a certstream deployment (hooks included)."""
+    binds = [_bind(settings.host, settings.port)]
+    own = metrics_listener(settings) if settings.protocols.metrics else None
+    if own is not None:
+        binds.append(_bind(*own))  # the metrics' own listener: the workers route by socket
     opts: dict[str, Any] = {
-        "bind": [_bind(settings.host, settings.port)],
+        "bind": binds,
         "workers": settings.workers,
         "worker_class": WORKER_CLASS,
         # Streams are long-lived: gunicorn's default of 1000 per worker is far too low.

@@ -16,6 +16,7 @@ import socket
 
 import gevent
 
+from certstream.core.clientip import forwarded_ip
 from certstream.core.filterfields import FilterSpec
 from certstream.core.session import (
     NEED_DATA,
@@ -40,8 +41,11 @@ _RECV = 65536
 _ANSWER_TIMEOUT = 10.0
 
 
-def serve(sock: socket.socket, ctx: ServerContext, ip: str = "") -> None:
-    """Handle one accepted connection until it ends; never raises for client behaviour."""
+def serve(sock: socket.socket, ctx: ServerContext, ip: str = "", port: int = 0) -> None:
+    """Handle one accepted connection until it ends; never raises for client behaviour.
+
+    ``ip`` and ``port`` are the peer's; with ``ctx.real_ip`` the address a proxy names in
+    the request headers replaces them (for the whitelist, the limits and the metrics)."""
     session = Session(
         ctx.routes,
         max_header_bytes=ctx.max_header_bytes,
@@ -57,6 +61,10 @@ def serve(sock: socket.socket, ctx: ServerContext, ip: str = "") -> None:
                                 request.status)
             return
         kind = request.route.kind
+        if ctx.real_ip:
+            forwarded = forwarded_ip(request.headers)
+            if forwarded is not None:
+                ip, port = forwarded, 0
         refused = refuse(ctx, request, ip)
         spec: FilterSpec | None = None
         if refused is None and kind != "http":
@@ -79,7 +87,7 @@ def serve(sock: socket.socket, ctx: ServerContext, ip: str = "") -> None:
                 return
         else:
             session.start_sse()
-        _stream(sock, session, ctx, request, ip, spec=spec)
+        _stream(sock, session, ctx, request, ip, port=port, spec=spec)
     except OSError as exc:  # reset, broken pipe: the client's doing, nothing to report
         log.debug("connection ended: %s", exc)
     except Exception:  # a bug must end this connection only, and be seen
@@ -123,8 +131,16 @@ def _send_and_close(sock: socket.socket, data: bytes) -> None:
             pass
 
 
+def _peer_name(ip: str, port: int) -> str:
+    """``ip:port`` as Go's RemoteAddr writes it; the bare address when a proxy named it."""
+    if not port:
+        return ip
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
 def _stream(sock: socket.socket, session: Session, ctx: ServerContext,
-            request: RequestReceived, ip: str, *, spec: FilterSpec | None) -> None:
+            request: RequestReceived, ip: str, *, port: int,
+            spec: FilterSpec | None) -> None:
     hub = ctx.hub
     head = session.data_to_send()  # 101 or the SSE head, plus any pong already due
     with gevent.Timeout(_ANSWER_TIMEOUT, False), contextlib.suppress(OSError):
@@ -135,12 +151,17 @@ def _stream(sock: socket.socket, session: Session, ctx: ServerContext,
     client = hub.add(sock, session, request.route.stream, is_ws=session.is_websocket, spec=spec)
     per_ip = ctx.access.per_ip
     per_ip[ip] = per_ip.get(ip, 0) + 1
+    peers = ctx.peers
+    if peers is not None:
+        peers[client] = _peer_name(ip, port)
     if ctx.on_response is not None:
         ctx.on_response("websocket" if client.is_ws else "sse", 101 if client.is_ws else 200)
     try:
         _read_until_closed(sock, session, hub, client)
     finally:
         hub.remove(client)
+        if peers is not None:
+            peers.pop(client, None)
         left = per_ip.pop(ip, 1) - 1
         if left > 0:
             per_ip[ip] = left

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from certstream.config import Settings
+from certstream.core.clientip import AllowList
 from certstream.core.filterfields import FilterSpec
 from certstream.core.ratelimit import RateLimiter, retry_after_header
 from certstream.core.routes import RouteTable, split_target
@@ -115,6 +116,8 @@ class Access:
     limiter: RateLimiter | None = None
     #: Requests refused by the limiter; the worker copies it into the metrics.
     rate_limited: int = 0
+    #: ``whitelist``: only these addresses get past 403 (empty: everyone).
+    allow: AllowList = field(default_factory=AllowList)
 
     def token_ok(self, headers: tuple[tuple[bytes, bytes], ...]) -> bool:
         if not self.tokens:
@@ -156,6 +159,8 @@ def access_for(settings: Settings, keep: Access | None = None) -> Access:
         per_ip=keep.per_ip if keep is not None else {},
         limiter=limiter,
         rate_limited=keep.rate_limited if keep is not None else 0,
+        # A listener's whitelist is read at start (hot reload lists it as needing a restart).
+        allow=keep.allow if keep is not None else AllowList(settings.whitelist),
     )
 
 
@@ -164,13 +169,16 @@ _PROTECTED = frozenset(("api_stats", "api_logs", "api_cert"))
 
 def refuse(ctx: ServerContext, request: RequestReceived, ip: str,
            now: float | None = None) -> Refusal | None:
-    """The error answer when ``request`` may not proceed (429, 401), else ``None``.
+    """The error answer when ``request`` may not proceed (403, 429, 401), else ``None``.
 
-    ``now`` is a monotonic time for the rate limiter (read here when not given).  The rate
-    limit comes first and counts every routed request, so that guessing tokens is as slow
+    ``now`` is a monotonic time for the rate limiter (read here when not given).  An address
+    off the whitelist is refused first, before it costs a rate-limiter bucket.  The rate
+    limit comes next and counts every routed request, so that guessing tokens is as slow
     as anything else.
     """
     access = ctx.access
+    if not access.allow.allows(ip):
+        return 403, b'{"error":"Forbidden"}', _JSON, ()
     limiter = access.limiter
     if limiter is not None:
         wait = limiter.check(ip, time.monotonic() if now is None else now)
@@ -216,6 +224,11 @@ class ServerContext:
     #: The live page (``shell.livepage``) and its favicon, read once at start.
     page: bytes = b""
     favicon: bytes = b""
+    #: ``real_ip``: the client address is the one X-Forwarded-For / X-Real-IP name.
+    real_ip: bool = False
+    #: Streaming clients and their addresses, kept when certstream-server-go's per-client
+    #: series are on (``shell.gometrics``).
+    peers: dict[Any, str] | None = None
 
 
 def _dumps(obj: object) -> bytes:

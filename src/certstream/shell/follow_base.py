@@ -53,6 +53,7 @@ class LogFollower:
         pipeline: Pipeline,
         politeness: Politeness,
         saved_next: int | None = None,
+        resume_index: int | None = None,
     ) -> None:
         self.spec = spec
         self.source = spec.source
@@ -61,6 +62,7 @@ class LogFollower:
         self.pipeline = pipeline
         self.politeness = politeness
         self.saved_next = saved_next
+        self.resume_index = resume_index  # from certstream-server-go's ct_index.json
         self.backoff = Backoff(cfg.retry_initial, cfg.retry_max)
         self.health = HealthTracker(cfg.healthy_threshold, cfg.unhealthy_threshold)
         self.next_index: int | None = saved_next
@@ -204,7 +206,8 @@ class LogFollower:
         """Where this log starts, given its current tree size (see ``core.logspec``)."""
         return start_position(
             head, saved_next=self.saved_next, start_index=self.spec.start_index,
-            overlap=self.cfg.start_overlap,
+            overlap=self.cfg.start_overlap, resume_index=self.resume_index,
+            recovery=self.cfg.recovery,
         )
 
     # -- status

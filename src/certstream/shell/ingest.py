@@ -44,8 +44,10 @@ from certstream.core.messages import MessageBuilder
 from certstream.errors import CertstreamError, ConfigError, DecodeError
 from certstream.shell import logformat, metrics
 from certstream.shell.children import unblock_sigint
+from certstream.shell.ctindex import CtIndexFile
 from certstream.shell.feed import FeedPublisher
 from certstream.shell.followers import LogFollower, make_follower
+from certstream.shell.gometrics import IngestCounts
 from certstream.shell.httpclient import HTTPClient, HTTPError
 from certstream.shell.issuers import IssuerCache
 from certstream.shell.logformat import ct_context
@@ -110,6 +112,10 @@ class Ingest:
         self.feed = FeedPublisher(feed_path)
         self.state = StateStore(ct.state_file)
         self.state.load()
+        # certstream-server-go's resume file: read once, then kept current from the state.
+        self.ct_index = CtIndexFile(ct.ct_index_file) if ct.ct_index_file else None
+        if self.ct_index is not None:
+            self.ct_index.load()
         self.http = HTTPClient(ct.user_agent, float(ct.request_timeout_secs), ct.max_body_bytes)
         self.dedup = DedupRing(settings.dedup.capacity, float(settings.dedup.ttl_secs))
         self.metrics: Any = metrics
@@ -131,6 +137,8 @@ class Ingest:
         self._feed_dropped = 0
         self._parse_problems = 0
         self.pipeline.on_status_change = self._publish_state_soon
+        if settings.metrics.go_series:
+            self.pipeline.on_entries = IngestCounts()
         # /example.json samples are built only when a worker asks (nothing while idle).
         self.feed.on_example_wanted = self.pipeline.publish_example
         self.fcfg = FollowerSettings.from_ct_log(ct)
@@ -150,6 +158,9 @@ class Ingest:
         desired.update({s.key: s for s in self.config_specs})  # config wins
         for key in list(self.followers):
             if key not in desired:
+                if not self.settings.ct_log.drop_unlisted_logs:
+                    desired[key] = self.followers[key].spec  # kept (Go's drop_old_logs: false)
+                    continue
                 name = self.followers[key].spec.name
                 log.info("log %s: no longer listed; retiring it", name, extra=ct_context(name))
                 self.followers.pop(key).stop()
@@ -168,6 +179,8 @@ class Ingest:
                 spec, self.fcfg, http=self.http, pipeline=self.pipeline,
                 politeness=self.politeness, issuers=self.issuers,
                 saved_next=saved.next_index if saved is not None else None,
+                resume_index=(self.ct_index.resume_index(spec.url)
+                              if self.ct_index is not None else None),
             )
             self.followers[key] = f
             f.start()
@@ -196,6 +209,8 @@ class Ingest:
         pending = getattr(self.feed, "pending_bytes", None)
         drained = callable(pending) and pending() == 0
         self.state.flush(time.time(), final=drained)
+        if self.ct_index is not None:
+            self.ct_index.update(self.state.saved())
 
     def snapshot(self) -> dict[str, object]:
         logs = [f.status() for f in self.followers.values()]
@@ -300,6 +315,8 @@ class Ingest:
         # published entries to the workers before the final positions are written.
         gevent.sleep(DRAIN_SECS)
         self.state.flush(time.time(), final=True)
+        if self.ct_index is not None:
+            self.ct_index.update(self.state.saved())
         self.feed.close()
         self.http.close()
 

@@ -23,6 +23,7 @@ status code, a reason from a fixed list; never a client address.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -33,6 +34,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.registry import Collector
 
 __all__ = [
     "BYTES_SENT",
@@ -144,13 +146,16 @@ SERVER_RESPONSES = Counter(
     "never the raw path) and status code.", ["endpoint", "code"])
 
 
-def render_metrics() -> tuple[bytes, str]:
+def render_metrics(extra: Iterable[Collector] = ()) -> tuple[bytes, str]:
     """The Prometheus text exposition of all processes (or of this one outside a deployment)
-    and its content type."""
+    and its content type; ``extra`` collectors are read at this scrape too (series that
+    are not prometheus_client metrics of one process, such as ``shell.gometrics``'s)."""
+    more = CollectorRegistry(auto_describe=False)
+    for collector in extra:
+        more.register(collector)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess  # noqa: PLC0415 - only this path needs it
 
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+        multiprocess.MultiProcessCollector(more)  # type: ignore[no-untyped-call]
+        return generate_latest(more), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY) + generate_latest(more), CONTENT_TYPE_LATEST

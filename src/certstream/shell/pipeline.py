@@ -97,6 +97,9 @@ class Pipeline:
         self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
         #: Called when a log's health status changes (the ingest publishes STATE at once).
         self.on_status_change: Callable[[], None] | None = None
+        #: Called with every batch a log delivers, before dedup (certstream-server-go's
+        #: series count every entry read: ``shell.gometrics.IngestCounts``).
+        self.on_entries: Callable[[LogSpec, list[LogEntry]], None] | None = None
 
     def wait_for_workers(self) -> None:
         """Publishing to nobody would advance the resume position past entries no worker
@@ -114,6 +117,8 @@ class Pipeline:
         """Publish ``entries`` (in index order) and mark every index < next_index done."""
         spec = follower.spec
         self.wait_for_workers()
+        if self.on_entries is not None:
+            self.on_entries(spec, entries)
         wanted = self.publisher.wanted()
         items: list[tuple[str, int, Any]] = []
         source = follower.source

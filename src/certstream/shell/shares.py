@@ -12,10 +12,10 @@ import mmap
 import os
 import struct
 
-__all__ = ["ConnectionShares", "create_shared", "shared"]
+__all__ = ["ConnectionShares", "create_shared", "pid_alive", "shared"]
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -59,7 +59,7 @@ class ConnectionShares:
         for i in range(self.slots):
             slot = (start + i) % self.slots
             owner, _ = rec.unpack_from(self.mem, slot * rec.size)
-            if owner in (0, pid) or not _alive(owner):
+            if owner in (0, pid) or not pid_alive(owner):
                 rec.pack_into(self.mem, slot * rec.size, pid, self.count)
                 self.slot = slot
                 return
@@ -85,14 +85,14 @@ class ConnectionShares:
         rec = self._REC
         return sum(
             1 for slot in range(self.slots)
-            if (owner := rec.unpack_from(self.mem, slot * rec.size)[0]) and _alive(owner)
+            if (owner := rec.unpack_from(self.mem, slot * rec.size)[0]) and pid_alive(owner)
         )
 
     def _refresh_peers(self) -> None:
         rec, peers = self._REC, []
         for slot in range(self.slots):
             owner, _ = rec.unpack_from(self.mem, slot * rec.size)
-            if owner and slot != self.slot and _alive(owner):
+            if owner and slot != self.slot and pid_alive(owner):
                 peers.append(slot)
         self._peers = peers
 

@@ -18,13 +18,12 @@ the publisher has been closed) writes the latest positions.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import tempfile
 from collections import deque
 from dataclasses import dataclass
+
+from certstream.shell.atomicfile import atomic_write
 
 __all__ = ["LogPosition", "StateStore"]
 
@@ -86,6 +85,10 @@ class StateStore:
         self._saved = dict(out)
         return out
 
+    def saved(self) -> dict[str, LogPosition]:
+        """The positions the file holds now (what a restart would resume from)."""
+        return dict(self._saved)
+
     def get(self, key: str) -> LogPosition | None:
         marks = self._marks.get(key)
         if marks:
@@ -136,25 +139,4 @@ class StateStore:
             },
         }
         data = json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n"
-        directory = os.path.dirname(os.path.abspath(self.path))
-        fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        # The rename is durable only once the directory entry is.
-        try:
-            dfd = os.open(directory, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            with contextlib.suppress(OSError):
-                os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        atomic_write(self.path, data, prefix=".state-")

@@ -44,7 +44,7 @@ from gevent.pool import Pool
 from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import GeventWorker
 
-from certstream.config import Settings, load_settings
+from certstream.config import Settings, load_settings, metrics_listener
 from certstream.core import frames
 from certstream.core.routes import RouteTable
 from certstream.core.streams import STREAM_LITE
@@ -55,6 +55,7 @@ from certstream.shell.fairserver import FairStreamServer
 from certstream.shell.feed import FeedSubscriber
 from certstream.shell.hub import Hub
 from certstream.shell.livepage import favicon, live_page
+from certstream.shell.metricsview import MetricsView, bound_to, metrics_context, metrics_tls
 from certstream.shell.metricsync import MetricsSync
 from certstream.shell.reload import ConfigWatcher, ReloadPlan
 from certstream.shell.shares import ConnectionShares, shared
@@ -90,17 +91,28 @@ def settings_for(app: object) -> Settings:
 
 
 def route_table(settings: Settings) -> RouteTable:
-    p, s = settings.protocols, settings.streams
+    p, s, paths = settings.protocols, settings.streams, settings.paths
     return RouteTable(
-        websocket=p.websocket, sse=p.sse, metrics=p.metrics, health=p.health,
+        websocket=p.websocket, sse=p.sse, health=p.health,
+        # On a listener of their own, the metrics are not served here (shell.metricsview).
+        metrics=p.metrics and metrics_listener(settings) is None,
         example_json=p.example_json, api=p.api,
         lite=s.lite, full=s.full, domains=s.domains_only,
+        lite_path=paths.lite, full_path=paths.full, domains_path=paths.domains_only,
+        metrics_path=paths.metrics,
     )
 
 
+def _count_response(endpoint: str, code: int) -> None:
+    metrics.SERVER_RESPONSES.labels(endpoint, str(code)).inc()
+
+
 def build_context(settings: Settings, hub: Hub,
-                  before_metrics: Callable[[], None] | None = None) -> ServerContext:
+                  before_metrics: Callable[[], None] | None = None, *,
+                  view: MetricsView | None = None) -> ServerContext:
     def render() -> tuple[bytes, str]:
+        if view is not None:
+            return view.render()
         if before_metrics is not None:
             before_metrics()  # this worker's values are current in the scrape
         return metrics.render_metrics()
@@ -113,9 +125,10 @@ def build_context(settings: Settings, hub: Hub,
         max_message_bytes=settings.websocket.max_message_bytes,
         api_cache_capacity=settings.api.cache_capacity,
         render_metrics=render,
-        on_response=lambda endpoint, code: metrics.SERVER_RESPONSES.labels(
-            endpoint, str(code)).inc(),
+        on_response=_count_response,
+        real_ip=settings.real_ip,
         compression=settings.websocket.compression,
+        peers=view.peers if view is not None else None,
         max_filter_patterns=settings.filters.max_patterns,
         page=live_page(routes),
         favicon=favicon(),
@@ -165,6 +178,11 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
     feed: FeedSubscriber | None
     metrics_sync: MetricsSync
     tls: ssl.SSLContext | None = None
+    #: The metrics' own listener (``metrics.port``), its context and TLS, if it has one.
+    metrics_ctx: ServerContext
+    metrics_tls: ssl.SSLContext | None = None
+    metrics_view: MetricsView
+    _metrics_sock: Any = None
     #: The master's connection shares, when this worker balances accepts with its peers.
     shares: ConnectionShares | None = None
     _example_at = float("-inf")  # monotonic time the last EXAMPLE arrived
@@ -206,7 +224,10 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             flush_interval=self.settings.flush_interval_ms / 1000.0,
         )
         self.metrics_sync = MetricsSync(self.hub, None)
-        self.ctx = build_context(self.settings, self.hub, self.metrics_sync)
+        self.metrics_view = MetricsView(self.settings, self.hub, self.metrics_sync)
+        self.ctx = build_context(self.settings, self.hub, view=self.metrics_view)
+        self.metrics_ctx = metrics_context(self.settings, self.hub, self.metrics_view.render,
+                                           _count_response)
         self.metrics_sync.access = lambda: self.ctx.access
         if self.settings.protocols.api:
             self.ctx.certs = CertCache(self.settings.api.cache_capacity)
@@ -251,29 +272,31 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
         try:
-            self._handle(client, addr)
+            self._handle(client, addr, metrics_only=listener is self._metrics_sock)
         finally:
             if self.shares is not None:
                 self.shares.closed()
 
-    def _handle(self, client: Any, addr: Any) -> None:
+    def _handle(self, client: Any, addr: Any, *, metrics_only: bool = False) -> None:
         self.nr += 1
         if self.nr >= self.max_requests:
             if self.alive:
                 self.log.info("Autorestarting worker after current request.")
             self.alive = False
         ip = addr[0] if isinstance(addr, tuple) and addr else ""
-        if self.tls is not None:
+        port = addr[1] if isinstance(addr, tuple) and len(addr) > 1 else 0
+        ctx, tls = (self.metrics_ctx, self.metrics_tls) if metrics_only else (self.ctx, self.tls)
+        if tls is not None:
             # The TLS handshake happens here rather than in gevent's server so that a
             # client that hangs up mid-handshake is a debug line, not a logged traceback.
             try:
-                with gevent.Timeout(self.ctx.request_timeout):
-                    client = self.tls.wrap_socket(client, server_side=True)
+                with gevent.Timeout(ctx.request_timeout):
+                    client = tls.wrap_socket(client, server_side=True)
             except (OSError, gevent.Timeout) as exc:  # ssl.SSLError is an OSError
                 log.debug("TLS handshake with %s failed: %s", ip, exc)
                 client.close()
                 return
-        serve(client, self.ctx, ip)
+        serve(client, ctx, ip, port)
 
     def _apply_settings(self, plan: ReloadPlan) -> None:
         """A hot reload's live keys (see ``shell.reload.LIVE_KEYS``)."""
@@ -324,7 +347,7 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
                 _every, settings.sse.keepalive_secs,
                 lambda: hub.broadcast(frames.sse_comment(b"keep-alive"), ws=False),
             ),
-            gevent.spawn(_every, 1.0, self.metrics_sync),
+            gevent.spawn(_every, 1.0, self.metrics_view.tick),
         ]
         watcher = self._watcher()
         if watcher is not None:
@@ -342,6 +365,9 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
 
     def _start_servers(self) -> list[FairStreamServer]:
         self.tls = ssl_context(self.cfg) if self.cfg.is_ssl else None
+        self.metrics_tls = metrics_tls(self.settings)
+        self._metrics_sock = next(
+            (sock for sock in self.sockets if bound_to(sock, self.settings)), None)
         servers = []
         shares = self.shares = shared() if self.cfg.workers > 1 else None
         if shares is not None:
