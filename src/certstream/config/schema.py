@@ -23,9 +23,11 @@ __all__ = [
     "KNOWN_LOG_STATES",
     "LOG_ENTRY_TYPES",
     "RETIRED_KEYS",
+    "ROLES",
     "SECTIONS",
     "ApiSettings",
     "AuthSettings",
+    "BrokerSettings",
     "ConnectionLimitSettings",
     "CtLogSettings",
     "CustomLog",
@@ -46,6 +48,9 @@ __all__ = [
 KNOWN_LOG_STATES = ("usable", "qualified", "readonly", "retired", "rejected", "pending")
 _LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "critical")
 _FALLBACK_PROFILES = ("go", "calidog", "rust")
+#: ``role``: one machine (all), or one of several: the log follower (ingest) or a server of
+#: clients fed from the broker (edge).  See README "Running on several machines".
+ROLES = ("all", "ingest", "edge")
 
 #: Keys that are accepted and ignored, with a warning saying why (dotted path -> reason).
 RETIRED_KEYS = {
@@ -115,6 +120,24 @@ _HTTP_URLS = _rule(_is_http_url, "http:// or https:// URLs", items=True)
 _OPTIONAL_POSITIVE = _rule(lambda v: v is None or v >= 1, "empty or an integer >= 1")
 _OPTIONAL_INDEX = _rule(lambda v: v is None or v >= 0, "empty or an integer >= 0")
 _SPKI_KEY = _rule(lambda v: v is None or _is_spki_b64(v), "base64 of the log's SPKI DER")
+
+
+def _is_broker_url(v: str) -> bool:
+    if not v:
+        return True  # checked against role in cross_checks
+    from certstream.core.brokerurl import parse_broker_url  # noqa: PLC0415 - only when set
+
+    try:
+        parse_broker_url(v)
+    except ValueError:
+        return False
+    return True
+
+
+_BROKER_URL = _rule(
+    _is_broker_url,
+    "redis://host:port/db or redis+sentinel://host:port[,host:port]/service_name/db",
+)
 
 
 # -- the schema ----------------------------------------------------------------------------
@@ -258,6 +281,23 @@ class ApiSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BrokerSettings:
+    """The Redis that carries the records between machines (``role: ingest`` or ``edge``).
+
+    ``retention`` records are kept in the stream (``XADD ... MAXLEN ~``): about retention x
+    the built payloads x 1.1 of Redis memory.  ``lease_ms``: how long the leading ingest's
+    lease lasts without renewal (a standby takes over after it).  ``buffer_bytes``: what the
+    ingest holds while Redis is unreachable before its log followers wait.
+    """
+
+    url: str = field(default="", metadata=_BROKER_URL)
+    retention: int = field(default=10000, metadata=_at_least(100))
+    key_prefix: str = field(default="certstream", metadata=_NON_EMPTY)
+    lease_ms: int = field(default=10000, metadata=_at_least(500))
+    buffer_bytes: int = field(default=64 * 1024 * 1024, metadata=_at_least(1024 * 1024))
+
+
+@dataclass(frozen=True, slots=True)
 class CustomLog:
     """An RFC 6962 log to follow besides (or instead of) the ones the log lists name.  ``key``
     (base64 SPKI DER, optional) lets ``ct_log.sth_signature`` check its tree heads."""
@@ -306,6 +346,7 @@ class Settings:
     tls_cert: str | None = None
     tls_key: str | None = None
     feed_socket: str = ""  # "" = the master chooses a private path at start
+    role: str = field(default="all", metadata=_one_of(*ROLES))
     protocols: ProtocolsSettings = field(default_factory=ProtocolsSettings)
     streams: StreamsSettings = field(default_factory=StreamsSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
@@ -318,6 +359,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     hot_reload: HotReloadSettings = field(default_factory=HotReloadSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    broker: BrokerSettings = field(default_factory=BrokerSettings)
     custom_logs: tuple[CustomLog, ...] = ()
     static_logs: tuple[StaticLog, ...] = ()
 
@@ -325,7 +367,7 @@ class Settings:
 SECTIONS = (
     ProtocolsSettings, StreamsSettings, OutputSettings, WebSocketSettings, SseSettings,
     CtLogSettings, DedupSettings, ConnectionLimitSettings, RateLimitSettings, AuthSettings,
-    HotReloadSettings, ApiSettings,
+    HotReloadSettings, ApiSettings, BrokerSettings,
 )
 LOG_ENTRY_TYPES = (CustomLog, StaticLog)
 
@@ -341,3 +383,18 @@ def cross_checks(s: Settings) -> None:
                           f"({s.ct_log.retry_initial_delay_ms})")
     if s.auth.enabled and not s.auth.tokens:
         raise ConfigError("auth.tokens", [], "at least one token when auth.enabled is true")
+    _role_checks(s)
+
+
+def _role_checks(s: Settings) -> None:
+    if s.role != "all" and not s.broker.url:
+        raise ConfigError("broker.url", "", f"a redis:// or redis+sentinel:// URL when role is "
+                          f"{s.role}")
+    if s.role == "all" and s.broker.url:
+        raise ConfigError("role", s.role, "ingest or edge when broker.url is set (role all "
+                          "uses no broker)")
+    if s.role == "edge":
+        for key, logs in (("custom_logs", s.custom_logs), ("static_logs", s.static_logs)):
+            if logs:
+                raise ConfigError(key, f"{len(logs)} log(s)", "none when role is edge (an "
+                                  "edge follows no log: configure them on the ingest)")

@@ -204,6 +204,8 @@ class ServerContext:
     #: The lite sample for ``/example.json``; the worker's may wait (up to ~1 s) for the
     #: ingest to build one.  Unset: the hub's latest lite payload, as is.
     lite_example: Callable[[], bytes | None] | None = None
+    #: This worker's view of the broker (``role: edge`` and ``ingest``), for ``/health/deep``.
+    broker_status: Callable[[], dict[str, Any]] | None = None
 
 
 def _dumps(obj: object) -> bytes:
@@ -242,6 +244,8 @@ def _health_deep(ctx: ServerContext) -> Response:
         "feed_state_received": ctx.hub.state is not None,
         "uptime_secs": int(time.time() - ctx.started),
     }
+    if ctx.broker_status is not None:
+        body["broker"] = ctx.broker_status()
     return (503 if unhealthy else 200), _dumps(body), _JSON
 
 
