@@ -20,19 +20,17 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.broker import Node, live40_replay, start_node
-from tests.support.net import short_tmpdir
-from tests.support.redis import needs_redis, redis_server
-from tests.support.wait import wait_until
-
 from conformance.clients import WS_PATHS, WSReader
 from conformance.harness import Capture
 from conformance.replay import ReplayServer
 from conformance.verdict import format_verdict, judge
+from tests.support.broker import Node, live40_replay, start_node
+from tests.support.net import short_tmpdir
+from tests.support.redis import needs_redis, redis_server
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.slow, needs_redis]
 
@@ -116,3 +114,127 @@ def test_one_ingest_two_edges_deliver_the_golden_frames() -> None:
             leaders = {node.deep()["broker"]["leader"] for node in (ingest, edge1, edge2)}
             assert len(leaders) == 1 and leaders.pop(), leaders
         _served_once(replay, paths)
+
+
+def _grow_all(replay: ReplayServer, paths: list[str], n: int) -> None:
+    for path in paths:
+        replay.grow(path, n)
+        replay.release(path)
+
+
+def _got(group: dict[tuple[str, str], WSReader]) -> int:
+    """Entry frames (certificate updates, dns entries) the slowest stream has so far."""
+    return min(len(r.frames) - len(_notices(r)) for r in group.values())
+
+
+def _exactly_once(group: dict[tuple[str, str], WSReader], total: int) -> None:
+    for (_t, stream), reader in group.items():
+        if stream == "domains":  # dns_entries frames carry no index; judged by the verdict
+            continue
+        got = _entries(reader)
+        assert len(got) == len(set(got)) == total, (stream, len(got), len(set(got)))
+
+
+def test_a_stopped_leader_is_fenced_out_and_a_standby_takes_over() -> None:
+    half = 10
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(short_tmpdir("cs-broker-"))
+        redis = stack.enter_context(redis_server(tmp))
+        replay, paths, logs, total = stack.enter_context(_replay_visible(0))
+        a = stack.enter_context(start_node("ingest-a", tmp, "ingest", redis.url, logs))
+        assert wait_until(lambda: a.metric("certstream_broker_leader") == 1, 20), a.log()
+        b = stack.enter_context(start_node("ingest-b", tmp, "ingest", redis.url, logs))
+        edge = stack.enter_context(start_node("edge", tmp, "edge", redis.url))
+        group = _readers(edge)
+        try:
+            time.sleep(2.5)
+            assert b.metric("certstream_broker_leader") == 0
+            _grow_all(replay, paths, half)
+            assert wait_until(lambda: _got(group) >= 2 * half, 30), edge.log()
+            leader = a.ingest_pid()
+            assert leader is not None
+            os.kill(leader, signal.SIGSTOP)
+            try:
+                # Past the lease (2 s): the standby takes over where A stopped.
+                assert wait_until(lambda: b.metric("certstream_broker_leader") == 1,
+                                  20), b.log()
+                _grow_all(replay, paths, total // len(paths) - half)
+                assert wait_until(lambda: _got(group) >= total, 30), edge.log()
+            finally:
+                os.kill(leader, signal.SIGCONT)
+            # Woken, A finds the lease taken: refused, it steps down and stands by.
+            assert wait_until(
+                lambda: a.metric("certstream_broker_refused_total") >= 1, 20), a.log()
+            assert wait_until(lambda: a.metric("certstream_broker_leader") == 0, 20)
+            assert "stepped down" in a.log()
+            time.sleep(2.0)  # anything A could still have sent would arrive now
+            assert b.metric("certstream_broker_leader") == 1
+            _exactly_once(group, total)
+            frames = {key: list(r.frames) for key, r in group.items()}
+            verdict = judge("go", "live40", Capture(replay.url, frames, edge.log(), []))
+            assert verdict.ok, format_verdict(verdict)
+            assert not any(_notices(r) for r in group.values())
+        finally:
+            for reader in group.values():
+                reader.close()
+
+
+@contextlib.contextmanager
+def _replay_visible(visible: int) -> Iterator[tuple[ReplayServer, list[str], dict[str, Any],
+                                                    int]]:
+    replay, paths, logs, total = live40_replay(visible)
+    try:
+        yield replay, paths, logs, total
+    finally:
+        replay.stop()
+
+
+def test_a_redis_restart_keeps_clients_and_reports_what_it_lost() -> None:
+    step = 5  # entries per log per step: 2 logs, 4 steps = the 40 of live40
+    with short_tmpdir("cs-broker-") as tmp, redis_server(tmp) as redis, \
+            _replay_visible(0) as (replay, paths, logs, total), \
+            start_node("ingest", tmp, "ingest", redis.url, logs) as ingest, \
+            start_node("edge1", tmp, "edge", redis.url) as edge1, \
+            start_node("edge2", tmp, "edge", redis.url) as edge2:
+        groups = [_readers(edge1), _readers(edge2)]
+        edge_workers = edge1.worker_pids() + edge2.worker_pids()
+        try:
+            time.sleep(2.5)
+            _grow_all(replay, paths, step)
+            assert wait_until(lambda: min(map(_got, groups)) >= 2 * step, 30)
+            # The edges stop reading (not their clients' connections) while the ingest
+            # publishes 10 more records; then Redis dies with them unread and comes back
+            # empty (no persistence).
+            for pid in edge_workers:
+                os.kill(pid, signal.SIGSTOP)
+            try:
+                _grow_all(replay, paths, step)
+                assert wait_until(lambda: ingest.metric(
+                    "certstream_broker_published_total") >= 4 * step, 20), ingest.log()
+                redis.restart(down_secs=1.0)
+            finally:
+                for pid in edge_workers:
+                    os.kill(pid, signal.SIGCONT)
+            _grow_all(replay, paths, 2 * step)
+            assert wait_until(lambda: min(map(_got, groups)) >= total - 2 * step, 30)
+            time.sleep(1.5)  # anything more would arrive now
+            for node, group in zip((edge1, edge2), groups, strict=True):
+                for (_t, stream), reader in group.items():
+                    assert not reader.closed_why, (node.name, stream, reader.closed_why)
+                    notices = _notices(reader)
+                    # The records Redis lost, told with their exact count, and only them.
+                    assert [n["dropped"] for n in notices] == [2 * step], (stream, notices)
+                    got = len(reader.frames) - len(notices)
+                    assert got == total - 2 * step, (node.name, stream, got)
+                    if stream != "domains":
+                        keys = _entries(reader)
+                        assert len(set(keys)) == len(keys), "a record came twice"
+                assert node.metric("certstream_broker_lost_total") == 2 * step
+                assert node.metric("certstream_broker_gaps_total") == 1
+                assert node.deep()["broker"]["connected"]
+            assert ingest.metric("certstream_broker_published_total") == total
+            assert "Traceback" not in redis.log()
+        finally:
+            for group in groups:
+                for reader in group.values():
+                    reader.close()

@@ -62,6 +62,10 @@ log = logging.getLogger("certstream.broker")
 
 #: How often the side greenlet reads the edges' wants and writes STATE.
 SIDE_INTERVAL = 1.0
+#: An edge worker's wants count this long after they were last read, even if Redis lost
+#: them meanwhile (a restart): the edge writes them again within a second, and entries read
+#: in between must not be skipped as wanted by nobody.
+WANTS_KEPT_SECS = 10.0
 #: A batch closes at the first position after this many records.
 BATCH_RECORDS = 512
 STATE_TTL_MS = 15000
@@ -145,6 +149,7 @@ class BrokerPublisher:
         self._side_wake = gevent.event.Event()
         self._wanted = 0
         self._edges = 0
+        self._edge_wants: dict[bytes, tuple[int, float]] = {}  # id -> (mask, last read)
         self._state: bytes | None = None
         self._example: bytes | None = None
         self._example_asked = 0.0
@@ -345,9 +350,17 @@ class BrokerPublisher:
             self._side_wake.clear()
 
     def _side_once(self) -> None:
-        mask, edges = self._wants(keys=[self.keys.wants], args=[self.keys.want("")])
-        self._wanted, self._edges = int(mask), int(edges)
         now = time.monotonic()
+        flat = self._wants(keys=[self.keys.wants], args=[self.keys.want("")])
+        for i in range(0, len(flat) - 1, 2):
+            self._edge_wants[flat[i]] = (int(flat[i + 1]), now)
+        mask = 0
+        for edge, (want, seen) in list(self._edge_wants.items()):
+            if now - seen > WANTS_KEPT_SECS:
+                del self._edge_wants[edge]
+            else:
+                mask |= want
+        self._wanted, self._edges = mask, len(self._edge_wants)
         if self._wanted & EXAMPLE and now - self._example_asked >= 2 * SIDE_INTERVAL:
             self._example_asked = now
             if self.on_example_wanted is not None:

@@ -65,7 +65,7 @@ OnGap = Callable[[int], None]
 READ_COUNT = 1000
 BLOCK_MS = 2000
 SIDE_INTERVAL = 1.0
-WANT_TTL_MS = 5000
+WANT_TTL_MS = 10000
 _START = "0-0"
 
 
@@ -146,13 +146,18 @@ class BrokerSubscriber:
 
     # -- reading ---------------------------------------------------------------------------------
 
+    def open(self) -> None:
+        """Connect (once; the client reconnects by itself on each later call)."""
+        if self._client is None:
+            self._client = connect(self.settings.url, socket_timeout=BLOCK_MS / 1000 + 10)
+
     def run(self) -> None:
         backoff = Backoff(0.1, 2.0)
-        self._client = connect(self.settings.url, socket_timeout=BLOCK_MS / 1000 + 10)
+        self.open()
         self._side = gevent.spawn(self._side_loop)
         while not self._closed:
             try:
-                start = self._resume_from()
+                start = self.resume_from()
                 self._mark_connected()
                 backoff.success()
                 self._read_from(start)
@@ -162,7 +167,7 @@ class BrokerSubscriber:
                 self._lost_connection(exc)
                 gevent.sleep(backoff.failure())
 
-    def _resume_from(self) -> str:
+    def resume_from(self) -> str:
         """Where to read from, now that the connection is (back) up."""
         assert self._client is not None
         head = entries(self._client.xrevrange(self.keys.records, count=1))
@@ -185,21 +190,28 @@ class BrokerSubscriber:
         return _START
 
     def _read_from(self, start: str) -> None:
-        assert self._client is not None
         cursor = start
-        key = self.keys.records
         while not self._closed:
-            resp = streams_read(self._client.xread({key: cursor}, count=READ_COUNT,
-                                                   block=BLOCK_MS))
             began = time.monotonic()
-            for _stream, got in resp:
-                for rid, fields in got:
-                    cursor = rid.decode()
-                    self._handle(cursor, fields)
-            if resp:
+            cursor, n = self.read_batch(cursor, BLOCK_MS)
+            if n:
                 wait = self.read_interval - (time.monotonic() - began)
                 if wait > 0:
                     gevent.sleep(wait)
+
+    def read_batch(self, cursor: str, block_ms: int | None) -> tuple[str, int]:
+        """One ``XREAD`` after ``cursor`` (waiting up to ``block_ms`` for a record), every
+        record handled; the new cursor and how many records came."""
+        assert self._client is not None
+        resp = streams_read(self._client.xread({self.keys.records: cursor}, count=READ_COUNT,
+                                               block=block_ms))
+        n = 0
+        for _stream, got in resp:
+            for rid, fields in got:
+                cursor = rid.decode()
+                self._handle(cursor, fields)
+                n += 1
+        return cursor, n
 
     def _handle(self, rid: str, fields: dict[bytes, bytes]) -> None:
         self.last_id = rid
@@ -244,14 +256,14 @@ class BrokerSubscriber:
     def _side_loop(self) -> None:
         while not self._closed:
             try:
-                self._side_once()
+                self.side_once()
             except RedisError as exc:
                 log.debug("broker: side task failed: %s", exc)
             self._sync_metrics()
             self._side_wake.wait(SIDE_INTERVAL)
             self._side_wake.clear()
 
-    def _side_once(self) -> None:
+    def side_once(self) -> None:
         client, keys = self._client, self.keys
         assert client is not None
         mask = self._want | (EXAMPLE if self._example else 0)

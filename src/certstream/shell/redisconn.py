@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from certstream.core.brokerurl import BrokerAddress, parse_broker_url
@@ -121,6 +123,9 @@ def connect(url: str, *, socket_timeout: float | None = 10.0) -> redis.Redis:
         "socket_timeout": socket_timeout,
         "socket_connect_timeout": 5.0,
         "health_check_interval": 30,
+        # No silent retries inside redis-py: after a failure the callers decide (an edge
+        # must look where the stream is before it reads on; the ingest backs off).
+        "retry": Retry(NoBackoff(), 0),
     }
     if not address.sentinels:
         return redis.Redis.from_url(address.url, **opts)
@@ -156,7 +161,8 @@ if holder ~= token then
 end
 local done = -1
 if same then done = seq end
-if done < first - 1 then restore = 1 end
+-- Records before ours are missing (not a new numbering): Redis lost some.
+if done < first - 1 and first > 1 then restore = 1 end
 local last = ''
 for i = 1, nrec do
   if first + i - 1 > done then
@@ -204,18 +210,18 @@ end
 return 1
 """
 
-#: KEYS wants.  ARGV the want key prefix.  Returns {mask OR-ed over live edges, edges};
-#: forgets edges whose want key expired.
+#: KEYS wants.  ARGV the want key prefix.  Returns {id, mask, id, mask, ...} of the edge
+#: workers whose want key is alive; forgets the others.
 WANTS = """
-local mask, n = 0, 0
+local out = {}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local v = redis.call('GET', ARGV[1] .. id)
   if v then
-    mask = bit.bor(mask, tonumber(v))
-    n = n + 1
+    out[#out + 1] = id
+    out[#out + 1] = v
   else
     redis.call('SREM', KEYS[1], id)
   end
 end
-return {mask, n}
+return out
 """
