@@ -179,6 +179,11 @@ def test_a_stopped_leader_is_fenced_out_and_a_standby_takes_over() -> None:
                 reader.close()
 
 
+def _await_published(ingest: Node, records: int) -> None:
+    assert wait_until(
+        lambda: ingest.metric("certstream_broker_published_total") >= records, 20), ingest.log()
+
+
 @contextlib.contextmanager
 def _replay_visible(visible: int) -> Iterator[tuple[ReplayServer, list[str], dict[str, Any],
                                                     int]]:
@@ -203,14 +208,15 @@ def test_a_redis_restart_keeps_clients_and_reports_what_it_lost() -> None:
             _grow_all(replay, paths, step)
             assert wait_until(lambda: min(map(_got, groups)) >= 2 * step, 30)
             # The edges stop reading (not their clients' connections) while the ingest
-            # publishes 10 more records; then Redis dies with them unread and comes back
-            # empty (no persistence).
+            # publishes twice (one log, then the other); then Redis dies and comes back empty
+            # (no persistence).  An edge's pending XREAD may have got the first batch into
+            # its socket already; the second one it has surely not read: lost with Redis.
             for pid in edge_workers:
                 os.kill(pid, signal.SIGSTOP)
             try:
-                _grow_all(replay, paths, step)
-                assert wait_until(lambda: ingest.metric(
-                    "certstream_broker_published_total") >= 4 * step, 20), ingest.log()
+                for n, path in enumerate(paths, 1):
+                    replay.grow(path, step)
+                    _await_published(ingest, 2 * step + n * step)
                 redis.restart(down_secs=1.0)
             finally:
                 for pid in edge_workers:
@@ -222,14 +228,17 @@ def test_a_redis_restart_keeps_clients_and_reports_what_it_lost() -> None:
                 for (_t, stream), reader in group.items():
                     assert not reader.closed_why, (node.name, stream, reader.closed_why)
                     notices = _notices(reader)
-                    # The records Redis lost, told with their exact count, and only them.
-                    assert [n["dropped"] for n in notices] == [2 * step], (stream, notices)
+                    # What Redis lost before this edge read it, told once with its exact
+                    # count: with what arrived, every entry is accounted for.
+                    assert len(notices) == 1, (node.name, stream, notices)
+                    lost = notices[0]["dropped"]
+                    assert lost in (step, 2 * step), (node.name, stream, notices)
                     got = len(reader.frames) - len(notices)
-                    assert got == total - 2 * step, (node.name, stream, got)
+                    assert got + lost == total, (node.name, stream, got, lost)
                     if stream != "domains":
                         keys = _entries(reader)
                         assert len(set(keys)) == len(keys), "a record came twice"
-                assert node.metric("certstream_broker_lost_total") == 2 * step
+                assert node.metric("certstream_broker_lost_total") == lost
                 assert node.metric("certstream_broker_gaps_total") == 1
                 assert node.deep()["broker"]["connected"]
             assert ingest.metric("certstream_broker_published_total") == total
