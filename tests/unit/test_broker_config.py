@@ -56,8 +56,6 @@ def test_edge_and_ingest_take_the_broker_from_the_environment() -> None:
     ({"role": "edge", "broker_url": "memcached://h"}, "broker.url"),
     ({"role": "edge", "broker_url": "redis://h/0", "broker_retention": "10"},
      "broker.retention"),
-    ({"role": "edge", "broker_url": "redis://h/0",
-      "custom_logs": '[{"name": "a", "url": "https://log.example/"}]'}, "custom_logs"),
 ])
 def test_a_bad_combination_stops_the_start_naming_the_key(values: dict[str, str],
                                                           key: str) -> None:
@@ -65,6 +63,12 @@ def test_a_bad_combination_stops_the_start_naming_the_key(values: dict[str, str]
         load_settings(env(**values))
     assert err.value.key == key
     assert "\n" not in str(err.value)
+
+
+def test_an_edge_may_share_the_ingest_s_config_file_with_its_logs() -> None:
+    s = load_settings(env(role="edge", broker_url="redis://h/0",
+                          custom_logs='[{"name": "a", "url": "https://log.example/"}]'))
+    assert s.role == "edge" and len(s.custom_logs) == 1  # followed by the ingest only
 
 
 def test_the_command_line_role_wins_and_is_checked_like_any_value() -> None:

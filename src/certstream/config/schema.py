@@ -393,8 +393,3 @@ def _role_checks(s: Settings) -> None:
     if s.role == "all" and s.broker.url:
         raise ConfigError("role", s.role, "ingest or edge when broker.url is set (role all "
                           "uses no broker)")
-    if s.role == "edge":
-        for key, logs in (("custom_logs", s.custom_logs), ("static_logs", s.static_logs)):
-            if logs:
-                raise ConfigError(key, f"{len(logs)} log(s)", "none when role is edge (an "
-                                  "edge follows no log: configure them on the ingest)")

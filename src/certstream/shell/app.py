@@ -203,7 +203,10 @@ def when_ready(server: Any) -> None:
     An edge (``role: edge``) follows no log: its workers read the broker, it has no ingest."""
     settings = prepare_master()
     if settings.role == "edge":
-        server.log.info("certstream: edge: no ingest here; the workers read %s",
+        # One config file may serve every node: an edge leaves the logs to the ingest.
+        logs = len(settings.custom_logs) + len(settings.static_logs)
+        server.log.info("certstream: edge: no ingest here%s; the workers read %s",
+                        f" (the {logs} configured logs are the ingest's)" if logs else "",
                         _describe(settings.broker.url))
         return
     if _Master.ingest is None or _Master.ingest.poll() is not None:
