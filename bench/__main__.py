@@ -1,7 +1,7 @@
 """``python -m bench [SCENARIO ...] [options]``: run the benchmarks, print figures with targets.
 
 Scenarios (default: all, in this order): ingest, fanout, burst, capacity, memory, latency,
-idle, filters, deflate.  Every figure is printed as a ``FIGURE`` line with its target and
+idle, filters, deflate, broker.  Every figure is printed as a ``FIGURE`` line with its target and
 MET/MISSED; the run ends with a Markdown table, and everything printed is also written to
 ``bench/results/last.txt``.  Nothing here asserts: a missed target is a finding, not a crash.
 A scenario that cannot run (a piece of the server missing, a port that never opened) is
@@ -20,11 +20,12 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import deflate, fanout, filters, ingest, latency, memory
+from bench import broker, deflate, fanout, filters, ingest, latency, memory
 from bench.common import REPO, Report
 
 SCENARIOS = (
     "ingest", "fanout", "burst", "capacity", "memory", "latency", "idle", "filters", "deflate",
+    "broker",
 )
 
 
@@ -177,6 +178,10 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Report], None]]]
     def run_deflate(r: Report) -> None:
         deflate.run(r, rounds=2 if q else 50)
 
+    def run_broker(r: Report) -> None:
+        broker.run(r, records=1000 if q else 10_000, clients=max(clients), rate=rate,
+                   seconds=seconds)
+
     table: dict[str, Callable[[Report], None]] = {
         "ingest": run_ingest,
         "fanout": run_fanout,
@@ -187,6 +192,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Report], None]]]
         "idle": run_idle,
         "filters": run_filters,
         "deflate": run_deflate,
+        "broker": run_broker,
     }
     out = [(s, table[s]) for s in wanted]
     return out
