@@ -16,8 +16,9 @@
     (the ``fanout`` scenario's set-up): 1,000 lite clients at 1,000 entries/s.
 ``e2e``
     Log -> client through Redis: the replay log grows at 1,000 entries/s, a ``role: ingest``
-    node follows it and publishes, a ``role: edge`` node (on the server core) serves 1,000
-    lite clients; latency is arrival - ``seen``, as in ``latency``.
+    node follows it and publishes, a ``role: edge`` node serves 1,000 lite clients; both
+    nodes on the server core (as the whole server in ``latency``), Redis, the replay log and
+    the clients on the other; latency is arrival - ``seen``, as in ``latency``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from bench.feeder import templates
 from bench.latency import our_server_cmd, replay_log
 from bench.servers import (
     LOAD_CPUS,
+    SERVER_CPUS,
     Feeder,
     Server,
     base_settings,
@@ -263,8 +265,9 @@ def run_e2e(report: Report, clients: int, rate: float, seconds: float) -> None:
                 pin_server=False))
             edge = stack.enter_context(launch(
                 [exe, "--config", str(write_config(tmp / "edge.yaml", edge_cfg))], eport, tmp))
+            time.sleep(0.5)  # the ingest process starts once the listeners are bound
             for pid in ingest.pids():
-                pin(pid, LOAD_CPUS)
+                pin(pid, SERVER_CPUS)  # both nodes on one core, as the whole server in latency
             sink = stack.enter_context(Sink(eport, "/", clients, ts_key="seen", cpus=LOAD_CPUS))
             st = sink.wait_connected()
             time.sleep(3.0)  # the ingest takes the lease and reads the edge's wants
