@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import redis
-from tests.support.redis import RedisServer, needs_redis, redis_server
+from tests.support.redis import RedisServer, needs_redis, redis_server, sentinel_for
 
 from certstream.config import BrokerSettings
 from certstream.core.brokergap import UNKNOWN
@@ -262,3 +262,25 @@ def test_wants_state_and_samples_travel_between_edges_and_the_leader(
     assert int(client.get(KEYS.want(sub.edge_id)) or 0) == STREAM_LITE | EXAMPLE
     sub.close()
     assert client.get(KEYS.want(sub.edge_id)) is None
+
+
+def test_a_sentinel_url_reaches_the_master_it_names(server: RedisServer,
+                                                    client: redis.Redis) -> None:
+    """``redis+sentinel://``: the leader publishes and an edge reads through the master a
+    real Sentinel names."""
+    with sentinel_for(server) as sentinel:
+        settings = BrokerSettings(url=sentinel.url, retention=100, lease_ms=500)
+        via = connect(sentinel.url)
+        assert via.ping()
+        _lease, pub = leader(via, settings)
+        publish(pub, 0, 1)
+        edge = Edge()
+        sub = edge.subscriber(settings)
+        cursor = sub.resume_from()
+        publish(pub, 1, 2)
+        sub.read_batch(cursor, None)
+        assert [r[1] for r in edge.records] == [b"lite 1", b"lite 2"]
+        assert len(stream(client)) == 3  # the same Redis, reached directly
+        assert sub.status()["url"] == f"redis+sentinel://127.0.0.1:{sentinel.port}/" \
+                                      f"{sentinel.service}/0"
+        via.close()

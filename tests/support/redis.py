@@ -92,3 +92,49 @@ def redis_server(workdir: Path, *, persist: bool = False) -> Iterator[RedisServe
         yield server
     finally:
         server.stop()
+
+
+@dataclass
+class SentinelServer:
+    """One Redis Sentinel watching ``master`` as ``service`` (quorum 1)."""
+
+    workdir: Path
+    master: RedisServer
+    service: str = "certstream-test"
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.port}/{self.service}/0"
+
+    def start(self) -> None:
+        assert REDIS_SERVER is not None, SKIP_REASON
+        conf = self.workdir / f"sentinel-{self.port}.conf"
+        conf.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.workdir}\n"
+            f"sentinel monitor {self.service} 127.0.0.1 {self.master.port} 1\n"
+            f"sentinel down-after-milliseconds {self.service} 1000\n")
+        self.proc = subprocess.Popen([REDIS_SERVER, str(conf), "--sentinel"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not _ping(self.port):
+            assert self.proc.poll() is None, "redis-sentinel exited"
+            assert time.monotonic() < deadline, "redis-sentinel did not answer in 10 s"
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@contextlib.contextmanager
+def sentinel_for(master: RedisServer) -> Iterator[SentinelServer]:
+    """A started :class:`SentinelServer` for ``master``, stopped on the way out."""
+    sentinel = SentinelServer(master.workdir, master)
+    sentinel.start()
+    try:
+        yield sentinel
+    finally:
+        sentinel.stop()
