@@ -8,7 +8,7 @@ TSTAMP := $(VENV)/.installed-test
 
 export CERTSTREAM_REQUIRE_EXTENSIONS ?= 1
 
-.PHONY: install install-test clients run demo test test-unit test-pure lint typecheck bench conformance clean chromium
+.PHONY: install install-test clients run demo test test-unit test-pure lint typecheck bench conformance clean chromium redis
 
 # The package is built without isolation, against this venv, so the venv holds the build
 # requirements: the same as [build-system] requires in pyproject.toml (setuptools >= 77 for
@@ -50,7 +50,7 @@ run: install clients  ## follow the public CT logs and serve on :8080 (default c
 demo: install clients ## no internet needed: serve the packaged recorded CT entries on :8080
 	$(VENV)/bin/certstream --demo
 
-test: $(TSTAMP) chromium  ## the whole suite: lint, types, unit, conformance, both _fast twins
+test: $(TSTAMP) chromium redis  ## the whole suite: lint, types, unit, conformance, both _fast twins
 	$(VENV)/bin/ruff check src tests conformance bench
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
@@ -64,6 +64,15 @@ chromium:
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) \
 	    >/dev/null 2>&1 || echo "chromium not installed: the live page test will skip"; }
+
+# The broker tests (role: ingest / edge) start a real redis-server (Debian's package) on a
+# free loopback port; installed when we are root and it is missing, else they skip and say
+# why.  The tests never use a Redis the package itself may start (they start their own).
+redis:
+	@command -v redis-server >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server) \
+	    >/dev/null 2>&1 || echo "redis-server not installed: the broker tests will skip"; }
 
 test-unit: $(TSTAMP)  ## the unit tier alone (no sockets, greenlets or processes): ~20 s
 	$(PY) -m pytest -q -m "not slow" tests/unit

@@ -1,10 +1,10 @@
 """``python -m bench [SCENARIO ...] [options]``: run the benchmarks, print figures with targets.
 
 Scenarios (default: all, in this order): ingest, fanout, burst, capacity, memory, latency,
-idle, filters, deflate, filtered, compressed.  Every figure is printed as a ``FIGURE`` line
-with its target and MET/MISSED; the run ends with a Markdown table, and everything printed
-is also written to ``bench/results/last.txt``.  Nothing here asserts: a missed target is a
-finding, not a crash.
+idle, filters, deflate, filtered, compressed, broker.  Every figure is printed as a ``FIGURE``
+line with its target and MET/MISSED; the run ends with a Markdown table, and everything
+printed is also written to ``bench/results/last.txt``.  Nothing here asserts: a missed target
+is a finding, not a crash.
 A scenario that cannot run (a piece of the server missing, a port that never opened) is
 reported as ``NOT RUN`` with the reason, and the others still run.
 """
@@ -21,12 +21,12 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import deflate, fanout, filters, ingest, latency, memory, subscriptions
+from bench import broker, deflate, fanout, filters, ingest, latency, memory, subscriptions
 from bench.common import REPO, Report
 
 SCENARIOS = (
     "ingest", "fanout", "burst", "capacity", "memory", "latency", "idle", "filters", "deflate",
-    "filtered", "compressed",
+    "filtered", "compressed", "broker",
 )
 
 
@@ -197,6 +197,9 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Report], None]]]
         subscriptions.run_compressed(r, clients=n, rate=args.rate or (200.0 if q else 500.0),
                                      seconds=seconds, server_cmds=tuple(args.server_cmd),
                                      config_style=args.config_style)
+    def run_broker(r: Report) -> None:
+        broker.run(r, records=1000 if q else 10_000, clients=max(clients), rate=rate,
+                   seconds=seconds)
 
     table: dict[str, Callable[[Report], None]] = {
         "ingest": run_ingest,
@@ -210,6 +213,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Report], None]]]
         "deflate": run_deflate,
         "filtered": run_filtered,
         "compressed": run_compressed,
+        "broker": run_broker,
     }
     out = [(s, table[s]) for s in wanted]
     return out

@@ -9,6 +9,9 @@ placeholder ``seen``; each publish swaps in the current time, so a client can co
 latency from publish to receipt out of the frame itself (the sink reads ``"seen":``).  The
 entries are published in ticks of 10 ms, as the real ingest publishes each get-entries batch.
 
+With ``--broker URL`` it publishes to Redis instead, through the real ``BrokerPublisher`` of
+a leading ingest (it takes the lease), for edges (``role: edge``) to read: ``bench.broker``.
+
 Control: one command per line on stdin, one answer line on stdout.
     W               -> "want=MASK"      the streams some worker subscribes to
     S RATE SECONDS  -> "done N"         publish RATE entries/s for SECONDS
@@ -24,6 +27,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gevent
 import gevent.os
@@ -92,9 +96,25 @@ def synthetic() -> Template:
             b"\0\0example.com")
 
 
+def broker_publisher(url: str) -> Any:
+    """A leading ingest's publisher on ``url`` (the process is monkey-patched by then)."""
+    from certstream.config import BrokerSettings  # noqa: PLC0415 - broker mode only
+    from certstream.shell.brokerpub import BrokerPublisher, load_takeover  # noqa: PLC0415
+    from certstream.shell.lease import Lease  # noqa: PLC0415
+    from certstream.shell.redisconn import Keys, connect  # noqa: PLC0415
+
+    settings = BrokerSettings(url=url, retention=20000, lease_ms=600_000)
+    client, keys = connect(url), Keys(settings.key_prefix)
+    lease = Lease(client, keys, settings.lease_ms)
+    if not lease.try_acquire():
+        raise RuntimeError("the bench feeder could not take the lease")
+    return BrokerPublisher(client, keys, lease, settings, load_takeover(client, keys))
+
+
 class Feeder:
-    def __init__(self, path: str) -> None:
-        self.pub = FeedPublisher(path, max_pending_bytes=512 * 1024 * 1024)
+    def __init__(self, path: str, broker: str | None = None) -> None:
+        self.pub: Any = (broker_publisher(broker) if broker else
+                         FeedPublisher(path, max_pending_bytes=512 * 1024 * 1024))
         self.pub.start()
         self.tpl = templates()
         self.index = 0
@@ -146,9 +166,14 @@ class Feeder:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.feeder")
-    ap.add_argument("--socket", required=True)
+    ap.add_argument("--socket", default="")
+    ap.add_argument("--broker", help="publish to this Redis (broker.url) instead")
     args = ap.parse_args(argv)
-    feeder = Feeder(args.socket)
+    if args.broker:
+        from gevent import monkey  # noqa: PLC0415 - redis-py's sockets must cooperate
+
+        monkey.patch_all()
+    feeder = Feeder(args.socket, args.broker)
     gevent.os.make_nonblocking(0)
     buf = b""
     print(f"ready templates={len(feeder.tpl)} bytes={len(feeder.tpl[0][0])}", flush=True)

@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, metavar="N", help="gunicorn worker processes")
     p.add_argument("--port", type=int, help="listen port")
     p.add_argument("--host", help="listen address")
+    p.add_argument("--role", choices=("all", "ingest", "edge"),
+                   help="all (one machine, the default), ingest (follow the logs, publish to "
+                   "broker.url) or edge (serve clients from broker.url)")
     p.add_argument("--demo", action="store_true",
                    help="no internet needed: follow five local demo CT logs serving the "
                    "recorded entries packaged with certstream, growing at a steady rate")
@@ -89,7 +92,8 @@ def load(args: argparse.Namespace) -> tuple[Settings, LoadReport]:
     settings, report = load_settings_report(env, path=args.config)
     overrides: dict[str, Any] = {
         key: value for key, value in
-        (("workers", args.workers), ("port", args.port), ("host", args.host))
+        (("workers", args.workers), ("port", args.port), ("host", args.host),
+         ("role", args.role))
         if value is not None
     }
     if overrides:

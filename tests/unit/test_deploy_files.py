@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from tests.support.dockerfile import ROOT, exec_form, stages
 
-from certstream.config import DEFAULT_CONFIG_PATHS, Settings
+from certstream.config import DEFAULT_CONFIG_PATHS, Settings, settings_from_dict
 from certstream.shell.app import GRACEFUL_TIMEOUT
 
 DEFAULTS = Settings()
@@ -118,3 +118,31 @@ def test_systemd_unit_runs_certstream_hardened_with_its_state_directory() -> Non
     assert svc["KillMode"] == "mixed"
     assert int(svc["TimeoutStopSec"]) >= 2 * GRACEFUL_TIMEOUT
     assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_scaleout_compose_file_runs_redis_one_ingest_and_two_edges() -> None:
+    """``deploy/docker-compose.scaleout.yml``: every certstream service is the image with a
+    role and the broker URL of the compose file's Redis; the edges publish the port."""
+    compose = yaml.safe_load((ROOT / "deploy" / "docker-compose.scaleout.yml").read_text())
+    services = compose["services"]
+    assert services["redis"]["image"].startswith("redis:")
+    roles = {name: svc["environment"]["CERTSTREAM_ROLE"]
+             for name, svc in services.items() if name != "redis"}
+    assert sorted(roles.values()) == ["edge", "edge", "ingest"]
+    for name, svc in services.items():
+        if name == "redis":
+            continue
+        env = svc["environment"]
+        settings = settings_from_dict({"role": env["CERTSTREAM_ROLE"],
+                                       "broker": {"url": env["CERTSTREAM_BROKER_URL"]}})
+        assert settings.broker.url.startswith("redis://redis:6379/")
+        assert svc["build"] == ".." and "redis" in svc["depends_on"]
+        assert "/health" in " ".join(svc["healthcheck"]["test"])
+        mounts = {v.split(":")[1]: v.split(":")[0] for v in svc["volumes"]}
+        assert mounts["/app/config.yaml"] == "../config.yaml"
+        assert int(svc["stop_grace_period"].rstrip("s")) >= 2 * GRACEFUL_TIMEOUT
+        published = [str(p).split(":")[-1] for p in svc.get("ports", ())]
+        assert published == ([PORT] if roles[name] == "edge" else [])
+    assert "/app/state" in {v.split(":")[1] for v in services["ingest"]["volumes"]}
+    for volume in ("redis-data", "ingest-state"):
+        assert volume in compose["volumes"]

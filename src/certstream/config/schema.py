@@ -26,9 +26,11 @@ __all__ = [
     "LOG_ENTRY_TYPES",
     "RESERVED_PATHS",
     "RETIRED_KEYS",
+    "ROLES",
     "SECTIONS",
     "ApiSettings",
     "AuthSettings",
+    "BrokerSettings",
     "ConnectionLimitSettings",
     "CtLogSettings",
     "CustomLog",
@@ -56,6 +58,9 @@ __all__ = [
 KNOWN_LOG_STATES = ("usable", "qualified", "readonly", "retired", "rejected", "pending")
 _LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "critical")
 _FALLBACK_PROFILES = ("go", "calidog", "rust")
+#: ``role``: one machine (all), or one of several: the log follower (ingest) or a server of
+#: clients fed from the broker (edge).  See README "Running on several machines".
+ROLES = ("all", "ingest", "edge")
 
 #: Keys that are accepted and ignored, with a warning saying why (dotted path -> reason).
 RETIRED_KEYS = {
@@ -151,6 +156,24 @@ _URL_PATH = _rule(is_url_path, "a path such as /full-stream (letters, digits, - 
 _IPS_OR_CIDRS = _rule(is_ip_or_cidr, "IP addresses or CIDR ranges", items=True)
 _PORT_OR_ZERO = _rule(lambda v: 0 <= v <= 65535,
                       "0 (on the main listener) or an integer from 1 to 65535")
+
+
+def _is_broker_url(v: str) -> bool:
+    if not v:
+        return True  # checked against role in cross_checks
+    from certstream.core.brokerurl import parse_broker_url  # noqa: PLC0415 - only when set
+
+    try:
+        parse_broker_url(v)
+    except ValueError:
+        return False
+    return True
+
+
+_BROKER_URL = _rule(
+    _is_broker_url,
+    "redis://host:port/db or redis+sentinel://host:port[,host:port]/service_name/db",
+)
 
 
 # -- the schema ----------------------------------------------------------------------------
@@ -342,6 +365,23 @@ class ApiSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BrokerSettings:
+    """The Redis that carries the records between machines (``role: ingest`` or ``edge``).
+
+    ``retention`` records are kept in the stream (``XADD ... MAXLEN ~``): about retention x
+    the built payloads x 1.1 of Redis memory.  ``lease_ms``: how long the leading ingest's
+    lease lasts without renewal (a standby takes over after it).  ``buffer_bytes``: what the
+    ingest holds while Redis is unreachable before its log followers wait.
+    """
+
+    url: str = field(default="", metadata=_BROKER_URL)
+    retention: int = field(default=10000, metadata=_at_least(100))
+    key_prefix: str = field(default="certstream", metadata=_NON_EMPTY)
+    lease_ms: int = field(default=10000, metadata=_at_least(500))
+    buffer_bytes: int = field(default=64 * 1024 * 1024, metadata=_at_least(1024 * 1024))
+
+
+@dataclass(frozen=True, slots=True)
 class CustomLog:
     """An RFC 6962 log to follow besides (or instead of) the ones the log lists name.  ``key``
     (base64 SPKI DER, optional) lets ``ct_log.sth_signature`` check its tree heads."""
@@ -394,6 +434,7 @@ class Settings:
     # Only these addresses (IPs or CIDR ranges) may connect; others get 403.  Empty = all.
     whitelist: tuple[str, ...] = field(default=(), metadata=_IPS_OR_CIDRS)
     feed_socket: str = ""  # "" = the master chooses a private path at start
+    role: str = field(default="all", metadata=_one_of(*ROLES))
     protocols: ProtocolsSettings = field(default_factory=ProtocolsSettings)
     streams: StreamsSettings = field(default_factory=StreamsSettings)
     paths: PathsSettings = field(default_factory=PathsSettings)
@@ -409,6 +450,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     hot_reload: HotReloadSettings = field(default_factory=HotReloadSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    broker: BrokerSettings = field(default_factory=BrokerSettings)
     custom_logs: tuple[CustomLog, ...] = ()
     static_logs: tuple[StaticLog, ...] = ()
 
@@ -417,6 +459,7 @@ SECTIONS = (
     ProtocolsSettings, StreamsSettings, PathsSettings, MetricsSettings, OutputSettings,
     WebSocketSettings, SseSettings, CtLogSettings, DedupSettings, ConnectionLimitSettings,
     RateLimitSettings, AuthSettings, HotReloadSettings, ApiSettings, FiltersSettings,
+    BrokerSettings,
 )
 #: Paths of the main listener that a configured path may not take.
 RESERVED_PATHS = ("/sse", "/health", "/health/deep", "/api")
@@ -448,6 +491,7 @@ def cross_checks(s: Settings) -> None:
         raise ConfigError("metrics.tls_key" if s.metrics.tls_key is None else "metrics.tls_cert",
                           None, "metrics.tls_cert and metrics.tls_key must be set together")
     _check_paths(s)
+    _role_checks(s)
 
 
 def _check_paths(s: Settings) -> None:
@@ -469,3 +513,12 @@ def _check_paths(s: Settings) -> None:
         if key != "paths.metrics":
             example = path.rstrip("/") + "/example.json"
             taken.setdefault(example, key)
+
+
+def _role_checks(s: Settings) -> None:
+    if s.role != "all" and not s.broker.url:
+        raise ConfigError("broker.url", "", f"a redis:// or redis+sentinel:// URL when role is "
+                          f"{s.role}")
+    if s.role == "all" and s.broker.url:
+        raise ConfigError("role", s.role, "ingest or edge when broker.url is set (role all "
+                          "uses no broker)")

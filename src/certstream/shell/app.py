@@ -207,11 +207,25 @@ def on_starting(server: Any) -> None:
 
 
 def when_ready(server: Any) -> None:
-    """Start the one ingest process, now that the listeners are bound, and keep it running."""
-    prepare_master()
+    """Start the one ingest process, now that the listeners are bound, and keep it running.
+    An edge (``role: edge``) follows no log: its workers read the broker, it has no ingest."""
+    settings = prepare_master()
+    if settings.role == "edge":
+        # One config file may serve every node: an edge leaves the logs to the ingest.
+        logs = len(settings.custom_logs) + len(settings.static_logs)
+        server.log.info("certstream: edge: no ingest here%s; the workers read %s",
+                        f" (the {logs} configured logs are the ingest's)" if logs else "",
+                        _describe(settings.broker.url))
+        return
     if _Master.ingest is None or _Master.ingest.poll() is not None:
         _start_ingest(server)
     _supervise(server)
+
+
+def _describe(url: str) -> str:
+    from certstream.core.brokerurl import parse_broker_url  # noqa: PLC0415 - edge only
+
+    return parse_broker_url(url).describe()
 
 
 def _start_ingest(server: Any) -> None:

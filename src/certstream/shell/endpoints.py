@@ -229,6 +229,8 @@ class ServerContext:
     #: Streaming clients and their addresses, kept when certstream-server-go's per-client
     #: series are on (``shell.gometrics``).
     peers: dict[Any, str] | None = None
+    #: This worker's view of the broker (``role: edge`` and ``ingest``), for ``/health/deep``.
+    broker_status: Callable[[], dict[str, Any]] | None = None
 
 
 def _dumps(obj: object) -> bytes:
@@ -278,6 +280,8 @@ def _health_deep(ctx: ServerContext) -> Response:
         "uptime_secs": int(time.time() - ctx.started),
         "logs": _log_health(ctx.hub.state),
     }
+    if ctx.broker_status is not None:
+        body["broker"] = ctx.broker_status()
     return (503 if unhealthy else 200), _dumps(body), _JSON
 
 

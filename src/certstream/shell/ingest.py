@@ -104,13 +104,18 @@ def specs_from_settings(settings: Settings) -> list[LogSpec]:
 
 
 class Ingest:
-    def __init__(self, settings: Settings, feed_path: str) -> None:
+    """``feed`` and ``state``: where records and log positions go; by default the Unix feed
+    to this machine's workers and the state file (``role: ingest`` hands in the broker's,
+    see ``certstream.shell.ingestnode``)."""
+
+    def __init__(self, settings: Settings, feed_path: str, *, feed: Any = None,
+                 state: Any = None) -> None:
         self.settings = settings
         ct = settings.ct_log
         self.started = time.time()
         self.stopping = gevent.event.Event()
-        self.feed = FeedPublisher(feed_path)
-        self.state = StateStore(ct.state_file)
+        self.feed = feed if feed is not None else FeedPublisher(feed_path)
+        self.state = state if state is not None else StateStore(ct.state_file)
         self.state.load()
         # certstream-server-go's resume file: read once, then kept current from the state.
         self.ct_index = CtIndexFile(ct.ct_index_file) if ct.ct_index_file else None
@@ -394,6 +399,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         print(str(exc), file=sys.stderr)
         return 2
     logformat.configure(settings.log_level, settings.log_format)
+    if settings.role == "ingest":
+        return _ingest_node(settings)
     path = settings.feed_socket or os.path.join(
         tempfile.gettempdir(), f"certstream-feed-{os.getpid()}.sock"
     )
@@ -407,6 +414,20 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     # worker only the frame builder.
     log.info("certstream: %s", extensions_line())
     ingest.run()
+    log.info("ingest stopped")
+    return 0
+
+
+def _ingest_node(settings: Settings) -> int:
+    """``role: ingest``: lead or stand by (see ``certstream.shell.ingestnode``)."""
+    # Only here: one machine's ingest never loads the Redis client.
+    from certstream.shell.ingestnode import IngestNode  # noqa: PLC0415
+
+    node = IngestNode(settings, lambda feed, state: Ingest(settings, "", feed=feed, state=state))
+    gevent.signal_handler(signal.SIGTERM, node.stopping.set)
+    gevent.signal_handler(signal.SIGINT, node.stopping.set)
+    unblock_sigint()
+    node.run()
     log.info("ingest stopped")
     return 0
 

@@ -11,8 +11,8 @@ from certstream.shell import metrics
 
 if TYPE_CHECKING:
     from certstream.shell.endpoints import Access
-    from certstream.shell.feed import FeedSubscriber
     from certstream.shell.hub import Hub
+    from certstream.shell.source import RecordSource
 
 __all__ = ["MetricsSync"]
 
@@ -21,7 +21,7 @@ class MetricsSync:
     """Call it once a second (and before rendering ``/metrics``): each counter's growth
     since the last call goes into its metric."""
 
-    def __init__(self, hub: Hub, feed: FeedSubscriber | None) -> None:
+    def __init__(self, hub: Hub, feed: RecordSource | None) -> None:
         self.hub = hub
         self.feed = feed
         self.access: Callable[[], Access] | None = None  # the current rules (reloads swap them)

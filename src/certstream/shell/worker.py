@@ -46,19 +46,20 @@ from gunicorn.workers.ggevent import GeventWorker
 
 from certstream.config import Settings, load_settings, metrics_listener
 from certstream.core import frames
+from certstream.core.brokergap import gap_notice
 from certstream.core.routes import RouteTable
 from certstream.core.streams import STREAM_LITE
 from certstream.shell import metrics
 from certstream.shell.conn import serve
 from certstream.shell.endpoints import CertCache, ServerContext, access_for
 from certstream.shell.fairserver import FairStreamServer
-from certstream.shell.feed import FeedSubscriber
 from certstream.shell.hub import Hub
 from certstream.shell.livepage import favicon, live_page
 from certstream.shell.metricsview import MetricsView, bound_to, metrics_context, metrics_tls
 from certstream.shell.metricsync import MetricsSync
 from certstream.shell.reload import ConfigWatcher, ReloadPlan
 from certstream.shell.shares import ConnectionShares, shared
+from certstream.shell.source import RecordSource, open_source
 
 __all__ = [
     "CertstreamWorker",
@@ -175,7 +176,7 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
     hub: Hub
     ctx: ServerContext
     settings: Settings
-    feed: FeedSubscriber | None
+    feed: RecordSource | None
     metrics_sync: MetricsSync
     tls: ssl.SSLContext | None = None
     #: The metrics' own listener (``metrics.port``), its context and TLS, if it has one.
@@ -242,12 +243,23 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         if self.feed is not None:
             self.feed.set_wanted(self._wanted(mask))
 
-    def _on_entry(self, mask: int, lite: bytes | None, full: bytes | None,
-                  domains: bytes | None, fields: bytes | None) -> None:
+    def _on_record(  # noqa: PLR0917 - the record source's callback (shell.source.OnRecord)
+        self, mask: int, lite: bytes | None, full: bytes | None, domains: bytes | None,
+        fields: bytes | None, record_id: str | None,
+    ) -> None:
+        # record_id: the broker's global id of the record (None on one machine); the hub
+        # does not use it yet (SSE ids and client resume build on it).
         self.hub.publish(mask, lite, full, domains, fields)
         certs = self.ctx.certs
         if certs is not None and lite is not None:
             certs.add(lite)
+
+    def _on_gap(self, lost: int) -> None:
+        """Records this worker's clients will never get: what came before goes out first,
+        then every client is told (``core.brokergap.gap_notice``)."""
+        self.hub.flush()
+        self.hub.broadcast(gap_notice(lost, ws=True), ws=True)
+        self.hub.broadcast(gap_notice(lost, ws=False), ws=False)
 
     def _on_example(self, lite: bytes) -> None:
         self.hub.set_example(lite)
@@ -333,12 +345,13 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         servers = self._start_servers()
         hub, settings = self.hub, self.settings
         hub.start()
-        path = self._feed_path()
-        if path:
-            on_entry = hub.publish if self.ctx.certs is None else self._on_entry
-            self.feed = FeedSubscriber(path, on_entry, hub.set_state, self._on_example)
+        self.feed = open_source(settings, self._feed_path(), self._on_record,
+                                on_state=hub.set_state, on_example=self._on_example,
+                                on_gap=self._on_gap)
+        if self.feed is not None:
             self.feed.set_wanted(self._wanted(hub.wanted))
             self.metrics_sync.feed = self.feed
+            self.ctx.broker_status = getattr(self.feed, "status", None)
         else:
             self.log.warning("no feed socket configured: serving without an ingest")
         tasks = [
