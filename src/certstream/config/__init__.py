@@ -30,7 +30,13 @@ from typing import Any
 
 import yaml
 
-from certstream.config.convert import ENV_NAMES, build_settings, overlay_env
+from certstream.config.convert import (
+    ENV_NAMES,
+    build_settings,
+    key_warnings,
+    overlay_env,
+    unknown_env_names,
+)
 from certstream.config.schema import (
     KNOWN_LOG_STATES,
     RETIRED_KEYS,
@@ -137,6 +143,12 @@ def load_settings(env: Mapping[str, str] | None = None, path: str | None = None)
     overlay_env(tree, env)
     unknown: list[str] = []
     settings = build_settings(tree, unknown)
+    for text in key_warnings(tree):
+        log.warning("config: %s", text)
+    stray = unknown_env_names(env)
+    if stray:
+        log.warning("unknown CERTSTREAM_* environment variables ignored (no such setting): %s",
+                    ", ".join(stray))
     for key in [k for k in unknown if k in RETIRED_KEYS]:
         log.warning("config key %s is ignored: %s", key, RETIRED_KEYS[key])
         unknown.remove(key)

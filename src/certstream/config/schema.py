@@ -20,6 +20,7 @@ from certstream._version import __version__
 from certstream.errors import ConfigError
 
 __all__ = [
+    "KEY_ALIASES",
     "KNOWN_LOG_STATES",
     "LOG_ENTRY_TYPES",
     "RETIRED_KEYS",
@@ -46,6 +47,12 @@ __all__ = [
 KNOWN_LOG_STATES = ("usable", "qualified", "readonly", "retired", "rejected", "pending")
 _LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "critical")
 _FALLBACK_PROFILES = ("go", "calidog", "rust")
+
+#: Older names of keys (dotted path -> the key it now sets), accepted in files and the
+#: environment; setting both names in one file is an error.
+KEY_ALIASES = {
+    "rate_limit.requests_per_sec": "rate_limit.refill_rate",
+}
 
 #: Keys that are accepted and ignored, with a warning saying why (dotted path -> reason).
 RETIRED_KEYS = {
@@ -220,17 +227,25 @@ class DedupSettings:
 class ConnectionLimitSettings:
     enabled: bool = False
     max_connections: int = field(default=10000, metadata=_POSITIVE)
-    per_ip_limit: int | None = field(default=None, metadata=_OPTIONAL_POSITIVE)
+    # The spec's documented default; null = no limit per address.
+    per_ip_limit: int | None = field(default=100, metadata=_OPTIONAL_POSITIVE)
 
 
 @dataclass(frozen=True, slots=True)
 class RateLimitSettings:
-    """A token bucket per client address and worker: ``burst`` requests at once, then
-    ``requests_per_sec`` on average (see ``certstream.core.ratelimit``)."""
+    """The spec's per-address request limit, for the whole server (the workers share it): a
+    sliding window of ``window_max_requests`` per ``window_seconds``, then a token bucket of
+    ``max_tokens`` refilled at ``refill_rate`` per second, then ``burst`` more requests per
+    ``burst_window_seconds`` (see ``certstream.core.ratelimit``).  ``requests_per_sec`` is
+    the older name of ``refill_rate`` (``KEY_ALIASES``)."""
 
     enabled: bool = False
-    requests_per_sec: float = field(default=10.0, metadata=_POSITIVE_FLOAT)
-    burst: int = field(default=100, metadata=_POSITIVE)
+    max_tokens: float = field(default=100.0, metadata=_at_least(1))
+    refill_rate: float = field(default=10.0, metadata=_POSITIVE_FLOAT)
+    burst: float = field(default=20.0, metadata=_NON_NEGATIVE)
+    window_seconds: int = field(default=60, metadata=_POSITIVE)
+    window_max_requests: int = field(default=1000, metadata=_POSITIVE)
+    burst_window_seconds: int = field(default=10, metadata=_POSITIVE)
 
 
 @dataclass(frozen=True, slots=True)
