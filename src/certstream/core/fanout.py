@@ -156,6 +156,9 @@ class Fanout(Generic[C]):
         self._flush_every = max(1, min(256, buffer_size // 2))
         #: Called when there is something to flush (the shell sets its flusher's wake-up).
         self._wake: Callable[[], None] = _nothing
+        #: Called after a client came or went and after each flush: the figures of
+        #: ``counts`` and the counters above may have changed (the shell publishes them).
+        self.on_change: Callable[[], None] = _nothing
 
     # -- the I/O, supplied by the subclass ---------------------------------------------------
 
@@ -244,6 +247,7 @@ class Fanout(Generic[C]):
             yield from ring.sse_clients
 
     def _update_wanted(self) -> None:
+        self.on_change()
         mask = 0
         for stream, ring in self.rings.items():
             if ring.ws_clients or ring.sse_clients:
@@ -267,6 +271,7 @@ class Fanout(Generic[C]):
         for ring in dirty:
             self._flush_ring(ring, ring.ws_clients, ws=True)
             self._flush_ring(ring, ring.sse_clients, ws=False)
+        self.on_change()
 
     def _flush_ring(self, ring: Ring[C], clients: set[C], *, ws: bool) -> None:
         if not clients:

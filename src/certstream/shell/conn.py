@@ -25,9 +25,17 @@ from certstream.core.session import (
     Rejected,
     RequestReceived,
     Session,
+    http_response,
 )
-from certstream.shell.endpoints import ServerContext, answer, refuse
+from certstream.shell.endpoints import (
+    ServerContext,
+    admit_stream,
+    answer,
+    rate_refusal,
+    refuse,
+)
 from certstream.shell.hub import Client, Hub
+from certstream.shell.sharedlimits import Place
 
 __all__ = ["serve"]
 
@@ -49,32 +57,27 @@ def serve(sock: socket.socket, ctx: ServerContext, ip: str = "") -> None:
     try:
         request = _read_request(sock, session, ctx.request_timeout)
         if not isinstance(request, RequestReceived):
-            _send_and_close(sock, session.data_to_send())
-            if isinstance(request, Rejected) and ctx.on_response is not None:
-                # 400/404/405/431: one bounded label, never the raw path.
-                ctx.on_response("not_found" if request.status == 404 else "invalid",
-                                request.status)
-            return
-        kind = request.route.kind
-        refused = refuse(ctx, request, ip)
-        if refused is not None or kind == "http":
-            status, body, ctype, headers = refused or (*answer(ctx, request), ())
-            session.respond(status, body, ctype, headers)
-            _send_and_close(sock, session.data_to_send())
-            if ctx.on_response is not None:
-                ctx.on_response(request.route.name or request.route.kind, status)
-            return
-        if kind == "ws":
-            session.accept_websocket()
-            if not session.is_websocket:  # a bad upgrade: 400 or 426 is queued
-                rejected = session.next_event()
+            if isinstance(request, Rejected):
+                _reject(sock, session, ctx, request, ip)
+            else:
                 _send_and_close(sock, session.data_to_send())
-                if ctx.on_response is not None and isinstance(rejected, Rejected):
-                    ctx.on_response("websocket", rejected.status)
+            return
+        refused = refuse(ctx, request, ip)
+        if refused is None and request.route.kind != "http":
+            place = admit_stream(ctx, ip)
+            if isinstance(place, Place):
+                connections = ctx.access.connections  # a reload swaps rules, not counts
+                try:
+                    _start_stream(sock, session, ctx, request)
+                finally:
+                    connections.release(place)
                 return
-        else:
-            session.start_sse()
-        _stream(sock, session, ctx, request, ip)
+            refused = place
+        status, body, ctype, headers = refused or (*answer(ctx, request), ())
+        session.respond(status, body, ctype, headers)
+        _send_and_close(sock, session.data_to_send())
+        if ctx.on_response is not None:
+            ctx.on_response(request.route.name or request.route.kind, status)
     except OSError as exc:  # reset, broken pipe: the client's doing, nothing to report
         log.debug("connection ended: %s", exc)
     except Exception:  # a bug must end this connection only, and be seen
@@ -82,6 +85,37 @@ def serve(sock: socket.socket, ctx: ServerContext, ip: str = "") -> None:
     finally:
         with contextlib.suppress(OSError):
             sock.close()
+
+
+def _start_stream(sock: socket.socket, session: Session, ctx: ServerContext,
+                  request: RequestReceived) -> None:
+    if request.route.kind == "ws":
+        session.accept_websocket()
+        if not session.is_websocket:  # a bad upgrade: 400 or 426 is queued
+            rejected = session.next_event()
+            _send_and_close(sock, session.data_to_send())
+            if ctx.on_response is not None and isinstance(rejected, Rejected):
+                ctx.on_response("websocket", rejected.status)
+            return
+    else:
+        session.start_sse()
+    _stream(sock, session, ctx, request)
+
+
+def _reject(sock: socket.socket, session: Session, ctx: ServerContext, rejected: Rejected,
+            ip: str) -> None:
+    """Send the session's error answer (400/404/405/431), or 429 instead when the address is
+    over its rate limit: requests for unknown paths count like any other."""
+    data = session.data_to_send()
+    status = rejected.status
+    refused = rate_refusal(ctx, ip)
+    if refused is not None:
+        status, body, ctype, headers = refused
+        data = http_response(status, body, ctype, headers)
+    _send_and_close(sock, data)
+    if ctx.on_response is not None:
+        # One bounded label, never the raw path.
+        ctx.on_response("not_found" if rejected.status == 404 else "invalid", status)
 
 
 def _read_request(sock: socket.socket, session: Session,
@@ -119,7 +153,7 @@ def _send_and_close(sock: socket.socket, data: bytes) -> None:
 
 
 def _stream(sock: socket.socket, session: Session, ctx: ServerContext,
-            request: RequestReceived, ip: str) -> None:
+            request: RequestReceived) -> None:
     hub = ctx.hub
     head = session.data_to_send()  # 101 or the SSE head, plus any pong already due
     with gevent.Timeout(_ANSWER_TIMEOUT, False), contextlib.suppress(OSError):
@@ -128,17 +162,12 @@ def _stream(sock: socket.socket, session: Session, ctx: ServerContext,
     if head:
         return  # the client did not even take the response head
     client = hub.add(sock, session, request.route.stream, is_ws=session.is_websocket)
-    per_ip = ctx.access.per_ip
-    per_ip[ip] = per_ip.get(ip, 0) + 1
     if ctx.on_response is not None:
         ctx.on_response("websocket" if client.is_ws else "sse", 101 if client.is_ws else 200)
     try:
         _read_until_closed(sock, session, hub, client)
     finally:
         hub.remove(client)
-        left = per_ip.pop(ip, 1) - 1
-        if left > 0:
-            per_ip[ip] = left
 
 
 def _read_until_closed(sock: socket.socket, session: Session, hub: Hub, client: Client) -> None:

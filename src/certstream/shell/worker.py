@@ -24,6 +24,12 @@ publishes its open connection count in memory the master shared with them
 (``shell.shares``) and defers accepting while it holds more than the least loaded peer, as
 long as that peer is making progress (``shell.fairserver``; a stuck peer must not stop the
 server accepting).  The metrics are synced by ``shell.metricsync``.
+
+Whole-server figures: each worker claims a row of the memory the master shared
+(``shell.sharedmem``) when it loads, counts its streaming connections and the rate limits
+there (``shell.sharedlimits``) and publishes its clients and traffic into it
+(``shell.sharedstats``), so that limits and status are the server's, not one worker's.  On a
+clean stop it marks its row stopped, which tells the master it did not die.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ from certstream.config import Settings, load_settings
 from certstream.core import frames
 from certstream.core.routes import RouteTable
 from certstream.core.streams import STREAM_LITE
-from certstream.shell import metrics
+from certstream.shell import metrics, sharedmem
 from certstream.shell.conn import serve
 from certstream.shell.endpoints import CertCache, ServerContext, access_for
 from certstream.shell.fairserver import FairStreamServer
@@ -54,6 +60,8 @@ from certstream.shell.feed import FeedSubscriber
 from certstream.shell.hub import Hub
 from certstream.shell.metricsync import MetricsSync
 from certstream.shell.reload import ConfigWatcher, ReloadPlan
+from certstream.shell.sharedlimits import SharedConnections, SharedRates
+from certstream.shell.sharedstats import SharedStats
 from certstream.shell.shares import ConnectionShares, shared
 
 __all__ = [
@@ -94,22 +102,36 @@ def route_table(settings: Settings) -> RouteTable:
 
 
 def build_context(settings: Settings, hub: Hub,
-                  before_metrics: Callable[[], None] | None = None) -> ServerContext:
+                  before_metrics: Callable[[], None] | None = None,
+                  mem: sharedmem.SharedMemory | None = None, row: int = -1) -> ServerContext:
+    """The connection context of a worker.  With ``mem`` and this worker's ``row`` in it,
+    limits and status count every worker; else this process alone (and ``max_connections``
+    is split between the workers, the best it can do without counting together)."""
     def render() -> tuple[bytes, str]:
         if before_metrics is not None:
             before_metrics()  # this worker's values are current in the scrape
         return metrics.render_metrics()
 
-    return ServerContext(
+    shared = mem if row >= 0 else None
+    ctx = ServerContext(
         hub=hub,
         routes=route_table(settings),
-        access=access_for(settings),
+        access=access_for(
+            settings,
+            connections=SharedConnections(shared, row) if shared is not None else None,
+            rates=SharedRates(shared) if shared is not None else None,
+            split=1 if shared is not None else settings.workers,
+        ),
         max_message_bytes=settings.websocket.max_message_bytes,
         api_cache_capacity=settings.api.cache_capacity,
         render_metrics=render,
         on_response=lambda endpoint, code: metrics.SERVER_RESPONSES.labels(
             endpoint, str(code)).inc(),
     )
+    if shared is not None:
+        ctx.stats = SharedStats(shared, row, hub)
+        hub.on_change = ctx.stats.publish
+    return ctx
 
 
 def heartbeat_frame(now: float) -> bytes:
@@ -140,6 +162,9 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
     tls: ssl.SSLContext | None = None
     #: The master's connection shares, when this worker balances accepts with its peers.
     shares: ConnectionShares | None = None
+    #: The memory all workers share, and this worker's row in it (-1: none).
+    mem: sharedmem.SharedMemory | None = None
+    row = -1
     _example_at = float("-inf")  # monotonic time the last EXAMPLE arrived
     _example_ready: gevent.event.Event
 
@@ -156,7 +181,16 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             flush_interval=self.settings.flush_interval_ms / 1000.0,
         )
         self.metrics_sync = MetricsSync(self.hub, None)
-        self.ctx = build_context(self.settings, self.hub, self.metrics_sync)
+        self.mem = sharedmem.shared()
+        if self.mem is not None:
+            self.row = self.mem.claim(os.getpid())
+            if self.row < 0:
+                self.log.warning("no free row in the shared memory: this worker's limits "
+                                 "and status count its own connections only")
+        else:
+            self.log.warning("no shared memory from the master (its on_starting hook did "
+                             "not run): limits and status count this worker alone")
+        self.ctx = build_context(self.settings, self.hub, self.metrics_sync, self.mem, self.row)
         self.metrics_sync.access = lambda: self.ctx.access
         if self.settings.protocols.api:
             self.ctx.certs = CertCache(self.settings.api.cache_capacity)
@@ -228,7 +262,9 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
     def _apply_settings(self, plan: ReloadPlan) -> None:
         """A hot reload's live keys (see ``shell.reload.LIVE_KEYS``)."""
         settings = self.settings = plan.settings
-        self.ctx.access = access_for(settings, keep=self.ctx.access)
+        together = self.mem is not None and self.row >= 0
+        self.ctx.access = access_for(settings, keep=self.ctx.access,
+                                     split=1 if together else settings.workers)
         self.hub.drop_budget = settings.websocket.slow_client_drop_budget
         # websocket.heartbeat_secs: _heartbeats reads self.settings on every tick.
 
@@ -335,6 +371,8 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             gevent.sleep(0.1)
         else:
             self.log.warning("Worker graceful timeout (pid:%s)", self.pid)
+        if self.mem is not None and self.row >= 0:
+            self.mem.mark_stopped(self.row)  # a clean stop, not a death
         if self.feed is not None:
             self.feed.close()
         gevent.killall(tasks, block=False)
