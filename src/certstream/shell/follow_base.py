@@ -43,6 +43,11 @@ GROWING_POLLS = 2
 class LogFollower:
     """The parts common to both kinds: backoff, health, request pacing, status."""
 
+    #: The metric (``shell.specmetrics``) that counts this kind's skipped entries.
+    parse_failures_metric = "PARSE_FAILURES"
+    #: Per-log metrics that exist from the start, at zero, as the spec's server has them.
+    zero_metrics: tuple[str, ...] = ("PARSE_FAILURES",)
+
     def __init__(
         self,
         spec: LogSpec,
@@ -76,6 +81,10 @@ class LogFollower:
     # -- lifecycle
 
     def start(self) -> None:
+        for name in self.zero_metrics:
+            self.pipeline.inc(name, self.spec.name, amount=0)
+        # certstream_messages_sent{log} is made from these: there from the start too.
+        self.pipeline.inc("ENTRIES", self.spec.name, "x509", amount=0)
         self._greenlet = gevent.spawn(self._run_forever)
 
     def stop(self) -> None:
@@ -91,6 +100,7 @@ class LogFollower:
                 raise
             except Exception as exc:  # a bug must not kill the log for good
                 log.exception("follower %s crashed; restarting", self.spec.name)
+                self.pipeline.inc("RESTARTS", "follower")
                 self._group.kill(block=False)
                 self.reset()
                 self.failed("internal", repr(exc))
@@ -186,6 +196,7 @@ class LogFollower:
         self.pipeline.counters["skipped"] += 1
         log.warning("SKIP log=%s index=%d reason=%s", self.spec.name, index, reason)
         self._metric("ENTRIES_SKIPPED", self.spec.name, kind)
+        self._metric(self.parse_failures_metric, self.spec.name)
 
     def _metric(self, name: str, *labels: str) -> None:
         self.pipeline.inc(name, *labels)

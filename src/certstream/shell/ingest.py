@@ -41,7 +41,7 @@ from certstream.core.dedup import DedupRing
 from certstream.core.logspec import FollowerSettings, LogSpec, log_key
 from certstream.core.messages import MessageBuilder
 from certstream.errors import CertstreamError, ConfigError, DecodeError
-from certstream.shell import metrics
+from certstream.shell import metrics, specmetrics
 from certstream.shell.feed import FeedPublisher
 from certstream.shell.followers import LogFollower, make_follower
 from certstream.shell.httpclient import HTTPClient, HTTPError
@@ -111,7 +111,8 @@ class Ingest:
         self.state.load()
         self.http = HTTPClient(ct.user_agent, float(ct.request_timeout_secs), ct.max_body_bytes)
         self.dedup = DedupRing(settings.dedup.capacity, float(settings.dedup.ttl_secs))
-        self.metrics: Any = metrics
+        # Ours and the spec's (shell.specmetrics), by attribute name.
+        self.metrics: Any = specmetrics.IngestMetrics(metrics, specmetrics)
         self.builder = MessageBuilder(settings.output.profile)
         self.pipeline = Pipeline(
             self.feed,
@@ -119,7 +120,7 @@ class Ingest:
             self.dedup,
             self.state,
             workers_connected=self.feed.connected,
-            metrics=metrics,
+            metrics=self.metrics,
         )
         self.politeness = Politeness(
             ct.default_operator_rate_limit_ms / 1000.0,
@@ -218,6 +219,10 @@ class Ingest:
                 if st["lag"] is not None:
                     m.LOG_LAG.labels(name).set(st["lag"])
             m.DEDUP_SIZE.set(len(self.dedup))
+            kinds = [f.spec.kind for f in self.followers.values()]
+            m.CT_LOGS.set(kinds.count("rfc6962"))
+            m.STATIC_CT_LOGS.set(kinds.count("static"))
+            m.ISSUER_CACHE.set(len(self.issuers))
             dropped = int(getattr(self.feed, "dropped", 0))
             if dropped > self._feed_dropped:
                 m.FEED_DROPPED.inc(dropped - self._feed_dropped)

@@ -31,8 +31,9 @@ from prometheus_client import (
     Counter,
     Gauge,
     disable_created_metrics,
-    generate_latest,
 )
+
+from certstream.shell.specmetrics import exposition
 
 __all__ = [
     "BYTES_SENT",
@@ -79,9 +80,10 @@ DEDUP_SIZE = Gauge(
     "certstream_dedup_size", "Fingerprints held in the dedup ring.",
     multiprocess_mode="livemostrecent")
 #: Values of certstream_log_status.
-LOG_STATUS_CODES = {"healthy": 0, "degraded": 1, "unhealthy": 2}
+LOG_STATUS_CODES = {"healthy": 0, "degraded": 1, "unhealthy": 2, "starting": 3}
 LOG_STATUS = Gauge(
-    "certstream_log_status", "Health of each followed log: 0 healthy, 1 degraded, 2 unhealthy.",
+    "certstream_log_status", "Health of each followed log: 0 healthy, 1 degraded, 2 unhealthy, "
+    "3 starting (no request to it has completed yet).",
     ["log"], multiprocess_mode="livemostrecent")
 LOG_LAG = Gauge(
     "certstream_log_lag", "Entries in the log's tree not yet read (tree size - next index).",
@@ -134,11 +136,11 @@ SERVER_RESPONSES = Counter(
 
 def render_metrics() -> tuple[bytes, str]:
     """The Prometheus text exposition of all processes (or of this one outside a deployment)
-    and its content type."""
+    and its content type: ours, then the spec's series (``shell.specmetrics``)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess  # noqa: PLC0415 - only this path needs it
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+        return exposition(registry), CONTENT_TYPE_LATEST
+    return exposition(REGISTRY), CONTENT_TYPE_LATEST

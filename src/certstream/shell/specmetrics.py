@@ -12,31 +12,25 @@ at scrape time in the text format the spec's server emits (``# TYPE certstream_m
 counter`` and ``certstream_messages_sent{log="..."} 40``), summed over every process that
 recorded them.  The hidden metrics are left out of the page; ours are written as before.
 
-=======================================  =======  ==============================================
-series                                   type     meaning (and what it is made from)
-=======================================  =======  ==============================================
-``certstream_messages_sent{log}``        counter  certificates of that log published to the
-                                                  workers (sent when some client listens, as in
-                                                  the spec): ``certstream_entries_total``
-``certstream_parse_failures{log}``       counter  entries of an RFC 6962 log skipped because
-                                                  they could not be decoded or parsed
-``certstream_worker_panics``             counter  followers restarted after a crash, in the
-                                                  ingest, plus ingest processes and gunicorn
-                                                  workers that died and were restarted:
-                                                  ``certstream_restarts_total``
-``certstream_ct_logs_count``             gauge    RFC 6962 logs followed
-``certstream_static_ct_logs_count``      gauge    static-ct-api logs followed
-``certstream_static_ct_tiles_fetched``   counter  data tiles fetched, by log
-``certstream_static_ct_entries_parsed``  counter  entries read from those tiles, by log
-``certstream_static_ct_parse_failures``  counter  static log entries skipped, by log
-``certstream_static_ct_checkpoint_errors`` counter  checkpoint fetches that failed or were
-                                                  refused (bad, unverified, shrunk), by log
-``certstream_issuer_cache_size``         gauge    issuer certificates cached (static logs)
-``certstream_duplicates_filtered``       counter  certificates dropped by the dedup:
-                                                  ``certstream_duplicates_total``
-``certstream_dedup_cache_size``          gauge    fingerprints held by the dedup:
-                                                  ``certstream_dedup_size``
-=======================================  =======  ==============================================
+Each series, its type, and what it counts (made from):
+
+* ``certstream_messages_sent{log}`` (counter): certificates of that log published to the
+  workers, which happens when some client listens, as in the spec (``certstream_entries``).
+* ``certstream_parse_failures{log}`` (counter): entries of an RFC 6962 log skipped because
+  they could not be decoded or parsed; ``certstream_static_ct_parse_failures{log}`` the same
+  for static-ct-api logs.
+* ``certstream_worker_panics`` (counter): log followers restarted after a crash in the
+  ingest, plus ingest processes and gunicorn workers that died and were started again
+  (``certstream_restarts{process}``, counted by the ingest and by the gunicorn master).
+* ``certstream_ct_logs_count``, ``certstream_static_ct_logs_count`` (gauges): logs followed.
+* ``certstream_static_ct_tiles_fetched{log}``, ``certstream_static_ct_entries_parsed{log}``
+  (counters): data tiles fetched, and the entries read from them.
+* ``certstream_static_ct_checkpoint_errors{log}`` (counter): checkpoints that could not be
+  fetched, did not parse or verify, shrank or forked.
+* ``certstream_issuer_cache_size`` (gauge): issuer certificates cached for static logs.
+* ``certstream_duplicates_filtered`` (counter): certificates the dedup dropped
+  (``certstream_duplicates``); ``certstream_dedup_cache_size`` (gauge) the fingerprints it
+  holds (``certstream_dedup_size``).
 """
 
 from __future__ import annotations
