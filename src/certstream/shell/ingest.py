@@ -341,16 +341,19 @@ def packaged_log_list() -> tuple[str, list[loglist.LogInfo]]:
 
 
 def select_specs(
-    lists: Mapping[str, tuple[str, list[loglist.LogInfo]]], settings: Settings
+    lists: Mapping[str, tuple[str, list[loglist.LogInfo]]], settings: Settings,
+    now: float | None = None,
 ) -> list[LogSpec]:
-    """The logs the fetched lists (by URL) select, as follower specs."""
+    """The logs the fetched lists (by URL) select at ``now`` (default: the time), as
+    follower specs."""
     ct = settings.ct_log
     google = [i for src, infos in lists.values() if src == "google" for i in infos]
     apple = [i for src, infos in lists.values() if src == "apple" for i in infos]
     have_google = any(src == "google" for src, _ in lists.values())
     have_apple = any(src == "apple" for src, _ in lists.values())
     infos = loglist.select_logs(
-        google if have_google else None, apple if have_apple else None, ct.states, time.time()
+        google if have_google else None, apple if have_apple else None, ct.states,
+        time.time() if now is None else now,
     )
     specs: list[LogSpec] = []
     for info in infos:
