@@ -96,6 +96,17 @@ def test_lite_example_comes_from_the_worker_hook_other_streams_from_the_hub() ->
     assert asked == [1]
 
 
+def test_an_unknown_sse_stream_is_a_400_naming_the_allowed_values() -> None:
+    ctx = ServerContext(Hub(4))
+    route = ctx.routes.resolve(b"/sse?stream=bogus", upgrade=False)
+    assert route is not None
+    status, body, ctype = answer(ctx, RequestReceived(route, "GET", "/sse?stream=bogus", ()))
+    assert (status, ctype) == (400, b"application/json")
+    reason = json.loads(body)["reason"]
+    for value in ("lite", "full", "domains", "domains-only", "dns"):
+        assert value in reason
+
+
 def test_ws_page_escapes_the_path() -> None:
     status, body, ctype = answer(ServerContext(Hub(4)), _request("ws_page", "/<x>?a"))
     assert status == 200 and ctype.startswith(b"text/html") and b"<x>" not in body

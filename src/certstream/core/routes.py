@@ -10,7 +10,8 @@ Paths follow certstream-server-go and certstream-server-rust (one port for every
 ====================================  ============================================
 ``/`` ``/full-stream`` ``/domains-only``  WebSocket lite / full / domains; a plain GET
                                       (no ``Upgrade``) gets a short HTML page
-``/sse[?stream=full|domains]``        Server-Sent Events (lite unless asked)
+``/sse[?stream=full|domains]``        Server-Sent Events (lite unless asked; another
+                                      ``stream`` value is a 400 naming the allowed ones)
 ``/health`` ``/health/deep``          liveness, and log health from the feed
 ``/metrics``                          Prometheus text
 ``/example.json`` (also under the     the latest message of that stream
@@ -30,6 +31,7 @@ from urllib.parse import parse_qsl
 from certstream.core.streams import STREAM_DOMAINS, STREAM_FULL, STREAM_LITE, STREAM_NAMES
 
 __all__ = [
+    "SSE_STREAM_VALUES",
     "STREAM_DOMAINS",
     "STREAM_FULL",
     "STREAM_LITE",
@@ -41,7 +43,8 @@ __all__ = [
 
 _WS_PATHS = {"/": STREAM_LITE, "/full-stream": STREAM_FULL, "/domains-only": STREAM_DOMAINS}
 
-# ``/sse?stream=...``: Rust accepts "full", "domains" and "domains-only"; anything else is lite.
+# ``/sse?stream=...``: Rust accepts "full", "domains" and "domains-only" (and serves lite for
+# anything else, silently); we accept those, "dns" and "lite", and answer 400 to the rest.
 _SSE_STREAMS = {
     "full": STREAM_FULL,
     "domains": STREAM_DOMAINS,
@@ -49,6 +52,9 @@ _SSE_STREAMS = {
     "dns": STREAM_DOMAINS,
     "lite": STREAM_LITE,
 }
+
+#: The values ``/sse?stream=`` accepts (case does not matter).
+SSE_STREAM_VALUES = tuple(_SSE_STREAMS)
 
 _EXAMPLE_PATHS = {
     "/example.json": STREAM_LITE,
@@ -63,7 +69,8 @@ class Route:
 
     ``kind`` is ``"ws"`` (upgrade to a WebSocket stream), ``"sse"`` (event stream) or
     ``"http"`` (a one-shot response named by ``name``: ``ws_page``, ``health``,
-    ``health_deep``, ``metrics``, ``example``, ``api_stats``, ``api_logs``, ``api_cert``).
+    ``health_deep``, ``metrics``, ``example``, ``api_stats``, ``api_logs``, ``api_cert``,
+    or ``sse_bad_stream``: a 400 for an unknown ``/sse?stream=`` value).
     ``stream`` is a ``STREAM_*`` bit for stream routes and the example endpoints, else 0.
     """
 
@@ -115,10 +122,12 @@ class RouteTable:
         if path == "/sse":
             if not self.sse:
                 return None
-            wanted = STREAM_LITE
+            wanted: int | None = STREAM_LITE
             for key, value in parse_qsl(query, keep_blank_values=True):
                 if key == "stream":
-                    wanted = _SSE_STREAMS.get(value.lower(), STREAM_LITE)
+                    wanted = _SSE_STREAMS.get(value.lower())
+            if wanted is None:
+                return Route("http", 0, "sse_bad_stream")
             return Route("sse", wanted) if self.stream_enabled(wanted) else None
         return self._resolve_http(path)
 

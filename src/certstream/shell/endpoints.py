@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from certstream.config import Settings
 from certstream.core.ratelimit import RateLimiter, RateRule, retry_after_header
-from certstream.core.routes import RouteTable, split_target
+from certstream.core.routes import SSE_STREAM_VALUES, RouteTable, split_target
 from certstream.core.session import RequestReceived, ws_page
 from certstream.core.streams import STREAM_LITE
 from certstream.shell.hub import Hub
@@ -207,6 +207,12 @@ def rate_refusal(ctx: ServerContext, ip: str, now: float | None = None) -> Refus
 
 
 _PROTECTED = frozenset(("api_stats", "api_logs", "api_cert"))
+#: ``/sse?stream=`` with a value that names no stream.
+_BAD_SSE_STREAM = json.dumps(
+    {"error": "Bad Request",
+     "reason": "stream must be one of: " + ", ".join(SSE_STREAM_VALUES)
+               + " (or absent, for lite)"},
+    separators=(",", ":")).encode()
 #: ``/example.json`` before the first certificate: nothing to show yet, try again later.
 _NO_EXAMPLE = (b'{"error":"Service Unavailable","reason":"no certificate has been received '
                b'yet; try again once the logs have sent one"}')
@@ -404,4 +410,6 @@ def answer(ctx: ServerContext, request: RequestReceived) -> Response:
     if name == "ws_page":
         path, _query = split_target(request.target.encode("ascii", "replace"))
         return 200, ws_page(path), _HTML
+    if name == "sse_bad_stream":
+        return 400, _BAD_SSE_STREAM, _JSON
     return 404, b'{"error":"Not Found"}', _JSON
