@@ -26,18 +26,22 @@ import gevent.pool
 from certstream.core.backoff import Backoff
 from certstream.core.health import HealthTracker
 from certstream.core.logspec import FollowerSettings, LogSpec, start_position
+from certstream.core.reminder import Reminder
 from certstream.errors import DecodeError
 from certstream.shell.httpclient import HTTPClient, HTTPError, HTTPStatusError
 from certstream.shell.pipeline import Pipeline
 from certstream.shell.politeness import Politeness
 
-__all__ = ["GROWING_POLLS", "LogFollower"]
+__all__ = ["GROWING_POLLS", "REMIND_SECS", "LogFollower"]
 
 log = logging.getLogger("certstream.ingest")
 
 #: While a log grows, its head is polled this many times per ``poll_interval`` (see
 #: ``LogFollower.pause``).
 GROWING_POLLS = 2
+#: A log that keeps failing is reported when it starts, then at most this often (the
+#: failures in between go to the debug log), and once when it answers again.
+REMIND_SECS = 600.0
 
 
 class LogFollower:
@@ -75,6 +79,7 @@ class LogFollower:
         self._pause_until = 0.0
         self._grew = 0  # bit 0: the log grew in the last poll round, bit 1: the one before
         self._warned = ""
+        self._failing = Reminder(REMIND_SECS)
         self._greenlet: gevent.Greenlet | None = None
         self._group = gevent.pool.Group()
 
@@ -150,6 +155,10 @@ class LogFollower:
         gevent.sleep(interval / GROWING_POLLS if self._grew else interval)
 
     def succeeded(self) -> None:
+        failures = self._failing.ended()
+        if failures:
+            log.info("log %s: answering again after %d failed requests", self.spec.name,
+                     failures)
         self.backoff.success()
         before = self.health.status
         if self.health.success(time.time()) != before:
@@ -173,10 +182,18 @@ class LogFollower:
         else:
             delay = self.backoff.failure(retry_after)
             self._pause_until = max(self._pause_until, now + delay)
-        log.warning(
-            "log %s: %s (%s); retrying in %.2fs [%s]",
-            self.spec.name, kind, detail, delay, self.health.status,
-        )
+        quiet = self._failing.occurred(now)
+        if quiet is None:
+            log.debug("log %s: %s (%s); retrying in %.2fs [%s]",
+                      self.spec.name, kind, detail, delay, self.health.status)
+        else:
+            log.warning(
+                "log %s: %s (%s); retrying in %.2fs [%s]%s",
+                self.spec.name, kind, detail, delay, self.health.status,
+                f"; {quiet} more failures since the last report" if quiet else
+                "; retried with backoff, reported again every "
+                f"{REMIND_SECS / 60:.0f} min while it fails",
+            )
         self._metric("LOG_ERRORS", self.spec.name, kind)
         return delay
 

@@ -40,6 +40,7 @@ from certstream.core import loglist
 from certstream.core.dedup import DedupRing
 from certstream.core.logspec import FollowerSettings, LogSpec, log_key
 from certstream.core.messages import MessageBuilder
+from certstream.core.reminder import Reminder
 from certstream.errors import CertstreamError, ConfigError, DecodeError
 from certstream.shell import metrics, specmetrics
 from certstream.shell.feed import FeedPublisher
@@ -59,6 +60,8 @@ STATE_INTERVAL = 2.0
 WATCHDOG_INTERVAL = 1.0
 #: How long the feed's writer greenlets get to drain at shutdown before the final flush.
 DRAIN_SECS = 1.0
+#: A log list that cannot be fetched is reported once, then at most this often.
+LIST_REMIND_SECS = 600.0
 
 _LEVELS = {"trace": logging.DEBUG, "warn": logging.WARNING}
 
@@ -139,6 +142,8 @@ class Ingest:
         self._lists: dict[str, tuple[str, list[loglist.LogInfo]]] = {}
         # Lists followed from the packaged snapshot because the live one was unreachable.
         self._packaged: set[str] = set()
+        # Per list URL: its failures are reported once, then every 10 minutes.
+        self._list_failing: dict[str, Reminder] = {}
         self.followers: dict[str, LogFollower] = {}
         self._housekeeping: list[gevent.Greenlet] = []
 
@@ -243,21 +248,28 @@ class Ingest:
         listed before.
         """
         for url in self.settings.ct_log.log_list_urls:
+            failing = self._list_failing.setdefault(url, Reminder(LIST_REMIND_SECS))
             try:
                 self._lists[url] = fetch_log_list(self.http, url)
                 self._packaged.discard(url)
             except (HTTPError, CertstreamError, ValueError) as exc:
-                if url in self._lists:
-                    log.warning("log list %s: refresh failed (%s); keeping its last copy", url, exc)
+                quiet = failing.occurred(time.monotonic())
+                say = log.warning if quiet is not None else log.debug
+                more = f" ({quiet} more failures since the last report)" if quiet else ""
+                if url in self._lists and url not in self._packaged:
+                    say("log list %s: refresh failed (%s); keeping its last copy%s",
+                        url, exc, more)
                 elif url == loglist.GOOGLE_LOG_LIST_URL:
-                    self._lists[url] = packaged_log_list()
-                    self._packaged.add(url)
-                    log.warning(
-                        "log list %s: fetch failed (%s); following the snapshot packaged with "
-                        "certstream until it can be fetched", url, exc,
-                    )
+                    if url not in self._lists:
+                        self._lists[url] = packaged_log_list()
+                        self._packaged.add(url)
+                    say("log list %s: fetch failed (%s); following the snapshot packaged "
+                        "with certstream until it can be fetched%s", url, exc, more)
                 else:
-                    log.warning("log list %s: fetch failed (%s); will retry", url, exc)
+                    say("log list %s: fetch failed (%s); will retry%s", url, exc, more)
+            else:
+                if failing.ended():
+                    log.info("log list %s: fetched again", url)
         if not self._lists:
             return
         self.discovered = select_specs(self._lists, self.settings)
