@@ -17,10 +17,10 @@ from certstream.shell.endpoints import (
     CertCache,
     ServerContext,
     access_for,
-    admit_stream,
     answer,
     log_counts,
     refuse,
+    reserve_place,
 )
 from certstream.shell.hub import Hub
 from certstream.shell.sharedlimits import LocalConnections, Place
@@ -134,17 +134,17 @@ def test_refuse_guards_streams_and_api_only() -> None:
     assert refuse(ctx, stream, "1.2.3.4") is None
 
 
-def test_admit_stream_reserves_until_released() -> None:
+def test_reserve_place_reserves_until_released() -> None:
     ctx = ServerContext(Hub(4), access=Access(max_connections=3, per_ip_limit=2))
-    first, second = admit_stream(ctx, "1.2.3.4"), admit_stream(ctx, "1.2.3.4")
+    first, second = reserve_place(ctx, "1.2.3.4"), reserve_place(ctx, "1.2.3.4")
     assert isinstance(first, Place) and isinstance(second, Place)
-    refused = admit_stream(ctx, "1.2.3.4")  # a third from this address
+    refused = reserve_place(ctx, "1.2.3.4")  # a third from this address
     assert not isinstance(refused, Place) and refused[:2] == (
         429, b'{"error":"Too Many Connections"}')
-    assert isinstance(admit_stream(ctx, "::1"), Place)
-    assert not isinstance(admit_stream(ctx, "5.6.7.8"), Place)  # 3 in all
+    assert isinstance(reserve_place(ctx, "::1"), Place)
+    assert not isinstance(reserve_place(ctx, "5.6.7.8"), Place)  # 3 in all
     ctx.access.connections.release(first)
-    assert isinstance(admit_stream(ctx, "1.2.3.4"), Place)  # its place came back
+    assert isinstance(reserve_place(ctx, "1.2.3.4"), Place)  # its place came back
     # IPv4 and its IPv6-mapped form are one address.
     local = LocalConnections()
     assert isinstance(local.admit("10.0.0.1", None, 1), Place)

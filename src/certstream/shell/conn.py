@@ -29,10 +29,10 @@ from certstream.core.session import (
 )
 from certstream.shell.endpoints import (
     ServerContext,
-    admit_stream,
     answer,
     rate_refusal,
     refuse,
+    reserve_place,
 )
 from certstream.shell.hub import Client, Hub
 from certstream.shell.sharedlimits import Place
@@ -64,7 +64,7 @@ def serve(sock: socket.socket, ctx: ServerContext, ip: str = "") -> None:
             return
         refused = refuse(ctx, request, ip)
         if refused is None and request.route.kind != "http":
-            place = admit_stream(ctx, ip)
+            place = reserve_place(ctx, ip)
             if isinstance(place, Place):
                 connections = ctx.access.connections  # a reload swaps rules, not counts
                 try:

@@ -35,11 +35,11 @@ __all__ = [
     "Response",
     "ServerContext",
     "access_for",
-    "admit_stream",
     "answer",
     "log_counts",
     "rate_refusal",
     "refuse",
+    "reserve_place",
 ]
 
 Response = tuple[int, bytes, bytes]
@@ -224,7 +224,7 @@ def refuse(ctx: ServerContext, request: RequestReceived, ip: str,
 
     ``now`` is a monotonic time for the rate limiter (read here when not given).  The rate
     limit comes first and counts every routed request, so that guessing tokens is as slow
-    as anything else.  Connection limits are :func:`admit_stream`'s.
+    as anything else.  Connection limits are :func:`reserve_place`'s.
     """
     refused = rate_refusal(ctx, ip, now)
     if refused is not None:
@@ -236,7 +236,7 @@ def refuse(ctx: ServerContext, request: RequestReceived, ip: str,
     return None
 
 
-def admit_stream(ctx: ServerContext, ip: str) -> Place | Refusal:
+def reserve_place(ctx: ServerContext, ip: str) -> Place | Refusal:
     """Reserve a place for a streaming connection from ``ip``: the place (give it back with
     ``ctx.access.connections.release`` when the connection ends, however it ends), or the
     429 answer when ``connection_limit`` is reached."""

@@ -358,6 +358,11 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             gevent.sleep(0.02)
 
     def _shutdown(self, servers: list[FairStreamServer], tasks: list[gevent.Greenlet]) -> None:
+        if self.mem is not None and self.row >= 0:
+            # A stop asked for (SIGTERM, a reload, max_requests), not a death: said first,
+            # so that a worker the arbiter kills at the end of its graceful time still counts
+            # as stopped.
+            self.mem.mark_stopped(self.row)
         for server in servers:
             server.close()  # stop accepting; the connections stay
         if self.shares is not None:
@@ -371,8 +376,6 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             gevent.sleep(0.1)
         else:
             self.log.warning("Worker graceful timeout (pid:%s)", self.pid)
-        if self.mem is not None and self.row >= 0:
-            self.mem.mark_stopped(self.row)  # a clean stop, not a death
         if self.feed is not None:
             self.feed.close()
         gevent.killall(tasks, block=False)
