@@ -25,7 +25,8 @@ def _metric(text: str, name: str) -> float:
 
 def test_rate_limit_answers_429_with_retry_after_once_the_burst_is_spent() -> None:
     # One token per 100 s: however slow this machine, no token comes back during the test.
-    config = {"rate_limit": {"enabled": True, "requests_per_sec": 0.01, "burst": 5}}
+    config = {"rate_limit": {"enabled": True, "max_tokens": 3, "refill_rate": 0.01,
+                             "burst": 2}}
     with run_server(config) as srv:
         assert [http_get(srv.port, "/health")[0] for _ in range(5)] == [200] * 5
         status, headers, body = http_get(srv.port, "/health")

@@ -387,7 +387,7 @@ def test_auth_and_connection_limits() -> None:
     good = "Authorization: Bearer s3cret\r\n"
     with run_server(config) as srv:
         assert http_get(srv.port, "/health")[0] == 200  # public
-        assert http_get(srv.port, "/example.json")[0] == 200  # public
+        assert http_get(srv.port, "/example.json")[0] == 503  # public (and no entry yet)
         assert _ws_status(srv.port, "/") == 401
         assert _ws_status(srv.port, "/", "Authorization: Bearer wrong\r\n") == 401
         raw = f"GET /api/stats HTTP/1.1\r\nHost: x\r\n{good}\r\n".encode()
@@ -478,8 +478,9 @@ def test_example_json_asks_the_ingest_only_when_it_has_nothing_recent() -> None:
     with run_server({"protocols": {"api": False}}) as srv:
         srv.feed.wait_workers(1)
         assert not any(m & EXAMPLE for m in srv.feed.masks())  # nobody asked: nothing built
-        # Nothing anywhere yet: the worker asks, waits about a second, answers null.
-        assert http_get(srv.port, "/example.json")[2] == b"null"
+        # Nothing anywhere yet: the worker asks, waits about a second, answers 503 with why.
+        status, _, body = http_get(srv.port, "/example.json")
+        assert status == 503 and b"no certificate has been received yet" in body
         srv.feed.wait_wanted(EXAMPLE)
         got: list[bytes] = []
         t = threading.Thread(target=lambda: got.append(http_get(srv.port, "/example.json")[2]))

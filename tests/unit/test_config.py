@@ -20,6 +20,7 @@ from certstream.config import (
     load_settings,
     settings_to_env,
 )
+from certstream.config.convert import unknown_env_names
 from certstream.errors import ConfigError
 
 # The key of a real static-ct log, as base64 SPKI DER (the form the log lists use).
@@ -233,7 +234,13 @@ BAD: list[tuple[str, dict[str, str], str, str]] = [
     ("", {"CERTSTREAM_CT_LOG_OPERATOR_RATE_LIMITS": "Google"}, "ct_log.operator_rate_limits",
      "Google"),
     ("rate_limit: {requests_per_sec: 0}", {}, "rate_limit.requests_per_sec", "0"),
-    ("", {"CERTSTREAM_RATE_LIMIT_BURST": "0"}, "rate_limit.burst", "0"),
+    ("", {"CERTSTREAM_RATE_LIMIT_BURST": "-1"}, "rate_limit.burst", "-1"),
+    ("rate_limit: {max_tokens: 0.5}", {}, "rate_limit.max_tokens", "0.5"),
+    ("rate_limit: {refill_rate: 0}", {}, "rate_limit.refill_rate", "0"),
+    ("rate_limit: {requests_per_sec: 1, refill_rate: 2}", {}, "rate_limit.requests_per_sec",
+     "1"),
+    ("", {"CERTSTREAM_RATE_LIMIT_WINDOW_MAX_REQUESTS": "0"}, "rate_limit.window_max_requests",
+     "0"),
     ("port: [1, 2", {}, "config", "c.yaml"),
     ("- a\n- b", {}, "config", "c.yaml"),
 ]
@@ -283,14 +290,75 @@ static_logs: [{{name: T, url: "https://t.example/p/", key: "{SPKI}"}}]
 
 
 def test_rate_limit_keys_from_file_and_env(tmp_path: Path) -> None:
-    assert Settings().rate_limit.requests_per_sec == 10.0
-    assert Settings().rate_limit.burst == 100
-    path = write(tmp_path / "c.yaml", "rate_limit: {enabled: true, requests_per_sec: 2.5}\n")
-    s = load_settings({"CERTSTREAM_RATE_LIMIT_BURST": "7"}, path=path)
-    assert (s.rate_limit.enabled, s.rate_limit.requests_per_sec, s.rate_limit.burst) == (
-        True, 2.5, 7)
-    s = load_settings({"CERTSTREAM_RATE_LIMIT_REQUESTS_PER_SEC": "0.5"}, path=path)
-    assert s.rate_limit.requests_per_sec == 0.5
+    rate = Settings().rate_limit  # the spec's defaults
+    assert (rate.max_tokens, rate.refill_rate, rate.burst, rate.window_seconds,
+            rate.window_max_requests, rate.burst_window_seconds) == (100, 10, 20, 60, 1000, 10)
+    assert Settings().connection_limit.per_ip_limit == 100
+    path = write(tmp_path / "c.yaml", "rate_limit: {enabled: true, max_tokens: 8, "
+                                      "refill_rate: 2.5, window_seconds: 30}\n")
+    s = load_settings({"CERTSTREAM_RATE_LIMIT_BURST": "7",
+                       "CERTSTREAM_RATE_LIMIT_WINDOW_MAX_REQUESTS": "50",
+                       "CERTSTREAM_RATE_LIMIT_BURST_WINDOW_SECONDS": "5"}, path=path)
+    r = s.rate_limit
+    assert (r.enabled, r.max_tokens, r.refill_rate, r.burst, r.window_seconds,
+            r.window_max_requests, r.burst_window_seconds) == (True, 8, 2.5, 7, 30, 50, 5)
+    s = load_settings({"CERTSTREAM_RATE_LIMIT_MAX_TOKENS": "3",
+                       "CERTSTREAM_RATE_LIMIT_REFILL_RATE": "0.5"}, path=path)
+    assert (s.rate_limit.max_tokens, s.rate_limit.refill_rate) == (3, 0.5)
+
+
+def test_requests_per_sec_is_the_older_name_of_refill_rate(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.yaml", "rate_limit: {requests_per_sec: 2.5}\n")
+    assert load_settings({}, path=path).rate_limit.refill_rate == 2.5
+    # Its variable too; the setting's own variable wins over it, and both beat the file.
+    env = {"CERTSTREAM_RATE_LIMIT_REQUESTS_PER_SEC": "0.5"}
+    assert load_settings(env, path=path).rate_limit.refill_rate == 0.5
+    env["CERTSTREAM_RATE_LIMIT_REFILL_RATE"] = "4"
+    assert load_settings(env, path=path).rate_limit.refill_rate == 4
+
+
+def test_burst_without_max_tokens_is_a_warning(tmp_path: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    # An older config's "burst: 100" meant the bucket's size; now it is the spec's burst.
+    path = write(tmp_path / "c.yaml", "rate_limit: {enabled: true, burst: 100}\n")
+    with caplog.at_level(logging.WARNING):
+        assert load_settings({}, path=path).rate_limit.burst == 100
+    assert "rate_limit.burst is the spec's allowance" in caplog.text
+    assert "rate_limit.max_tokens" in caplog.text
+    caplog.clear()
+    path = write(tmp_path / "c.yaml", "rate_limit: {max_tokens: 10, burst: 5}\n")
+    with caplog.at_level(logging.WARNING):
+        load_settings({}, path=path)
+    assert "rate_limit.burst" not in caplog.text
+
+
+def test_unknown_certstream_variables_are_a_warning(tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    path = write(tmp_path / "c.yaml", "port: 9000\n")
+    env = {
+        "CERTSTREAM_PROT": "1",  # a typo of CERTSTREAM_PORT
+        "CERTSTREAM_RATE_LIMIT_BURSTS": "3",
+        # Not settings, but ours: none of these is unknown.
+        "CERTSTREAM_CONFIG": str(path), "CERTSTREAM_NO_EXTENSIONS": "1",
+        "CERTSTREAM_REQUIRE_EXTENSIONS": "1", "CERTSTREAM_MASTER_PID": "1",
+        "CERTSTREAM_FEED_SOCKET": "/x", "CERTSTREAM_WORKERS": "2",
+        "CERTSTREAM_WS_ENABLED": "1", "CERTSTREAM_CT_LOG_RETRY_MAX_ATTEMPTS": "3",
+        # certstream-server-go's variables belong to its config format.
+        "CERTSTREAM_WEBSERVER_LISTEN_PORT": "8080", "CERTSTREAM_GENERAL_DROP_OLD_LOGS": "1",
+        "CERTSTREAM_PROMETHEUS_ENABLED": "true",
+    }
+    with caplog.at_level(logging.WARNING):
+        s = load_settings(env, path=path)
+    assert s.port == 9000 and s.workers == 2
+    lines = [r.getMessage() for r in caplog.records if "environment variables" in r.getMessage()]
+    assert lines == ["unknown CERTSTREAM_* environment variables ignored (no such setting): "
+                     "CERTSTREAM_PROT, CERTSTREAM_RATE_LIMIT_BURSTS"]
+    assert unknown_env_names(env) == ["CERTSTREAM_PROT", "CERTSTREAM_RATE_LIMIT_BURSTS"]
+    # The master's resolved settings are handed down: the children do not warn again.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        load_settings({**settings_to_env(s), **env})
+    assert not caplog.records
 
 
 def test_hot_reload_watches_the_file_the_settings_came_from(tmp_path: Path) -> None:

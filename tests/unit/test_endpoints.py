@@ -9,7 +9,7 @@ import pytest
 from tests.support import golden_payloads
 
 from certstream.config import AuthSettings, ConnectionLimitSettings, RateLimitSettings, Settings
-from certstream.core.ratelimit import RateLimiter
+from certstream.core.ratelimit import RateRule
 from certstream.core.routes import Route, RouteTable
 from certstream.core.session import RequestReceived
 from certstream.shell.endpoints import (
@@ -21,8 +21,10 @@ from certstream.shell.endpoints import (
     answer,
     log_counts,
     refuse,
+    reserve_place,
 )
 from certstream.shell.hub import Hub
+from certstream.shell.sharedlimits import LocalConnections, Place
 
 LITE = golden_payloads("lite")
 
@@ -44,6 +46,10 @@ def _state(*statuses: str) -> dict[str, object]:
         (("healthy", "degraded"), 200, "degraded"),
         (("healthy", "unhealthy"), 200, "degraded"),  # exactly half: not more than half
         (("unhealthy", "unhealthy", "healthy"), 503, "unhealthy"),
+        # A log not reached yet is not known to be healthy.
+        (("healthy", "starting"), 200, "starting"),
+        (("starting", "degraded"), 200, "degraded"),
+        (("unhealthy", "unhealthy", "starting"), 503, "unhealthy"),
     ],
 )
 def test_health_deep_rule(statuses: tuple[str, ...], code: int, status: str) -> None:
@@ -55,17 +61,31 @@ def test_health_deep_rule(statuses: tuple[str, ...], code: int, status: str) -> 
     assert deep["logs_total"] == len(statuses)
     assert [(log["name"], log["status"]) for log in deep["logs"]] == [
         (str(i), s) for i, s in enumerate(statuses)]
+    assert deep["logs_starting"] == statuses.count("starting")
+
+
+def test_health_deep_before_the_first_state_is_starting() -> None:
+    got, body, _ = answer(ServerContext(Hub(4)), _request("health_deep"))
+    assert (got, json.loads(body)["status"]) == (200, "starting")
 
 
 def test_log_counts_ignores_junk() -> None:
+    none = {"healthy": 0, "degraded": 0, "unhealthy": 0, "starting": 0}
     assert log_counts({"logs": [{"status": "healthy"}, "junk", {"status": "odd"}, {}]}) == {
-        "healthy": 1, "degraded": 0, "unhealthy": 0}
-    assert log_counts(None) == {"healthy": 0, "degraded": 0, "unhealthy": 0}
-    assert log_counts({"logs": None}) == {"healthy": 0, "degraded": 0, "unhealthy": 0}
+        **none, "healthy": 1}
+    assert log_counts(None) == none
+    assert log_counts({"logs": None}) == none
 
 
-def test_example_is_null_before_any_entry() -> None:
-    assert answer(ServerContext(Hub(4)), _request("example"))[:2] == (200, b"null")
+def test_example_before_any_entry_is_503_with_a_reason() -> None:
+    ctx = ServerContext(Hub(4), lite_example=lambda: None)
+    for request in (_request("example"),
+                    RequestReceived(Route("http", 2, "example"), "GET", "/full-stream/example.json",
+                                    ())):
+        status, body, ctype = answer(ctx, request)
+        assert (status, ctype) == (503, b"application/json")
+        reason = json.loads(body)
+        assert reason["error"] == "Service Unavailable" and "no certificate" in reason["reason"]
 
 
 def test_lite_example_comes_from_the_worker_hook_other_streams_from_the_hub() -> None:
@@ -127,6 +147,17 @@ def test_a_stream_request_gets_its_filter_or_a_400_with_the_reason() -> None:
         assert reason["error"] == "bad filter" and reason["param"] == param and reason["reason"]
 
 
+def test_an_unknown_sse_stream_is_a_400_naming_the_allowed_values() -> None:
+    ctx = ServerContext(Hub(4))
+    route = ctx.routes.resolve(b"/sse?stream=bogus", upgrade=False)
+    assert route is not None
+    status, body, ctype = answer(ctx, RequestReceived(route, "GET", "/sse?stream=bogus", ()))
+    assert (status, ctype) == (400, b"application/json")
+    reason = json.loads(body)["reason"]
+    for value in ("lite", "full", "domains", "domains-only", "dns"):
+        assert value in reason
+
+
 @pytest.mark.parametrize(
     ("value", "ok"),
     [(b"Bearer s3cret", True), (b"bearer s3cret", True), (b"s3cret", True), (b"other", True),
@@ -140,20 +171,35 @@ def test_token_header(value: bytes, ok: bool) -> None:
 
 
 def test_refuse_guards_streams_and_api_only() -> None:
-    ctx = ServerContext(Hub(4), RouteTable(api=True),
-                        access=Access(tokens=(b"t",), max_connections=0))
+    ctx = ServerContext(Hub(4), RouteTable(api=True), access=Access(tokens=(b"t",)))
     assert refuse(ctx, _request("health"), "1.2.3.4") is None
     assert refuse(ctx, _request("example"), "1.2.3.4") is None
     refused = refuse(ctx, _request("api_logs"), "1.2.3.4")
     assert refused is not None and refused[0] == 401
     stream = _request("", kind="ws", headers=((b"authorization", b"t"),))
-    refused = refuse(ctx, stream, "1.2.3.4")
-    assert refused is not None and refused[0] == 429  # max_connections=0: full
+    assert refuse(ctx, stream, "1.2.3.4") is None
+
+
+def test_reserve_place_reserves_until_released() -> None:
+    ctx = ServerContext(Hub(4), access=Access(max_connections=3, per_ip_limit=2))
+    first, second = reserve_place(ctx, "1.2.3.4"), reserve_place(ctx, "1.2.3.4")
+    assert isinstance(first, Place) and isinstance(second, Place)
+    refused = reserve_place(ctx, "1.2.3.4")  # a third from this address
+    assert not isinstance(refused, Place) and refused[:2] == (
+        429, b'{"error":"Too Many Connections"}')
+    assert isinstance(reserve_place(ctx, "::1"), Place)
+    assert not isinstance(reserve_place(ctx, "5.6.7.8"), Place)  # 3 in all
+    ctx.access.connections.release(first)
+    assert isinstance(reserve_place(ctx, "1.2.3.4"), Place)  # its place came back
+    # IPv4 and its IPv6-mapped form are one address.
+    local = LocalConnections()
+    assert isinstance(local.admit("10.0.0.1", None, 1), Place)
+    assert local.admit("::ffff:10.0.0.1", None, 1) == "per_ip_limit"
 
 
 def test_rate_limit_refuses_with_retry_after_and_counts() -> None:
-    limiter = RateLimiter(rate=0.5, burst=2)  # a token per 2 s
-    ctx = ServerContext(Hub(4), access=Access(tokens=(b"t",), limiter=limiter))
+    rule = RateRule(max_tokens=2, refill_rate=0.5, burst=0)  # then a token per 2 s
+    ctx = ServerContext(Hub(4), access=Access(tokens=(b"t",), rate_rule=rule))
     assert refuse(ctx, _request("health"), "1.2.3.4", now=100.0) is None
     assert refuse(ctx, _request("health"), "1.2.3.4", now=100.0) is None
     refused = refuse(ctx, _request("health"), "1.2.3.4", now=100.5)
@@ -161,7 +207,7 @@ def test_rate_limit_refuses_with_retry_after_and_counts() -> None:
     status, body, ctype, headers = refused
     assert (status, json.loads(body), ctype) == (429, {"error": "Too Many Requests"},
                                                  b"application/json")
-    assert dict(headers) == {b"Retry-After": b"2"}  # 1.5 s until a token, rounded up
+    assert dict(headers) == {b"Retry-After": b"2"}  # 1.75 s until a token, rounded up
     assert ctx.access.rate_limited == 1
     # Another address has its own bucket; the rate limit is checked before the token, so
     # a client guessing tokens is limited too.
@@ -169,34 +215,42 @@ def test_rate_limit_refuses_with_retry_after_and_counts() -> None:
     guess = _request("", kind="ws", headers=((b"authorization", b"wrong"),))
     assert refuse(ctx, guess, "1.2.3.4", now=100.6) is not None
     assert ctx.access.rate_limited == 2
-    refused = refuse(ctx, guess, "1.2.3.4", now=102.0)
+    refused = refuse(ctx, guess, "1.2.3.4", now=102.5)
     assert refused is not None and refused[0] == 401  # a token is back: now auth answers
 
 
-def test_no_limiter_means_no_rate_limit() -> None:
+def test_no_rule_means_no_rate_limit() -> None:
     ctx = ServerContext(Hub(4))
     assert all(refuse(ctx, _request("health"), "1.2.3.4", now=0.0) is None for _ in range(500))
     assert ctx.access.rate_limited == 0
 
 
 def test_access_rebuilt_on_reload_keeps_live_state() -> None:
-    on = dataclasses.replace(Settings(), rate_limit=RateLimitSettings(True, 1.0, 3),
-                             connection_limit=ConnectionLimitSettings(True, 10, 2))
+    on = dataclasses.replace(
+        Settings(), rate_limit=RateLimitSettings(True, max_tokens=3, refill_rate=1.0, burst=0),
+        connection_limit=ConnectionLimitSettings(True, 10, 2), workers=4)
     access = access_for(on)
-    assert access.limiter is not None and access.max_connections == 10
-    access.per_ip["1.2.3.4"] = 1
-    assert access.limiter.check("1.2.3.4", 0.0) == 0.0
+    assert access.rate_rule is not None and access.rate_rule.max_tokens == 3
+    assert (access.max_connections, access.per_ip_limit) == (10, 2)
+    assert access_for(on, split=4).max_connections == 3  # ceil(10 / 4) each, counted apart
+    place = access.connections.admit("1.2.3.4", None, None)
+    assert isinstance(place, Place)
+    assert access.rates.check("1.2.3.4", access.rate_rule, 0.0) == 0.0
     access.rate_limited = 5
-    tighter = dataclasses.replace(on, rate_limit=RateLimitSettings(True, 2.0, 1),
-                                  auth=AuthSettings(True, ("tok",)))
+    tighter = dataclasses.replace(
+        on, rate_limit=RateLimitSettings(True, max_tokens=1, refill_rate=2.0, burst=0),
+        auth=AuthSettings(True, ("tok",)))
     new = access_for(tighter, keep=access)
-    assert new.limiter is access.limiter and (new.limiter.rate, new.limiter.burst) == (2.0, 1)
-    assert new.per_ip is access.per_ip and new.rate_limited == 5
+    assert new.rates is access.rates and new.connections is access.connections
+    assert new.rate_rule is not None and (new.rate_rule.max_tokens, new.rate_rule.refill_rate) \
+        == (1, 2.0)
+    assert new.rate_limited == 5
     assert new.tokens == (b"tok",)
-    assert new.limiter.check("1.2.3.4", 0.0) == 0.0  # two tokens were left, capped at 1
-    assert new.limiter.check("1.2.3.4", 0.0) > 0
+    assert new.rates.check("1.2.3.4", new.rate_rule, 0.0) == 0.0  # two were left, capped at 1
+    assert new.rates.check("1.2.3.4", new.rate_rule, 0.0) > 0
+    assert isinstance(new.connections, LocalConnections) and new.connections.total == 1
     off = access_for(dataclasses.replace(tighter, rate_limit=RateLimitSettings()), keep=new)
-    assert off.limiter is None and off.rate_limited == 5
+    assert off.rate_rule is None and off.rate_limited == 5
 
 
 def test_cert_cache_finds_by_either_hash_and_forgets_the_oldest() -> None:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from certstream.core.backoff import Backoff, TokenBucket
 from certstream.core.follow import TileRequest, Window, WindowPlanner, plan_tiles
-from certstream.core.health import DEGRADED, HEALTHY, UNHEALTHY, HealthTracker
+from certstream.core.health import DEGRADED, HEALTHY, STARTING, UNHEALTHY, HealthTracker
 from certstream.errors import LocalProtocolError
 
 T = TypeVar("T")
@@ -228,7 +228,7 @@ def test_token_bucket_long_run_rate() -> None:
 
 def test_health_transitions() -> None:
     h = HealthTracker(healthy_threshold=2, unhealthy_threshold=3)
-    assert h.status == HEALTHY
+    assert h.status == STARTING  # nothing answered yet: not known to be healthy
     assert h.failure("timeout") == DEGRADED
     assert h.failure("http_500") == DEGRADED
     assert h.failure("http_500") == UNHEALTHY
@@ -237,3 +237,6 @@ def test_health_transitions() -> None:
     assert h.success(11.0) == HEALTHY
     assert h.last_success == 11.0
     assert h.snapshot().consecutive_failures == 0
+    # A log's first answer makes it healthy at once (it was not recovering from anything).
+    fresh = HealthTracker(healthy_threshold=2, unhealthy_threshold=3)
+    assert fresh.success(1.0) == HEALTHY

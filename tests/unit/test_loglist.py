@@ -1,8 +1,8 @@
 """Log lists: Google's signature, parsing both shapes, and the selection rule.
 
 Expected selections are derived here from the raw JSON with the rule as written in the
-protocol notes (states, log_type, stale shards, Apple only for missing operators), and
-cross-checked with counts documented for the fixtures.
+protocol notes (states, log_type, stale shards), and cross-checked with counts documented
+for the fixtures.  How Google's and Apple's lists combine: tests/unit/test_loglist_trusted.py.
 """
 
 from __future__ import annotations
@@ -232,41 +232,6 @@ def test_stale_shards_are_skipped() -> None:
     end = shard.temporal_end
     assert shard in select_logs([shard], None, ALLOWED, end + 399 * DAY)
     assert shard not in select_logs([shard], None, ALLOWED, end + 401 * DAY)
-
-
-def test_apple_only_for_operators_missing_from_google() -> None:
-    now = _list_time(GOOGLE)
-    google = parse_log_list(GOOGLE.read_bytes(), "google")
-    apple = parse_log_list(APPLE.read_bytes(), "apple")
-    merged = select_logs(google, apple, ALLOWED, now)
-    google_ops = {op["name"].casefold() for op in _raw(GOOGLE)["operators"]}
-    apple_extra = [
-        obj["log_id"]
-        for op, obj in _raw_logs(APPLE)
-        if op.casefold() not in google_ops and _state(obj) in ALLOWED and _current(obj, now)
-    ]
-    assert apple_extra  # "IPng GmbH" is named differently in Google's list
-    google_ids = {log.log_id for log in select_logs(google, None, ALLOWED, now)}
-    assert {log.log_id for log in merged} == google_ids | set(apple_extra)
-    from_apple = [log for log in merged if log.source == "apple"]
-    assert {log.log_id for log in from_apple} == set(apple_extra) - google_ids
-    assert len({log.log_id for log in merged}) == len(merged)
-    # An operator Google's list lacks entirely comes from Apple's list.
-    no_cloudflare = [log for log in google if log.operator != "Cloudflare"]
-    merged2 = select_logs(no_cloudflare, apple, ALLOWED, now)
-    cloudflare = {
-        obj["log_id"]
-        for op, obj in _raw_logs(APPLE)
-        if op == "Cloudflare" and _state(obj) in ALLOWED and _current(obj, now)
-    }
-    assert cloudflare
-    assert {log.log_id for log in merged2 if log.source == "apple"} >= cloudflare
-    # ...but Apple never adds logs of an operator Google does list.
-    assert not [x for x in merged if x.source == "apple" and x.operator == "Google"]
-    # Apple alone (no Google list) stands on its own
-    alone = select_logs(None, apple, ALLOWED, now)
-    assert {log.source for log in alone} == {"apple"}
-    assert all(log.state in ALLOWED for log in alone)
 
 
 def test_loginfo_key_der_roundtrip() -> None:

@@ -59,13 +59,13 @@ def test_plan_applies_live_keys_and_lists_the_rest() -> None:
         started,
         workers=4,
         auth=AuthSettings(True, ("tok",), "X-Token"),
-        rate_limit=RateLimitSettings(True, 1.5, 7),
+        rate_limit=RateLimitSettings(True, max_tokens=7, refill_rate=1.5),
         websocket=WebSocketSettings(heartbeat_secs=3.0, max_message_bytes=1000),
     )
     plan = plan_reload(running, started, new)
     assert set(plan.applied) == {"auth.enabled", "auth.tokens", "auth.header_name",
-                                 "rate_limit.enabled", "rate_limit.requests_per_sec",
-                                 "rate_limit.burst", "websocket.heartbeat_secs"}
+                                 "rate_limit.enabled", "rate_limit.refill_rate",
+                                 "rate_limit.max_tokens", "websocket.heartbeat_secs"}
     assert set(plan.restart) == {"workers", "websocket.max_message_bytes"}
     s = plan.settings
     assert s.auth == new.auth and s.rate_limit == new.rate_limit

@@ -4,7 +4,7 @@ rate limiter keeps no bucket for it), on every endpoint."""
 from __future__ import annotations
 
 from certstream.core.clientip import AllowList
-from certstream.core.ratelimit import RateLimiter
+from certstream.core.ratelimit import RateRule
 from certstream.core.routes import Route
 from certstream.core.session import RequestReceived
 from certstream.shell.endpoints import Access, ServerContext, refuse
@@ -12,9 +12,9 @@ from certstream.shell.hub import Hub
 
 
 def test_an_address_off_the_whitelist_gets_403_first() -> None:
-    limiter = RateLimiter(1.0, 1)
+    rule = RateRule(max_tokens=1, refill_rate=1.0, burst=0)
     ctx = ServerContext(Hub(4), access=Access(allow=AllowList(["127.0.0.1/8"]),
-                                              limiter=limiter, tokens=(b"t",)))
+                                              rate_rule=rule, tokens=(b"t",)))
     for route in (Route("ws", 1), Route("http", 0, "metrics"), Route("http", 0, "health")):
         request = RequestReceived(route, "GET", "/", ())
         status, body, _ctype, _headers = refuse(ctx, request, "192.0.2.1", now=0.0) or (0, b"",

@@ -31,7 +31,13 @@ from typing import Any
 
 import yaml
 
-from certstream.config.convert import ENV_NAMES, build_settings, overlay_env
+from certstream.config.convert import (
+    ENV_NAMES,
+    build_settings,
+    key_warnings,
+    overlay_env,
+    unknown_env_names,
+)
 from certstream.config.goformat import GoMapping, go_env_in, is_go_format, translate
 from certstream.config.schema import (
     KNOWN_LOG_STATES,
@@ -195,6 +201,11 @@ def load_settings_report(env: Mapping[str, str],
         if report.mapping is None:
             raise
         raise _in_go_terms(exc, report.mapping) from None
+    report.warnings.extend(f"config: {text}" for text in key_warnings(tree))
+    stray = unknown_env_names(env)
+    if stray:
+        report.warnings.append("unknown CERTSTREAM_* environment variables ignored (no such "
+                               "setting): " + ", ".join(stray))
     for key in [k for k in unknown if k in RETIRED_KEYS]:
         report.warnings.append(f"config key {key} is ignored: {RETIRED_KEYS[key]}")
         unknown.remove(key)

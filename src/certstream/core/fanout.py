@@ -236,6 +236,9 @@ class Fanout(Generic[C]):
         self._flush_every = max(1, min(256, buffer_size // 2))
         #: Called when there is something to flush (the shell sets its flusher's wake-up).
         self._wake: Callable[[], None] = _nothing
+        #: Called after a client came or went and after each flush: the figures of
+        #: ``counts`` and the counters above may have changed (the shell publishes them).
+        self.on_change: Callable[[], None] = _nothing
 
     # -- the I/O, supplied by the subclass ---------------------------------------------------
 
@@ -430,6 +433,7 @@ class Fanout(Generic[C]):
                 yield from group.sse_clients
 
     def _update_wanted(self) -> None:
+        self.on_change()
         mask = 0
         for stream, ring in self.rings.items():
             if ring.ws_clients or ring.wsz_clients or ring.sse_clients or ring.views:
@@ -466,6 +470,7 @@ class Fanout(Generic[C]):
                     by_bits.setdefault(client.wbits, []).append(client)
                 for wbits, clients in by_bits.items():
                     self._flush_clients(group, clients, partial(group.z_range, wbits=wbits))
+        self.on_change()
 
     def _flush_clients(
         self, ring: Group, clients: Iterable[C], frames_from: Callable[[int], list[bytes]]

@@ -12,7 +12,8 @@ three stream paths and the metrics path are the table's (``paths.*`` settings, G
 ====================================  ============================================
 ``/`` ``/full-stream`` ``/domains-only``  WebSocket lite / full / domains; a plain GET
                                       (no ``Upgrade``) gets the live page
-``/sse[?stream=full|domains]``        Server-Sent Events (lite unless asked)
+``/sse[?stream=full|domains]``        Server-Sent Events (lite unless asked; another
+                                      ``stream`` value is a 400 naming the allowed ones)
 ``/favicon.svg`` ``/favicon.ico``     the live page's icon
 ``/health`` ``/health/deep``          liveness, and log health from the feed
 ``/metrics``                          Prometheus text
@@ -34,6 +35,7 @@ from urllib.parse import parse_qsl
 from certstream.core.streams import STREAM_DOMAINS, STREAM_FULL, STREAM_LITE, STREAM_NAMES
 
 __all__ = [
+    "SSE_STREAM_VALUES",
     "STREAM_DOMAINS",
     "STREAM_FULL",
     "STREAM_LITE",
@@ -43,7 +45,8 @@ __all__ = [
     "split_target",
 ]
 
-# ``/sse?stream=...``: Rust accepts "full", "domains" and "domains-only"; anything else is lite.
+# ``/sse?stream=...``: Rust accepts "full", "domains" and "domains-only" (and serves lite for
+# anything else, silently); we accept those, "dns" and "lite", and answer 400 to the rest.
 _SSE_STREAMS = {
     "full": STREAM_FULL,
     "domains": STREAM_DOMAINS,
@@ -51,6 +54,9 @@ _SSE_STREAMS = {
     "dns": STREAM_DOMAINS,
     "lite": STREAM_LITE,
 }
+
+#: The values ``/sse?stream=`` accepts (case does not matter).
+SSE_STREAM_VALUES = tuple(_SSE_STREAMS)
 
 
 def _route_path(path: str) -> str:
@@ -65,7 +71,8 @@ class Route:
     ``kind`` is ``"ws"`` (upgrade to a WebSocket stream), ``"sse"`` (event stream) or
     ``"http"`` (a one-shot response named by ``name``: ``ws_page`` (the live page),
     ``favicon``, ``health``, ``health_deep``, ``metrics``, ``example``, ``api_stats``,
-    ``api_logs``, ``api_cert``).
+    ``api_logs``, ``api_cert``, or ``sse_bad_stream``: a 400 for an unknown
+    ``/sse?stream=`` value).
     ``stream`` is a ``STREAM_*`` bit for stream routes and the example endpoints, else 0.
     """
 
@@ -140,10 +147,12 @@ class RouteTable:
                 return None
             return Route("ws", stream) if upgrade else Route("http", stream, "ws_page")
         if self.sse and path == "/sse":
-            wanted = STREAM_LITE
+            wanted: int | None = STREAM_LITE
             for key, value in parse_qsl(query, keep_blank_values=True):
                 if key == "stream":
-                    wanted = _SSE_STREAMS.get(value.lower(), STREAM_LITE)
+                    wanted = _SSE_STREAMS.get(value.lower())
+            if wanted is None:
+                return Route("http", 0, "sse_bad_stream")
             return Route("sse", wanted) if self.stream_enabled(wanted) else None
         return self._resolve_http(path)
 

@@ -3,9 +3,11 @@
 ::
 
     gunicorn master (certstream CLI, or ``gunicorn -c gunicorn.conf.py``)
-      |- on_starting: the settings for every child, the workers' connection shares
+      |- on_starting: the settings for every child, the memory the workers share
       |- when_ready: python -m certstream.shell.ingest   (one per deployment, LISTENs on the feed)
       |- worker 1 .. N: certstream.shell.worker.CertstreamWorker (each subscribes to the feed)
+      |- child_exit: a worker's connections and row of the shared memory are given back,
+      |  and a worker that died (did not stop cleanly) counts as a restart
       '- on_exit: SIGTERM the ingest, wait, then SIGKILL
 
 Everything a child must agree on travels in the environment, set by :func:`prepare_master` in
@@ -52,7 +54,7 @@ from certstream.config import (
     metrics_listener,
     settings_to_env,
 )
-from certstream.shell import logformat, rundirs
+from certstream.shell import logformat, rundirs, sharedmem
 from certstream.shell.children import spawn_sigint_blocked
 from certstream.shell.shares import create_shared
 
@@ -193,9 +195,11 @@ def _bind(host: str, port: int) -> str:
 
 def on_starting(server: Any) -> None:
     settings = prepare_master()
-    # The memory the workers balance their accepts in: mapped here, in the master, so that
-    # every worker forked from it shares the same pages.
+    # The memory the workers balance their accepts in, and the one they count connections,
+    # rate limits and traffic in: mapped here, in the master, so that every worker forked
+    # from it shares the same pages.
     create_shared()
+    sharedmem.create(settings.workers, settings.connection_limit.max_connections)
     # Workers fork from here and inherit this; the ingest configures its own logging.
     logformat.configure(settings.log_level, settings.log_format)
     # Ctrl-C reaches the master, the workers and the ingest at once: stop gracefully, as
@@ -258,6 +262,8 @@ def _supervise(server: Any) -> None:
             return  # a crash loop must not become a fork storm
         server.log.warning("certstream: ingest (pid %d) exited with %s; restarting it",
                            proc.pid, proc.returncode)
+        _forget_process(proc.pid)
+        _count_restart("ingest")
         _start_ingest(server)
 
     server.manage_workers = manage_workers
@@ -273,11 +279,33 @@ def post_fork(server: Any, worker: Any) -> None:
     worker.inherited_signals = getattr(server, "SIG_QUEUE", None)
 
 
-def child_exit(server: Any, worker: Any) -> None:
+def _forget_process(pid: int) -> None:
+    """Its gauges leave the scrape (its counters stay in the sums)."""
     if os.environ.get(PROM_ENV):
         from prometheus_client import multiprocess  # noqa: PLC0415 - env must be set first
 
-        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def _count_restart(process: str) -> None:
+    """One more ``certstream_restarts_total{process}`` (``certstream_worker_panics``)."""
+    from certstream.shell.specmetrics import RESTARTS  # noqa: PLC0415 - env must be set first
+
+    RESTARTS.labels(process).inc()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker exited: its gauges go, its connections and row are given back, and if it did
+    not stop cleanly while the server runs (killed, crashed, stuck and aborted by the
+    arbiter's timeout) it counts as a restart: gunicorn starts another."""
+    _forget_process(worker.pid)
+    mem = sharedmem.shared()
+    clean = mem.reclaim(worker.pid) if mem is not None else None
+    # The arbiter empties its listeners first thing when it stops: workers stopping then are
+    # not restarts.
+    if clean is False and getattr(server, "LISTENERS", None):
+        server.log.warning("certstream: worker (pid %d) died; gunicorn restarts it", worker.pid)
+        _count_restart("worker")
 
 
 def on_exit(server: Any) -> None:

@@ -27,9 +27,18 @@ from certstream.core.session import (
     Rejected,
     RequestReceived,
     Session,
+    http_response,
 )
-from certstream.shell.endpoints import ServerContext, admit_stream, answer, refuse
+from certstream.shell.endpoints import (
+    ServerContext,
+    admit_stream,
+    answer,
+    rate_refusal,
+    refuse,
+    reserve_place,
+)
 from certstream.shell.hub import Client, Hub
+from certstream.shell.sharedlimits import Place
 
 __all__ = ["serve"]
 
@@ -54,40 +63,35 @@ def serve(sock: socket.socket, ctx: ServerContext, ip: str = "", port: int = 0) 
     try:
         request = _read_request(sock, session, ctx.request_timeout)
         if not isinstance(request, RequestReceived):
-            _send_and_close(sock, session.data_to_send())
-            if isinstance(request, Rejected) and ctx.on_response is not None:
-                # 400/404/405/431: one bounded label, never the raw path.
-                ctx.on_response("not_found" if request.status == 404 else "invalid",
-                                request.status)
+            if isinstance(request, Rejected):
+                _reject(sock, session, ctx, request, ip)
+            else:
+                _send_and_close(sock, session.data_to_send())
             return
-        kind = request.route.kind
         if ctx.real_ip:
             forwarded = forwarded_ip(request.headers)
             if forwarded is not None:
                 ip, port = forwarded, 0
         refused = refuse(ctx, request, ip)
         spec: FilterSpec | None = None
-        if refused is None and kind != "http":
+        if refused is None and request.route.kind != "http":
             # Answered before any upgrade: a browser gets the live page, a bad filter a 400.
             refused, spec = admit_stream(ctx, request)
-        if refused is not None or kind == "http":
-            status, body, ctype, headers = refused or (*answer(ctx, request), ())
-            session.respond(status, body, ctype, headers)
-            _send_and_close(sock, session.data_to_send())
-            if ctx.on_response is not None:
-                ctx.on_response(request.route.name or request.route.kind, status)
-            return
-        if kind == "ws":
-            session.accept_websocket(compression=ctx.compression)
-            if not session.is_websocket:  # a bad upgrade: 400 or 426 is queued
-                rejected = session.next_event()
-                _send_and_close(sock, session.data_to_send())
-                if ctx.on_response is not None and isinstance(rejected, Rejected):
-                    ctx.on_response("websocket", rejected.status)
+        if refused is None and request.route.kind != "http":
+            place = reserve_place(ctx, ip)
+            if isinstance(place, Place):
+                connections = ctx.access.connections  # a reload swaps rules, not counts
+                try:
+                    _start_stream(sock, session, ctx, request, ip, port=port, spec=spec)
+                finally:
+                    connections.release(place)
                 return
-        else:
-            session.start_sse()
-        _stream(sock, session, ctx, request, ip, port=port, spec=spec)
+            refused = place
+        status, body, ctype, headers = refused or (*answer(ctx, request), ())
+        session.respond(status, body, ctype, headers)
+        _send_and_close(sock, session.data_to_send())
+        if ctx.on_response is not None:
+            ctx.on_response(request.route.name or request.route.kind, status)
     except OSError as exc:  # reset, broken pipe: the client's doing, nothing to report
         log.debug("connection ended: %s", exc)
     except Exception:  # a bug must end this connection only, and be seen
@@ -95,6 +99,38 @@ def serve(sock: socket.socket, ctx: ServerContext, ip: str = "", port: int = 0) 
     finally:
         with contextlib.suppress(OSError):
             sock.close()
+
+
+def _start_stream(sock: socket.socket, session: Session, ctx: ServerContext,
+                  request: RequestReceived, ip: str, *, port: int,
+                  spec: FilterSpec | None) -> None:
+    if request.route.kind == "ws":
+        session.accept_websocket(compression=ctx.compression)
+        if not session.is_websocket:  # a bad upgrade: 400 or 426 is queued
+            rejected = session.next_event()
+            _send_and_close(sock, session.data_to_send())
+            if ctx.on_response is not None and isinstance(rejected, Rejected):
+                ctx.on_response("websocket", rejected.status)
+            return
+    else:
+        session.start_sse()
+    _stream(sock, session, ctx, request, ip, port=port, spec=spec)
+
+
+def _reject(sock: socket.socket, session: Session, ctx: ServerContext, rejected: Rejected,
+            ip: str) -> None:
+    """Send the session's error answer (400/404/405/431), or 429 instead when the address is
+    over its rate limit: requests for unknown paths count like any other."""
+    data = session.data_to_send()
+    status = rejected.status
+    refused = rate_refusal(ctx, ip)
+    if refused is not None:
+        status, body, ctype, headers = refused
+        data = http_response(status, body, ctype, headers)
+    _send_and_close(sock, data)
+    if ctx.on_response is not None:
+        # One bounded label, never the raw path.
+        ctx.on_response("not_found" if rejected.status == 404 else "invalid", status)
 
 
 def _read_request(sock: socket.socket, session: Session,
@@ -149,8 +185,6 @@ def _stream(sock: socket.socket, session: Session, ctx: ServerContext,
     if head:
         return  # the client did not even take the response head
     client = hub.add(sock, session, request.route.stream, is_ws=session.is_websocket, spec=spec)
-    per_ip = ctx.access.per_ip
-    per_ip[ip] = per_ip.get(ip, 0) + 1
     peers = ctx.peers
     if peers is not None:
         peers[client] = _peer_name(ip, port)
@@ -162,9 +196,6 @@ def _stream(sock: socket.socket, session: Session, ctx: ServerContext,
         hub.remove(client)
         if peers is not None:
             peers.pop(client, None)
-        left = per_ip.pop(ip, 1) - 1
-        if left > 0:
-            per_ip[ip] = left
 
 
 def _read_until_closed(sock: socket.socket, session: Session, hub: Hub, client: Client) -> None:

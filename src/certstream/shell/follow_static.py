@@ -36,6 +36,10 @@ class _RoundAbortedError(Exception):
 class StaticFollower(LogFollower):
     """checkpoint, then data tiles (full, and the partial one of the checkpoint's size)."""
 
+    parse_failures_metric = "STATIC_PARSE_FAILURES"
+    zero_metrics = ("STATIC_PARSE_FAILURES", "CHECKPOINT_ERRORS", "TILES_FETCHED",
+                    "STATIC_ENTRIES_PARSED")
+
     def __init__(self, *args: Any, issuers: IssuerCache, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.issuers = issuers
@@ -71,13 +75,16 @@ class StaticFollower(LogFollower):
             body = self.fetch(self.spec.url + "checkpoint", data=False)
             cp = self._check(body)
         except (HTTPError, DecodeError) as exc:
+            self._metric("CHECKPOINT_ERRORS", self.spec.name)
             self.failed_exc(exc)
             return None
         if cp.size < self.tree_size:
+            self._metric("CHECKPOINT_ERRORS", self.spec.name)
             self.failed("checkpoint_shrank", f"size {cp.size} < {self.tree_size}")
             return None
         if cp.size == self.tree_size and self._root is not None and cp.root_hash != self._root:
             # Two different trees of one size: the log forked or lies.  Do not read on.
+            self._metric("CHECKPOINT_ERRORS", self.spec.name)
             self.failed("checkpoint_fork", f"size {cp.size} with a different root hash")
             return None
         self._root = cp.root_hash
@@ -141,6 +148,7 @@ class StaticFollower(LogFollower):
         while True:
             try:
                 leaves = self._fetch_tile(tile)
+                self._metric("TILES_FETCHED", self.spec.name)
                 chain_fps = [fp for leaf in leaves for fp in leaf.fingerprints]
                 issuers = self.issuers.get_many(self.spec.url, chain_fps)
             except _RoundAbortedError as exc:
@@ -164,6 +172,7 @@ class StaticFollower(LogFollower):
                     entries.append(leaf.to_entry(issuers))
                 except DecodeError as exc:  # cannot happen after get_many; kept for safety
                     self.report_skip(leaf.index, str(exc))
+            self.pipeline.inc("STATIC_ENTRIES_PARSED", self.spec.name, amount=len(entries))
             return entries, tile, ""
 
     def _fetch_tile(self, tile: TileRequest) -> list[TileLeaf]:

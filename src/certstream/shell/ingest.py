@@ -41,8 +41,9 @@ from certstream.core import loglist
 from certstream.core.dedup import DedupRing
 from certstream.core.logspec import FollowerSettings, LogSpec, log_key
 from certstream.core.messages import MessageBuilder
+from certstream.core.reminder import Reminder
 from certstream.errors import CertstreamError, ConfigError, DecodeError
-from certstream.shell import logformat, metrics
+from certstream.shell import logformat, metrics, specmetrics
 from certstream.shell.children import unblock_sigint
 from certstream.shell.ctindex import CtIndexFile
 from certstream.shell.feed import FeedPublisher
@@ -64,6 +65,8 @@ STATE_INTERVAL = 2.0
 WATCHDOG_INTERVAL = 1.0
 #: How long the feed's writer greenlets get to drain at shutdown before the final flush.
 DRAIN_SECS = 1.0
+#: A log list that cannot be fetched is reported once, then at most this often.
+LIST_REMIND_SECS = 600.0
 
 
 def _spki(b64: str | None, name: str) -> bytes | None:
@@ -123,7 +126,8 @@ class Ingest:
             self.ct_index.load()
         self.http = HTTPClient(ct.user_agent, float(ct.request_timeout_secs), ct.max_body_bytes)
         self.dedup = DedupRing(settings.dedup.capacity, float(settings.dedup.ttl_secs))
-        self.metrics: Any = metrics
+        # Ours and the spec's (shell.specmetrics), by attribute name.
+        self.metrics: Any = specmetrics.IngestMetrics(metrics, specmetrics)
         self.builder = MessageBuilder(settings.output.profile)
         self.pipeline = Pipeline(
             self.feed,
@@ -131,7 +135,7 @@ class Ingest:
             self.dedup,
             self.state,
             workers_connected=self.feed.connected,
-            metrics=metrics,
+            metrics=self.metrics,
         )
         self.politeness = Politeness(
             ct.default_operator_rate_limit_ms / 1000.0,
@@ -152,6 +156,8 @@ class Ingest:
         self._lists: dict[str, tuple[str, list[loglist.LogInfo]]] = {}
         # Lists followed from the packaged snapshot because the live one was unreachable.
         self._packaged: set[str] = set()
+        # Per list URL: its failures are reported once, then every 10 minutes.
+        self._list_failing: dict[str, Reminder] = {}
         self.followers: dict[str, LogFollower] = {}
         self._housekeeping: list[gevent.Greenlet] = []
 
@@ -242,6 +248,10 @@ class Ingest:
                 if st["lag"] is not None:
                     m.LOG_LAG.labels(name).set(st["lag"])
             m.DEDUP_SIZE.set(len(self.dedup))
+            kinds = [f.spec.kind for f in self.followers.values()]
+            m.CT_LOGS.set(kinds.count("rfc6962"))
+            m.STATIC_CT_LOGS.set(kinds.count("static"))
+            m.ISSUER_CACHE.set(len(self.issuers))
             dropped = int(getattr(self.feed, "dropped", 0))
             if dropped > self._feed_dropped:
                 m.FEED_DROPPED.inc(dropped - self._feed_dropped)
@@ -262,21 +272,28 @@ class Ingest:
         listed before.
         """
         for url in self.settings.ct_log.log_list_urls:
+            failing = self._list_failing.setdefault(url, Reminder(LIST_REMIND_SECS))
             try:
                 self._lists[url] = fetch_log_list(self.http, url)
                 self._packaged.discard(url)
             except (HTTPError, CertstreamError, ValueError) as exc:
-                if url in self._lists:
-                    log.warning("log list %s: refresh failed (%s); keeping its last copy", url, exc)
+                quiet = failing.occurred(time.monotonic())
+                say = log.warning if quiet is not None else log.debug
+                more = f" ({quiet} more failures since the last report)" if quiet else ""
+                if url in self._lists and url not in self._packaged:
+                    say("log list %s: refresh failed (%s); keeping its last copy%s",
+                        url, exc, more)
                 elif url == loglist.GOOGLE_LOG_LIST_URL:
-                    self._lists[url] = packaged_log_list()
-                    self._packaged.add(url)
-                    log.warning(
-                        "log list %s: fetch failed (%s); following the snapshot packaged with "
-                        "certstream until it can be fetched", url, exc,
-                    )
+                    if url not in self._lists:
+                        self._lists[url] = packaged_log_list()
+                        self._packaged.add(url)
+                    say("log list %s: fetch failed (%s); following the snapshot packaged "
+                        "with certstream until it can be fetched%s", url, exc, more)
                 else:
-                    log.warning("log list %s: fetch failed (%s); will retry", url, exc)
+                    say("log list %s: fetch failed (%s); will retry%s", url, exc, more)
+            else:
+                if failing.ended():
+                    log.info("log list %s: fetched again", url)
         if not self._lists:
             return
         self.discovered = select_specs(self._lists, self.settings)
@@ -362,16 +379,19 @@ def packaged_log_list() -> tuple[str, list[loglist.LogInfo]]:
 
 
 def select_specs(
-    lists: Mapping[str, tuple[str, list[loglist.LogInfo]]], settings: Settings
+    lists: Mapping[str, tuple[str, list[loglist.LogInfo]]], settings: Settings,
+    now: float | None = None,
 ) -> list[LogSpec]:
-    """The logs the fetched lists (by URL) select, as follower specs."""
+    """The logs the fetched lists (by URL) select at ``now`` (default: the time), as
+    follower specs."""
     ct = settings.ct_log
     google = [i for src, infos in lists.values() if src == "google" for i in infos]
     apple = [i for src, infos in lists.values() if src == "apple" for i in infos]
     have_google = any(src == "google" for src, _ in lists.values())
     have_apple = any(src == "apple" for src, _ in lists.values())
     infos = loglist.select_logs(
-        google if have_google else None, apple if have_apple else None, ct.states, time.time()
+        google if have_google else None, apple if have_apple else None, ct.states,
+        time.time() if now is None else now,
     )
     specs: list[LogSpec] = []
     for info in infos:

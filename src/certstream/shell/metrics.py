@@ -36,6 +36,8 @@ from prometheus_client import (
 )
 from prometheus_client.registry import Collector
 
+from certstream.shell.specmetrics import exposition
+
 __all__ = [
     "BYTES_SENT",
     "CLIENTS",
@@ -84,9 +86,10 @@ DEDUP_SIZE = Gauge(
     "certstream_dedup_size", "Fingerprints held in the dedup ring.",
     multiprocess_mode="livemostrecent")
 #: Values of certstream_log_status.
-LOG_STATUS_CODES = {"healthy": 0, "degraded": 1, "unhealthy": 2}
+LOG_STATUS_CODES = {"healthy": 0, "degraded": 1, "unhealthy": 2, "starting": 3}
 LOG_STATUS = Gauge(
-    "certstream_log_status", "Health of each followed log: 0 healthy, 1 degraded, 2 unhealthy.",
+    "certstream_log_status", "Health of each followed log: 0 healthy, 1 degraded, 2 unhealthy, "
+    "3 starting (no request to it has completed yet).",
     ["log"], multiprocess_mode="livemostrecent")
 LOG_LAG = Gauge(
     "certstream_log_lag", "Entries in the log's tree not yet read (tree size - next index).",
@@ -148,8 +151,9 @@ SERVER_RESPONSES = Counter(
 
 def render_metrics(extra: Iterable[Collector] = ()) -> tuple[bytes, str]:
     """The Prometheus text exposition of all processes (or of this one outside a deployment)
-    and its content type; ``extra`` collectors are read at this scrape too (series that
-    are not prometheus_client metrics of one process, such as ``shell.gometrics``'s)."""
+    and its content type: ours, then the spec's series (``shell.specmetrics``); ``extra``
+    collectors are read at this scrape too (series that are not prometheus_client metrics of
+    one process, such as ``shell.gometrics``'s)."""
     more = CollectorRegistry(auto_describe=False)
     for collector in extra:
         more.register(collector)
@@ -157,5 +161,5 @@ def render_metrics(extra: Iterable[Collector] = ()) -> tuple[bytes, str]:
         from prometheus_client import multiprocess  # noqa: PLC0415 - only this path needs it
 
         multiprocess.MultiProcessCollector(more)  # type: ignore[no-untyped-call]
-        return generate_latest(more), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY) + generate_latest(more), CONTENT_TYPE_LATEST
+        return exposition(more), CONTENT_TYPE_LATEST
+    return exposition(REGISTRY) + generate_latest(more), CONTENT_TYPE_LATEST

@@ -24,6 +24,12 @@ publishes its open connection count in memory the master shared with them
 (``shell.shares``) and defers accepting while it holds more than the least loaded peer, as
 long as that peer is making progress (``shell.fairserver``; a stuck peer must not stop the
 server accepting).  The metrics are synced by ``shell.metricsync``.
+
+Whole-server figures: each worker claims a row of the memory the master shared
+(``shell.sharedmem``) when it loads, counts its streaming connections and the rate limits
+there (``shell.sharedlimits``) and publishes its clients and traffic into it
+(``shell.sharedstats``), so that limits and status are the server's, not one worker's.  On a
+clean stop it marks its row stopped, which tells the master it did not die.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ from certstream.core import frames
 from certstream.core.brokergap import gap_notice
 from certstream.core.routes import RouteTable
 from certstream.core.streams import STREAM_LITE
-from certstream.shell import metrics
+from certstream.shell import metrics, sharedmem
 from certstream.shell.conn import serve
 from certstream.shell.endpoints import CertCache, ServerContext, access_for
 from certstream.shell.fairserver import FairStreamServer
@@ -58,6 +64,8 @@ from certstream.shell.livepage import favicon, live_page
 from certstream.shell.metricsview import MetricsView, bound_to, metrics_context, metrics_tls
 from certstream.shell.metricsync import MetricsSync
 from certstream.shell.reload import ConfigWatcher, ReloadPlan
+from certstream.shell.sharedlimits import SharedConnections, SharedRates
+from certstream.shell.sharedstats import SharedStats
 from certstream.shell.shares import ConnectionShares, shared
 from certstream.shell.source import RecordSource, open_source
 
@@ -109,8 +117,12 @@ def _count_response(endpoint: str, code: int) -> None:
 
 
 def build_context(settings: Settings, hub: Hub,
-                  before_metrics: Callable[[], None] | None = None, *,
+                  before_metrics: Callable[[], None] | None = None,
+                  mem: sharedmem.SharedMemory | None = None, row: int = -1, *,
                   view: MetricsView | None = None) -> ServerContext:
+    """The connection context of a worker.  With ``mem`` and this worker's ``row`` in it,
+    limits and status count every worker; else this process alone (and ``max_connections``
+    is split between the workers, the best it can do without counting together)."""
     def render() -> tuple[bytes, str]:
         if view is not None:
             return view.render()
@@ -119,10 +131,16 @@ def build_context(settings: Settings, hub: Hub,
         return metrics.render_metrics()
 
     routes = route_table(settings)
-    return ServerContext(
+    shared = mem if row >= 0 else None
+    ctx = ServerContext(
         hub=hub,
         routes=routes,
-        access=access_for(settings),
+        access=access_for(
+            settings,
+            connections=SharedConnections(shared, row) if shared is not None else None,
+            rates=SharedRates(shared) if shared is not None else None,
+            split=1 if shared is not None else settings.workers,
+        ),
         max_message_bytes=settings.websocket.max_message_bytes,
         api_cache_capacity=settings.api.cache_capacity,
         render_metrics=render,
@@ -134,6 +152,10 @@ def build_context(settings: Settings, hub: Hub,
         page=live_page(routes),
         favicon=favicon(),
     )
+    if shared is not None:
+        ctx.stats = SharedStats(shared, row, hub)
+        hub.on_change = ctx.stats.publish
+    return ctx
 
 
 def heartbeat_frame(now: float) -> bytes:
@@ -186,6 +208,9 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
     _metrics_sock: Any = None
     #: The master's connection shares, when this worker balances accepts with its peers.
     shares: ConnectionShares | None = None
+    #: The memory all workers share, and this worker's row in it (-1: none).
+    mem: sharedmem.SharedMemory | None = None
+    row = -1
     _example_at = float("-inf")  # monotonic time the last EXAMPLE arrived
     _quick = False  # SIGQUIT: close the clients but do not wait for them
     inherited_signals: Any = None  # the master's signal queue, as forked (set by post_fork)
@@ -225,8 +250,18 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             flush_interval=self.settings.flush_interval_ms / 1000.0,
         )
         self.metrics_sync = MetricsSync(self.hub, None)
+        self.mem = sharedmem.shared()
+        if self.mem is not None:
+            self.row = self.mem.claim(os.getpid())
+            if self.row < 0:
+                self.log.warning("no free row in the shared memory: this worker's limits "
+                                 "and status count its own connections only")
+        else:
+            self.log.warning("no shared memory from the master (its on_starting hook did "
+                             "not run): limits and status count this worker alone")
         self.metrics_view = MetricsView(self.settings, self.hub, self.metrics_sync)
-        self.ctx = build_context(self.settings, self.hub, view=self.metrics_view)
+        self.ctx = build_context(self.settings, self.hub, None, self.mem, self.row,
+                                 view=self.metrics_view)
         self.metrics_ctx = metrics_context(self.settings, self.hub, self.metrics_view.render,
                                            _count_response)
         self.metrics_sync.access = lambda: self.ctx.access
@@ -313,7 +348,9 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
     def _apply_settings(self, plan: ReloadPlan) -> None:
         """A hot reload's live keys (see ``shell.reload.LIVE_KEYS``)."""
         settings = self.settings = plan.settings
-        self.ctx.access = access_for(settings, keep=self.ctx.access)
+        together = self.mem is not None and self.row >= 0
+        self.ctx.access = access_for(settings, keep=self.ctx.access,
+                                     split=1 if together else settings.workers)
         self.hub.drop_budget = settings.websocket.slow_client_drop_budget
         # websocket.heartbeat_secs: _heartbeats reads self.settings on every tick.
 
@@ -411,6 +448,11 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             gevent.sleep(0.02)
 
     def _shutdown(self, servers: list[FairStreamServer], tasks: list[gevent.Greenlet]) -> None:
+        if self.mem is not None and self.row >= 0:
+            # A stop asked for (SIGTERM, a reload, max_requests), not a death: said first,
+            # so that a worker the arbiter kills at the end of its graceful time still counts
+            # as stopped.
+            self.mem.mark_stopped(self.row)
         for server in servers:
             server.close()  # stop accepting; the connections stay
         if self.shares is not None:
