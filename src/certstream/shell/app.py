@@ -5,7 +5,8 @@
     gunicorn master (certstream CLI, or ``gunicorn -c gunicorn.conf.py``)
       |- on_starting: the settings for every child, the workers' connection shares
       |- when_ready: python -m certstream.shell.ingest   (one per deployment, LISTENs on the feed)
-      |- worker 1 .. N: certstream.shell.worker.CertstreamWorker (each subscribes to the feed)
+      |- worker 1 .. N: certstream.shell.worker.CertstreamWorker (each subscribes to the feed;
+      |                 the master imports only its stand-in, certstream.shell.workerclass)
       '- on_exit: SIGTERM the ingest, wait, then SIGKILL
 
 Everything a child must agree on travels in the environment, set by :func:`prepare_master` in
@@ -64,7 +65,8 @@ __all__ = [
     "wsgi_app",
 ]
 
-WORKER_CLASS = "certstream.shell.worker.CertstreamWorker"
+# A stand-in that imports the real worker only after the fork (see shell.workerclass).
+WORKER_CLASS = "certstream.shell.workerclass.CertstreamWorker"
 INGEST_MODULE = "certstream.shell.ingest"
 MASTER_PID_ENV = "CERTSTREAM_MASTER_PID"
 PROM_ENV = "PROMETHEUS_MULTIPROC_DIR"
