@@ -17,6 +17,7 @@ from certstream.shell.app import (
     gunicorn_options,
     on_exit,
     on_starting,
+    pre_fork,
     prepare_master,
     when_ready,
 )
@@ -47,4 +48,4 @@ if "certfile" in _opts:
     certfile = _opts["certfile"]
     keyfile = _opts["keyfile"]
 
-__all__ = ["child_exit", "on_exit", "on_starting", "when_ready"]
+__all__ = ["child_exit", "on_exit", "on_starting", "pre_fork", "when_ready"]

@@ -51,7 +51,9 @@ def test_ingest_benchmark_prints_every_figure(tmp_path: Path) -> None:
 
 MEMORY_FIGURES = [
     "memory.whole server idle, empty log, certstream",
+    "memory.whole server PSS idle, empty log, certstream",
     "memory.whole server, 10 lite clients, certstream",
+    "memory.whole server PSS, 10 lite clients, certstream",
     "memory.whole server, 40 lite clients, certstream",
     "memory.RSS per idle client, 20 -> 40 clients, certstream",
 ]

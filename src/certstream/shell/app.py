@@ -33,6 +33,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
+import gc
 import logging
 import os
 import shutil
@@ -60,6 +61,7 @@ __all__ = [
     "gunicorn_options",
     "on_exit",
     "on_starting",
+    "pre_fork",
     "prepare_master",
     "when_ready",
     "wsgi_app",
@@ -157,6 +159,7 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "wsgi_app": "certstream.shell.app:wsgi_app",
         "on_starting": on_starting,
         "when_ready": when_ready,
+        "pre_fork": pre_fork,
         "child_exit": child_exit,
         "on_exit": on_exit,
     }
@@ -195,6 +198,14 @@ def when_ready(server: Any) -> None:
     if _Master.ingest is None or _Master.ingest.poll() is not None:
         _start_ingest(server)
     _supervise(server)
+
+
+def pre_fork(server: Any, worker: Any) -> None:
+    """Right before each worker forks: move every object the master holds out of the
+    collector's way, so that the worker's collections never write to those pages and they
+    stay shared with the master instead of being copied into every worker."""
+    gc.collect()  # only what is alive is frozen (frozen garbage would never be collected)
+    gc.freeze()
 
 
 def _start_ingest(server: Any) -> None:
