@@ -121,6 +121,10 @@ class FeedPublisher:
             mask |= peer.want
         return mask & STREAM_ALL
 
+    def queued_bytes(self) -> int:
+        """Bytes queued for or being written to the workers right now."""
+        return sum(peer.pending_bytes for peer in self._peers)
+
     def example_wanted(self) -> bool:
         return any(peer.want & EXAMPLE for peer in self._peers)
 

@@ -45,6 +45,7 @@ from certstream.errors import CertstreamError, ConfigError, DecodeError
 from certstream.shell import metrics
 from certstream.shell.feed import FeedPublisher
 from certstream.shell.followers import LogFollower, make_follower
+from certstream.shell.heaptrim import HeapTrimmer
 from certstream.shell.httpclient import HTTPClient, HTTPError
 from certstream.shell.issuers import IssuerCache
 from certstream.shell.pipeline import Pipeline
@@ -57,6 +58,8 @@ log = logging.getLogger("certstream.ingest")
 
 MASTER_PID_ENV = "CERTSTREAM_MASTER_PID"
 STATE_INTERVAL = 2.0
+#: How often the ingest looks whether a burst of entries has ended (and trims the heap).
+TRIM_INTERVAL = 1.0
 WATCHDOG_INTERVAL = 1.0
 #: How long the feed's writer greenlets get to drain at shutdown before the final flush.
 DRAIN_SECS = 1.0
@@ -141,6 +144,10 @@ class Ingest:
         self._packaged: set[str] = set()
         self.followers: dict[str, LogFollower] = {}
         self._housekeeping: list[gevent.Greenlet] = []
+        # The followers' positions move with every batch handled, and the feed's queue while
+        # the workers take it: a burst ended when neither moves, and glibc can have back the
+        # memory its transient objects took.
+        self.trimmer = HeapTrimmer(self._work_done)
 
     # -- followers ---------------------------------------------------------------------
 
@@ -172,6 +179,11 @@ class Ingest:
             log.info("log %s (%s, %s): following", spec.name, spec.kind, spec.url)
 
     # -- housekeeping ------------------------------------------------------------------
+
+    def _work_done(self) -> tuple[int, int]:
+        done = sum(f.next_index or 0 for f in self.followers.values())
+        queued = getattr(self.feed, "queued_bytes", None)
+        return done, queued() if callable(queued) else 0
 
     def _every(self, interval: float, fn: Any) -> gevent.Greenlet:
         def loop() -> None:
@@ -284,6 +296,7 @@ class Ingest:
             self._housekeeping.append(gevent.spawn(self._discovery_loop))
         self._every(self.settings.ct_log.state_flush_secs, self.flush_state)
         self._every(STATE_INTERVAL, self.publish_state)
+        self._every(TRIM_INTERVAL, self.trimmer.tick)
         gevent.spawn_later(0.2, self.publish_state)
         master = os.environ.get(MASTER_PID_ENV, "")
         if master.isdigit():
