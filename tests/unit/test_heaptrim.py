@@ -45,10 +45,24 @@ def test_trims_now_and_then_in_a_steady_flow(trims: list[int]) -> None:
     assert done.count(True) == 3  # every 4th busy tick
 
 
+def test_waits_while_the_output_of_a_burst_is_still_queued(trims: list[int]) -> None:
+    work, queued = [0], [True]
+    t = HeapTrimmer(lambda: work[0], lambda: queued[0])
+    work[0] += 100
+    assert not t.tick()  # entries handled
+    assert not t.tick() and not t.tick()  # their payloads are still on their way
+    queued[0] = False
+    assert t.tick()  # the workers have them: trim now, not before
+    assert not t.tick()
+
+
 def test_a_libc_without_malloc_trim_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(heaptrim, "_libc_trim", lambda: None)
-    t = HeapTrimmer(iter(range(0, 100, 10)).__next__)
-    assert not t.tick() and not t.tick()
+    work = [0]
+    t = HeapTrimmer(lambda: work[0])
+    work[0] += 10
+    assert not t.tick()  # busy
+    assert not t.tick()  # the burst ended: it would trim, but there is nothing to call
     assert not heaptrim.malloc_trim() and t.trims == 0
 
 

@@ -60,6 +60,8 @@ MASTER_PID_ENV = "CERTSTREAM_MASTER_PID"
 STATE_INTERVAL = 2.0
 #: How often the ingest looks whether a burst of entries has ended (and trims the heap).
 TRIM_INTERVAL = 1.0
+#: Bytes queued for the workers that mean a burst is still being taken.
+FEED_BUSY_BYTES = 256 * 1024
 WATCHDOG_INTERVAL = 1.0
 #: How long the feed's writer greenlets get to drain at shutdown before the final flush.
 DRAIN_SECS = 1.0
@@ -144,10 +146,10 @@ class Ingest:
         self._packaged: set[str] = set()
         self.followers: dict[str, LogFollower] = {}
         self._housekeeping: list[gevent.Greenlet] = []
-        # The followers' positions move with every batch handled, and the feed's queue while
-        # the workers take it: a burst ended when neither moves, and glibc can have back the
-        # memory its transient objects took.
-        self.trimmer = HeapTrimmer(self._work_done)
+        # The followers' positions move with every batch handled; a burst is over when they
+        # stand still and the workers have taken what was queued for them.  Then glibc can
+        # have back the memory the burst's transient objects took.
+        self.trimmer = HeapTrimmer(self._work_done, self._feed_busy)
 
     # -- followers ---------------------------------------------------------------------
 
@@ -180,10 +182,13 @@ class Ingest:
 
     # -- housekeeping ------------------------------------------------------------------
 
-    def _work_done(self) -> tuple[int, int]:
-        done = sum(f.next_index or 0 for f in self.followers.values())
+    def _work_done(self) -> int:
+        return sum(f.next_index or 0 for f in self.followers.values())
+
+    def _feed_busy(self) -> bool:
+        # A STATE or two may be queued at any moment: only a burst's worth counts.
         queued = getattr(self.feed, "queued_bytes", None)
-        return done, queued() if callable(queued) else 0
+        return callable(queued) and queued() >= FEED_BUSY_BYTES
 
     def _every(self, interval: float, fn: Any) -> gevent.Greenlet:
         def loop() -> None:
