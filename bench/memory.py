@@ -177,6 +177,10 @@ def run_server(report: Report, template: str | None, opts: Options) -> Run:
                 f"{label}: {ok} clients got {st.frames:,} of {n * ok:,} frames "
                 f"({st.closed} closed by the server)"
             )
+            # As after the first 20,000: a server gets a moment after the burst (ours gives
+            # the heap the burst used back within ~2 s of its end; settle() cannot see that
+            # coming, it only waits while RSS moves).
+            time.sleep(2.0)
             phases.read(f"clients:{first}", f"{first:,} clients, {n:,} entries drained")
             have = ok
             for step in opts.steps[1:]:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import REPO, Report
-from bench.procmem import MiB, Rollup, group_mappings, roles
+from bench.procmem import MiB, Rollup, group_mappings, peak_rss, roles
 
 __all__ = [
     "HOOK_DIR",
@@ -61,19 +61,20 @@ def mib(n: float) -> str:
 def process_table(report: Report, pids: list[int], root: int, title: str) -> Rollup:
     """One row per process (master, ingest, workers) and the sum; returns the sum."""
     report.say(f"\n{title} (MiB)\n")
-    report.say("| process | pid | RSS | PSS | shared | private | anonymous |")
-    report.say("|---|---|---|---|---|---|---|")
-    total = Rollup()
+    report.say("| process | pid | RSS | PSS | shared | private | anonymous | peak RSS so far |")
+    report.say("|---|---|---|---|---|---|---|---|")
+    total, peaks = Rollup(), 0
     for name, pid in roles(pids, root):
         r = Rollup.read(pid)
-        total = total + r
+        peak = peak_rss(pid)
+        total, peaks = total + r, peaks + peak
         report.say(
             f"| {name} | {pid} | {mib(r.rss)} | {mib(r.pss)} | {mib(r.shared)} | "
-            f"{mib(r.private)} | {mib(r.anonymous)} |"
+            f"{mib(r.private)} | {mib(r.anonymous)} | {mib(peak)} |"
         )
     report.say(
         f"| **all** | | **{mib(total.rss)}** | {mib(total.pss)} | {mib(total.shared)} | "
-        f"{mib(total.private)} | {mib(total.anonymous)} |"
+        f"{mib(total.private)} | {mib(total.anonymous)} | {mib(peaks)} |"
     )
     return total
 
