@@ -310,15 +310,14 @@ def parts(report: Report, buffer_size: int, dedup_capacity: int, quick: bool = F
             f"| {stream} | {b['payload_avg'][stream]:,.0f} | {slot:,.0f} | "
             f"{mib(slot * buffer_size)} MiB |"
         )
-    n, cap, size = b["chain_cache"]
-    cn, ccap, csize = b["chains"]
+    n, cap, size, limit = b["chain_cache"]
+    cn, ccap, csize, climit = b["chains"]
     report.say(
         f"\nMessage builder caches after {b['entries']:,} entries (the builder kept "
         f"{b['builder_kept_traced'] / 1024:,.0f} KiB traced): chain certificates {n} of "
-        f"{cap:,} ({size / max(n, 1) / 1024:.1f} KiB each: DER + JSON text; "
-        f"{mib(size / max(n, 1) * cap)} MiB if full), whole chains {cn} of {ccap:,} "
-        f"({csize / max(cn, 1) / 1024:.1f} KiB each; {mib(csize / max(cn, 1) * ccap)} MiB "
-        "if full).  Bounded in entries, not bytes."
+        f"{cap:,} ({size / max(n, 1) / 1024:.1f} KiB each: DER + JSON text; at most "
+        f"{mib(limit)} MiB), whole chains {cn} of {ccap:,} "
+        f"({csize / max(cn, 1) / 1024:.1f} KiB each; at most {mib(climit)} MiB)."
     )
     report.say(
         "\nAn idle connection under gevent (socket pairs, nothing else): waited on by a "

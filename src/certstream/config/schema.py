@@ -254,7 +254,12 @@ class HotReloadSettings:
 
 @dataclass(frozen=True, slots=True)
 class ApiSettings:
+    """``/api/cert/{hash}`` keeps the last ``cache_capacity`` lite messages (per worker), and
+    at most ``cache_max_bytes`` of them: a message is 1.5-3 KiB, so the default 1,000 take
+    2-3 MiB, and the byte bound caps a capacity raised far beyond that."""
+
     cache_capacity: int = field(default=1000, metadata=_POSITIVE)
+    cache_max_bytes: int = field(default=16 * 1024 * 1024, metadata=_at_least(65536))
 
 
 @dataclass(frozen=True, slots=True)

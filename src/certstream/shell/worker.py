@@ -159,7 +159,8 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         self.ctx = build_context(self.settings, self.hub, self.metrics_sync)
         self.metrics_sync.access = lambda: self.ctx.access
         if self.settings.protocols.api:
-            self.ctx.certs = CertCache(self.settings.api.cache_capacity)
+            api = self.settings.api
+            self.ctx.certs = CertCache(api.cache_capacity, api.cache_max_bytes)
         self._example_ready = gevent.event.Event()
         self.ctx.lite_example = self._lite_example
 
