@@ -210,14 +210,14 @@ def test_a_burst_is_sent_without_a_second_copy_and_freed_once_taken(sock_path: s
             base = tracemalloc.get_traced_memory()[0]
             for i in range(n):
                 pub.publish([("k", i, P(None, blob, None))])
-            queued = pub.queued_bytes()
+            queued = pub.pending_bytes()
             assert queued > n * len(blob)
             assert wait_until(lambda: got[0] == n)
             gevent.sleep(0.05)  # the writer is back waiting
             current, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
-        assert pub.queued_bytes() == 0
+        assert pub.pending_bytes() == 0
         # Written in chunks: the queue is never joined into one copy of itself.
         assert peak - base < queued + 4 * WRITE_CHUNK
         # Nothing of the burst stays referenced once the worker has taken it.

@@ -31,6 +31,7 @@ __all__ = [
     "CustomLog",
     "DedupSettings",
     "HotReloadSettings",
+    "IngestSettings",
     "OutputSettings",
     "ProtocolsSettings",
     "RateLimitSettings",
@@ -263,6 +264,16 @@ class ApiSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class IngestSettings:
+    """Where the ingest runs.  ``process`` (the default): a process of its own, fed to the
+    workers over the feed socket; a crash or a long decode there never touches a client.
+    ``embedded``: inside the one worker (``workers: 1`` only), one process less (~45 MiB on
+    a small deployment), at the price of that isolation."""
+
+    mode: str = field(default="process", metadata=_one_of("process", "embedded"))
+
+
+@dataclass(frozen=True, slots=True)
 class CustomLog:
     """An RFC 6962 log to follow besides (or instead of) the ones the log lists name.  ``key``
     (base64 SPKI DER, optional) lets ``ct_log.sth_signature`` check its tree heads."""
@@ -322,6 +333,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     hot_reload: HotReloadSettings = field(default_factory=HotReloadSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
     custom_logs: tuple[CustomLog, ...] = ()
     static_logs: tuple[StaticLog, ...] = ()
 
@@ -329,7 +341,7 @@ class Settings:
 SECTIONS = (
     ProtocolsSettings, StreamsSettings, OutputSettings, WebSocketSettings, SseSettings,
     CtLogSettings, DedupSettings, ConnectionLimitSettings, RateLimitSettings, AuthSettings,
-    HotReloadSettings, ApiSettings,
+    HotReloadSettings, ApiSettings, IngestSettings,
 )
 LOG_ENTRY_TYPES = (CustomLog, StaticLog)
 
@@ -343,5 +355,9 @@ def cross_checks(s: Settings) -> None:
         raise ConfigError("ct_log.retry_max_delay_ms", s.ct_log.retry_max_delay_ms,
                           f"a delay >= ct_log.retry_initial_delay_ms "
                           f"({s.ct_log.retry_initial_delay_ms})")
+    if s.ingest.mode == "embedded" and s.workers != 1:
+        raise ConfigError("ingest.mode", s.ingest.mode,
+                          f"process when workers is {s.workers}; embedded runs the ingest "
+                          "inside the one worker and needs workers: 1")
     if s.auth.enabled and not s.auth.tokens:
         raise ConfigError("auth.tokens", [], "at least one token when auth.enabled is true")

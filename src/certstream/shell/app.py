@@ -4,7 +4,8 @@
 
     gunicorn master (certstream CLI, or ``gunicorn -c gunicorn.conf.py``)
       |- on_starting: the settings for every child, the workers' connection shares
-      |- when_ready: python -m certstream.shell.ingest   (one per deployment, LISTENs on the feed)
+      |- when_ready: python -m certstream.shell.ingest   (one per deployment, LISTENs on the feed;
+      |              none with ingest.mode: embedded, where the one worker runs the ingest)
       |- worker 1 .. N: certstream.shell.worker.CertstreamWorker (each subscribes to the feed;
       |                 the master imports only its stand-in, certstream.shell.workerclass)
       '- on_exit: SIGTERM the ingest, wait, then SIGKILL
@@ -49,6 +50,7 @@ from gunicorn.app.base import Application
 from gunicorn.config import Config, get_default_config_file
 
 from certstream.config import RESOLVED_ENV, Settings, load_settings, settings_to_env
+from certstream.errors import ConfigError
 from certstream.shell.shares import create_shared
 
 __all__ = [
@@ -181,6 +183,14 @@ def _bind(host: str, port: int) -> str:
 
 def on_starting(server: Any) -> None:
     settings = prepare_master()
+    workers = getattr(getattr(server, "cfg", None), "workers", settings.workers)
+    if settings.ingest.mode == "embedded" and workers != 1:
+        # The settings allow it only with workers: 1, but gunicorn's own -w (or a
+        # gunicorn.conf.py) may ask for more: every worker would follow every log.
+        print(ConfigError("ingest.mode", "embedded",
+                          f"process when gunicorn runs {workers} workers; embedded runs the "
+                          "ingest inside the one worker and needs 1"), file=sys.stderr)
+        sys.exit(2)
     # The memory the workers balance their accepts in: mapped here, in the master, so that
     # every worker forked from it shares the same pages.
     create_shared()
@@ -193,8 +203,12 @@ def on_starting(server: Any) -> None:
 
 
 def when_ready(server: Any) -> None:
-    """Start the one ingest process, now that the listeners are bound, and keep it running."""
-    prepare_master()
+    """Start the one ingest process, now that the listeners are bound, and keep it running
+    (unless ``ingest.mode`` is ``embedded``: then the one worker runs the ingest)."""
+    settings = prepare_master()
+    if settings.ingest.mode == "embedded":
+        server.log.info("certstream: the ingest runs in the worker (ingest.mode: embedded)")
+        return
     if _Master.ingest is None or _Master.ingest.poll() is not None:
         _start_ingest(server)
     _supervise(server)

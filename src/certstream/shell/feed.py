@@ -125,8 +125,9 @@ class FeedPublisher:
             mask |= peer.want
         return mask & STREAM_ALL
 
-    def queued_bytes(self) -> int:
-        """Bytes queued for or being written to the workers right now."""
+    def pending_bytes(self) -> int:
+        """Bytes queued for or being written to the workers right now.  At 0 everything
+        published is in the workers' sockets: the ingest persists its newest positions."""
         return sum(peer.pending_bytes for peer in self._peers)
 
     def example_wanted(self) -> bool:

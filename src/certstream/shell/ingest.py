@@ -29,8 +29,8 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import gevent
@@ -48,11 +48,11 @@ from certstream.shell.followers import LogFollower, make_follower
 from certstream.shell.heaptrim import HeapTrimmer
 from certstream.shell.httpclient import HTTPClient, HTTPError
 from certstream.shell.issuers import IssuerCache
-from certstream.shell.pipeline import Pipeline
+from certstream.shell.pipeline import Pipeline, Publisher
 from certstream.shell.politeness import Politeness
 from certstream.shell.state import StateStore
 
-__all__ = ["Ingest", "main", "specs_from_settings"]
+__all__ = ["Ingest", "IngestFeed", "main", "specs_from_settings"]
 
 log = logging.getLogger("certstream.ingest")
 
@@ -106,13 +106,32 @@ def specs_from_settings(settings: Settings) -> list[LogSpec]:
     return specs
 
 
+class IngestFeed(Publisher, Protocol):
+    """Where the ingest publishes: ``shell.feed.FeedPublisher`` (the socket the workers
+    subscribe to) or, embedded in the one worker, ``shell.localfeed.LocalFeed`` (its hub)."""
+
+    #: Called when a worker asks for an ``/example.json`` sample.
+    on_example_wanted: Callable[[], None] | None
+    dropped: int
+
+    def start(self) -> None: ...
+    def close(self) -> None: ...
+    def connected(self) -> int: ...
+    def publish_state(self, state: Mapping[str, object]) -> None: ...
+
+    def pending_bytes(self) -> int:
+        """Published bytes not yet handed to the workers (0: the newest positions are safe
+        to persist, see ``flush_state``)."""
+        ...
+
+
 class Ingest:
-    def __init__(self, settings: Settings, feed_path: str) -> None:
+    def __init__(self, settings: Settings, feed: IngestFeed) -> None:
         self.settings = settings
         ct = settings.ct_log
         self.started = time.time()
         self.stopping = gevent.event.Event()
-        self.feed = FeedPublisher(feed_path)
+        self.feed = feed
         self.state = StateStore(ct.state_file)
         self.state.load()
         self.http = HTTPClient(ct.user_agent, float(ct.request_timeout_secs), ct.max_body_bytes)
@@ -187,8 +206,7 @@ class Ingest:
 
     def _feed_busy(self) -> bool:
         # A STATE or two may be queued at any moment: only a burst's worth counts.
-        queued = getattr(self.feed, "queued_bytes", None)
-        return callable(queued) and queued() >= FEED_BUSY_BYTES
+        return self.feed.pending_bytes() >= FEED_BUSY_BYTES
 
     def _every(self, interval: float, fn: Any) -> gevent.Greenlet:
         def loop() -> None:
@@ -294,7 +312,9 @@ class Ingest:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, *, watch_parent: bool = True) -> None:
+        """Start the feed, the followers and the housekeeping.  ``watch_parent``: stop when
+        the master is gone (a process of its own; embedded, the worker itself does that)."""
         self.feed.start()
         self.reconcile()
         if self.settings.ct_log.log_list_urls:
@@ -304,7 +324,7 @@ class Ingest:
         self._every(TRIM_INTERVAL, self.trimmer.tick)
         gevent.spawn_later(0.2, self.publish_state)
         master = os.environ.get(MASTER_PID_ENV, "")
-        if master.isdigit():
+        if watch_parent and master.isdigit():
             self._housekeeping.append(gevent.spawn(self._watchdog, int(master)))
 
     def stop(self) -> None:
@@ -408,7 +428,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     path = settings.feed_socket or os.path.join(
         tempfile.gettempdir(), f"certstream-feed-{os.getpid()}.sock"
     )
-    ingest = Ingest(settings, path)
+    ingest = Ingest(settings, FeedPublisher(path))
     gevent.signal_handler(signal.SIGTERM, ingest.stopping.set)
     gevent.signal_handler(signal.SIGINT, ingest.stopping.set)
     log.info("ingest starting: feed %s, %d configured logs, state %s",

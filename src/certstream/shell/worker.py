@@ -34,7 +34,7 @@ import ssl
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 import gevent.event
@@ -52,9 +52,13 @@ from certstream.shell.endpoints import CertCache, ServerContext, access_for
 from certstream.shell.fairserver import FairStreamServer
 from certstream.shell.feed import FeedSubscriber
 from certstream.shell.hub import Hub
+from certstream.shell.localfeed import LocalFeed
 from certstream.shell.metricsync import MetricsSync
 from certstream.shell.reload import ConfigWatcher, ReloadPlan
 from certstream.shell.shares import ConnectionShares, shared
+
+if TYPE_CHECKING:
+    from certstream.shell.ingest import Ingest
 
 __all__ = [
     "CertstreamWorker",
@@ -135,7 +139,9 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
     hub: Hub
     ctx: ServerContext
     settings: Settings
-    feed: FeedSubscriber | None
+    feed: FeedSubscriber | LocalFeed | None
+    #: ``ingest.mode: embedded``: the ingest running in this worker.
+    ingest: Ingest | None = None
     metrics_sync: MetricsSync
     tls: ssl.SSLContext | None = None
     #: The master's connection shares, when this worker balances accepts with its peers.
@@ -262,8 +268,10 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         hub, settings = self.hub, self.settings
         hub.start()
         path = self._feed_path()
-        if path:
-            on_entry = hub.publish if self.ctx.certs is None else self._on_entry
+        on_entry = hub.publish if self.ctx.certs is None else self._on_entry
+        if settings.ingest.mode == "embedded":
+            self._start_ingest(on_entry)
+        elif path:
             self.feed = FeedSubscriber(path, on_entry, hub.set_state, self._on_example)
             self.feed.set_wanted(self._wanted(hub.wanted))
             self.metrics_sync.feed = self.feed
@@ -282,14 +290,33 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             tasks.append(gevent.spawn(watcher.run))
         if settings.websocket.heartbeat_secs > 0 or watcher is not None:
             tasks.append(gevent.spawn(self._heartbeats))
-        if self.feed is not None:
+        if isinstance(self.feed, FeedSubscriber):
             tasks.append(gevent.spawn(self.feed.run))
 
-        while self.alive:
-            self.notify()
-            gevent.sleep(0.5)
+        try:
+            while self.alive:
+                self.notify()
+                gevent.sleep(0.5)
+            self._shutdown(servers, tasks)
+        finally:
+            if self.ingest is not None:
+                # Also on a quick exit (SIGQUIT, SIGINT), which skips _shutdown: the next
+                # start resumes where this one published.
+                self.ingest.state.flush(time.time(), final=True)
 
-        self._shutdown(servers, tasks)
+    def _start_ingest(self, on_entry: Callable[[int, bytes | None, bytes | None,
+                                                bytes | None], None]) -> None:
+        """``ingest.mode: embedded``: follow the logs in this worker, publishing straight
+        into its hub (``shell.localfeed``)."""
+        # Imported here: only an embedded worker follows logs.
+        from certstream.shell.ingest import Ingest  # noqa: PLC0415
+
+        feed = self.feed = LocalFeed(on_entry, self.hub.set_state, self._on_example)
+        feed.set_wanted(self._wanted(self.hub.wanted))
+        self.ingest = Ingest(self.settings, feed)
+        self.ingest.start(watch_parent=False)  # gunicorn's notify() watches the master
+        self.log.info("certstream: ingest embedded in this worker (%d configured logs)",
+                      len(self.ingest.config_specs))
 
     def _start_servers(self) -> list[FairStreamServer]:
         self.tls = ssl_context(self.cfg) if self.cfg.is_ssl else None
@@ -323,6 +350,8 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             gevent.sleep(0.02)
 
     def _shutdown(self, servers: list[FairStreamServer], tasks: list[gevent.Greenlet]) -> None:
+        if self.ingest is not None:
+            self.ingest.stop()  # no more entries; the final positions are written
         for server in servers:
             server.close()  # stop accepting; the connections stay
         if self.shares is not None:
