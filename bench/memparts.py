@@ -210,11 +210,9 @@ def _count_by_package(modules: Sequence[str]) -> dict[str, int]:
 
 # --- parts, each in a fresh interpreter ----------------------------------------------------
 
-#: (label, arguments of ``memprobe imports``) for the import table.  ``--stub`` rows import a
-#: package whose ``__init__`` is empty: what each process would pay if importing
-#: ``certstream.config`` or a shell module did not import the whole sans-IO core.  ``--block``
-#: rows make a package free (a stand-in): the difference to the row above is its marginal
-#: cost in that process.
+#: (label, arguments of ``memprobe imports``) for the import table.  ``--block`` rows make a
+#: package free (a stand-in): the difference to the row above is its marginal cost in that
+#: process.
 _CRYPTO = ",".join(
     ["cryptography", "cryptography.exceptions", "cryptography.hazmat"]
     + [f"cryptography.hazmat.primitives{s}" for s in ("", ".asymmetric", ".serialization")]
@@ -233,22 +231,17 @@ IMPORTS: list[tuple[str, list[str]]] = [
     ("yaml", ["yaml"]),
     ("h11", ["h11"]),
     ("wsproto", ["wsproto"]),
-    ("certstream (package: the whole sans-IO core, compiled twins)", ["certstream"]),
-    ("certstream.config (imports the package)", ["certstream.config"]),
-    ("master today: certstream.cli + shell.app + shell.worker",
-     ["certstream.cli", "certstream.shell.app", "certstream.shell.worker"]),
-    ("worker today: certstream.shell.worker", ["certstream.shell.worker"]),
-    ("ingest today: certstream.shell.ingest", ["certstream.shell.ingest"]),
-    ("lean master: shell.app + gunicorn.workers.base, lazy package",
-     ["--stub", "certstream.shell.app", "gunicorn.workers.base"]),
-    ("lean worker: shell.worker, lazy package", ["--stub", "certstream.shell.worker"]),
-    ("lean worker without prometheus_client", [_PROM, "--stub", "certstream.shell.worker"]),
-    ("lean ingest: shell.ingest, lazy package", ["--stub", "certstream.shell.ingest"]),
-    ("lean ingest without prometheus_client", [_PROM, "--stub", "certstream.shell.ingest"]),
-    ("lean ingest without cryptography",
-     [f"--block={_CRYPTO}", "--stub", "certstream.shell.ingest"]),
-    ("one process: shell.worker + shell.ingest, lazy package",
-     ["--stub", "certstream.shell.worker", "certstream.shell.ingest"]),
+    ("certstream (the package: its names load on first use)", ["certstream"]),
+    ("certstream.config", ["certstream.config"]),
+    ("master: certstream.cli + shell.app + shell.workerclass (what gunicorn loads there)",
+     ["certstream.cli", "certstream.shell.app", "certstream.shell.workerclass"]),
+    ("worker: certstream.shell.worker", ["certstream.shell.worker"]),
+    ("worker without prometheus_client", [_PROM, "certstream.shell.worker"]),
+    ("ingest: certstream.shell.ingest", ["certstream.shell.ingest"]),
+    ("ingest without prometheus_client", [_PROM, "certstream.shell.ingest"]),
+    ("ingest without cryptography", [f"--block={_CRYPTO}", "certstream.shell.ingest"]),
+    ("embedded worker: shell.worker + shell.ingest",
+     ["certstream.shell.worker", "certstream.shell.ingest"]),
 ]
 
 
