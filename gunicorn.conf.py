@@ -18,6 +18,7 @@ from certstream.shell.app import (
     on_exit,
     on_starting,
     post_fork,
+    pre_fork,
     prepare_master,
     when_ready,
 )
@@ -49,4 +50,4 @@ if "certfile" in _opts:
     certfile = _opts["certfile"]
     keyfile = _opts["keyfile"]
 
-__all__ = ["child_exit", "on_exit", "on_starting", "post_fork", "when_ready"]
+__all__ = ["child_exit", "on_exit", "on_starting", "post_fork", "pre_fork", "when_ready"]

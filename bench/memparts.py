@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import REPO, Report
-from bench.procmem import MiB, Rollup, group_mappings, roles
+from bench.procmem import MiB, Rollup, group_mappings, peak_rss, roles
 
 __all__ = [
     "HOOK_DIR",
@@ -61,19 +61,20 @@ def mib(n: float) -> str:
 def process_table(report: Report, pids: list[int], root: int, title: str) -> Rollup:
     """One row per process (master, ingest, workers) and the sum; returns the sum."""
     report.say(f"\n{title} (MiB)\n")
-    report.say("| process | pid | RSS | PSS | shared | private | anonymous |")
-    report.say("|---|---|---|---|---|---|---|")
-    total = Rollup()
+    report.say("| process | pid | RSS | PSS | shared | private | anonymous | peak RSS so far |")
+    report.say("|---|---|---|---|---|---|---|---|")
+    total, peaks = Rollup(), 0
     for name, pid in roles(pids, root):
         r = Rollup.read(pid)
-        total = total + r
+        peak = peak_rss(pid)
+        total, peaks = total + r, peaks + peak
         report.say(
             f"| {name} | {pid} | {mib(r.rss)} | {mib(r.pss)} | {mib(r.shared)} | "
-            f"{mib(r.private)} | {mib(r.anonymous)} |"
+            f"{mib(r.private)} | {mib(r.anonymous)} | {mib(peak)} |"
         )
     report.say(
         f"| **all** | | **{mib(total.rss)}** | {mib(total.pss)} | {mib(total.shared)} | "
-        f"{mib(total.private)} | {mib(total.anonymous)} |"
+        f"{mib(total.private)} | {mib(total.anonymous)} | {mib(peaks)} |"
     )
     return total
 
@@ -209,11 +210,9 @@ def _count_by_package(modules: Sequence[str]) -> dict[str, int]:
 
 # --- parts, each in a fresh interpreter ----------------------------------------------------
 
-#: (label, arguments of ``memprobe imports``) for the import table.  ``--stub`` rows import a
-#: package whose ``__init__`` is empty: what each process would pay if importing
-#: ``certstream.config`` or a shell module did not import the whole sans-IO core.  ``--block``
-#: rows make a package free (a stand-in): the difference to the row above is its marginal
-#: cost in that process.
+#: (label, arguments of ``memprobe imports``) for the import table.  ``--block`` rows make a
+#: package free (a stand-in): the difference to the row above is its marginal cost in that
+#: process.
 _CRYPTO = ",".join(
     ["cryptography", "cryptography.exceptions", "cryptography.hazmat"]
     + [f"cryptography.hazmat.primitives{s}" for s in ("", ".asymmetric", ".serialization")]
@@ -232,22 +231,17 @@ IMPORTS: list[tuple[str, list[str]]] = [
     ("yaml", ["yaml"]),
     ("h11", ["h11"]),
     ("wsproto", ["wsproto"]),
-    ("certstream (package: the whole sans-IO core, compiled twins)", ["certstream"]),
-    ("certstream.config (imports the package)", ["certstream.config"]),
-    ("master today: certstream.cli + shell.app + shell.worker",
-     ["certstream.cli", "certstream.shell.app", "certstream.shell.worker"]),
-    ("worker today: certstream.shell.worker", ["certstream.shell.worker"]),
-    ("ingest today: certstream.shell.ingest", ["certstream.shell.ingest"]),
-    ("lean master: shell.app + gunicorn.workers.base, lazy package",
-     ["--stub", "certstream.shell.app", "gunicorn.workers.base"]),
-    ("lean worker: shell.worker, lazy package", ["--stub", "certstream.shell.worker"]),
-    ("lean worker without prometheus_client", [_PROM, "--stub", "certstream.shell.worker"]),
-    ("lean ingest: shell.ingest, lazy package", ["--stub", "certstream.shell.ingest"]),
-    ("lean ingest without prometheus_client", [_PROM, "--stub", "certstream.shell.ingest"]),
-    ("lean ingest without cryptography",
-     [f"--block={_CRYPTO}", "--stub", "certstream.shell.ingest"]),
-    ("one process: shell.worker + shell.ingest, lazy package",
-     ["--stub", "certstream.shell.worker", "certstream.shell.ingest"]),
+    ("certstream (the package: its names load on first use)", ["certstream"]),
+    ("certstream.config", ["certstream.config"]),
+    ("master: certstream.cli + shell.app + shell.workerclass (what gunicorn loads there)",
+     ["certstream.cli", "certstream.shell.app", "certstream.shell.workerclass"]),
+    ("worker: certstream.shell.worker", ["certstream.shell.worker"]),
+    ("worker without prometheus_client", [_PROM, "certstream.shell.worker"]),
+    ("ingest: certstream.shell.ingest", ["certstream.shell.ingest"]),
+    ("ingest without prometheus_client", [_PROM, "certstream.shell.ingest"]),
+    ("ingest without cryptography", [f"--block={_CRYPTO}", "certstream.shell.ingest"]),
+    ("embedded worker: shell.worker + shell.ingest",
+     ["certstream.shell.worker", "certstream.shell.ingest"]),
 ]
 
 
@@ -309,15 +303,14 @@ def parts(report: Report, buffer_size: int, dedup_capacity: int, quick: bool = F
             f"| {stream} | {b['payload_avg'][stream]:,.0f} | {slot:,.0f} | "
             f"{mib(slot * buffer_size)} MiB |"
         )
-    n, cap, size = b["chain_cache"]
-    cn, ccap, csize = b["chains"]
+    n, cap, size, limit = b["chain_cache"]
+    cn, ccap, csize, climit = b["chains"]
     report.say(
         f"\nMessage builder caches after {b['entries']:,} entries (the builder kept "
         f"{b['builder_kept_traced'] / 1024:,.0f} KiB traced): chain certificates {n} of "
-        f"{cap:,} ({size / max(n, 1) / 1024:.1f} KiB each: DER + JSON text; "
-        f"{mib(size / max(n, 1) * cap)} MiB if full), whole chains {cn} of {ccap:,} "
-        f"({csize / max(cn, 1) / 1024:.1f} KiB each; {mib(csize / max(cn, 1) * ccap)} MiB "
-        "if full).  Bounded in entries, not bytes."
+        f"{cap:,} ({size / max(n, 1) / 1024:.1f} KiB each: DER + JSON text; at most "
+        f"{mib(limit)} MiB), whole chains {cn} of {ccap:,} "
+        f"({csize / max(cn, 1) / 1024:.1f} KiB each; at most {mib(climit)} MiB)."
     )
     report.say(
         "\nAn idle connection under gevent (socket pairs, nothing else): waited on by a "

@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MiB", "Rollup", "group_mappings", "label", "role", "roles"]
+__all__ = ["MiB", "Rollup", "group_mappings", "label", "peak_rss", "role", "roles"]
 
 MiB = 1024 * 1024
 _HEADER = re.compile(r"^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$")
@@ -70,6 +70,19 @@ class Rollup:
         return Rollup(
             *(getattr(self, f) + getattr(other, f) for f in _ROLLUP_KEYS.values())
         )
+
+
+def peak_rss(pid: int) -> int:
+    """The process's highest RSS since it started (``VmHWM``), in bytes; 0 once it has gone.
+    A container's memory limit is met by the peak of a burst, not by the settled figure."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def _cmdline(pid: int) -> list[str]:

@@ -51,9 +51,13 @@ def test_ingest_benchmark_prints_every_figure(tmp_path: Path) -> None:
 
 MEMORY_FIGURES = [
     "memory.whole server idle, empty log, certstream",
+    "memory.whole server PSS idle, empty log, certstream",
     "memory.whole server, 10 lite clients, certstream",
+    "memory.whole server PSS, 10 lite clients, certstream",
     "memory.whole server, 40 lite clients, certstream",
     "memory.RSS per idle client, 20 -> 40 clients, certstream",
+    "memory.whole server idle, empty log, certstream, embedded ingest",
+    "memory.whole server, 10 lite clients, certstream, embedded ingest",
 ]
 
 
@@ -79,6 +83,7 @@ def test_memory_benchmark_reads_every_process_and_part(tmp_path: Path) -> None:
     for role in ("| master |", "| ingest |", "| worker |", "| **all** |"):
         assert role in out
     assert "certstream: 10 clients got 3,000 of 3,000 frames" in out
+    assert "certstream, embedded ingest: 10 clients got 3,000 of 3,000 frames" in out
     # The probe answered from inside each process (module counts, not a placeholder).
     inside = out.split("| process | modules |", 1)[1].splitlines()[2:5]
     assert [row.split("|")[1].strip() for row in inside] == ["master", "ingest", "worker"]

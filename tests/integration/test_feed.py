@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket as stdsocket
+import tracemalloc
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from certstream.core.streams import STREAM_DOMAINS as DOMAINS
 from certstream.core.streams import STREAM_FULL as FULL
 from certstream.core.streams import STREAM_LITE as LITE
 from certstream.shell.feed import (
+    WRITE_CHUNK,
     FeedPublisher,
     FeedSubscriber,
 )
@@ -191,6 +193,39 @@ def test_worker_that_never_reads_does_not_block_the_others(sock_path: str) -> No
         assert all(p.pending_bytes <= limit for p in peers)
     finally:
         stuck.close()
+        pub.close()
+        sub.close()
+
+
+def test_a_burst_is_sent_without_a_second_copy_and_freed_once_taken(sock_path: str) -> None:
+    pub = FeedPublisher(sock_path)
+    pub.start()
+    got = [0]
+    sub = FeedSubscriber(sock_path, lambda *a: got.__setitem__(0, got[0] + 1),
+                         lambda _s: None, lambda _e: None)  # keeps nothing it receives
+    gevent.spawn(sub.run)
+    blob = os.urandom(16 * 1024)
+    n = 256  # 4 MiB in 256 messages, all queued before the worker reads any
+    try:
+        assert wait_until(lambda: sub.connected.is_set() and pub.connected() == 1)
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            for i in range(n):
+                pub.publish([("k", i, P(None, blob, None))])
+            queued = pub.pending_bytes()
+            assert queued > n * len(blob)
+            assert wait_until(lambda: got[0] == n)
+            gevent.sleep(0.05)  # the writer is back waiting
+            current, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert pub.pending_bytes() == 0
+        # Written in chunks: the queue is never joined into one copy of itself.
+        assert peak - base < queued + 4 * WRITE_CHUNK
+        # Nothing of the burst stays referenced once the worker has taken it.
+        assert current - base < WRITE_CHUNK
+    finally:
         pub.close()
         sub.close()
 

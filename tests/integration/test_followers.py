@@ -27,6 +27,7 @@ from certstream.config import CtLogSettings, settings_from_dict
 from certstream.core import loglist
 from certstream.core.logspec import FollowerSettings, LogSpec
 from certstream.core.streams import STREAM_FULL as FULL
+from certstream.shell.feed import FeedPublisher
 from certstream.shell.followers import LogFollower, make_follower
 from certstream.shell.httpclient import HTTPClient
 from certstream.shell.ingest import Ingest
@@ -97,7 +98,7 @@ def test_discovery_adds_and_retires_logs_without_restart(
             "default_operator_rate_limit_ms": 0,
         },
     })
-    ing = Ingest(settings, str(tmp_short / "feed.sock"))
+    ing = Ingest(settings, FeedPublisher(str(tmp_short / "feed.sock")))
     ing.start()
     try:
         a_key = replay.url + "/a/"

@@ -73,14 +73,16 @@ def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]
 
 @contextlib.contextmanager
 def run_server(config: Mapping[str, Any] | None = None, *, workers: int = 1,
-               graceful: int | None = None, ingest: bool = False, gunicorn: bool = False,
+               graceful: int | None = None, ingest: bool | Literal["embedded"] = False,
+               gunicorn: bool = False,
                config_via: Literal["env", "flag", "none"] = "env", port: int | None = None,
                args: Sequence[str] = (), env: Mapping[str, str] | None = None,
                ) -> Iterator[Server]:
     """The ``certstream`` command on a free port, in a temporary working directory, fed by a
     :class:`FakeFeed`, or with ``ingest=True`` by its own ingest process (configure
     ``custom_logs`` then). It is ready when the master has its ``workers`` workers (and its
-    one ingest), the port accepts, and the workers are on the fake feed.
+    one ingest), the port accepts, and the workers are on the fake feed.  ``ingest="embedded"``
+    sets ``ingest.mode: embedded``: the one worker runs the ingest, there is no ingest process.
 
     ``gunicorn=True`` starts ``gunicorn -c gunicorn.conf.py`` (the repository's file)
     instead of the ``certstream`` command; it needs ``ingest=True``, since the fake feed
@@ -109,6 +111,8 @@ def run_server(config: Mapping[str, Any] | None = None, *, workers: int = 1,
         }
         if not ingest:
             defaults["feed_socket"] = feed_path
+        if ingest == "embedded":
+            defaults["ingest"] = {"mode": "embedded"}
         argv = list(args)
         server_env = clean_env(PYTHONUNBUFFERED="1", **(env or {}))
         if config_via != "none":
@@ -139,11 +143,12 @@ def run_server(config: Mapping[str, Any] | None = None, *, workers: int = 1,
         def ready() -> bool:
             assert proc.poll() is None, f"the server exited ({proc.returncode}):\n{server.log()}"
             ingests, serving = server.tree()
-            return (len(serving) == workers and len(ingests) == int(ingest) and accepts(port)
+            return (len(serving) == workers and len(ingests) == int(ingest is True)
+                    and accepts(port)
                     and (feed is None or feed.connected() >= workers))
 
         try:
-            what = f"the master, {workers} worker(s){' and the ingest' if ingest else ''}"
+            what = f"the master, {workers} worker(s){' and the ingest' if ingest is True else ''}"
             wait_until(ready, 60, what, interval=0.05)
             yield server
         finally:

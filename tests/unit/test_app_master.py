@@ -4,6 +4,7 @@ tests/e2e/test_process_model.py)."""
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,5 +61,17 @@ def test_gunicorn_options() -> None:
     assert opts["loglevel"] == "warning"
     assert (opts["certfile"], opts["keyfile"]) == ("c.pem", "k.pem")
     assert opts["when_ready"] is app.when_ready and opts["on_exit"] is app.on_exit
+    assert opts["pre_fork"] is app.pre_fork
     assert app.gunicorn_options(Settings())["bind"] == ["0.0.0.0:8080"]
     assert "certfile" not in app.gunicorn_options(Settings())
+
+
+def test_pre_fork_freezes_what_the_master_holds() -> None:
+    # Frozen objects are never walked by a collection, in the master or in the forked worker
+    # (whose pages they share): the worker's collections must not copy those pages.
+    assert gc.get_freeze_count() == 0
+    try:
+        app.pre_fork(None, None)
+        assert gc.get_freeze_count() > 1000  # this interpreter holds far more than that
+    finally:
+        gc.unfreeze()

@@ -241,6 +241,9 @@ BAD: list[tuple[str, dict[str, str], str, str]] = [
      "1"),
     ("", {"CERTSTREAM_RATE_LIMIT_WINDOW_MAX_REQUESTS": "0"}, "rate_limit.window_max_requests",
      "0"),
+    ("ingest: {mode: thread}", {}, "ingest.mode", "thread"),
+    ("workers: 2\ningest: {mode: embedded}", {}, "ingest.mode", "embedded"),
+    ("api: {cache_max_bytes: 1000}", {}, "api.cache_max_bytes", "1000"),
     ("port: [1, 2", {}, "config", "c.yaml"),
     ("- a\n- b", {}, "config", "c.yaml"),
 ]

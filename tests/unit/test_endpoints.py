@@ -267,6 +267,19 @@ def test_cert_cache_finds_by_either_hash_and_forgets_the_oldest() -> None:
     assert len(cache) == 6  # sha256 and sha1 (= fingerprint) for each of 3
 
 
+def test_cert_cache_is_bounded_in_bytes_too() -> None:
+    # Room for about two messages, whatever the capacity in entries says.
+    budget = 2 * max(len(p) for p in LITE[:5]) + 1000
+    cache = CertCache(1000, max_bytes=budget)
+    for payload in LITE[:5]:
+        cache.add(payload)
+    kept = [p for p in LITE[:5]
+            if cache.get(json.loads(p)["data"]["leaf_cert"]["sha256"]) == p]
+    assert kept == LITE[3:5]  # the newest that fit
+    assert cache.get(json.loads(LITE[2])["data"]["leaf_cert"]["sha1"]) is None
+    assert len(cache) == 4  # the hashes of an evicted message go with it
+
+
 def test_api_cert_endpoint() -> None:
     certs = CertCache(10)
     certs.add(LITE[1])

@@ -14,6 +14,7 @@ import pytest
 from certstream.config import load_settings
 from certstream.core import loglist
 from certstream.shell import ingest as ingest_mod
+from certstream.shell.feed import FeedPublisher
 from certstream.shell.httpclient import HTTPConnectionError
 
 
@@ -33,7 +34,7 @@ def _ingest(tmp_path: Path, urls: str) -> ingest_mod.Ingest:
         },
         path=str(tmp_path / "none.yaml"),
     )
-    return ingest_mod.Ingest(settings, str(tmp_path / "feed.sock"))
+    return ingest_mod.Ingest(settings, FeedPublisher(str(tmp_path / "feed.sock")))
 
 
 def _unreachable(http: object, url: str) -> object:

@@ -319,6 +319,20 @@ def test_chain_cache_is_bounded() -> None:
         assert small.chain_cache_size <= 1
 
 
+def test_chain_caches_are_bounded_in_bytes() -> None:
+    entries = [e for e in synth_entries() if e.chain]
+    ders = {der for e in entries for der in e.chain}
+    assert len(ders) >= 2
+    # Room for about one chain certificate (DER + its JSON text), whatever their number.
+    budget = 3 * max(len(der) for der in ders)
+    small = MessageBuilder("go", chain_cache_bytes=budget)
+    big = MessageBuilder("go")
+    for e in entries * 2:
+        assert small.build(e, SOURCE, 1.0, STREAM_FULL) == big.build(e, SOURCE, 1.0, STREAM_FULL)
+        assert small._chain_cache.nbytes <= budget and small._chains.nbytes <= budget
+    assert small.chain_cache_size < len(ders) == big.chain_cache_size
+
+
 def test_unparseable_leaf_raises_decode_error_and_is_counted() -> None:
     entry = dataclasses.replace(synth_entries()[0], cert_der=b"\x30\x03\x02\x01")
     for profile in PROFILES:

@@ -38,6 +38,7 @@ __all__ = [
     "DedupSettings",
     "FiltersSettings",
     "HotReloadSettings",
+    "IngestSettings",
     "MetricsSettings",
     "OutputSettings",
     "PathsSettings",
@@ -379,7 +380,22 @@ class HotReloadSettings:
 
 @dataclass(frozen=True, slots=True)
 class ApiSettings:
+    """``/api/cert/{hash}`` keeps the last ``cache_capacity`` lite messages (per worker), and
+    at most ``cache_max_bytes`` of them: a message is 1.5-3 KiB, so the default 1,000 take
+    2-3 MiB, and the byte bound caps a capacity raised far beyond that."""
+
     cache_capacity: int = field(default=1000, metadata=_POSITIVE)
+    cache_max_bytes: int = field(default=16 * 1024 * 1024, metadata=_at_least(65536))
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    """Where the ingest runs.  ``process`` (the default): a process of its own, fed to the
+    workers over the feed socket; a crash or a long decode there never touches a client.
+    ``embedded``: inside the one worker (``workers: 1`` only), one process less (~45 MiB on
+    a small deployment), at the price of that isolation."""
+
+    mode: str = field(default="process", metadata=_one_of("process", "embedded"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,6 +485,7 @@ class Settings:
     hot_reload: HotReloadSettings = field(default_factory=HotReloadSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     broker: BrokerSettings = field(default_factory=BrokerSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
     custom_logs: tuple[CustomLog, ...] = ()
     static_logs: tuple[StaticLog, ...] = ()
 
@@ -477,7 +494,7 @@ SECTIONS = (
     ProtocolsSettings, StreamsSettings, PathsSettings, MetricsSettings, OutputSettings,
     WebSocketSettings, SseSettings, CtLogSettings, DedupSettings, ConnectionLimitSettings,
     RateLimitSettings, AuthSettings, HotReloadSettings, ApiSettings, FiltersSettings,
-    BrokerSettings,
+    BrokerSettings, IngestSettings,
 )
 #: Paths of the main listener that a configured path may not take.
 RESERVED_PATHS = ("/sse", "/health", "/health/deep", "/api")
@@ -503,6 +520,10 @@ def cross_checks(s: Settings) -> None:
         raise ConfigError("ct_log.retry_max_delay_ms", s.ct_log.retry_max_delay_ms,
                           f"a delay >= ct_log.retry_initial_delay_ms "
                           f"({s.ct_log.retry_initial_delay_ms})")
+    if s.ingest.mode == "embedded" and s.workers != 1:
+        raise ConfigError("ingest.mode", s.ingest.mode,
+                          f"process when workers is {s.workers}; embedded runs the ingest "
+                          "inside the one worker and needs workers: 1")
     if s.auth.enabled and not s.auth.tokens:
         raise ConfigError("auth.tokens", [], "at least one token when auth.enabled is true")
     if (s.metrics.tls_cert is None) != (s.metrics.tls_key is None):
@@ -534,6 +555,9 @@ def _check_paths(s: Settings) -> None:
 
 
 def _role_checks(s: Settings) -> None:
+    if s.role != "all" and s.ingest.mode == "embedded":
+        raise ConfigError("ingest.mode", s.ingest.mode, f"process when role is {s.role} (the "
+                          "embedded ingest feeds this machine's one worker, not a broker)")
     if s.role != "all" and not s.broker.url:
         raise ConfigError("broker.url", "", f"a redis:// or redis+sentinel:// URL when role is "
                           f"{s.role}")

@@ -4,8 +4,11 @@
 
     gunicorn master (certstream CLI, or ``gunicorn -c gunicorn.conf.py``)
       |- on_starting: the settings for every child, the memory the workers share
-      |- when_ready: python -m certstream.shell.ingest   (one per deployment, LISTENs on the feed)
-      |- worker 1 .. N: certstream.shell.worker.CertstreamWorker (each subscribes to the feed)
+      |- when_ready: python -m certstream.shell.ingest   (one per deployment, LISTENs on the feed;
+      |              none with ingest.mode: embedded, where the one worker runs the ingest, and
+      |              none on an edge, whose workers read the broker)
+      |- worker 1 .. N: certstream.shell.worker.CertstreamWorker (each subscribes to the feed;
+      |                 the master imports only its stand-in, certstream.shell.workerclass)
       |- child_exit: a worker's connections and row of the shared memory are given back,
       |  and a worker that died (did not stop cleanly) counts as a restart
       '- on_exit: SIGTERM the ingest, wait, then SIGKILL
@@ -34,6 +37,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
+import gc
 import logging
 import os
 import shutil
@@ -54,6 +58,7 @@ from certstream.config import (
     metrics_listener,
     settings_to_env,
 )
+from certstream.errors import ConfigError
 from certstream.shell import logformat, rundirs, sharedmem
 from certstream.shell.children import spawn_sigint_blocked
 from certstream.shell.shares import create_shared
@@ -69,12 +74,14 @@ __all__ = [
     "on_exit",
     "on_starting",
     "post_fork",
+    "pre_fork",
     "prepare_master",
     "when_ready",
     "wsgi_app",
 ]
 
-WORKER_CLASS = "certstream.shell.worker.CertstreamWorker"
+# A stand-in that imports the real worker only after the fork (see shell.workerclass).
+WORKER_CLASS = "certstream.shell.workerclass.CertstreamWorker"
 INGEST_MODULE = "certstream.shell.ingest"
 MASTER_PID_ENV = "CERTSTREAM_MASTER_PID"
 PROM_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -174,6 +181,7 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "on_starting": on_starting,
         "when_ready": when_ready,
         "post_fork": post_fork,
+        "pre_fork": pre_fork,
         "child_exit": child_exit,
         "on_exit": on_exit,
     }
@@ -195,6 +203,14 @@ def _bind(host: str, port: int) -> str:
 
 def on_starting(server: Any) -> None:
     settings = prepare_master()
+    workers = getattr(getattr(server, "cfg", None), "workers", settings.workers)
+    if settings.ingest.mode == "embedded" and workers != 1:
+        # The settings allow it only with workers: 1, but gunicorn's own -w (or a
+        # gunicorn.conf.py) may ask for more: every worker would follow every log.
+        print(ConfigError("ingest.mode", "embedded",
+                          f"process when gunicorn runs {workers} workers; embedded runs the "
+                          "ingest inside the one worker and needs 1"), file=sys.stderr)
+        sys.exit(2)
     # The memory the workers balance their accepts in, and the one they count connections,
     # rate limits and traffic in: mapped here, in the master, so that every worker forked
     # from it shares the same pages.
@@ -212,7 +228,8 @@ def on_starting(server: Any) -> None:
 
 def when_ready(server: Any) -> None:
     """Start the one ingest process, now that the listeners are bound, and keep it running.
-    An edge (``role: edge``) follows no log: its workers read the broker, it has no ingest."""
+    An edge (``role: edge``) follows no log: its workers read the broker, it has no ingest;
+    with ``ingest.mode: embedded`` the one worker runs the ingest itself."""
     settings = prepare_master()
     if settings.role == "edge":
         # One config file may serve every node: an edge leaves the logs to the ingest.
@@ -220,6 +237,9 @@ def when_ready(server: Any) -> None:
         server.log.info("certstream: edge: no ingest here%s; the workers read %s",
                         f" (the {logs} configured logs are the ingest's)" if logs else "",
                         _describe(settings.broker.url))
+        return
+    if settings.ingest.mode == "embedded":
+        server.log.info("certstream: the ingest runs in the worker (ingest.mode: embedded)")
         return
     if _Master.ingest is None or _Master.ingest.poll() is not None:
         _start_ingest(server)
@@ -230,6 +250,14 @@ def _describe(url: str) -> str:
     from certstream.core.brokerurl import parse_broker_url  # noqa: PLC0415 - edge only
 
     return parse_broker_url(url).describe()
+
+
+def pre_fork(server: Any, worker: Any) -> None:
+    """Right before each worker forks: move every object the master holds out of the
+    collector's way, so that the worker's collections never write to those pages and they
+    stay shared with the master instead of being copied into every worker."""
+    gc.collect()  # only what is alive is frozen (frozen garbage would never be collected)
+    gc.freeze()
 
 
 def _start_ingest(server: Any) -> None:

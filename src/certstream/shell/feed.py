@@ -56,6 +56,10 @@ __all__ = ["FeedPublisher", "FeedSubscriber", "PayloadsLike"]
 
 log = logging.getLogger(__name__)
 
+#: Queued messages are joined into writes of about this size (one write per wake-up when
+#: the worker keeps up, a bounded copy when it is behind).
+WRITE_CHUNK = 256 * 1024
+
 
 class PayloadsLike(Protocol):
     """What the publisher needs of ``certstream.core.messages.Payloads``."""
@@ -124,6 +128,11 @@ class FeedPublisher:
         for peer in self._peers:
             mask |= peer.want
         return mask & (STREAM_ALL | FIELDS)
+
+    def pending_bytes(self) -> int:
+        """Bytes queued for or being written to the workers right now.  At 0 everything
+        published is in the workers' sockets: the ingest persists its newest positions."""
+        return sum(peer.pending_bytes for peer in self._peers)
 
     def example_wanted(self) -> bool:
         return any(peer.want & EXAMPLE for peer in self._peers)
@@ -197,16 +206,32 @@ class FeedPublisher:
             while True:
                 peer.wake.wait()
                 peer.wake.clear()
-                if not peer.pending:
-                    continue
-                data = b"".join(peer.pending)
-                peer.pending.clear()
-                peer.sock.sendall(data)
-                peer.pending_bytes -= len(data)
+                while peer.pending:
+                    self._send_some(peer)
         except OSError:
             pass
         finally:
             self._drop_peer(peer)
+
+    @staticmethod
+    def _send_some(peer: _Peer) -> None:
+        """Send the oldest queued messages, at most about ``WRITE_CHUNK`` bytes at once.
+
+        Joining the whole queue (up to ``max_pending_bytes``) into one write would hold it
+        twice during a burst; and what was written is referenced by nothing once this
+        returns, so a burst's bytes are freed as soon as the worker has taken them."""
+        pending = peer.pending
+        if len(pending) == 1 or len(pending[0]) >= WRITE_CHUNK:
+            data = pending.popleft()  # a whole batch of entries: sent as it is, no copy
+        else:
+            parts, size = [], 0
+            while pending and size < WRITE_CHUNK:
+                part = pending.popleft()
+                parts.append(part)
+                size += len(part)
+            data = b"".join(parts)
+        peer.sock.sendall(data)
+        peer.pending_bytes -= len(data)
 
     def _reader(self, peer: _Peer) -> None:
         decoder = FeedDecoder()
@@ -338,6 +363,7 @@ class FeedSubscriber:
             if not data:
                 return
             decoder.receive_data(data)
+            del data  # not held (up to 256 KiB) while the next recv waits
             while (msg := decoder.next_message()) is not None:
                 self._dispatch(*msg)
 

@@ -83,6 +83,10 @@ class LogFollower:
         self._grew = 0  # bit 0: the log grew in the last poll round, bit 1: the one before
         self._warned = ""
         self._failing = Reminder(REMIND_SECS)
+        # Kinds of failure reported while the log has been failing: a new kind is news
+        # (a timeout turning into 429s, a 5xx into bad bodies) and is said at once; the
+        # kinds are a short fixed list, so this stays bounded too.
+        self._kinds_said: set[str] = set()
         self._greenlet: gevent.Greenlet | None = None
         self._group = gevent.pool.Group()
 
@@ -160,6 +164,7 @@ class LogFollower:
 
     def succeeded(self) -> None:
         failures = self._failing.ended()
+        self._kinds_said.clear()
         if failures:
             log.info("log %s: answering again after %d failed requests", self.spec.name,
                      failures)
@@ -187,6 +192,9 @@ class LogFollower:
             delay = self.backoff.failure(retry_after)
             self._pause_until = max(self._pause_until, now + delay)
         quiet = self._failing.occurred(now)
+        if quiet is None and kind not in self._kinds_said:
+            quiet = 0  # a new kind of failure of a log that keeps failing
+        self._kinds_said.add(kind)
         if quiet is None:
             log.debug("log %s: %s (%s); retrying in %.2fs [%s]",
                       self.spec.name, kind, detail, delay, self.health.status,

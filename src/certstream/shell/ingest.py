@@ -22,14 +22,15 @@ if __name__ == "__main__":  # pragma: no cover - only when run as the process en
 
 import base64
 import binascii
+import gc
 import logging
 import os
 import signal
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import gevent
@@ -49,19 +50,24 @@ from certstream.shell.ctindex import CtIndexFile
 from certstream.shell.feed import FeedPublisher
 from certstream.shell.followers import LogFollower, make_follower
 from certstream.shell.gometrics import IngestCounts
+from certstream.shell.heaptrim import HeapTrimmer
 from certstream.shell.httpclient import HTTPClient, HTTPError
 from certstream.shell.issuers import IssuerCache
 from certstream.shell.logformat import ct_context
-from certstream.shell.pipeline import Pipeline
+from certstream.shell.pipeline import Pipeline, Publisher
 from certstream.shell.politeness import Politeness
 from certstream.shell.state import StateStore
 
-__all__ = ["Ingest", "main", "specs_from_settings"]
+__all__ = ["Ingest", "IngestFeed", "main", "specs_from_settings"]
 
 log = logging.getLogger("certstream.ingest")
 
 MASTER_PID_ENV = "CERTSTREAM_MASTER_PID"
 STATE_INTERVAL = 2.0
+#: How often the ingest looks whether a burst of entries has ended (and trims the heap).
+TRIM_INTERVAL = 1.0
+#: Bytes queued for the workers that mean a burst is still being taken.
+FEED_BUSY_BYTES = 256 * 1024
 WATCHDOG_INTERVAL = 1.0
 #: How long the feed's writer greenlets get to drain at shutdown before the final flush.
 DRAIN_SECS = 1.0
@@ -106,18 +112,36 @@ def specs_from_settings(settings: Settings) -> list[LogSpec]:
     return specs
 
 
-class Ingest:
-    """``feed`` and ``state``: where records and log positions go; by default the Unix feed
-    to this machine's workers and the state file (``role: ingest`` hands in the broker's,
-    see ``certstream.shell.ingestnode``)."""
+class IngestFeed(Publisher, Protocol):
+    """Where the ingest publishes: ``shell.feed.FeedPublisher`` (the socket the workers
+    subscribe to) or, embedded in the one worker, ``shell.localfeed.LocalFeed`` (its hub)."""
 
-    def __init__(self, settings: Settings, feed_path: str, *, feed: Any = None,
-                 state: Any = None) -> None:
+    #: Called when a worker asks for an ``/example.json`` sample.
+    on_example_wanted: Callable[[], None] | None
+    dropped: int
+
+    def start(self) -> None: ...
+    def close(self) -> None: ...
+    def connected(self) -> int: ...
+    def publish_state(self, state: Mapping[str, object]) -> None: ...
+
+    def pending_bytes(self) -> int:
+        """Published bytes not yet handed to the workers (0: the newest positions are safe
+        to persist, see ``flush_state``)."""
+        ...
+
+
+class Ingest:
+    """``feed`` and ``state``: where records and log positions go: the Unix feed to this
+    machine's workers (or, embedded, the one worker's hub) and the state file by default;
+    ``role: ingest`` hands in the broker's (see ``certstream.shell.ingestnode``)."""
+
+    def __init__(self, settings: Settings, feed: IngestFeed, *, state: Any = None) -> None:
         self.settings = settings
         ct = settings.ct_log
         self.started = time.time()
         self.stopping = gevent.event.Event()
-        self.feed = feed if feed is not None else FeedPublisher(feed_path)
+        self.feed = feed
         self.state = state if state is not None else StateStore(ct.state_file)
         self.state.load()
         # certstream-server-go's resume file: read once, then kept current from the state.
@@ -160,6 +184,10 @@ class Ingest:
         self._list_failing: dict[str, Reminder] = {}
         self.followers: dict[str, LogFollower] = {}
         self._housekeeping: list[gevent.Greenlet] = []
+        # The followers' positions move with every batch handled; a burst is over when they
+        # stand still and the workers have taken what was queued for them.  Then glibc can
+        # have back the memory the burst's transient objects took.
+        self.trimmer = HeapTrimmer(self._work_done, self._feed_busy)
 
     # -- followers ---------------------------------------------------------------------
 
@@ -199,6 +227,13 @@ class Ingest:
                      extra=ct_context(spec.name))
 
     # -- housekeeping ------------------------------------------------------------------
+
+    def _work_done(self) -> int:
+        return sum(f.next_index or 0 for f in self.followers.values())
+
+    def _feed_busy(self) -> bool:
+        # A STATE or two may be queued at any moment: only a burst's worth counts.
+        return self.feed.pending_bytes() >= FEED_BUSY_BYTES
 
     def _every(self, interval: float, fn: Any) -> gevent.Greenlet:
         def loop() -> None:
@@ -317,16 +352,19 @@ class Ingest:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, *, watch_parent: bool = True) -> None:
+        """Start the feed, the followers and the housekeeping.  ``watch_parent``: stop when
+        the master is gone (a process of its own; embedded, the worker itself does that)."""
         self.feed.start()
         self.reconcile()
         if self.settings.ct_log.log_list_urls:
             self._housekeeping.append(gevent.spawn(self._discovery_loop))
         self._every(self.settings.ct_log.state_flush_secs, self.flush_state)
         self._every(STATE_INTERVAL, self.publish_state)
+        self._every(TRIM_INTERVAL, self.trimmer.tick)
         gevent.spawn_later(0.2, self.publish_state)
         master = os.environ.get(MASTER_PID_ENV, "")
-        if master.isdigit():
+        if watch_parent and master.isdigit():
             self._housekeeping.append(gevent.spawn(self._watchdog, int(master)))
 
     def stop(self) -> None:
@@ -344,6 +382,11 @@ class Ingest:
 
     def run(self) -> None:
         self.start()
+        # What exists now (modules, settings, the log list, the followers) lives as long as
+        # the process: out of the collector's way, so full collections walk only the
+        # objects that come and go with the entries.
+        gc.collect()
+        gc.freeze()
         self.stopping.wait()
         log.info("stopping")
         self.stop()
@@ -424,7 +467,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     path = settings.feed_socket or os.path.join(
         tempfile.gettempdir(), f"certstream-feed-{os.getpid()}.sock"
     )
-    ingest = Ingest(settings, path)
+    ingest = Ingest(settings, FeedPublisher(path))
     gevent.signal_handler(signal.SIGTERM, ingest.stopping.set)
     gevent.signal_handler(signal.SIGINT, ingest.stopping.set)
     unblock_sigint()  # the master started us with it blocked (see shell.children)
@@ -443,7 +486,7 @@ def _ingest_node(settings: Settings) -> int:
     # Only here: one machine's ingest never loads the Redis client.
     from certstream.shell.ingestnode import IngestNode  # noqa: PLC0415
 
-    node = IngestNode(settings, lambda feed, state: Ingest(settings, "", feed=feed, state=state))
+    node = IngestNode(settings, lambda feed, state: Ingest(settings, feed, state=state))
     gevent.signal_handler(signal.SIGTERM, node.stopping.set)
     gevent.signal_handler(signal.SIGINT, node.stopping.set)
     unblock_sigint()

@@ -7,11 +7,16 @@ from collections.abc import Iterable
 
 import gevent.event
 
+from certstream.core.lru import ENTRY_OVERHEAD, BoundedLRU
 from certstream.core.tiles import issuer_path
 from certstream.errors import DecodeError
 from certstream.shell.httpclient import HTTPClient
 
-__all__ = ["IssuerCache"]
+__all__ = ["ISSUER_CACHE_BYTES", "IssuerCache"]
+
+#: Issuer certificates are ~1.5 KiB: 16 MiB keeps ~10,000 of them, more than all the CAs
+#: that issue into CT, and bounds a log that serves odd or huge ones.
+ISSUER_CACHE_BYTES = 16 * 1024 * 1024
 
 
 class IssuerCache:
@@ -19,12 +24,14 @@ class IssuerCache:
 
     Concurrent requests for the same fingerprint share one fetch.  Bodies are checked
     against their fingerprint before they are cached, so a bad response is never kept.
+    The least recently used go when the cache holds ``capacity`` issuers or ``max_bytes``.
     """
 
-    def __init__(self, http: HTTPClient, capacity: int = 100_000) -> None:
+    def __init__(self, http: HTTPClient, capacity: int = 100_000,
+                 max_bytes: int = ISSUER_CACHE_BYTES) -> None:
         self.http = http
         self.capacity = capacity
-        self._certs: dict[bytes, bytes] = {}
+        self._certs: BoundedLRU[bytes, bytes] = BoundedLRU(capacity, max_bytes)
         self._pending: dict[bytes, gevent.event.AsyncResult] = {}
 
     def __len__(self) -> int:
@@ -48,9 +55,7 @@ class IssuerCache:
             body = self.http.get(prefix + issuer_path(fp)).body
             if hashlib.sha256(body).digest() != fp:
                 raise DecodeError(f"issuer {fp.hex()}: body does not hash to its name")
-            if len(self._certs) >= self.capacity:
-                self._certs.pop(next(iter(self._certs)))
-            self._certs[fp] = body
+            self._certs.put(fp, body, len(body) + ENTRY_OVERHEAD)
             waiter.set(body)
             return body
         except BaseException as exc:

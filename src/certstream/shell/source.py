@@ -24,8 +24,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import gevent.event
-
 from certstream.config import Settings
 from certstream.shell.feed import FeedSubscriber
 
@@ -36,7 +34,8 @@ OnRecord = Callable[
 
 
 class RecordSource(Protocol):
-    connected: gevent.event.Event
+    """What the worker needs of its record source: ``shell.feed.FeedSubscriber``,
+    ``shell.brokersub.BrokerSubscriber``, or an embedded ingest's ``shell.localfeed.LocalFeed``."""
 
     @property
     def replayed(self) -> int:

@@ -42,7 +42,7 @@ import ssl
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 import gevent.event
@@ -61,6 +61,7 @@ from certstream.shell.endpoints import CertCache, ServerContext, access_for
 from certstream.shell.fairserver import FairStreamServer
 from certstream.shell.hub import Hub
 from certstream.shell.livepage import favicon, live_page
+from certstream.shell.localfeed import LocalFeed
 from certstream.shell.metricsview import MetricsView, bound_to, metrics_context, metrics_tls
 from certstream.shell.metricsync import MetricsSync
 from certstream.shell.reload import ConfigWatcher, ReloadPlan
@@ -68,6 +69,9 @@ from certstream.shell.sharedlimits import SharedConnections, SharedRates
 from certstream.shell.sharedstats import SharedStats
 from certstream.shell.shares import ConnectionShares, shared
 from certstream.shell.source import RecordSource, open_source
+
+if TYPE_CHECKING:
+    from certstream.shell.ingest import Ingest
 
 __all__ = [
     "CertstreamWorker",
@@ -199,6 +203,8 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
     ctx: ServerContext
     settings: Settings
     feed: RecordSource | None
+    #: ``ingest.mode: embedded``: the ingest running in this worker.
+    ingest: Ingest | None = None
     metrics_sync: MetricsSync
     tls: ssl.SSLContext | None = None
     #: The metrics' own listener (``metrics.port``), its context and TLS, if it has one.
@@ -266,7 +272,8 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
                                            _count_response)
         self.metrics_sync.access = lambda: self.ctx.access
         if self.settings.protocols.api:
-            self.ctx.certs = CertCache(self.settings.api.cache_capacity)
+            api = self.settings.api
+            self.ctx.certs = CertCache(api.cache_capacity, api.cache_max_bytes)
         self._example_ready = gevent.event.Event()
         self.ctx.lite_example = self._lite_example
 
@@ -382,9 +389,12 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         servers = self._start_servers()
         hub, settings = self.hub, self.settings
         hub.start()
-        self.feed = open_source(settings, self._feed_path(), self._on_record,
-                                on_state=hub.set_state, on_example=self._on_example,
-                                on_gap=self._on_gap)
+        if settings.ingest.mode == "embedded":
+            self._start_ingest()
+        else:
+            self.feed = open_source(settings, self._feed_path(), self._on_record,
+                                    on_state=hub.set_state, on_example=self._on_example,
+                                    on_gap=self._on_gap)
         if self.feed is not None:
             self.feed.set_wanted(self._wanted(hub.wanted))
             self.metrics_sync.feed = self.feed
@@ -407,11 +417,33 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         if self.feed is not None:
             tasks.append(gevent.spawn(self.feed.run))
 
-        while self.alive:
-            self.notify()
-            gevent.sleep(0.5)
+        try:
+            while self.alive:
+                self.notify()
+                gevent.sleep(0.5)
+            self._shutdown(servers, tasks)
+        finally:
+            if self.ingest is not None:
+                # Also on a quick exit (SIGQUIT, SIGINT), which skips _shutdown: the next
+                # start resumes where this one published.
+                self.ingest.state.flush(time.time(), final=True)
 
-        self._shutdown(servers, tasks)
+    def _start_ingest(self) -> None:
+        """``ingest.mode: embedded``: follow the logs in this worker, publishing straight
+        into its hub (``shell.localfeed``)."""
+        # Imported here: only an embedded worker follows logs.
+        from certstream.shell.ingest import Ingest  # noqa: PLC0415
+
+        def on_entry(mask: int, lite: bytes | None, full: bytes | None, domains: bytes | None,
+                     fields: bytes | None) -> None:
+            self._on_record(mask, lite, full, domains, fields, None)
+
+        feed = self.feed = LocalFeed(on_entry, self.hub.set_state, self._on_example)
+        feed.set_wanted(self._wanted(self.hub.wanted))
+        self.ingest = Ingest(self.settings, feed)
+        self.ingest.start(watch_parent=False)  # gunicorn's notify() watches the master
+        self.log.info("certstream: ingest embedded in this worker (%d configured logs)",
+                      len(self.ingest.config_specs))
 
     def _start_servers(self) -> list[FairStreamServer]:
         self.tls = ssl_context(self.cfg) if self.cfg.is_ssl else None
@@ -448,6 +480,8 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             gevent.sleep(0.02)
 
     def _shutdown(self, servers: list[FairStreamServer], tasks: list[gevent.Greenlet]) -> None:
+        if self.ingest is not None:
+            self.ingest.stop()  # no more entries; the final positions are written
         if self.mem is not None and self.row >= 0:
             # A stop asked for (SIGTERM, a reload, max_requests), not a death: said first,
             # so that a worker the arbiter kills at the end of its graceful time still counts
