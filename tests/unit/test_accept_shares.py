@@ -43,6 +43,7 @@ def test_a_worker_at_its_limit_waits_for_a_connection_to_end() -> None:
     assert alone.wait(0.0) == 0
     alone.opened()
     assert alone.wait(0.0) == alone.FULL_RETRY_SECS
+    assert alone.wait(0.0, capped=False) == 0  # the metrics' own listener still accepts
     alone.closed()
     assert alone.wait(0.0) == 0
 
@@ -50,7 +51,9 @@ def test_a_worker_at_its_limit_waits_for_a_connection_to_end() -> None:
 def test_a_row_that_is_not_running_is_not_a_peer() -> None:
     mem = SharedMemory(rows=4, addresses=64)
     row = mem.claim(os.getpid())
-    gone = mem.claim(2**22 + 4321)  # above Linux's pid_max default: never a live process
+    # A row still held by a worker that died (the master has not reclaimed it yet), with
+    # none open: were it a peer, a would defer to it.
+    assert mem.claim(2**22 + 4321) > row  # above Linux's pid_max default: never a live process
     a = AcceptShares(100, mem, row)
     a.opened()
     a.opened()

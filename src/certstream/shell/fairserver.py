@@ -66,10 +66,11 @@ class AcceptShares:
         """Workers (this one included) running now."""
         return len(self.mem.running()) if self.mem is not None else 1
 
-    def wait(self, now: float) -> float:
+    def wait(self, now: float, *, capped: bool = True) -> float:
         """0 when this worker should accept now, else how long to leave the listening
-        socket to the others before looking again."""
-        if self.count >= self.limit:
+        socket to the others before looking again.  ``capped``: the limit applies (not on
+        the metrics' own listener, whose scrapes should reach even a full worker)."""
+        if capped and self.count >= self.limit:
             return self.FULL_RETRY_SECS
         mem = self.mem
         if mem is None:
@@ -95,13 +96,15 @@ class FairStreamServer(StreamServer):  # type: ignore[misc]  # gevent's server i
     looks again when it says."""
 
     shares: AcceptShares | None = None
+    #: Whether ``shares.limit`` stops this server accepting (see ``AcceptShares.wait``).
+    capped = True
     #: The pending "look again" timer (our own: gevent's ``_timer`` is private).
     _retry: Any = None
 
     def do_read(self) -> Any:
         shares = self.shares
         if shares is not None:
-            wait = shares.wait(time.monotonic())
+            wait = shares.wait(time.monotonic(), capped=self.capped)
             if wait > 0:
                 # Leave the connection to another worker, or to the backlog; look again
                 # shortly (as gevent itself does after an accept error).

@@ -475,6 +475,7 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             if balance:
                 server.max_accept = 1  # one accept per wake-up, then the peers' turn
             server.shares = shares
+            server.capped = sock is not self._metrics_sock
             server.start()
             servers.append(server)
         return servers
