@@ -314,8 +314,9 @@ def parts(report: Report, buffer_size: int, dedup_capacity: int, quick: bool = F
     )
     report.say(
         "\nAn idle connection under gevent (socket pairs, nothing else): waited on by a "
-        "greenlet blocked in recv (the worker's model today: its C stack slice, its frames' "
-        "data-stack chunk and the Greenlet) or by a read watcher with a callback:\n"
+        "greenlet blocked in recv (a TLS client's model in the worker, and every client's "
+        "before shell.reader: its C stack slice, its frames' data-stack chunk and the "
+        "Greenlet) or by a read watcher with a callback (a plain client's):\n"
     )
     report.say("| model | RSS per connection |")
     report.say("|---|---|")

@@ -18,8 +18,8 @@ top, so the "before" reading is a bare interpreter plus this file.
     sizes per stream, and what the builder keeps afterwards (its chain caches).
 ``idle greenlet|watcher N``
     N idle socket pairs under gevent, each waited on by a greenlet blocked in ``recv`` (what
-    the worker does per client today) or by a read watcher with a callback and no greenlet:
-    RSS per connection of each.
+    the worker does per TLS client) or by a read watcher with a callback and no greenlet
+    (per plain client, ``shell.reader``): RSS per connection of each.
 ``loglist``
     The Google log list packaged with certstream, parsed as the ingest does when it cannot
     fetch one: bytes of the file and of the parsed logs kept (the body is read first).
@@ -252,7 +252,7 @@ def idle(args: list[str]) -> dict[str, Any]:
     gevent.sleep(0.1)
     r0 = rollup()
 
-    def read_until_closed(sock: socket.socket) -> None:  # what conn.py does per client
+    def read_until_closed(sock: socket.socket) -> None:  # conn.py, per TLS client
         while sock.recv(65536):
             pass
 

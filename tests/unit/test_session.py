@@ -495,3 +495,32 @@ def test_any_frames_on_an_open_websocket_end_in_session_events(
         _drive(session)
     session.receive_data(b"")
     _drive(session)
+
+
+def test_an_idle_websocket_session_is_small() -> None:
+    # Tens of thousands of these stay open: after the upgrade and a pong (what an idle
+    # client sends), a session holds wsproto's frame parser and little else.  Was ~1.95 KB:
+    # an event deque of its own in each wsproto connection (760 bytes) and two empty lists.
+    import gc  # noqa: PLC0415
+    import tracemalloc  # noqa: PLC0415
+
+    def idle() -> Session:
+        session, client = _open_ws()
+        session.receive_data(client.send(Pong(b"")))
+        assert _events(session) == [] and session.data_to_send() == b""
+        return session
+
+    idle()  # first-use allocations (caches, interned strings) out of the count
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = [idle() for _ in range(300)]
+        gc.collect()
+        per_session = (tracemalloc.get_traced_memory()[0] - before) / len(kept)
+    finally:
+        tracemalloc.stop()
+    assert per_session < 1400, per_session
+    # Sessions that share the parser's empty queue still each get their own events.
+    kept[0].receive_data(b"\x89\x80\x00\x00\x00\x00")  # a masked, empty ping
+    assert _events(kept[0]) == [PingReceived(b"")] and _events(kept[1]) == []

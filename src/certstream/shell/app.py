@@ -61,7 +61,6 @@ from certstream.config import (
 from certstream.errors import ConfigError
 from certstream.shell import logformat, rundirs, sharedmem
 from certstream.shell.children import spawn_sigint_blocked
-from certstream.shell.shares import create_shared
 
 __all__ = [
     "GRACEFUL_TIMEOUT",
@@ -211,10 +210,9 @@ def on_starting(server: Any) -> None:
                           f"process when gunicorn runs {workers} workers; embedded runs the "
                           "ingest inside the one worker and needs 1"), file=sys.stderr)
         sys.exit(2)
-    # The memory the workers balance their accepts in, and the one they count connections,
-    # rate limits and traffic in: mapped here, in the master, so that every worker forked
-    # from it shares the same pages.
-    create_shared()
+    # The memory the workers count connections, rate limits and traffic in, and balance
+    # their accepts by: mapped here, in the master, so that every worker forked from it
+    # shares the same pages.
     sharedmem.create(settings.workers, settings.connection_limit.max_connections)
     # Workers fork from here and inherit this; the ingest configures its own logging.
     logformat.configure(settings.log_level, settings.log_format)

@@ -1,11 +1,12 @@
 """One client connection over a gevent socket: read the request, answer, then read until EOF.
 
-The greenlet gevent's server spawns for an accepted socket runs :func:`serve` and is that
-client's only greenlet while it keeps up: it parses the request (``core.session``), answers
-one-shot endpoints, or registers a streaming client with the hub and then only reads, to
-answer pings and notice the close.  Writing the stream is the hub's job (see
-``shell.hub``); this greenlet writes through the hub too, so that control frames never cut
-into a data frame.
+The greenlet gevent's server spawns for an accepted socket runs :func:`serve`: it parses the
+request (``core.session``), answers one-shot endpoints, or registers a streaming client with
+the hub, sends its response head and hands the connection to a ``shell.reader.StreamReader``
+(a read watcher, no greenlet), which answers pings and notices the close from then on; the
+greenlet returns.  A TLS client keeps this greenlet, reading until it goes.  Writing the
+stream is the hub's job (see ``shell.hub``); replies to the client's input go through the
+hub too, so that control frames never cut into a data frame.
 """
 
 from __future__ import annotations
@@ -20,10 +21,7 @@ from certstream.core.clientip import forwarded_ip
 from certstream.core.filterfields import FilterSpec
 from certstream.core.session import (
     NEED_DATA,
-    ClientClosed,
     ConnectionLost,
-    PingReceived,
-    ProtocolViolation,
     Rejected,
     RequestReceived,
     Session,
@@ -38,20 +36,23 @@ from certstream.shell.endpoints import (
     reserve_place,
 )
 from certstream.shell.hub import Client, Hub
+from certstream.shell.reader import RECV_BYTES, StreamReader, take_input
 from certstream.shell.sharedlimits import Place
 
 __all__ = ["serve"]
 
 log = logging.getLogger(__name__)
 
-_RECV = 65536
+_RECV = RECV_BYTES
 # Answers to one-shot requests are small; a client that does not take them in this long
 # is not worth a greenlet.
 _ANSWER_TIMEOUT = 10.0
 
 
-def serve(sock: socket.socket, ctx: ServerContext, ip: str = "", port: int = 0) -> None:
-    """Handle one accepted connection until it ends; never raises for client behaviour.
+def serve(sock: socket.socket, ctx: ServerContext, ip: str = "", port: int = 0) -> bool:
+    """Handle one accepted connection; never raises for client behaviour.  True when a
+    streaming connection lives on in its reader (``shell.reader``), which ends it and then
+    calls ``ctx.on_end``; False when it ended here.
 
     ``ip`` and ``port`` are the peer's; with ``ctx.real_ip`` the address a proxy names in
     the request headers replaces them (for the whitelist, the limits and the metrics)."""
@@ -60,6 +61,7 @@ def serve(sock: socket.socket, ctx: ServerContext, ip: str = "", port: int = 0) 
         max_header_bytes=ctx.max_header_bytes,
         max_message_bytes=ctx.max_message_bytes,
     )
+    kept = False
     try:
         request = _read_request(sock, session, ctx.request_timeout)
         if not isinstance(request, RequestReceived):
@@ -67,7 +69,7 @@ def serve(sock: socket.socket, ctx: ServerContext, ip: str = "", port: int = 0) 
                 _reject(sock, session, ctx, request, ip)
             else:
                 _send_and_close(sock, session.data_to_send())
-            return
+            return False
         if ctx.real_ip:
             forwarded = forwarded_ip(request.headers)
             if forwarded is not None:
@@ -82,10 +84,12 @@ def serve(sock: socket.socket, ctx: ServerContext, ip: str = "", port: int = 0) 
             if isinstance(place, Place):
                 connections = ctx.access.connections  # a reload swaps rules, not counts
                 try:
-                    _start_stream(sock, session, ctx, request, ip, port=port, spec=spec)
+                    kept = _start_stream(sock, session, ctx, request, ip, port=port,
+                                         spec=spec, place=place)
                 finally:
-                    connections.release(place)
-                return
+                    if not kept:  # else its reader gives the place back
+                        connections.release(place)
+                return kept
             refused = place
         status, body, ctype, headers = refused or (*answer(ctx, request), ())
         session.respond(status, body, ctype, headers)
@@ -97,13 +101,15 @@ def serve(sock: socket.socket, ctx: ServerContext, ip: str = "", port: int = 0) 
     except Exception:  # a bug must end this connection only, and be seen
         log.exception("connection handler failed")
     finally:
+        # A no-op once a reader holds the connection (it detached the fd from ``sock``).
         with contextlib.suppress(OSError):
             sock.close()
+    return kept
 
 
 def _start_stream(sock: socket.socket, session: Session, ctx: ServerContext,
                   request: RequestReceived, ip: str, *, port: int,
-                  spec: FilterSpec | None) -> None:
+                  spec: FilterSpec | None, place: Place) -> bool:
     if request.route.kind == "ws":
         session.accept_websocket(compression=ctx.compression)
         if not session.is_websocket:  # a bad upgrade: 400 or 426 is queued
@@ -111,10 +117,10 @@ def _start_stream(sock: socket.socket, session: Session, ctx: ServerContext,
             _send_and_close(sock, session.data_to_send())
             if ctx.on_response is not None and isinstance(rejected, Rejected):
                 ctx.on_response("websocket", rejected.status)
-            return
+            return False
     else:
         session.start_sse()
-    _stream(sock, session, ctx, request, ip, port=port, spec=spec)
+    return _stream(sock, session, ctx, request, ip, port=port, spec=spec, place=place)
 
 
 def _reject(sock: socket.socket, session: Session, ctx: ServerContext, rejected: Rejected,
@@ -176,45 +182,41 @@ def _peer_name(ip: str, port: int) -> str:
 
 def _stream(sock: socket.socket, session: Session, ctx: ServerContext,
             request: RequestReceived, ip: str, *, port: int,
-            spec: FilterSpec | None) -> None:
+            spec: FilterSpec | None, place: Place) -> bool:
     hub = ctx.hub
     head = session.data_to_send()  # 101 or the SSE head, plus any pong already due
     with gevent.Timeout(_ANSWER_TIMEOUT, False), contextlib.suppress(OSError):
         sock.sendall(head)
         head = b""
     if head:
-        return  # the client did not even take the response head
+        return False  # the client did not even take the response head
     client = hub.add(sock, session, request.route.stream, is_ws=session.is_websocket, spec=spec)
     peers = ctx.peers
-    if peers is not None:
-        peers[client] = _peer_name(ip, port)
-    if ctx.on_response is not None:
-        ctx.on_response("websocket" if client.is_ws else "sse", 101 if client.is_ws else 200)
+    handed = False
     try:
-        _read_until_closed(sock, session, hub, client)
-    finally:
-        hub.remove(client)
         if peers is not None:
-            peers.pop(client, None)
+            peers[client] = _peer_name(ip, port)
+        if ctx.on_response is not None:
+            ctx.on_response("websocket" if client.is_ws else "sse", 101 if client.is_ws else 200)
+        if not hasattr(sock, "do_handshake"):  # not TLS: a reader owns it from here
+            StreamReader(ctx, client, place)
+            handed = True
+            return True
+        _read_until_closed(sock, hub, client)
+    finally:
+        if not handed:
+            hub.remove(client)
+            if peers is not None:
+                peers.pop(client, None)
+    return False
 
 
-def _read_until_closed(sock: socket.socket, session: Session, hub: Hub, client: Client) -> None:
+def _read_until_closed(sock: socket.socket, hub: Hub, client: Client) -> None:
+    """A TLS client's input, in its handler greenlet (see ``shell.reader``)."""
     while True:
         try:
             data = sock.recv(_RECV)
         except OSError:
             data = b""
-        session.receive_data(data)
-        while (event := session.next_event()) is not NEED_DATA:
-            if isinstance(event, PingReceived):
-                hub.send(client, session.data_to_send())
-            elif isinstance(event, ClientClosed | ProtocolViolation):
-                # The session queued our reply / our Close; the hub sends it in order and
-                # half-closes once it is out.
-                hub.close_client(client, 1000, "")
-                if isinstance(event, ClientClosed) and not client.busy:
-                    # Both Close frames are out: the server closes the TCP connection first
-                    # (RFC 6455 §7.1.1), now.
-                    return
-            elif isinstance(event, ConnectionLost):
-                return
+        if take_input(hub, client, data):
+            return

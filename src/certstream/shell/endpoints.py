@@ -311,6 +311,9 @@ class ServerContext:
     broker_status: Callable[[], dict[str, Any]] | None = None
     #: The clients and traffic of all workers (unset: this hub's alone).
     stats: Stats | None = None
+    #: Called when a connection ``shell.conn.serve`` handed to a reader (``shell.reader``)
+    #: ends, for the worker's count of open connections.
+    on_end: Callable[[], None] | None = None
 
     def totals(self) -> Totals:
         return (self.stats or LocalStats(self.hub)).totals()

@@ -39,7 +39,7 @@ from certstream.core.logspec import LogSpec
 from certstream.core.model import LogEntry
 from certstream.core.streams import STREAM_NAMES
 from certstream.shell.atomicfile import atomic_write
-from certstream.shell.shares import pid_alive
+from certstream.shell.sharedmem import pid_alive
 
 __all__ = [
     "CERTIFICATES",

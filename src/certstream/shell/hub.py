@@ -31,6 +31,7 @@ types it wants (``on_wanted`` whenever a stream's subscriber count goes 0 <-> 1)
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import logging
 import os
@@ -64,7 +65,9 @@ class Client(Cursor):
 
     __slots__ = ("backlog", "fd", "session", "sock", "writer")
 
-    def __init__(self, sock: socket.socket, session: Session, ring: Group, *,
+    # ``sock``: gevent's socket (TLS), or a bare ``_socket.socket`` once a reader owns the
+    # connection (``shell.reader``); the hub only writes, shuts down and closes it.
+    def __init__(self, sock: _socket.socket, session: Session, ring: Group, *,
                  is_ws: bool, wbits: int = 0) -> None:
         super().__init__(ring, is_ws=is_ws, wbits=wbits)
         self.sock = sock
@@ -111,7 +114,7 @@ class Hub(Fanout[Client]):
 
     # -- clients ---------------------------------------------------------------------------
 
-    def add(self, sock: socket.socket, session: Session, stream: int, *, is_ws: bool,
+    def add(self, sock: _socket.socket, session: Session, stream: int, *, is_ws: bool,
             spec: FilterSpec | None = None) -> Client:
         """A streaming client of ``stream``, filtered by ``spec`` if given; it gets
         compressed frames if its session negotiated permessage-deflate."""
@@ -244,7 +247,7 @@ class Hub(Fanout[Client]):
         if client.closing:
             self._finish_close(client)
 
-    def _drain(self, client: Client, sock: socket.socket, data: bytes | memoryview) -> None:
+    def _drain(self, client: Client, sock: _socket.socket, data: bytes | memoryview) -> None:
         """Write all of ``data``, waiting for the socket; at most ``send_timeout`` without
         progress."""
         if client.fd == _GONE:
@@ -271,14 +274,14 @@ class Hub(Fanout[Client]):
             # sends nothing after its request: close at once.
             self._abort(client)
             return
-        # Half-close: the client still reads our Close frame and replies; the reader
-        # greenlet sees its EOF.  A client that never answers is cut off after a while.
+        # Half-close: the client still reads our Close frame and replies; its reader sees
+        # its EOF.  A client that never answers is cut off after a while.
         with contextlib.suppress(OSError):
             client.sock.shutdown(socket.SHUT_WR)
         gevent.spawn_later(_CLOSE_LINGER_SECS, self._abort, client)
 
     def _abort(self, client: Client) -> None:
-        """Cut the connection now; the reader greenlet ends and closes the socket."""
+        """Cut the connection now; its reader ends and closes the socket."""
         if not client.closing:
             self._detach(client)
         with contextlib.suppress(OSError):

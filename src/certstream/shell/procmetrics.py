@@ -21,7 +21,7 @@ from pathlib import Path
 from prometheus_client import ProcessCollector
 from prometheus_client.metrics_core import Metric
 
-from certstream.shell.shares import pid_alive
+from certstream.shell.sharedmem import pid_alive
 
 __all__ = ["DeploymentProcesses"]
 

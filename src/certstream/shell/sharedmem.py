@@ -1,7 +1,8 @@
 """Memory every worker of one gunicorn master shares, and the lock that guards it: one row
-per worker (its pid, whether it stopped cleanly, the streaming connections it admitted, its
-clients and traffic), the table of client addresses (streaming connections per address, one
-column per worker) and the table of rate-limit states per address.
+per worker (its pid, whether it stopped cleanly, the streaming connections it admitted, the
+connections of every kind it holds open, its clients and traffic), the table of client
+addresses (streaming connections per address, one column per worker) and the table of
+rate-limit states per address.
 
 The master maps it in ``on_starting`` (:func:`create`), before any worker forks, so that
 every worker maps the same pages (``MAP_SHARED``); nothing is mapped at import.  Pages are
@@ -20,10 +21,12 @@ exclude, so nothing inside may switch greenlets).  Reads and writes of the pages
 under the lock, so no process sees a half-written value.
 
 Rows: row 0 holds what workers that are gone had sent (frames, bytes, ...); each live worker
-claims a row at start (:meth:`SharedMemory.claim`) and writes only its own.  When a worker
-exits, the master's ``child_exit`` hook reclaims its row (:meth:`SharedMemory.reclaim`): its
-connections leave the totals and its column of the address table, its traffic moves to row
-0, and the hook learns whether it stopped cleanly (else it died, which the metrics count).
+claims a row at start (:meth:`SharedMemory.claim`) and writes only its own.  Workers that
+balance their accepts (``shell.fairserver``) read each other's ``open`` count and state.
+When a worker exits, the master's ``child_exit`` hook reclaims its row
+(:meth:`SharedMemory.reclaim`): its connections leave the totals and its column of the
+address table, its traffic moves to row 0, and the hook learns whether it stopped cleanly
+(else it died, which the metrics count).
 """
 
 from __future__ import annotations
@@ -48,12 +51,13 @@ __all__ = [
     "ProcessLock",
     "SharedMemory",
     "create",
+    "pid_alive",
     "shared",
 ]
 
 #: A row's fields, each a signed 64-bit integer.
 FIELDS = (
-    "pid", "state", "admitted",
+    "pid", "state", "admitted", "open",
     "ws_lite", "ws_full", "ws_domains", "sse_lite", "sse_full", "sse_domains",
     "frames_lite", "frames_full", "frames_domains", "bytes", "drops", "slow_closed",
 )
@@ -85,7 +89,7 @@ def _pow2_at_least(n: int) -> int:
     return 1 << max(0, n - 1).bit_length()
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -184,7 +188,7 @@ class SharedMemory:
                 if owner == pid or state == FREE:
                     free = row
                     break
-                if free < 0 and not _alive(owner):
+                if free < 0 and not pid_alive(owner):
                     free = row
             if free < 0:
                 return -1
@@ -195,9 +199,31 @@ class SharedMemory:
             return free
 
     def mark_stopped(self, row: int) -> None:
-        """This worker is stopping cleanly (its clients are closed)."""
+        """This worker is stopping cleanly (its clients are closed); it accepts no more, so
+        its peers stop balancing with it."""
         with self.lock:
             _Q.pack_into(self.mem, self.field_at(row, "state"), STOPPED)
+
+    # -- open connections, for balancing accepts -----------------------------------------------
+
+    def count_open(self, row: int, delta: int) -> None:
+        """Worker ``row`` accepted (+1) or ended (-1) a connection of any kind."""
+        with self.lock:
+            self.add(row, "open", delta)
+
+    def running(self) -> list[int]:
+        """The rows of workers that run (not stopping) and are alive."""
+        with self.lock:
+            rows = [(row, self.get(row, "pid")) for row in range(1, self.rows)
+                    if self.get(row, "state") == RUNNING]
+        return [row for row, pid in rows if pid_alive(pid)]
+
+    def open_counts(self, rows: list[int]) -> list[int]:
+        """The ``open`` count of each of ``rows`` still running (stopped or freed rows left
+        out)."""
+        with self.lock:
+            return [self.get(row, "open") for row in rows
+                    if self.get(row, "state") == RUNNING]
 
     def reclaim(self, pid: int) -> bool | None:
         """The master, after worker ``pid`` exited: free its row (see the module docstring).

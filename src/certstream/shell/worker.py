@@ -11,17 +11,24 @@ gunicorn owns the processes, the listening sockets, signals and reloads; this cl
     starts the servers, the feed subscriber, the hub's flusher and the timers (server pings,
     optional JSON heartbeats, SSE keep-alives, metrics); heartbeats the arbiter while alive.
     On SIGTERM or SIGINT (graceful stop) it stops accepting, closes every WebSocket with 1001
-    "server shutting down", ends every SSE response, and waits for the clients to go until
-    ``graceful_timeout`` (SIGQUIT: half a second).  The stock ``GeventWorker.run`` would
+    "server shutting down", ends every SSE response, and waits for every connection to end
+    until ``graceful_timeout`` (SIGQUIT: half a second).  The stock ``GeventWorker.run`` would
     wait for the handlers to finish, which streams never do.
 
 ``max_requests`` counts connections; leave it 0 for a streaming server (a worker restart
 drops every client of that worker).
 
+Connections: the handler greenlet of a streaming connection returns once the response head is
+out, and a read watcher (``shell.reader``) holds the connection from then on, so the pool of
+``worker_connections`` greenlets bounds only the connections being answered (and TLS streams);
+``worker_connections`` is also the most connections of every kind one worker holds (counted
+from accept to end, ``shell.fairserver.AcceptShares``), beyond which it leaves new ones in the
+listen backlog.
+
 Balance: all workers accept from the one listening socket, and whichever wakes first wins, so
 a crowd connecting at once used to land 2:1 or worse on one worker.  With several workers each
-publishes its open connection count in memory the master shared with them
-(``shell.shares``) and defers accepting while it holds more than the least loaded peer, as
+publishes that count of open connections in its row of the memory the master shared with them
+(``shell.sharedmem``) and defers accepting while it holds more than the least loaded peer, as
 long as that peer is making progress (``shell.fairserver``; a stuck peer must not stop the
 server accepting).  The metrics are synced by ``shell.metricsync``.
 
@@ -58,7 +65,7 @@ from certstream.core.streams import STREAM_LITE
 from certstream.shell import metrics, sharedmem
 from certstream.shell.conn import serve
 from certstream.shell.endpoints import CertCache, ServerContext, access_for
-from certstream.shell.fairserver import FairStreamServer
+from certstream.shell.fairserver import AcceptShares, FairStreamServer
 from certstream.shell.hub import Hub
 from certstream.shell.livepage import favicon, live_page
 from certstream.shell.localfeed import LocalFeed
@@ -67,7 +74,6 @@ from certstream.shell.metricsync import MetricsSync
 from certstream.shell.reload import ConfigWatcher, ReloadPlan
 from certstream.shell.sharedlimits import SharedConnections, SharedRates
 from certstream.shell.sharedstats import SharedStats
-from certstream.shell.shares import ConnectionShares, shared
 from certstream.shell.source import RecordSource, open_source
 
 if TYPE_CHECKING:
@@ -212,8 +218,8 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
     metrics_tls: ssl.SSLContext | None = None
     metrics_view: MetricsView
     _metrics_sock: Any = None
-    #: The master's connection shares, when this worker balances accepts with its peers.
-    shares: ConnectionShares | None = None
+    #: This worker's open connections (every kind), balanced with its peers' when it has any.
+    shares: AcceptShares
     #: The memory all workers share, and this worker's row in it (-1: none).
     mem: sharedmem.SharedMemory | None = None
     row = -1
@@ -325,13 +331,14 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         return ring.latest
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
+        kept = False
         try:
-            self._handle(client, addr, metrics_only=listener is self._metrics_sock)
+            kept = self._handle(client, addr, metrics_only=listener is self._metrics_sock)
         finally:
-            if self.shares is not None:
+            if not kept:  # else its reader ends it, and calls ctx.on_end then
                 self.shares.closed()
 
-    def _handle(self, client: Any, addr: Any, *, metrics_only: bool = False) -> None:
+    def _handle(self, client: Any, addr: Any, *, metrics_only: bool = False) -> bool:
         self.nr += 1
         if self.nr >= self.max_requests:
             if self.alive:
@@ -349,8 +356,8 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             except (OSError, gevent.Timeout) as exc:  # ssl.SSLError is an OSError
                 log.debug("TLS handshake with %s failed: %s", ip, exc)
                 client.close()
-                return
-        serve(client, ctx, ip, port)
+                return False
+        return serve(client, ctx, ip, port)
 
     def _apply_settings(self, plan: ReloadPlan) -> None:
         """A hot reload's live keys (see ``shell.reload.LIVE_KEYS``)."""
@@ -451,25 +458,29 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         self._metrics_sock = next(
             (sock for sock in self.sockets if bound_to(sock, self.settings)), None)
         servers = []
-        shares = self.shares = shared() if self.cfg.workers > 1 else None
-        if shares is not None:
-            shares.claim(self.age, os.getpid())
+        balance = self.cfg.workers > 1 and self.row >= 0
+        shares = self.shares = AcceptShares(self.worker_connections,
+                                            self.mem if balance else None, self.row)
+        # A streaming connection a reader holds ends there, not in its handler.
+        self.ctx.on_end = shares.closed
+        if balance:
             self._await_peers(shares)
         elif self.cfg.workers > 1:
-            self.log.warning("no connection shares from the master (its on_starting hook did "
-                             "not run): workers accept without balancing")
+            self.log.warning("no shared memory row (see above): workers accept without "
+                             "balancing")
         for sock in self.sockets:
             sock.setblocking(1)
             server = FairStreamServer(sock, handle=partial(self.handle, sock),
                                       spawn=Pool(self.worker_connections))
-            if shares is not None:
+            if balance:
                 server.max_accept = 1  # one accept per wake-up, then the peers' turn
-                server.shares = shares
+            server.shares = shares
+            server.capped = sock is not self._metrics_sock
             server.start()
             servers.append(server)
         return servers
 
-    def _await_peers(self, shares: ConnectionShares) -> None:
+    def _await_peers(self, shares: AcceptShares) -> None:
         """At start, let the other workers come up (at most ``PEERS_WAIT_SECS``) before
         accepting: clients reconnect in a crowd when a server restarts, and the first worker
         up would otherwise take all of them while the others are still booting.  A worker
@@ -489,13 +500,13 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             self.mem.mark_stopped(self.row)
         for server in servers:
             server.close()  # stop accepting; the connections stay
-        if self.shares is not None:
-            self.shares.release()  # the peers stop deferring to a worker that no longer accepts
         self.hub.close_all(SHUTDOWN_CODE, SHUTDOWN_REASON)
         grace = QUICK_STOP_SECS if self._quick else self.cfg.graceful_timeout
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
-            if all(server.pool.free_count() == server.pool.size for server in servers):
+            # Every connection, in a handler greenlet or a reader, has ended (the clients
+            # answered their Close, or were cut off after the linger).
+            if self.shares.count <= 0:
                 break
             self.notify()
             gevent.sleep(0.1)
