@@ -1,4 +1,4 @@
-# certstream: the two commands a newcomer needs are `make run` and `make test`.
+# certstream: a newcomer needs `make demo` (no internet), `make run` and `make test`.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -8,12 +8,12 @@ TSTAMP := $(VENV)/.installed-test
 
 export CERTSTREAM_REQUIRE_EXTENSIONS ?= 1
 
-.PHONY: install install-test run test test-pure lint typecheck bench conformance clean chromium
+.PHONY: install install-test clients run demo test test-unit test-pure lint typecheck bench conformance clean chromium redis
 
 # The package is built without isolation, against this venv, so the venv holds the build
 # requirements: the same as [build-system] requires in pyproject.toml (setuptools >= 77 for
 # the license expression; Cython only builds the accelerators, the package runs without it).
-BUILD_REQS := "setuptools>=77" wheel "Cython>=3.0"
+BUILD_REQS := "setuptools>=77" "Cython>=3.0"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,13 +24,17 @@ $(STAMP): $(PY) pyproject.toml setup.py $(wildcard src/certstream/_fast/*.pyx)
 	$(PIP) install -q --no-build-isolation -e .
 	touch $@
 
-# The PyPI client library is also named "certstream", so the real clients the tests drive
-# live in a venv of their own and run as subprocesses.
+# The PyPI client library is also named "certstream", so the real clients (the ones the
+# README shows and the tests drive) live in a venv of their own and run as subprocesses.
 CLIENTS := $(VENV)/clients
-$(TSTAMP): $(STAMP)
-	$(PIP) install -q --no-build-isolation -e ".[test]"
+CSTAMP  := $(CLIENTS)/.installed
+$(CSTAMP): $(PY)
 	$(PYTHON) -m venv $(CLIENTS)
 	$(CLIENTS)/bin/pip install -q "certstream>=1.12" "websocket-client>=1.8"
+	touch $@
+
+$(TSTAMP): $(STAMP) $(CSTAMP)
+	$(PIP) install -q --no-build-isolation -e ".[test]"
 	@# node's ws client (permessage-deflate test); without node or npm that test skips
 	-command -v npm >/dev/null 2>&1 && npm install --silent --no-audit --no-fund \
 	  --prefix $(VENV)/node "ws@^8"
@@ -38,10 +42,15 @@ $(TSTAMP): $(STAMP)
 
 install: $(STAMP)   ## venv + package with its Cython extensions built
 
-run: install        ## follow the public CT logs and serve on :8080 (default config)
+clients: $(CSTAMP)  ## the PyPI certstream client, in .venv/clients
+
+run: install clients  ## follow the public CT logs and serve on :8080 (default config)
 	$(VENV)/bin/certstream
 
-test: $(TSTAMP) chromium  ## the whole suite: lint, types, unit, conformance, both _fast twins
+demo: install clients ## no internet needed: serve the packaged recorded CT entries on :8080
+	$(VENV)/bin/certstream --demo
+
+test: $(TSTAMP) chromium redis  ## the whole suite: lint, types, unit, conformance, both _fast twins
 	$(VENV)/bin/ruff check src tests conformance bench soak
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
@@ -55,6 +64,18 @@ chromium:
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) \
 	    >/dev/null 2>&1 || echo "chromium not installed: the live page test will skip"; }
+
+# The broker tests (role: ingest / edge) start a real redis-server (Debian's package) on a
+# free loopback port; installed when we are root and it is missing, else they skip and say
+# why.  The tests never use a Redis the package itself may start (they start their own).
+redis:
+	@command -v redis-server >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server) \
+	    >/dev/null 2>&1 || echo "redis-server not installed: the broker tests will skip"; }
+
+test-unit: $(TSTAMP)  ## the unit tier alone (no sockets, greenlets or processes): ~20 s
+	$(PY) -m pytest -q -m "not slow" tests/unit
 
 test-pure: $(TSTAMP)
 	CERTSTREAM_NO_EXTENSIONS=1 $(PY) -m pytest -q

@@ -17,6 +17,8 @@ from certstream.shell.app import (
     gunicorn_options,
     on_exit,
     on_starting,
+    post_fork,
+    pre_fork,
     prepare_master,
     when_ready,
 )
@@ -39,6 +41,7 @@ graceful_timeout = _opts["graceful_timeout"]
 timeout = _opts["timeout"]
 max_requests = _opts["max_requests"]
 loglevel = _opts["loglevel"]
+logconfig_dict = _opts["logconfig_dict"]
 proc_name = _opts["proc_name"]
 wsgi_app = _opts["wsgi_app"]
 if "control_socket_disable" in _opts:
@@ -47,4 +50,4 @@ if "certfile" in _opts:
     certfile = _opts["certfile"]
     keyfile = _opts["keyfile"]
 
-__all__ = ["child_exit", "on_exit", "on_starting", "when_ready"]
+__all__ = ["child_exit", "on_exit", "on_starting", "post_fork", "pre_fork", "when_ready"]

@@ -1,9 +1,10 @@
 """``python -m bench [SCENARIO ...] [options]``: run the benchmarks, print figures with targets.
 
 Scenarios (default: all, in this order): ingest, fanout, burst, capacity, memory, latency,
-idle, filters, deflate.  Every figure is printed as a ``FIGURE`` line with its target and
-MET/MISSED; the run ends with a Markdown table, and everything printed is also written to
-``bench/results/last.txt``.  Nothing here asserts: a missed target is a finding, not a crash.
+idle, filters, deflate, filtered, compressed, broker.  Every figure is printed as a ``FIGURE``
+line with its target and MET/MISSED; the run ends with a Markdown table, and everything
+printed is also written to ``bench/results/last.txt``.  Nothing here asserts: a missed target
+is a finding, not a crash.
 A scenario that cannot run (a piece of the server missing, a port that never opened) is
 reported as ``NOT RUN`` with the reason, and the others still run.
 """
@@ -20,11 +21,12 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import deflate, fanout, filters, ingest, latency, memory
+from bench import broker, deflate, fanout, filters, ingest, latency, memory, subscriptions
 from bench.common import REPO, Report
 
 SCENARIOS = (
     "ingest", "fanout", "burst", "capacity", "memory", "latency", "idle", "filters", "deflate",
+    "filtered", "compressed", "broker",
 )
 
 
@@ -89,14 +91,34 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--workers", type=int, default=1, help="gunicorn workers (default 1)")
     ap.add_argument("--seconds", type=float, help="length of each steady phase")
     ap.add_argument("--burst", type=int, help="burst: entries published at once")
-    ap.add_argument("--idle-clients", type=int, help="memory: idle clients (default 10000)")
+    ap.add_argument(
+        "--idle-clients", type=int, help="memory: clients in the last phase (default 10000)"
+    )
+    ap.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="memory: per-mapping tables, dumps from inside our processes, the cost of each part",
+    )
+    ap.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="memory --breakdown: also trace our processes' Python heap (inflates their RSS)",
+    )
     ap.add_argument("--steps", help="capacity: comma-separated client counts to try")
     ap.add_argument(
         "--server-cmd",
         action="append",
         default=[],
-        help="also run 'latency' and 'memory' against this server command; {port}, {config} and "
-        "{replay_url} are substituted; it must serve ws://127.0.0.1:{port}/",
+        help="also run 'latency', 'memory' and 'compressed' against this server command; "
+        "{port}, {config} and {replay_url} are substituted; it must serve "
+        "ws://127.0.0.1:{port}/",
+    )
+    ap.add_argument(
+        "--config-style",
+        choices=("certstream", "go"),
+        default="certstream",
+        help="compressed: the config format --server-cmd reads ('go': certstream-server-go's, "
+        "with compression_enabled: true)",
     )
     ap.add_argument("--results", help="write the report here (default bench/results/last.txt)")
     args = ap.parse_args(argv)
@@ -139,11 +161,16 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Report], None]]]
         fanout.run_capacity(r, rate, seconds, steps)
 
     def run_memory(r: Report) -> None:
-        memory.run(r, n_idle, args.workers)
-        if args.server_cmd:  # whole servers side by side: ours, then each command
-            memory.run_whole(r, n_idle, None)
-            for cmd in args.server_cmd:
-                memory.run_whole(r, n_idle, cmd)
+        # Whole servers side by side: ours, then each command.
+        opts = memory.Options(
+            entries=300 if q else memory.ENTRIES,
+            steps=(10, 20, 40) if q else tuple(sorted({100, min(1000, n_idle), n_idle})),
+            breakdown=args.breakdown,
+            tracemalloc=args.tracemalloc,
+            default_config=not q,
+            quick=q,
+        )
+        memory.run(r, args.server_cmd, opts)
 
     def run_latency(r: Report) -> None:
         n = max(clients)
@@ -160,6 +187,20 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Report], None]]]
     def run_deflate(r: Report) -> None:
         deflate.run(r, rounds=2 if q else 50)
 
+    def run_filtered(r: Report) -> None:
+        n = max(clients) if args.clients else (40 if q else 1000)
+        subscriptions.run_filtered(r, clients=n, rate=args.rate or (200.0 if q else 1000.0),
+                                   seconds=seconds)
+
+    def run_compressed(r: Report) -> None:
+        n = min(clients) if args.clients else (20 if q else 100)
+        subscriptions.run_compressed(r, clients=n, rate=args.rate or (200.0 if q else 500.0),
+                                     seconds=seconds, server_cmds=tuple(args.server_cmd),
+                                     config_style=args.config_style)
+    def run_broker(r: Report) -> None:
+        broker.run(r, records=1000 if q else 10_000, clients=max(clients), rate=rate,
+                   seconds=seconds)
+
     table: dict[str, Callable[[Report], None]] = {
         "ingest": run_ingest,
         "fanout": run_fanout,
@@ -170,6 +211,9 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Report], None]]]
         "idle": run_idle,
         "filters": run_filters,
         "deflate": run_deflate,
+        "filtered": run_filtered,
+        "compressed": run_compressed,
+        "broker": run_broker,
     }
     out = [(s, table[s]) for s in wanted]
     return out

@@ -21,9 +21,9 @@ SOURCE = Path(__file__).resolve().parent / "sink.c"
 _built: dict[Path, Path] = {}
 
 
-def build_c(source: Path) -> Path:
-    """Compile one C client once per run; raises RuntimeError naming the compiler's
-    complaint (the soak's checking clients are built the same way)."""
+def build_c(source: Path, libs: tuple[str, ...] = ()) -> Path:
+    """Compile one C client once per run, linked with ``libs``; raises RuntimeError naming
+    the compiler's complaint (the soak's checking clients are built the same way)."""
     built = _built.get(source)
     if built is not None and built.exists():
         return built
@@ -34,7 +34,7 @@ def build_c(source: Path) -> Path:
     atexit.register(shutil.rmtree, tmp, True)
     out = tmp / source.stem
     res = subprocess.run(
-        [cc, "-O2", "-Wall", "-o", str(out), str(source)],
+        [cc, "-O2", "-Wall", "-o", str(out), str(source), *libs],
         check=False,
         capture_output=True,
         text=True,
@@ -46,8 +46,8 @@ def build_c(source: Path) -> Path:
 
 
 def build_sink() -> Path:
-    """Compile sink.c once per run."""
-    return build_c(SOURCE)
+    """Compile sink.c once per run (zlib inflates the compressed frames)."""
+    return build_c(SOURCE, ("-lz",))
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +67,9 @@ class SinkStats:
     p99: int
     p999: int
     max: int
+    zframes: int = 0  # compressed messages (RSV1), each inflated on its own
+    zbytes: int = 0  # their compressed payload bytes
+    zerrors: int = 0  # compressed messages that did not inflate
 
     @classmethod
     def parse(cls, line: str) -> SinkStats:
@@ -75,15 +78,19 @@ class SinkStats:
 
 
 class Sink:
-    """K WebSocket connections in one C process."""
+    """K WebSocket connections in one C process.  ``path`` "@FILE" gives each connection
+    its own path (line i % n of FILE); ``deflate`` makes each offer permessage-deflate and
+    inflate every compressed message it gets."""
 
     def __init__(
-        self, port: int, path: str, clients: int, ts_key: str = "", cpus: set[int] | None = None
+        self, port: int, path: str, clients: int, ts_key: str = "", cpus: set[int] | None = None,
+        *, deflate: bool = False,
     ) -> None:
         exe = build_sink()
         self.clients = clients
         self.proc = subprocess.Popen(
-            [str(exe), "127.0.0.1", str(port), path, str(clients), ts_key],
+            [str(exe), "127.0.0.1", str(port), path, str(clients), ts_key,
+             *(["deflate"] if deflate else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -9,6 +9,9 @@ placeholder ``seen``; each publish swaps in the current time, so a client can co
 latency from publish to receipt out of the frame itself (the sink reads ``"seen":``).  The
 entries are published in ticks of 10 ms, as the real ingest publishes each get-entries batch.
 
+With ``--broker URL`` it publishes to Redis instead, through the real ``BrokerPublisher`` of
+a leading ingest (it takes the lease), for edges (``role: edge``) to read: ``bench.broker``.
+
 Control: one command per line on stdin, one answer line on stdout.
     W               -> "want=MASK"      the streams some worker subscribes to
     S RATE SECONDS  -> "done N"         publish RATE entries/s for SECONDS
@@ -24,6 +27,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gevent
 import gevent.os
@@ -31,6 +35,7 @@ import gevent.os
 from certstream.core import messages
 from certstream.core.leaves import decode_get_entries
 from certstream.core.model import LogSource
+from certstream.core.streams import FILTER_FIELDS as FIELDS
 from certstream.core.streams import STREAM_DOMAINS as DOMAINS
 from certstream.core.streams import STREAM_FULL as FULL
 from certstream.core.streams import STREAM_LITE as LITE
@@ -46,10 +51,15 @@ class Payloads:
     lite: bytes | None
     full: bytes | None
     domains: bytes | None
+    fields: bytes | None = None
 
 
-def templates() -> list[tuple[bytes, bytes, bytes]]:
-    """(lite, full, domains) of each live40 entry, with SEEN_MARK where the time goes."""
+Template = tuple[bytes, bytes, bytes, bytes]
+
+
+def templates() -> list[Template]:
+    """(lite, full, domains, filter field) of each live40 entry, with SEEN_MARK where the
+    time goes."""
     try:
         return _built() or [synthetic()]
     except Exception as exc:  # a builder bug must not take the fan-out figures with it
@@ -59,10 +69,10 @@ def templates() -> list[tuple[bytes, bytes, bytes]]:
         return [synthetic()]
 
 
-def _built() -> list[tuple[bytes, bytes, bytes]]:
+def _built() -> list[Template]:
     manifest = json.loads((LIVE40 / "manifest.json").read_text())
     out = []
-    every = messages.STREAM_LITE | messages.STREAM_FULL | messages.STREAM_DOMAINS
+    every = messages.STREAM_LITE | messages.STREAM_FULL | messages.STREAM_DOMAINS | FIELDS
     builder = messages.MessageBuilder("go")
     for log in manifest["logs"]:
         body = (LIVE40 / log["entries"]).read_bytes()
@@ -71,23 +81,40 @@ def _built() -> list[tuple[bytes, bytes, bytes]]:
         for e in entries:
             p = builder.build(e, source, float(SEEN_MARK), every)
             if p.lite and SEEN_MARK in p.lite:
-                out.append((p.lite, p.full or b"", p.domains or b""))
+                out.append((p.lite, p.full or b"", p.domains or b"", p.fields or b""))
     return out
 
 
-def synthetic() -> tuple[bytes, bytes, bytes]:
+def synthetic() -> Template:
     """A lite-sized message, for when the real builder fails."""
     pad = "x" * 1500
     lite = b'{"data":{"pad":"%s","seen":%s},"message_type":"certificate_update"}\n' % (
         pad.encode(),
         SEEN_MARK,
     )
-    return lite, lite, b'{"data":["example.com"],"message_type":"dns_entries"}'
+    return (lite, lite, b'{"data":["example.com"],"message_type":"dns_entries"}',
+            b"\0\0example.com")
+
+
+def broker_publisher(url: str) -> Any:
+    """A leading ingest's publisher on ``url`` (the process is monkey-patched by then)."""
+    from certstream.config import BrokerSettings  # noqa: PLC0415 - broker mode only
+    from certstream.shell.brokerpub import BrokerPublisher, load_takeover  # noqa: PLC0415
+    from certstream.shell.lease import Lease  # noqa: PLC0415
+    from certstream.shell.redisconn import Keys, connect  # noqa: PLC0415
+
+    settings = BrokerSettings(url=url, retention=20000, lease_ms=600_000)
+    client, keys = connect(url), Keys(settings.key_prefix)
+    lease = Lease(client, keys, settings.lease_ms)
+    if not lease.try_acquire():
+        raise RuntimeError("the bench feeder could not take the lease")
+    return BrokerPublisher(client, keys, lease, settings, load_takeover(client, keys))
 
 
 class Feeder:
-    def __init__(self, path: str) -> None:
-        self.pub = FeedPublisher(path, max_pending_bytes=512 * 1024 * 1024)
+    def __init__(self, path: str, broker: str | None = None) -> None:
+        self.pub: Any = (broker_publisher(broker) if broker else
+                         FeedPublisher(path, max_pending_bytes=512 * 1024 * 1024))
         self.pub.start()
         self.tpl = templates()
         self.index = 0
@@ -97,7 +124,7 @@ class Feeder:
         seen = b"%.3f" % time.time()
         items = []
         for _ in range(n):
-            lite, full, domains = self.tpl[self.index % len(self.tpl)]
+            lite, full, domains, fields = self.tpl[self.index % len(self.tpl)]
             items.append(
                 (
                     "bench",
@@ -106,6 +133,7 @@ class Feeder:
                         lite.replace(SEEN_MARK, seen) if want & LITE else None,
                         full.replace(SEEN_MARK, seen) if want & FULL else None,
                         domains if want & DOMAINS else None,
+                        fields if want & FIELDS else None,
                     ),
                 )
             )
@@ -138,9 +166,14 @@ class Feeder:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.feeder")
-    ap.add_argument("--socket", required=True)
+    ap.add_argument("--socket", default="")
+    ap.add_argument("--broker", help="publish to this Redis (broker.url) instead")
     args = ap.parse_args(argv)
-    feeder = Feeder(args.socket)
+    if args.broker:
+        from gevent import monkey  # noqa: PLC0415 - redis-py's sockets must cooperate
+
+        monkey.patch_all()
+    feeder = Feeder(args.socket, args.broker)
     gevent.os.make_nonblocking(0)
     buf = b""
     print(f"ready templates={len(feeder.tpl)} bytes={len(feeder.tpl[0][0])}", flush=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -42,12 +41,18 @@ from bench.common import (
     metric,
     pin,
     stop,
-    tree,
-    wait_port,
 )
 from bench.fanout import drain
 from bench.ingest import load_base
-from bench.servers import LOAD_CPUS, SERVER_CPUS, Server, server_cmd, stop_group, write_config
+from bench.servers import (
+    LOAD_CPUS,
+    Server,
+    launch,
+    peer_settings,
+    server_cmd,
+    whole_settings,
+    write_config,
+)
 
 LOG_PATH = "/bench/"
 PAYLOADS_BUILT = "certstream_payloads_built_total"
@@ -120,41 +125,26 @@ def our_server_cmd() -> str:
 
 
 @contextlib.contextmanager
-def whole_server(template: str, replay: Replay, tmp: Path, workers: int = 1) -> Iterator[Server]:
+def whole_server(
+    template: str,
+    replay: Replay,
+    tmp: Path,
+    workers: int = 1,
+    *,
+    buffer_size: int | None = 10_000,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+) -> Iterator[Server]:
+    """A whole server following the replay log (see ``bench.servers.launch`` for ``env`` and
+    ``log``); a peer gets certstream-server-go's keys in the same config file."""
     port = free_port()
-    cfg = write_config(
-        tmp / "config.yaml",
-        {
-            "host": "127.0.0.1",
-            "port": port,
-            "workers": workers,
-            "log_level": "warning",
-            "buffer_size": 10_000,
-            "ct_log": {
-                "log_list_urls": [],
-                "poll_interval_ms": 100,
-                "state_file": str(tmp / "state.json"),
-                "default_operator_rate_limit_ms": 0,
-            },
-            "custom_logs": [{"name": "Bench replay", "url": replay.log_url, "start_index": 0}],
-            "websocket": {"slow_client_drop_budget": 1_000_000},
-        },
-    )
+    settings = whole_settings(port, replay.log_url, tmp, workers=workers, buffer_size=buffer_size)
+    if template != our_server_cmd():
+        settings.update(peer_settings(port, replay.log_url))
+    cfg = write_config(tmp / "config.yaml", settings)
     cmd = server_cmd(template, port, cfg, replay.log_url)
-    proc: subprocess.Popen[bytes] = subprocess.Popen(
-        cmd, cwd=tmp, env=dict(os.environ), start_new_session=True
-    )
-    try:
-        wait_port(port, 30, proc)
-        if workers == 1:
-            # As in the fan-out scenarios: the server (ingest included) on one core, the
-            # load generator on the other, so runs repeat and servers compare on one core.
-            time.sleep(0.5)  # the ingest is started once the listeners are bound
-            for pid in tree(proc.pid):
-                pin(pid, SERVER_CPUS)
-        yield Server(port, proc, cmd[0])
-    finally:
-        stop_group(proc)
+    with launch(cmd, port, tmp, pin_server=workers == 1, env=env, log=log) as server:
+        yield server
 
 
 def run_latency(

@@ -2,8 +2,10 @@
 
 ``feed_server`` runs the real gunicorn workers with no ingest, subscribed to a feed socket
 owned by ``bench.feeder``, so fan-out is measured with a controlled, CT-free input.
-``whole_server`` runs a complete server command (ours, or another certstream server given
-with ``--server-cmd``) that follows a replay CT log.
+``whole_server`` (in ``bench.latency``) runs a complete server command (ours, or another
+certstream server given with ``--server-cmd``) that follows a replay CT log, with the config
+written by ``whole_settings``: our keys and, for a peer, certstream-server-go's, so one file
+serves both (each server warns about, and ignores, the other's keys).
 
 Cores: on a 2-core machine the server gets core 0 and the load generator (sink, feeder, replay
 log) core 1, so the server's CPU readings are its own.  With two workers both cores are the
@@ -18,6 +20,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,6 +141,43 @@ def feed_server(
             stop(feeder_proc)
 
 
+@contextlib.contextmanager
+def launch(
+    cmd: list[str],
+    port: int,
+    cwd: Path,
+    *,
+    pin_server: bool = True,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+) -> Iterator[Server]:
+    """Run a whole server command until it listens on ``port``; stop its session after.
+
+    ``env`` adds to the environment; ``log`` takes its stdout and stderr (a peer can be
+    chatty), else they are inherited.  ``pin_server`` puts every process of it on the server
+    core, as in the fan-out scenarios, so runs repeat and servers compare on one core.
+    """
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(open(log, "ab")) if log is not None else None
+        proc: subprocess.Popen[bytes] = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+            stdout=out,
+            stderr=out,
+        )
+        try:
+            wait_port(port, 30, proc)
+            if pin_server:
+                time.sleep(0.5)  # our ingest is started once the listeners are bound
+                for pid in tree(proc.pid):
+                    pin(pid, SERVER_CPUS)
+            yield Server(port, proc, cmd[0])
+        finally:
+            stop_group(proc)
+
+
 def stop_group(proc: subprocess.Popen[bytes]) -> None:
     """TERM the server's session (master, workers, ingest), then KILL what is left."""
     if proc.poll() is None:
@@ -149,6 +189,59 @@ def stop_group(proc: subprocess.Popen[bytes]) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, 9)
             proc.wait(5)
+
+
+def whole_settings(
+    port: int, log_url: str, tmp: Path, *, workers: int = 1, buffer_size: int | None = 10_000
+) -> dict[str, object]:
+    """Our config for a whole server following one replay log from its first entry.
+
+    ``buffer_size=None`` leaves the deployment default (the memory scenario measures that).
+    """
+    settings: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": port,
+        "workers": workers,
+        "log_level": "warning",
+        "ct_log": {
+            "log_list_urls": [],
+            "poll_interval_ms": 100,
+            "state_file": str(tmp / "state.json"),
+            "default_operator_rate_limit_ms": 0,
+        },
+        "custom_logs": [{"name": "Bench replay", "url": log_url, "start_index": 0}],
+        "websocket": {"slow_client_drop_budget": 1_000_000},
+    }
+    if buffer_size is not None:
+        settings["buffer_size"] = buffer_size
+    return settings
+
+
+def peer_settings(port: int, log_url: str) -> dict[str, object]:
+    """certstream-server-go's keys for the same deployment: the same port and paths, only the
+    replay log (``disable_default_logs``), metrics on the same port, no resume file."""
+    return {
+        "webserver": {
+            "listen_addr": "127.0.0.1",
+            "listen_port": port,
+            "full_url": "/full-stream",
+            "lite_url": "/",
+            "domains_only_url": "/domains-only",
+        },
+        "prometheus": {
+            "enabled": True,
+            "listen_addr": "127.0.0.1",
+            "listen_port": port,
+            "metrics_url": "/metrics",
+        },
+        "general": {
+            "disable_default_logs": True,
+            "additional_logs": [
+                {"url": log_url, "operator": "Bench", "description": "Bench replay"}
+            ],
+            "recovery": {"enabled": False},
+        },
+    }
 
 
 def server_cmd(template: str, port: int, config: Path, replay_url: str) -> list[str]:

@@ -6,17 +6,26 @@
  * server does, so it would measure itself.  One epoll loop here holds thousands of
  * connections and costs well under a microsecond per frame.
  *
- * Usage: sink HOST PORT PATH K [TSKEY]
+ * Usage: sink HOST PORT PATH K [TSKEY [deflate]]
  *   Opens K WebSocket connections to ws://HOST:PORT/PATH (at most 256 handshakes in flight,
  *   so the server's listen backlog is never the bottleneck), then counts every data frame
- *   and byte.  If TSKEY is given (e.g. "bench_ts" or "seen"), each text frame is searched
- *   for "TSKEY": followed by a number of seconds since the epoch, and now - that is recorded
- *   in a latency histogram (10 us buckets up to 10 s); with 64 or more connections only
- *   every 8th connection is sampled.
+ *   and byte.  PATH "@FILE" gives each connection its own path: connection i takes line
+ *   i % n of FILE (e.g. a different filter query per client).  If TSKEY is given (e.g.
+ *   "bench_ts" or "seen"; "" for none), each text frame is searched for "TSKEY": followed by
+ *   a number of seconds since the epoch, and now - that is recorded in a latency histogram
+ *   (10 us buckets up to 10 s); with 64 or more connections only every 8th connection is
+ *   sampled.
+ *   With "deflate", every connection offers permessage-deflate (RFC 7692); a connection
+ *   whose server does not accept it fails.  Each compressed message (RSV1) is inflated on
+ *   its own (the server must not use context takeover) before it is counted, so the
+ *   frames and bytes counted are messages as the application reads them, and the sink
+ *   pays for inflating like any real client; a message that does not inflate counts as
+ *   zerrors.
  *
  * Control, one command per line on stdin, one answer line on stdout:
  *   R  report: "open=N ok=N failed=N closed=N frames=N bytes=N pings=N lat_n=N p50=US
- *      p90=US p99=US p999=US max=US"; counters are cumulative
+ *      p90=US p99=US p999=US max=US zframes=N zbytes=N zerrors=N"; counters are cumulative;
+ *      zframes counts compressed messages, zbytes their compressed payload bytes
  *   L  reset the latency histogram (answers "ok")
  *   Q  quit
  * Pings are answered with masked pongs; a Close frame is counted and the socket closed.
@@ -35,12 +44,14 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define MAX_INFLIGHT 256
 #define RBUF (1 << 20)
 #define NBUCKETS 1000000 /* 10 us each: 10 s */
 #define BUCKET_US 10
 #define MAX_FRAME (64ULL << 20)
+#define INFLATED (8 << 20) /* the largest message inflated */
 
 enum { ST_CONNECTING, ST_HANDSHAKE, ST_OPEN, ST_DEAD };
 
@@ -49,6 +60,7 @@ typedef struct {
     int state;
     char *buf; /* leftover bytes: handshake text or a partial frame */
     size_t len, cap;
+    const char *path;
 } conn_t;
 
 static conn_t *conns;
@@ -61,10 +73,15 @@ static size_t tsneedle_len;
 static uint32_t *hist;
 static uint64_t lat_n, lat_max_us;
 static uint64_t n_ok, n_failed, n_closed, n_frames, n_bytes, n_pings;
+static uint64_t n_zframes, n_zbytes, n_zerrors;
+static int deflate_on;
+static z_stream zin;
+static unsigned char *inflated;
+static char **paths;
+static int npaths;
 static int n_open, next_to_start, inflight;
 static int epfd;
-static char request[1024];
-static size_t request_len;
+
 
 static double now_s(void) {
     struct timespec ts;
@@ -155,7 +172,30 @@ static size_t parse_frames(conn_t *c, unsigned char *p, size_t n) {
         }
         if (n - pos < hdr || plen > n - pos - hdr) break;
         unsigned char *payload = p + pos + hdr;
+        const size_t wire = hdr + (size_t)plen; /* this frame's bytes on the wire */
         int opcode = b0 & 0x0F;
+        if ((b0 & 0x40) && opcode == 0x1) { /* permessage-deflate: inflate on its own */
+            static const unsigned char tail[4] = {0x00, 0x00, 0xff, 0xff};
+            n_zframes++;
+            n_zbytes += plen;
+            inflateReset(&zin);
+            zin.next_out = inflated;
+            zin.avail_out = INFLATED;
+            zin.next_in = payload;
+            zin.avail_in = (uInt)plen;
+            int rc = inflate(&zin, Z_SYNC_FLUSH);
+            if (rc == Z_OK || rc == Z_BUF_ERROR || rc == Z_STREAM_END) {
+                zin.next_in = (unsigned char *)tail;
+                zin.avail_in = 4;
+                rc = inflate(&zin, Z_SYNC_FLUSH);
+            }
+            if ((rc != Z_OK && rc != Z_BUF_ERROR && rc != Z_STREAM_END) || zin.avail_out == 0) {
+                n_zerrors++;
+            } else {
+                payload = inflated;
+                plen = INFLATED - zin.avail_out;
+            }
+        }
         if (opcode == 0x9) {
             n_pings++;
             send_pong(c, payload, (size_t)plen);
@@ -171,12 +211,31 @@ static size_t parse_frames(conn_t *c, unsigned char *p, size_t n) {
             if (tskey && opcode == 0x1 && (nconns < 64 || (c - conns) % 8 == 0))
                 record_latency(payload, (size_t)plen);
         }
-        pos += hdr + (size_t)plen;
+        pos += wire;
     }
     return pos;
 }
 
 static void start_more(void);
+
+/* PATH "@FILE": one path per line. */
+static int load_paths(const char *file) {
+    FILE *f = fopen(file, "r");
+    if (!f) { perror(file); return -1; }
+    char line[4096];
+    while (fgets(line, sizeof line, f)) {
+        size_t n = strcspn(line, "\r\n");
+        line[n] = 0;
+        if (!n) continue;
+        char **grown = realloc(paths, sizeof(char *) * (size_t)(npaths + 1));
+        if (!grown) { perror("realloc"); exit(1); }
+        paths = grown;
+        paths[npaths++] = strdup(line);
+    }
+    fclose(f);
+    if (!npaths) { fprintf(stderr, "%s: no paths\n", file); return -1; }
+    return 0;
+}
 
 static void on_readable(conn_t *c, unsigned char *rbuf) {
     for (;;) {
@@ -208,7 +267,12 @@ static void on_readable(conn_t *c, unsigned char *rbuf) {
         if (c->state == ST_HANDSHAKE) {
             char *end = memmem(p, n, "\r\n\r\n", 4);
             if (!end) { keep(c, (char *)p, n); continue; }
-            if (n < 12 || memcmp(p + 9, "101", 3) != 0) { kill_conn(c, 1); start_more(); return; }
+            if (n < 12 || memcmp(p + 9, "101", 3) != 0 ||
+                (deflate_on && !memmem(p, (size_t)(end - (char *)p), "permessage-deflate", 18))) {
+                kill_conn(c, 1);
+                start_more();
+                return;
+            }
             c->state = ST_OPEN;
             n_open++;
             n_ok++;
@@ -236,6 +300,7 @@ static void start_one(int i) {
     sa.sin_port = htons((uint16_t)port);
     inet_pton(AF_INET, host, &sa.sin_addr);
     c->state = ST_CONNECTING;
+    c->path = npaths ? paths[i % npaths] : path;
     inflight++;
     int rc = connect(c->fd, (struct sockaddr *)&sa, sizeof sa);
     if (rc < 0 && errno != EINPROGRESS) { kill_conn(c, 1); return; }
@@ -253,7 +318,17 @@ static void on_writable(conn_t *c) {
     getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
     if (err) { kill_conn(c, 1); start_more(); return; }
     /* The request is far smaller than an empty socket buffer: one write suffices. */
-    if (write(c->fd, request, request_len) != (ssize_t)request_len) {
+    char request[4096];
+    int request_len = snprintf(request, sizeof request,
+                               "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+                               "Connection: Upgrade\r\n"
+                               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                               "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                               c->path, host, port,
+                               deflate_on ? "Sec-WebSocket-Extensions: permessage-deflate; "
+                                            "client_max_window_bits\r\n" : "");
+    if (request_len <= 0 || request_len >= (int)sizeof request ||
+        write(c->fd, request, (size_t)request_len) != (ssize_t)request_len) {
         kill_conn(c, 1);
         start_more();
         return;
@@ -294,13 +369,16 @@ static int on_command(void) {
             printf("ok\n");
         } else if (cmd == 'R') {
             printf("open=%d ok=%llu failed=%llu closed=%llu frames=%llu bytes=%llu pings=%llu "
-                   "lat_n=%llu p50=%llu p90=%llu p99=%llu p999=%llu max=%llu\n",
+                   "lat_n=%llu p50=%llu p90=%llu p99=%llu p999=%llu max=%llu zframes=%llu "
+                   "zbytes=%llu zerrors=%llu\n",
                    n_open, (unsigned long long)n_ok, (unsigned long long)n_failed,
                    (unsigned long long)n_closed, (unsigned long long)n_frames,
                    (unsigned long long)n_bytes, (unsigned long long)n_pings,
                    (unsigned long long)lat_n, (unsigned long long)percentile(0.50),
                    (unsigned long long)percentile(0.90), (unsigned long long)percentile(0.99),
-                   (unsigned long long)percentile(0.999), (unsigned long long)lat_max_us);
+                   (unsigned long long)percentile(0.999), (unsigned long long)lat_max_us,
+                   (unsigned long long)n_zframes, (unsigned long long)n_zbytes,
+                   (unsigned long long)n_zerrors);
         }
         fflush(stdout);
     }
@@ -310,12 +388,18 @@ static int on_command(void) {
 
 int main(int argc, char **argv) {
     if (argc < 5) {
-        fprintf(stderr, "usage: sink HOST PORT PATH K [TSKEY]\n");
+        fprintf(stderr, "usage: sink HOST PORT PATH K [TSKEY [deflate]]\n");
         return 2;
     }
     snprintf(host, sizeof host, "%s", argv[1]);
     port = atoi(argv[2]);
     snprintf(path, sizeof path, "%s", argv[3]);
+    if (path[0] == '@' && load_paths(path + 1) != 0) return 2;
+    if (argc > 6 && strcmp(argv[6], "deflate") == 0) {
+        deflate_on = 1;
+        inflated = malloc(INFLATED);
+        if (!inflated || inflateInit2(&zin, -15) != Z_OK) { perror("inflate"); return 1; }
+    }
     nconns = atoi(argv[4]);
     if (argc > 5 && argv[5][0]) {
         tskey = argv[5];
@@ -326,12 +410,6 @@ int main(int argc, char **argv) {
     conns = calloc((size_t)nconns + 1, sizeof(conn_t));
     unsigned char *rbuf = malloc(RBUF);
     if (!hist || !conns || !rbuf) { perror("calloc"); return 1; }
-    request_len = (size_t)snprintf(request, sizeof request,
-                                   "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
-                                   "Connection: Upgrade\r\n"
-                                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                                   "Sec-WebSocket-Version: 13\r\n\r\n",
-                                   path, host, port);
     epfd = epoll_create1(0);
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 0};
     epoll_ctl(epfd, EPOLL_CTL_ADD, 0, &ev);

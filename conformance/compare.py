@@ -44,6 +44,7 @@ from certstream.core.messages import STREAM_ALL, MessageBuilder
 from certstream.core.model import LogEntry, LogSource
 from certstream.core.oids import OID_STREET
 from certstream.core.tiles import parse_data_tile
+from conformance.replay import load_tiles_dir
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT / "data"
@@ -124,39 +125,45 @@ class InputLog:
     path: str  # the manifest's URL path, e.g. "/argon2026h2/"
 
 
-def _manifest(set_name: str) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads((INPUTS / set_name / "manifest.json").read_text())
+def manifest(set_name: str, root: Path = DATA) -> dict[str, Any]:
+    """``<root>/inputs/<set>/manifest.json``."""
+    doc: dict[str, Any] = json.loads((root / "inputs" / set_name / "manifest.json").read_text())
     return doc
 
 
-def load_set(set_name: str) -> list[InputLog]:
-    """Decode every entry of an input set, one ``InputLog`` per log of its manifest."""
+def load_set(
+    set_name: str, root: Path = DATA, base_url: str = OUR_BASE, *, strict: bool = True
+) -> list[InputLog]:
+    """Decode every entry of an input set, one ``InputLog`` per log of its manifest, with
+    each log's URL under ``base_url``.  ``strict=False`` leaves out entries our decoders
+    reject instead of raising (a recording of another server may hold such entries)."""
     if set_name == "live40-fixture":
         return _load_rust_fixture()
-    manifest = _manifest(set_name)
     logs: list[InputLog] = []
-    for log in manifest["logs"]:
+    folder = root / "inputs" / set_name
+    for log in manifest(set_name, root)["logs"]:
         kind = "static" if log["kind"] == "static" else "rfc6962"
-        source = LogSource(name=log["name"], url=OUR_BASE + log["path"], kind=kind)
-        base = INPUTS / set_name
+        source = LogSource(name=log["name"], url=base_url + log["path"], kind=kind)
         if kind == "rfc6962":
-            body = (base / log["entries"]).read_bytes()
+            body = (folder / log["entries"]).read_bytes()
             entries, errors = decode_get_entries(body, log["first_index"])
-            if errors:
+            if errors and strict:
                 raise errors[0]
         else:
-            tiles = base / log["tiles"]
-            issuers = {bytes.fromhex(p.name): p.read_bytes() for p in (tiles / "issuer").iterdir()}
-            count = int(log["count"])
-            width = "" if count == 256 else f".p/{count}"
-            data = (tiles / "tile" / "data" / f"000{width}").read_bytes()
-            entries = [leaf.to_entry(issuers) for leaf in parse_data_tile(data, 0, count)]
+            leaves, issuers = load_tiles_dir(folder / log["tiles"])
+            entries = [
+                leaf.to_entry(issuers)
+                for start in range(0, len(leaves), 256)
+                for leaf in parse_data_tile(
+                    b"".join(leaves[start : start + 256]), start, len(leaves[start : start + 256])
+                )
+            ]
         logs.append(InputLog(source, tuple(entries), log["path"]))
     return logs
 
 
 def _load_rust_fixture() -> list[InputLog]:
-    paths = {log["real_log_url"]: log["path"] for log in _manifest("live40")["logs"]}
+    paths = {log["real_log_url"]: log["path"] for log in manifest("live40")["logs"]}
     by_url: dict[str, tuple[LogSource, list[LogEntry]]] = {}
     for item in json.loads(RUST_FIXTURE.read_text()):
         path = paths[item["log_url"]]
@@ -180,7 +187,7 @@ class Golden:
     url_map: tuple[tuple[str, str], ...]  # (peer URL, our URL), longest first
 
 
-def _url_map(peer: str, set_name: str, meta: dict[str, Any]) -> list[tuple[str, str]]:
+def _url_map(peer: str, meta: dict[str, Any], base_url: str) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = []
     subst = meta.get("source_substitution") or {}
     for loopback, real in subst.items():
@@ -188,15 +195,18 @@ def _url_map(peer: str, set_name: str, meta: dict[str, Any]) -> list[tuple[str, 
         # below replaces its base).  Either way the manifest path gives our URL.
         path = "/" + loopback.split("/", 3)[3]
         if peer == "rust":
-            pairs.append((real.rstrip("/"), (OUR_BASE + path).rstrip("/")))
+            pairs.append((real.rstrip("/"), (base_url + path).rstrip("/")))
     if meta.get("base_url"):
-        pairs.append((meta["base_url"], OUR_BASE))
+        pairs.append((meta["base_url"], base_url))
     return sorted(pairs, key=lambda p: -len(p[0]))
 
 
-def load_golden(peer: str, set_name: str) -> Golden:
+def load_golden(
+    peer: str, set_name: str, root: Path = DATA, base_url: str = OUR_BASE
+) -> Golden:
+    """``<root>/golden/<peer>/<set>``, with the peer's log URLs replaced by ours."""
     if set_name == "live40-fixture":
-        meta = json.loads((GOLDEN / peer / "live40" / "meta.json").read_text())
+        meta = json.loads((root / "golden" / peer / "live40" / "meta.json").read_text())
         items = json.loads(RUST_FIXTURE.read_text())
         raw = {
             "lite": [i["expected_lite"] for i in items],
@@ -204,13 +214,13 @@ def load_golden(peer: str, set_name: str) -> Golden:
             "domains": [i["expected_domains_only"] for i in items],
         }
     else:
-        folder = GOLDEN / peer / set_name
+        folder = root / "golden" / peer / set_name
         meta = json.loads((folder / "meta.json").read_text())
         raw = {
             s: [json.loads(line) for line in (folder / f"{s}.jsonl").read_text().splitlines()]
             for s in STREAMS
         }
-    url_map = _url_map(peer, set_name, meta)
+    url_map = _url_map(peer, meta, base_url)
 
     def subst(text: str) -> str:
         for old, new in url_map:
@@ -253,7 +263,7 @@ def _go_tiled_bugs(entry: LogEntry, text: str) -> str:
     return text.replace(hashlib.sha256(der).digest().hex(":").upper(), _EMPTY_SHA256)
 
 
-class _Ours:
+class OurFrames:
     """Our frames of one set in one profile, plus the Go-bug variants, by (url, index)."""
 
     def __init__(self, peer: str, set_name: str, logs: list[InputLog]) -> None:
@@ -265,30 +275,38 @@ class _Ours:
         self.entries: dict[tuple[str, int], LogEntry] = {}
         builder = MessageBuilder(peer)
         self.url_of = {id(log): builder._source_text(log.source).url for log in logs}
+        self.tiled_keys = {
+            (self.url_of[id(log)], entry.index)
+            for log in logs
+            if log.source.kind == "static"
+            for entry in log.entries
+        }
         for log in logs:
             for entry in log.entries:
                 key = (self.url_of[id(log)], entry.index)
                 self.entries[key] = entry
                 self.frames[key] = self._build(builder, entry, log.source)
         if peer == "go":
-            tiled = set_name.endswith("tiled")
             variants = (("go-1", GO_BUG_ST), ("go-2", GO_BUG_EMAIL), ("go-names", GO_BUG_BOTH))
             for label, names in variants:
                 variant = MessageBuilder(dataclasses.replace(profiles.GO, names=names))
                 out: dict[tuple[str, int], dict[str, str]] = {}
                 bugged: dict[tuple[str, int], dict[str, str]] = {}
                 for log in logs:
+                    tiled = log.source.kind == "static"
                     for entry in log.entries:
                         key = (self.url_of[id(log)], entry.index)
                         out[key] = self._build(variant, entry, log.source)
-                        if tiled and label == "go-names":
+                        if label == "go-names" and tiled:
                             frames = self._build(
                                 variant, dataclasses.replace(entry, chain=()), log.source
                             )
                             bugged[key] = {s: _go_tiled_bugs(entry, t) for s, t in frames.items()}
+                        elif label == "go-names":
+                            bugged[key] = out[key]
                 self.variants[label] = out
                 if label == "go-names":
-                    self.variants["go"] = bugged if tiled else out
+                    self.variants["go"] = bugged
 
     @staticmethod
     def _build(builder: MessageBuilder, entry: LogEntry, source: LogSource) -> dict[str, str]:
@@ -313,22 +331,23 @@ def _with_seen_of(ours: str, golden: str) -> str:
     return _SEEN_TOKEN.sub(lambda _m: match.group(0), ours, count=1)
 
 
-def first_difference(ours: str, golden: str) -> str:
+def first_difference(ours: str, golden: str, label: str = "ours") -> str:
     """Where two frames differ: the first key path whose parsed values differ, or why the
-    texts differ although the JSON is equal (order, escaping, number format, newline)."""
+    texts differ although the JSON is equal (order, escaping, number format, newline).
+    ``label`` names the side that is not the golden (``ours``, or ``server``)."""
     try:
         a = json.loads(ours, object_pairs_hook=list)
         b = json.loads(golden, object_pairs_hook=list)
     except ValueError as exc:
         return f"not JSON: {exc}"
-    path = _diff_path(a, b, "")
+    path = _diff_path(a, b, "", label)
     if path:
         return path
     for i, (x, y) in enumerate(zip(ours, golden, strict=False)):
         if x != y:
-            here = f"ours {ours[i : i + 40]!r} golden {golden[i : i + 40]!r}"
+            here = f"{label} {ours[i : i + 40]!r} golden {golden[i : i + 40]!r}"
             return f"same JSON, text differs at char {i}: {here}"
-    return f"same JSON, lengths {len(ours)} vs {len(golden)} (terminator?)"
+    return f"same JSON, lengths {label} {len(ours)} golden {len(golden)} (terminator?)"
 
 
 def _short(value: object) -> str:
@@ -336,53 +355,115 @@ def _short(value: object) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def _diff_path(a: object, b: object, path: str) -> str:
+def _diff_path(a: object, b: object, path: str, label: str) -> str:
     if isinstance(a, list) and isinstance(b, list):
         a_pairs = all(isinstance(x, tuple) for x in a) and a and b
         if a_pairs and all(isinstance(x, tuple) for x in b):
             a_keys = [k for k, _ in a]
             b_keys = [k for k, _ in b]
             if a_keys != b_keys:
-                return f"{path or '.'}: keys ours {a_keys} golden {b_keys}"
+                return f"{path or '.'}: keys {label} {a_keys} golden {b_keys}"
             for (k, va), (_k, vb) in zip(a, b, strict=True):
-                found = _diff_path(va, vb, f"{path}.{k}")
+                found = _diff_path(va, vb, f"{path}.{k}", label)
                 if found:
                     return found
             return ""
         if len(a) != len(b):
-            return f"{path}: length ours {len(a)} golden {len(b)}: {_short(a)} vs {_short(b)}"
+            return (
+                f"{path}: length {label} {len(a)} golden {len(b)}: {_short(a)} vs {_short(b)}"
+            )
         for i, (va, vb) in enumerate(zip(a, b, strict=True)):
-            found = _diff_path(va, vb, f"{path}[{i}]")
+            found = _diff_path(va, vb, f"{path}[{i}]", label)
             if found:
                 return found
         return ""
     if a != b or type(a) is not type(b):
-        return f"{path}: ours {_short(a)} golden {_short(b)}"
+        return f"{path}: {label} {_short(a)} golden {_short(b)}"
     return ""
 
 
-def _classify(ours_set: _Ours, key: tuple[str, int], stream: str, golden: str) -> FrameResult:
-    ours = _with_seen_of(ours_set.frames[key][stream], golden)
-    if ours == golden:
+def classify(
+    key: tuple[str, int],
+    stream: str,
+    received: str,
+    golden: str,
+    ours: OurFrames | None,
+    *,
+    sse: bool = False,
+    label: str = "server",
+) -> FrameResult:
+    """Judge one frame a server sent against its golden frame.
+
+    ``match`` when the texts are equal (``seen`` aside).  ``deviation`` when they differ
+    exactly by an allowed deviation: the received frame is the one our builder makes for
+    the entry and putting the peer's bug back into it gives the golden (``go-1..3``); or the
+    frames differ only in the order of an ``all_domains`` of more than 32 names
+    (``calidog-2``).  Otherwise ``mismatch``, with the first differing key path.
+    ``ours`` holds our builder's frames (None for a peer that has no profile of ours);
+    ``sse`` strips the newline that an SSE data line cannot carry from our frames."""
+    text = _with_seen_of(received, golden)
+    if text == golden:
         return FrameResult(key[0], key[1], "match")
-    if ours_set.variants:
-        bugged = _with_seen_of(ours_set.variants["go"][key][stream], golden)
-        if bugged == golden:
-            plain = ours_set.frames[key][stream]
+    built = ours.frames.get(key) if ours is not None else None
+    if ours is not None and built is not None and ours.variants:
+
+        def plain(t: str) -> str:
+            return _with_seen_of(t.rstrip("\n") if sse else t, golden)
+
+        fixed = plain(built[stream])
+        if text == fixed and plain(ours.variants["go"][key][stream]) == golden:
             labels = [
-                label
-                for label in ("go-1", "go-2")
-                if ours_set.variants[label][key][stream] != plain
+                label for label in ("go-1", "go-2")
+                if ours.variants[label][key][stream] != built[stream]
             ]
-            if ours_set.variants["go"][key][stream] != ours_set.variants["go-names"][key][stream]:
+            if ours.variants["go"][key][stream] != ours.variants["go-names"][key][stream]:
                 labels.append("go-3")
             return FrameResult(key[0], key[1], "deviation", tuple(labels))
-    return FrameResult(key[0], key[1], "mismatch", (), first_difference(ours, golden))
+    if ours is not None and ours.peer == "calidog" and _same_but_domain_order(text, golden):
+        return FrameResult(key[0], key[1], "deviation", ("calidog-2",))
+    return FrameResult(key[0], key[1], "mismatch", (), first_difference(text, golden, label))
+
+
+_DOMAIN_LISTS = re.compile(r'"all_domains":|^\{"data":')
+_DECODER = json.JSONDecoder()
+
+
+def _domain_spans(text: str) -> list[tuple[int, int, list[Any]]]:
+    """Each ``all_domains`` array of a frame (or a dns_entries frame's ``data``): its span
+    in the text and its value."""
+    spans = []
+    for m in _DOMAIN_LISTS.finditer(text):
+        try:
+            value, end = _DECODER.raw_decode(text, m.end())
+        except ValueError:
+            continue
+        if isinstance(value, list):
+            spans.append((m.end(), end, value))
+    return spans
+
+
+def _same_but_domain_order(text: str, golden: str) -> bool:
+    """The two frames are equal once each ``all_domains`` list of more than 32 names is put
+    in the golden's order, and at least one such list was out of that order (calidog-2)."""
+    ours_spans, gold_spans = _domain_spans(text), _domain_spans(golden)
+    if len(ours_spans) != len(gold_spans):
+        return False
+    out, last, reordered = [], 0, False
+    for (start, end, mine), (g_start, g_end, theirs) in zip(ours_spans, gold_spans, strict=True):
+        if len(mine) > 32 and mine != theirs and sorted(mine) == sorted(theirs):
+            out.append(text[last:start] + golden[g_start:g_end])
+            last, reordered = end, True
+    return reordered and "".join(out) + text[last:] == golden
+
+
+def _classify(ours_set: OurFrames, key: tuple[str, int], stream: str, golden: str) -> FrameResult:
+    """Our builder's own frame judged against the golden."""
+    return classify(key, stream, ours_set.frames[key][stream], golden, ours_set, label="ours")
 
 
 def compare_set(peer: str, set_name: str) -> list[StreamResult]:
     logs = load_set(set_name)
-    ours = _Ours(peer, set_name, logs)
+    ours = OurFrames(peer, set_name, logs)
     golden = load_golden(peer, set_name)
     lite_keys = [_frame_key(t) for t in golden.frames["lite"]]
     failed = set(golden.meta.get("failed_indices") or [])
@@ -404,7 +485,7 @@ def compare_set(peer: str, set_name: str) -> list[StreamResult]:
                 continue
             if peer == "calidog" and key[1] in failed:
                 labels: tuple[str, ...] = ("calidog-1",)
-            elif peer == "go" and set_name.endswith("tiled") and key[1] in missing_by_peer:
+            elif peer == "go" and key in ours.tiled_keys and key[1] in missing_by_peer:
                 labels = ("go-3",)
             else:
                 result.frames.append(FrameResult(key[0], key[1], "extra", only_ours=True))

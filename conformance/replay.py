@@ -46,21 +46,19 @@ from pathlib import Path
 from typing import Any, overload
 from urllib.parse import parse_qs, urlsplit
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from certstream.core.checkpoint import sign_checkpoint
 from certstream.core.sth import sign_sth
 from certstream.core.tiles import tile_path
-from conformance.synth import (
+from certstream.demo.synth import (
     MerkleFrontier,
-    TestSigner,
-    make_test_signer,
     merkle_root,
     split_tile_leaves,
     tile_leaves_from_entries,
 )
-from conformance.synth import leaf_hash as te_leaf_hash
+from certstream.demo.synth import leaf_hash as te_leaf_hash
+from conformance.synth import TestSigner, make_test_signer, signer_from_key
 
 __all__ = ["FAULT_KINDS", "ReplayServer", "main", "tile_path"]
 
@@ -451,7 +449,8 @@ class _Server(ThreadingHTTPServer):
         super().shutdown_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that went away mid-answer (a follower killed by a test) is not news.
+        # A client that went away mid-answer (a server under test being stopped) is not
+        # the log's error; anything else still gets the standard traceback.
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
 
@@ -532,7 +531,7 @@ class ReplayServer:
         if signer is None:
             signer = make_test_signer()
         elif isinstance(signer, ec.EllipticCurvePrivateKey):
-            signer = _signer_from_key(signer)
+            signer = signer_from_key(signer)
         if origin is None:
             origin = f"{self.host}:{self.port}{path.rstrip('/')}"
         self._add(
@@ -750,17 +749,6 @@ class ReplayServer:
         except (KeyError, ValueError) as exc:
             return _error(400, f"bad control request: {exc}")
         return _json({"ok": True} if result is None else result)
-
-
-def _signer_from_key(key: ec.EllipticCurvePrivateKey) -> TestSigner:
-    spki = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return TestSigner(
-        key,
-        base64.b64encode(spki).decode(),
-        base64.b64encode(hashlib.sha256(spki).digest()).decode(),
-    )
 
 
 def load_tiles_dir(root: Path) -> tuple[list[bytes], dict[bytes, bytes]]:

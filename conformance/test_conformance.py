@@ -100,7 +100,7 @@ def test_rust_snapshot_file_equals_rust_goldens() -> None:
 
 def test_comparer_catches_a_one_character_difference() -> None:
     logs = compare.load_set("synth11")
-    ours = compare._Ours("rust", "synth11", logs)
+    ours = compare.OurFrames("rust", "synth11", logs)
     key = next(k for k in ours.frames if k[1] == 5)  # a leaf: is_ca is false
     text = ours.frames[key]["lite"]
     assert compare._classify(ours, key, "lite", text).status == "match"
@@ -113,7 +113,7 @@ def test_comparer_catches_a_one_character_difference() -> None:
 
 def test_go_bug_variant_does_not_excuse_other_differences() -> None:
     logs = compare.load_set("synth11")
-    ours = compare._Ours("go", "synth11", logs)
+    ours = compare.OurFrames("go", "synth11", logs)
     key = next(k for k in ours.frames if k[1] == 5)
     golden_like = ours.variants["go"][key]["full"]
     assert compare._classify(ours, key, "full", golden_like).status == "deviation"

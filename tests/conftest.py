@@ -4,17 +4,20 @@ As in multidict's conftest, a test that takes ``fast_impl`` (or one of the per-m
 fixtures built on it) runs once with the compiled module (id ``c``) and once with the pure
 twin (id ``py``).  The ``c`` run is skipped when ``CERTSTREAM_NO_EXTENSIONS`` is set or with
 ``--no-c-extensions``; a compiled module that should be there but is not is skipped here and
-caught by ``tests/test_fast_loaded.py``, which fails loudly.
+caught by ``tests/e2e/test_fast_loaded.py``, which fails loudly.
 """
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
 import pytest
+from tests.support.twins import load_twin
 
 from certstream._fast import NO_EXTENSIONS
+
+# Fixtures more than one tier uses (a replay CT log, a short temporary directory).
+pytest_plugins = ["tests.support.fixtures"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -42,15 +45,6 @@ def fast_impl(request: pytest.FixtureRequest) -> str:
         if request.config.getoption("--no-c-extensions"):
             pytest.skip("--no-c-extensions")
     return impl
-
-
-def load_twin(name: str, impl: str) -> ModuleType:
-    """``certstream._fast.<name>`` for ``c``, ``certstream._fast.<name>_py`` for ``py``."""
-    suffix = "" if impl == "c" else "_py"
-    try:
-        return importlib.import_module(f"certstream._fast.{name}{suffix}")
-    except ImportError as exc:
-        pytest.skip(f"compiled {name} is not built: {exc}")
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ def server() -> Iterator[Server]:
 
 def streaming(server: Server, watcher: RawWS, n: int) -> None:
     payload = PAYLOADS[n % len(PAYLOADS)]
-    server.feed.publish(None, None, payload)
+    server.feed.publish_one(domains=payload)
     assert watcher.recv_data() == payload
 
 
@@ -97,8 +97,9 @@ def test_five_thousand_connects_at_once(server: Server) -> None:
         n = 0
         while len(answers) < count and time.monotonic() < deadline:
             for key, events in sel.select(timeout=0.5):
-                s, i = key.fileobj, key.data
-                assert isinstance(s, socket.socket)
+                fileobj, i = key.fileobj, key.data
+                assert isinstance(fileobj, socket.socket)
+                s = fileobj
                 if events & selectors.EVENT_WRITE:
                     s.send(request)
                     sel.modify(s, selectors.EVENT_READ, i)

@@ -1,22 +1,38 @@
-"""The live page in a real headless Chromium, against a real HTTP/SSE server replaying live40.
+"""The live page in a real headless Chromium, served by the real server (ingest, workers)
+following the live40 set from the replay CT log.
 
 Chromium is Debian's package (``make test`` installs it when it can), driven by Playwright's
-Python API with ``executable_path``: no browser is downloaded.  The test
-skips, saying why, when either is missing.
+Python API with ``executable_path``: no browser is downloaded.  The tests skip, saying why,
+when either is missing.  Screenshots go to ``tests/e2e/artifacts/`` (ignored by git).
+
+The server does not resume a stream yet (``Last-Event-ID``), so the page's display of a
+resume is checked against the small stand-in server of ``tests/support/live_page.py``, which
+does; everything else runs against the real server.
 """
 
 from __future__ import annotations
 
-import fnmatch
+import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conformance import compare
+from conformance.filterref import FilterQuery
+from conformance.synth import unique_entries
 from playwright import sync_api
-from tests.support.live_page import LivePageServer, page_bytes
+from tests.support.data import golden_payloads
+from tests.support.live40 import Live40, live40_server
+from tests.support.live_page import LivePageServer
+
+from certstream.core.leaves import decode_get_entries
+from certstream.core.messages import STREAM_LITE, MessageBuilder
+from certstream.core.model import LogSource
+from certstream.shell.livepage import package_data
 
 pytestmark = pytest.mark.slow
 
@@ -25,6 +41,11 @@ ARGS = [
     "--disable-component-update", "--no-first-run", "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+LIVE40 = [json.loads(p) for p in golden_payloads("lite")]
+GLOBS = ("*.myfritz.net", "*workday*", "*.AWS.dev")
+#: Per log, 20 entries after live40's: the same certificates with fresh serials, so they are
+#: new to the dedup ring and carry the same names.
+COPIES = 20
 
 
 def _chromium() -> str | None:
@@ -64,58 +85,107 @@ def _shot(page: Any, name: str) -> Path:
     return path
 
 
+def _watch_errors(page: Any) -> list[str]:
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return errors
+
+
+def _copies() -> dict[str, list[dict[str, str]]]:
+    out = {}
+    for log in compare.manifest("live40")["logs"]:
+        body = json.loads((compare.INPUTS / "live40" / log["entries"]).read_text())
+        out[log["path"]] = unique_entries(body["entries"], COPIES, seed=16)
+    return out
+
+
+def _copy_messages(live: Live40, copies: dict[str, list[dict[str, str]]]) -> list[dict[str, Any]]:
+    """The lite messages of the copies, as the server builds them (the fingerprints are the
+    copies' own; the names are live40's)."""
+    builder = MessageBuilder("go")
+    out = []
+    for log in live.logs:
+        source = LogSource(name=log["name"], url=live.url + log["path"])
+        body = json.dumps({"entries": copies[log["path"]]}).encode()
+        entries, errors = decode_get_entries(body, int(log["first_index"]) + int(log["count"]))
+        assert not errors
+        for entry in entries:
+            payload = builder.build(entry, source, 0.0, STREAM_LITE).lite
+            assert payload is not None
+            out.append(json.loads(payload))
+    return out
+
+
+def _fingerprints(messages: list[dict[str, Any]], query: str | None = None) -> list[str]:
+    keep = FilterQuery.parse(query).matches if query else (lambda _m: True)
+    return sorted(m["data"]["leaf_cert"]["fingerprint"] for m in messages if keep(m))
+
+
+def _live(page: Any) -> None:
+    """Until the page's EventSource is open, then a moment for the worker to tell the
+    ingest what it wants."""
+    page.wait_for_function("() => document.getElementById('status').textContent === 'live'",
+                           timeout=15_000)
+    time.sleep(1.0)
+
+
 def test_page_is_package_data_and_self_contained() -> None:
-    html = page_bytes("live.html").decode()
-    assert "EventSource" in html and "/sse" in html
+    html = package_data("live.html").decode()
+    assert "EventSource" in html and "server-config" in html
     # Nothing loaded from elsewhere: no absolute URLs in src/href, no imports.
-    for needle in ('src="http', "href=\"http", "@import", "//fonts.", "cdn"):
+    for needle in ('src="http', "href=\"http", "@import", "//fonts.", "cdn", "/api/"):
         assert needle not in html
-    assert page_bytes("favicon.svg").startswith(b"<svg")
+    assert package_data("favicon.svg").startswith(b"<svg")
 
 
-def test_live_page_shows_every_certificate_resumes_and_filters(browser: Any) -> None:
-    with LivePageServer(interval=0.08, drop_after=12) as server:
-        want = [m["data"]["leaf_cert"]["fingerprint"] for m in server.messages]
+def test_the_live_page_shows_every_certificate_and_filters_on_the_server(browser: Any) -> None:
+    copies = _copies()
+    with live40_server(more=copies) as live:
         page = browser.new_page(viewport={"width": 1440, "height": 900})
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-
-        page.goto(server.url)
-        page.wait_for_function("n => document.querySelectorAll('#certs li').length >= n",
-                               arg=len(want), timeout=30_000)
+        errors = _watch_errors(page)
+        page.goto(f"http://127.0.0.1:{live.server.port}/")
+        _live(page)
+        live.open()
+        opened = time.monotonic()
+        want = sorted(m["data"]["leaf_cert"]["fingerprint"] for m in LIVE40)
+        page.wait_for_function(_SAME_ROWS, arg=want, timeout=30_000)
+        assert time.monotonic() - opened < 30
         rows = _rows(page)
-        assert sorted(rows) == sorted(want)  # every certificate, once: resumed, not replayed
-        assert rows[0] == want[-1]  # newest on top
-        # The first connection was cut after 12 events: the browser came back with
-        # Last-Event-ID 11 and the page says so.
-        assert ("/sse", "11") in server.requests
-        assert (page.text_content("#resume") or "").strip() == "resumed after #11"
+        assert sorted(rows) == want  # every certificate of live40, once
+        newest = {m["data"]["leaf_cert"]["fingerprint"] for m in LIVE40[19::20]}
+        assert rows[0] in newest  # newest on top: the last entry of one of the two logs
         assert page.inner_text("#status") == "live"
-        page.wait_for_function(
-            "() => document.querySelectorAll('#logs li').length === 2", timeout=15_000)
-        assert "healthy" in page.inner_text("#health")
-        page.wait_for_function("() => document.getElementById('rate').textContent !== '0'",
-                               timeout=5_000)
+        assert page.inner_text("#total") == "40"
+        page.wait_for_function("() => document.getElementById('rate').textContent !== '0.0'",
+                               timeout=5_000)  # entries per second, over the last 5 s
         shot = _shot(page, "live-page.png")
         assert shot.stat().st_size > 10_000
+        page.wait_for_function(
+            "() => document.querySelectorAll('#logs li').length === 2", timeout=15_000)
+        # /health/deep lists the logs and their health (polled every 10 s).
+        page.wait_for_function(
+            "() => document.getElementById('health').textContent.includes('2 healthy')",
+            timeout=15_000)
+        assert "of 2 logs" in page.inner_text("#health")
 
-        # Typing a filter narrows the list: the server filters, the page shows what comes.
-        globs = ["*.myfritz.net", "*workday*", "*.AWS.dev"]
-        expect = sorted(
-            m["data"]["leaf_cert"]["fingerprint"] for m in server.messages
-            if any(fnmatch.fnmatchcase(d.lower(), g.lower())
-                   for g in globs for d in m["data"]["leaf_cert"]["all_domains"])
-        )
-        assert 0 < len(expect) < len(want)
-        page.fill("#filter", " ".join(globs))
+        # Typing a filter narrows the list: the server filters what comes next.
+        query = "&".join("domain=" + g for g in GLOBS)
+        expect = _fingerprints(_copy_messages(live, copies), query)
+        assert 0 < len(expect) < 2 * COPIES
+        page.fill("#filter", " ".join(GLOBS))
+        page.wait_for_function("() => document.querySelectorAll('#certs li').length === 0",
+                               timeout=5_000)
+        _live(page)
+        assert "domain=*.myfritz.net" in page.inner_text("#query")
+        assert "domain=" in page.url  # shareable: the filter is in the address
+        live.open(int(live.logs[0]["count"]) + COPIES)
         page.wait_for_function(_SAME_ROWS, arg=expect, timeout=30_000)
         page.wait_for_timeout(800)  # nothing else may follow
         assert sorted(_rows(page)) == expect
-        assert "domain=*.myfritz.net" in page.inner_text("#query")
-        assert "domain=" in page.url  # shareable: the filter is in the address
-        assert any("domain=*workday*" in path for path, _ in server.requests)
+        assert page.inner_text("#total") == str(len(expect))
         _shot(page, "live-page-filtered.png")
+        assert errors == [], errors
 
         # A bad filter is explained, not silently empty.
         page.fill("#filter", "domain_re=(unclosed")
@@ -123,21 +193,38 @@ def test_live_page_shows_every_certificate_resumes_and_filters(browser: Any) -> 
             "() => document.getElementById('query').className === 'error'", timeout=10_000)
         assert "RE2 refuses" in page.inner_text("#query")
         refused = [e for e in errors if "400" in e or "text/event-stream" in e]
-        assert errors == refused, errors  # only the refused filter's own request complained
+        assert refused and errors == refused, errors  # only the refused filter complained
 
 
 def test_a_filter_in_the_address_is_applied_at_load(browser: Any) -> None:
-    with LivePageServer(interval=0.02) as server:
+    query = "issuer=let%27s%20encrypt"
+    with live40_server() as live:
         page = browser.new_page()
-        page.goto(server.url + "?issuer=let%27s%20encrypt")
-        expect = sorted(
-            m["data"]["leaf_cert"]["fingerprint"] for m in server.messages
-            if "let's encrypt" in m["data"]["leaf_cert"]["issuer"]["aggregated"].lower()
-        )
-        page.wait_for_function(_SAME_ROWS, arg=expect, timeout=30_000)
-        page.wait_for_timeout(400)
-        assert sorted(_rows(page)) == expect
+        errors = _watch_errors(page)
+        page.goto(f"http://127.0.0.1:{live.server.port}/?{query}")
         assert page.input_value("#filter") == 'issuer="let\'s encrypt"'
+        _live(page)
+        live.open()
+        expect = _fingerprints(LIVE40, query)
+        assert 0 < len(expect) < len(LIVE40)
+        page.wait_for_function(_SAME_ROWS, arg=expect, timeout=30_000)
+        page.wait_for_timeout(800)
+        assert sorted(_rows(page)) == expect
+        assert errors == [], errors
+
+
+def test_the_page_shows_a_resume_after_a_reconnect(browser: Any) -> None:
+    # Against the stand-in, which resumes after Last-Event-ID (see the module docstring).
+    with LivePageServer(interval=0.05, drop_after=12) as server:
+        want = sorted(m["data"]["leaf_cert"]["fingerprint"] for m in server.messages)
+        page = browser.new_page()
+        page.goto(server.url)
+        page.wait_for_function(_SAME_ROWS, arg=want, timeout=30_000)
+        # The first connection was cut after 12 events: the browser came back with
+        # Last-Event-ID 11, the page says so, and nothing was shown twice.
+        assert ("/sse", "11") in server.requests
+        assert (page.text_content("#resume") or "").strip() == "resumed after #11"
+        assert sorted(_rows(page)) == want
 
 
 def test_screenshot_dir_is_ignored_by_git() -> None:

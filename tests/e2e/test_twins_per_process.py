@@ -1,5 +1,6 @@
-"""Each process loads only the compiled twins it uses: the gunicorn master none (it imports
-the worker class but frames nothing) and no cryptography, a worker ``_frames`` alone."""
+"""Each process loads only what it uses: the gunicorn master no compiled twin and none of the
+worker's or the ingest's stacks (it imports only a stand-in of the worker class, see
+``certstream.shell.workerclass``), a serving worker the ``_frames`` twin alone."""
 
 from __future__ import annotations
 
@@ -23,17 +24,37 @@ from gunicorn.util import load_class
 load_class(certstream.shell.app.WORKER_CLASS)
 load_settings({})
 print(" ".join(sorted(m for m in sys.modules
-                      if m.startswith(("certstream._fast.", "cryptography")))))
+                      if (m.partition(".")[0] in HEAVY or m.startswith(CORE) or m in SHELL)
+                      and m not in MASTER_CORE)))
 """
+# The stacks a worker or the ingest needs and the master must not load (a top-level package
+# name each), and the certstream modules that hold them.
+_HEAVY = ("cryptography", "gevent", "greenlet", "h11", "wsproto", "prometheus_client")
+_CORE = ("certstream._fast.", "certstream.core.")
+_SHELL = ("certstream.shell.worker", "certstream.shell.hub", "certstream.shell.conn",
+          "certstream.shell.ingest", "certstream.shell.feed", "certstream.shell.metrics")
+# The core modules the master does need, both plain standard-library code: the layout of
+# the memory it maps for the workers' shared limits, and the size of a rate state in it.
+_MASTER_CORE = ("certstream.core.slottable", "certstream.core.ratelimit")
 
 
 @pytest.mark.slow
-def test_the_master_imports_no_twin_and_no_cryptography(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-c", _MASTER_IMPORTS], capture_output=True,
+def test_the_master_imports_no_twin_and_no_worker_stack(tmp_path: Path) -> None:
+    code = (f"HEAVY = {_HEAVY!r}\nCORE = {_CORE!r}\nSHELL = {_SHELL!r}\n"
+            f"MASTER_CORE = {_MASTER_CORE!r}\n" + _MASTER_IMPORTS)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                          text=True, check=True, timeout=60, cwd=tmp_path,
                          env={k: v for k, v in os.environ.items()
                               if not k.startswith("CERTSTREAM_")}).stdout.split()
     assert out == []
+
+
+def _libraries_mapped(pid: int) -> set[str]:
+    """The packages among ``_HEAVY`` whose shared objects process ``pid`` has mapped (gevent,
+    greenlet and cryptography are C extensions; h11, wsproto and prometheus_client are pure
+    Python and are checked by the import test above)."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return {name for name in _HEAVY if f"/site-packages/{name}/" in maps}
 
 
 def _twins_mapped(pid: int) -> set[str]:
@@ -50,10 +71,12 @@ def test_a_serving_worker_maps_the_frames_twin_alone() -> None:
         ws = RawWS(srv.port, "/")
         try:
             srv.feed.wait_wanted(1)
-            srv.feed.publish(lite=lite)
+            srv.feed.publish_one(lite=lite)
             assert ws.recv_data() == lite  # the worker has built a frame
         finally:
             ws.close()
         (worker,) = srv.worker_pids()
         assert _twins_mapped(worker) == {"_frames"}
+        assert _libraries_mapped(worker) >= {"gevent", "greenlet"}  # the check can see them
         assert _twins_mapped(srv.proc.pid) == set()  # the gunicorn master
+        assert _libraries_mapped(srv.proc.pid) == set()

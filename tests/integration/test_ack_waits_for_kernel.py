@@ -10,24 +10,11 @@ import time
 import gevent
 import gevent.socket
 import pytest
-from wsproto import ConnectionType, WSConnection
-from wsproto.events import Request
+from tests.support.sessions import ws_session
 
-from certstream.core.routes import STREAM_LITE, RouteTable
-from certstream.core.session import NEED_DATA, Session
+from certstream.core.routes import STREAM_LITE
 from certstream.shell import hub as hub_module
 from certstream.shell.hub import Hub
-
-
-def ws_session() -> Session:
-    session = Session(RouteTable())
-    client = WSConnection(ConnectionType.CLIENT)
-    session.receive_data(client.send(Request(host="x", target="/")))
-    while session.next_event() is not NEED_DATA:
-        pass
-    session.accept_websocket()
-    session.data_to_send()
-    return session
 
 
 def small_pair() -> tuple[gevent.socket.socket, gevent.socket.socket]:

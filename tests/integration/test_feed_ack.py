@@ -9,31 +9,26 @@ from __future__ import annotations
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gevent
 import pytest
-from tests.support.followers import IndexBuilder, green_wait
+from tests.support.pipeline import IndexBuilder
+from tests.support.wait import wait_until
 
 from certstream.core.dedup import DedupRing
 from certstream.core.feedcodec import encode_want
 from certstream.core.logspec import LogSpec
+from certstream.core.messages import Payloads
 from certstream.core.model import LogEntry
 from certstream.core.streams import STREAM_LITE
 from certstream.shell import feed as feed_module
 from certstream.shell.feed import FeedPublisher, FeedSubscriber
 from certstream.shell.pipeline import Pipeline
 from certstream.shell.state import StateStore
-
-
-@dataclass(frozen=True)
-class P:
-    lite: bytes | None
-    full: bytes | None = None
-    domains: bytes | None = None
 
 
 @pytest.fixture
@@ -58,7 +53,7 @@ class Worker:
         self.got: list[bytes] = []
         self.pending: list[Callable[[], None]] = []
         self.sub = FeedSubscriber(
-            path, lambda _m, lite, _f, _d: self.got.append(lite or b""), lambda _s: None,
+            path, lambda _m, lite, _f, _d, _x: self.got.append(lite or b""), lambda _s: None,
             lambda _e: None, after_flush=self.pending.append if manual else None)
         self.sub.set_wanted(STREAM_LITE)
         self.greenlet = gevent.spawn(self.sub.run)
@@ -74,25 +69,25 @@ class Worker:
 
 
 def items(*indices: int) -> list[tuple[str, int, Any]]:
-    return [("k", i, P(b"%d" % i)) for i in indices]
+    return [("k", i, Payloads(b"%d" % i, None, None)) for i in indices]
 
 
 @pytest.mark.timeout(30)
 def test_delivered_once_every_worker_has_written_it(publisher: FeedPublisher) -> None:
     a, b = Worker(publisher.path), Worker(publisher.path)
     try:
-        green_wait(lambda: publisher.connected() == 2 and publisher.wanted() == STREAM_LITE,
+        wait_until(lambda: publisher.connected() == 2 and publisher.wanted() == STREAM_LITE,
                    10, "two workers")
         done: list[str] = []
         publisher.publish(items(1, 2), lambda: done.append("delivered"))
-        green_wait(lambda: len(a.got) == len(b.got) == 2, 10, "both workers to get them")
+        wait_until(lambda: len(a.got) == len(b.got) == 2, 10, "both workers to get them")
         gevent.sleep(0.2)
         assert done == []  # received, not yet written to their clients
         a.flush()
         gevent.sleep(0.2)
         assert done == []  # one of two
         b.flush()
-        green_wait(lambda: done == ["delivered"], 10, "the delivery")
+        wait_until(lambda: done == ["delivered"], 10, "the delivery")
     finally:
         a.close()
         b.close()
@@ -104,14 +99,14 @@ def test_a_worker_that_goes_does_not_hold_back_what_another_wrote(
 ) -> None:
     a, b = Worker(publisher.path), Worker(publisher.path)
     try:
-        green_wait(lambda: publisher.connected() == 2, 10, "two workers")
+        wait_until(lambda: publisher.connected() == 2, 10, "two workers")
         done: list[str] = []
         publisher.publish(items(1), lambda: done.append("delivered"),
                           lambda: done.append("lost"))
-        green_wait(lambda: len(a.got) == len(b.got) == 1, 10, "both workers to get it")
+        wait_until(lambda: len(a.got) == len(b.got) == 1, 10, "both workers to get it")
         a.flush()
         b.close()
-        green_wait(lambda: done == ["delivered"], 10, "the delivery")
+        wait_until(lambda: done == ["delivered"], 10, "the delivery")
     finally:
         a.close()
 
@@ -119,12 +114,12 @@ def test_a_worker_that_goes_does_not_hold_back_what_another_wrote(
 @pytest.mark.timeout(30)
 def test_a_batch_every_worker_lost_is_lost(publisher: FeedPublisher) -> None:
     a = Worker(publisher.path)
-    green_wait(lambda: publisher.connected() == 1, 10, "a worker")
+    wait_until(lambda: publisher.connected() == 1, 10, "a worker")
     done: list[str] = []
     publisher.publish(items(1), lambda: done.append("delivered"), lambda: done.append("lost"))
-    green_wait(lambda: len(a.got) == 1, 10, "the worker to get it")
+    wait_until(lambda: len(a.got) == 1, 10, "the worker to get it")
     a.close()  # gone before it wrote it to anyone
-    green_wait(lambda: done == ["lost"], 10, "the loss")
+    wait_until(lambda: done == ["lost"], 10, "the loss")
 
 
 @pytest.mark.timeout(30)
@@ -136,11 +131,12 @@ def test_a_worker_that_never_answers_holds_nothing_back_for_long(
     mute.connect(publisher.path)  # an old worker: takes entries, never acknowledges
     mute.sendall(encode_want(STREAM_LITE))
     try:
-        green_wait(lambda: publisher.wanted() == STREAM_LITE, 10, "the mute worker")
+        wait_until(lambda: publisher.wanted() == STREAM_LITE, 10, "the mute worker")
         done: list[str] = []
         publisher.publish(items(1), lambda: done.append("delivered"))
-        took = green_wait(lambda: done == ["delivered"], 10, "the timeout")
-        assert took >= 0.4 and publisher.ack_timeouts == 1
+        start = time.monotonic()
+        wait_until(lambda: done == ["delivered"], 10, "the timeout")
+        assert time.monotonic() - start >= 0.4 and publisher.ack_timeouts == 1
     finally:
         mute.close()
 
@@ -170,17 +166,17 @@ def test_the_pipeline_saves_a_position_only_once_delivered_and_sends_a_lost_batc
     follower: Any = _Follower()
     a = Worker(publisher.path)
     try:
-        green_wait(lambda: publisher.wanted() == STREAM_LITE, 10, "a worker")
+        wait_until(lambda: publisher.wanted() == STREAM_LITE, 10, "a worker")
         pipeline.deliver(follower, [entry(0), entry(1)], 2, 2)
-        green_wait(lambda: len(a.got) == 2, 10, "the first batch")
+        wait_until(lambda: len(a.got) == 2, 10, "the first batch")
         gevent.sleep(0.3)
         assert state.get("k") is None  # not written to any client yet: not saved
         a.flush()
-        green_wait(lambda: StateStore(state.path).load().get("k") is not None, 10, "a save")
+        wait_until(lambda: StateStore(state.path).load().get("k") is not None, 10, "a save")
         assert StateStore(state.path).load()["k"].next_index == 2
         # The next batch reaches the worker, which dies before writing it to anyone.
         second = gevent.spawn(pipeline.deliver, follower, [entry(2), entry(3)], 4, 4)
-        green_wait(lambda: len(a.got) == 4, 10, "the second batch")
+        wait_until(lambda: len(a.got) == 4, 10, "the second batch")
         a.close()
         # A third batch waits for the second; the second goes out again to the next worker.
         third = gevent.spawn(pipeline.deliver, follower, [entry(4)], 5, 5)
@@ -188,8 +184,8 @@ def test_the_pipeline_saves_a_position_only_once_delivered_and_sends_a_lost_batc
         assert StateStore(state.path).load()["k"].next_index == 2
         b = Worker(publisher.path, manual=False)
         try:
-            green_wait(lambda: b.got == [b"2", b"3", b"4"], 20, "the lost batch, then the next")
-            green_wait(lambda: StateStore(state.path).load()["k"].next_index == 5, 10,
+            wait_until(lambda: b.got == [b"2", b"3", b"4"], 20, "the lost batch, then the next")
+            wait_until(lambda: StateStore(state.path).load()["k"].next_index == 5, 10,
                        "the last position saved")
         finally:
             b.close()
@@ -212,11 +208,11 @@ def test_the_first_batch_waits_for_every_expected_worker(
     b: Worker | None = None
     try:
         first = gevent.spawn(pipeline.deliver, follower, [entry(0)], 1, 1)
-        green_wait(lambda: publisher.connected() == 1, 10, "the first worker")
+        wait_until(lambda: publisher.connected() == 1, 10, "the first worker")
         gevent.sleep(1.0)
         assert a.got == []  # a second worker is expected: the batch waits for it
         b = Worker(publisher.path, manual=False)
-        green_wait(lambda: a.got == [b"0"] and b is not None and b.got == [b"0"], 10,
+        wait_until(lambda: a.got == [b"0"] and b is not None and b.got == [b"0"], 10,
                    "the batch, to both")
         first.join(5)
     finally:

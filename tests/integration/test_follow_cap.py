@@ -11,18 +11,21 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conformance.replay import ReplayServer
 from conformance.synth import unique_entries
-from tests.support.followers import green_wait, log_follower, recording_pipeline
+from tests.support.data import base_entries
+from tests.support.feed import FULL, FakeFeed
+from tests.support.pipeline import IndexBuilder, log_follower, make_pipeline
+from tests.support.wait import wait_until
 
 from certstream.config import CtLogSettings
 from certstream.shell.politeness import Politeness
 
-LIVE40 = Path(__file__).resolve().parents[2] / "conformance" / "data" / "inputs" / "live40"
 CAP = 256
 
 
@@ -33,33 +36,27 @@ def tmp_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def base() -> list[dict[str, str]]:
-    import json  # noqa: PLC0415 - this helper only
-
-    out: list[dict[str, str]] = []
-    for name in ("argon2026h2.get-entries.json", "nimbus2026.get-entries.json"):
-        out += json.loads((LIVE40 / name).read_text())["entries"]
-    return out
-
-
 @pytest.mark.timeout(120)
 def test_one_short_answer_to_a_small_window_does_not_make_the_log_crawl(tmp_dir: Path) -> None:
     total = 3002
     with ReplayServer() as replay:
-        replay.add_rfc6962_log("/cap/", unique_entries(base(), total, 61), 0, visible=2,
+        replay.add_rfc6962_log("/cap/", unique_entries(base_entries(), total, 61), 0, visible=2,
                                max_batch=CAP)
         replay.inject("/cap/", "short", match="get-entries")
-        pipeline, feed = recording_pipeline(tmp_dir)
+        feed = FakeFeed(wanted=FULL)
+        pipeline, _ = make_pipeline(feed, IndexBuilder(), tmp_dir)
         budget = CtLogSettings().default_operator_rate_limit_ms / 1000.0
         f = log_follower(replay.url + "/cap/", "rfc6962", pipeline, start_index=0,
                          politeness=Politeness(budget, {}))
         f.start()
         try:
-            green_wait(lambda: f.next_index == 2, 30, "the first two entries")
+            wait_until(lambda: f.next_index == 2, 30, "the first two entries")
             first = [t for _m, t in replay.requests("/cap/") if "get-entries" in t]
             assert first[0].endswith("start=0&end=1")  # the window the fault cut to 1 entry
             replay.grow("/cap/", total - 2)
-            took = green_wait(lambda: f.next_index == total, 90, "3,000 entries")
+            start = time.monotonic()
+            wait_until(lambda: f.next_index == total, 90, "3,000 entries")
+            took = time.monotonic() - start
         finally:
             f.stop()
     gets = [t for _m, t in replay.requests("/cap/") if "get-entries" in t]

@@ -15,31 +15,20 @@ from collections.abc import Iterator
 import gevent
 import gevent.socket
 import pytest
-from wsproto import ConnectionType, WSConnection
-from wsproto.events import Request
+from tests.support.sessions import ws_session
 
 from certstream.core.routes import STREAM_LITE, RouteTable
-from certstream.core.session import NEED_DATA, Session
+from certstream.core.session import Session
 from certstream.shell import hub as hub_module
 from certstream.shell.hub import Client, Hub
 
 BUF = 16 * 1024  # SO_SNDBUF of the server end, SO_RCVBUF of the client end
 FRAME = 20_000
-
-
-def ws_session() -> Session:
-    session = Session(RouteTable())
-    client = WSConnection(ConnectionType.CLIENT)
-    session.receive_data(client.send(Request(host="x", target="/")))
-    while session.next_event() is not NEED_DATA:
-        pass
-    session.accept_websocket()
-    session.data_to_send()
-    return session
+Pair = tuple[gevent.socket.socket, gevent.socket.socket]  # (server end, client end)
 
 
 @pytest.fixture
-def tcp_pair() -> Iterator[tuple[gevent.socket.socket, gevent.socket.socket]]:
+def tcp_pair() -> Iterator[Pair]:
     listener = gevent.socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
@@ -102,7 +91,7 @@ def read_until_close(sock: gevent.socket.socket, limit: float,
 
 
 @pytest.mark.timeout(60)
-def test_the_close_frame_overtakes_the_backlog(tcp_pair: tuple) -> None:
+def test_the_close_frame_overtakes_the_backlog(tcp_pair: Pair) -> None:
     server, peer = tcp_pair
     hub = Hub(256, drop_budget=300, close_code=1008, send_timeout=30.0)
     hub.start()
@@ -138,7 +127,7 @@ def test_the_close_frame_overtakes_the_backlog(tcp_pair: tuple) -> None:
 
 @pytest.mark.timeout(60)
 def test_a_slow_client_that_never_reads_again_is_cut_off_within_the_linger(
-    tcp_pair: tuple, monkeypatch: pytest.MonkeyPatch
+    tcp_pair: Pair, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(hub_module, "_CLOSE_LINGER_SECS", 1.0)
     server, _peer = tcp_pair
@@ -163,7 +152,7 @@ def test_a_slow_client_that_never_reads_again_is_cut_off_within_the_linger(
 
 
 @pytest.mark.timeout(60)
-def test_a_slow_sse_client_is_cut_off_at_once(tcp_pair: tuple) -> None:
+def test_a_slow_sse_client_is_cut_off_at_once(tcp_pair: Pair) -> None:
     server, _peer = tcp_pair
     hub = Hub(256, drop_budget=300, close_code=1008, send_timeout=30.0)
     hub.start()

@@ -25,8 +25,10 @@ from conformance.synth import (
     tile_leaves_from_entries,
     unique_entries,
 )
-from tests.support.followers import green_wait, log_follower, recording_pipeline
-from tests.test_ingest import base_entries
+from tests.support.data import base_entries
+from tests.support.feed import FULL, FakeFeed
+from tests.support.pipeline import IndexBuilder, log_follower, make_pipeline
+from tests.support.wait import wait_until
 
 from certstream.core.tiles import parse_data_tile
 from certstream.shell.follow_static import TILE_ATTEMPTS
@@ -59,7 +61,8 @@ def first_x509(leaves: list[bytes], start: int) -> int:
 
 
 def follow(replay: ReplayServer, tmp: Path, mode: str = "warn") -> tuple[Any, Any, Any]:
-    pipeline, feed = recording_pipeline(tmp)
+    feed = FakeFeed(wanted=FULL)
+    pipeline, _ = make_pipeline(feed, IndexBuilder(), tmp)
     f = log_follower(replay.url + "/s/", "static", pipeline, start_index=0,
                      spki=SIGNER.spki_der,
                      settings={**SETTINGS, "static_ct_checkpoint_signature": mode},
@@ -90,7 +93,7 @@ def test_bad_leaves_cost_one_entry_each_and_an_unservable_issuer_none(tmp_dir: P
         f, feed, builder = follow(replay, tmp_dir)
         f.start()
         try:
-            green_wait(lambda: f.next_index == TOTAL, 60, "the log read past its bad leaves")
+            wait_until(lambda: f.next_index == TOTAL, 60, "the log read past its bad leaves")
         finally:
             f.stop()
     assert feed.indices() == [i for i in range(TOTAL) if i not in (unknown, misplaced)]
@@ -110,7 +113,7 @@ def test_a_corrupted_tile_is_detected_and_fetched_again(tmp_dir: Path) -> None:
         f, feed, builder = follow(replay, tmp_dir)
         f.start()
         try:
-            green_wait(lambda: f.next_index == TOTAL, 60, "the log read")
+            wait_until(lambda: f.next_index == TOTAL, 60, "the log read")
         finally:
             f.stop()
         assert tile_gets(replay, "tile/data/001") == 2
@@ -132,7 +135,7 @@ def test_a_tile_that_stays_unreadable_is_skipped_after_bounded_tries(tmp_dir: Pa
         f, feed, _builder = follow(replay, tmp_dir)
         f.start()
         try:
-            green_wait(lambda: f.next_index == TOTAL, 60, "the log read past tile 2")
+            wait_until(lambda: f.next_index == TOTAL, 60, "the log read past tile 2")
         finally:
             f.stop()
         assert tile_gets(replay, "tile/data/002") == TILE_ATTEMPTS
@@ -152,11 +155,11 @@ def test_hash_tiles_that_never_match(tmp_dir: Path, mode: str) -> None:
         f.start()
         try:
             if mode == "warn":  # read on unchecked, and say so
-                green_wait(lambda: f.next_index == 600, 60, "the log read unchecked")
+                wait_until(lambda: f.next_index == 600, 60, "the log read unchecked")
                 replay.grow("/s/", TOTAL - 600)
-                green_wait(lambda: f.next_index == TOTAL, 60, "the rest, unchecked too")
+                wait_until(lambda: f.next_index == TOTAL, 60, "the rest, unchecked too")
             else:  # never publish what cannot be checked
-                green_wait(lambda: f.health.status == "unhealthy", 60, "the log unhealthy")
+                wait_until(lambda: f.health.status == "unhealthy", 60, "the log unhealthy")
         finally:
             f.stop()
         data_gets = sum("tile/data/" in t for _m, t in replay.requests("/s/"))

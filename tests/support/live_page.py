@@ -1,13 +1,13 @@
-"""A small real HTTP/SSE server for the live page: it serves ``certstream/data/live.html``
-and replays the Go server's live40 lite payloads as Server-Sent Events, filtered with the
-core filter (``certstream.core.filters``) exactly as the worker will filter them.
+"""A small real HTTP/SSE server for the live page that resumes a stream after
+``Last-Event-ID``, which the worker does not do yet: the page's display of a resume is
+tested against it (everything else about the page runs against the real server).
 
-It stands in for the worker until the worker serves the page itself: same paths (``/``,
-``/favicon.svg``, ``/sse``, ``/api/logs``, ``/health/deep``), same SSE framing
-(``core.frames.sse_event``: ``id: N`` then the payload), ``Last-Event-ID`` honoured (the
-replay resumes after that id), and a bad filter answered with 400 and the JSON reason.
-``drop_after`` closes the first connection after that many events, so that a test sees the
-browser reconnect and resume.
+It serves ``certstream/data/live.html`` and replays the Go server's live40 lite payloads as
+Server-Sent Events with the worker's framing (``core.frames.sse_event``: ``id: N`` then the
+payload), filtered with the core filter (``certstream.core.filters``), a bad filter answered
+with 400 and the JSON reason.  ``drop_after`` closes the first connection after that many
+events, so that a test sees the browser reconnect and resume.  Drop it once the worker
+resumes streams.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import resources
 from types import TracebackType
 from urllib.parse import urlsplit
 
@@ -24,13 +23,9 @@ from tests.support import golden_payloads
 from certstream.core.filters import FilterIndex, match_fields_of_message, parse_filters
 from certstream.core.frames import sse_comment, sse_event
 from certstream.errors import FilterError
+from certstream.shell.livepage import package_data
 
-__all__ = ["LivePageServer", "page_bytes"]
-
-
-def page_bytes(name: str) -> bytes:
-    """A file of the package data, as installed."""
-    return resources.files("certstream").joinpath("data", name).read_bytes()
+__all__ = ["LivePageServer"]
 
 
 class LivePageServer:
@@ -69,17 +64,15 @@ class LivePageServer:
         self._httpd.server_close()
         self._thread.join(timeout=5)
 
-    def _logs_body(self) -> bytes:
+    def _health_body(self) -> bytes:
         seen: dict[str, str] = {}
         for msg in self.messages:
             source = msg["data"]["source"]
             seen[source["name"]] = source["url"]
-        logs = [
-            {"name": name, "url": url, "status": "healthy", "lag": 0, "tree_size": None}
-            for name, url in seen.items()
-        ]
-        return json.dumps({"total_logs": len(logs), "healthy": len(logs), "degraded": 0,
-                           "unhealthy": 0, "logs": logs}).encode()
+        logs = [{"name": name, "url": url, "status": "healthy", "lag": 0}
+                for name, url in seen.items()]
+        return json.dumps({"status": "healthy", "logs_healthy": len(logs), "logs_degraded": 0,
+                           "logs_unhealthy": 0, "logs_total": len(logs), "logs": logs}).encode()
 
     def _take_drop(self) -> bool:
         with self._lock:
@@ -110,15 +103,11 @@ class LivePageServer:
                 parts = urlsplit(self.path)
                 path = parts.path.rstrip("/") or "/"
                 if path in ("/", "/full-stream", "/domains-only"):
-                    self._send(200, page_bytes("live.html"), "text/html; charset=utf-8")
+                    self._send(200, package_data("live.html"), "text/html; charset=utf-8")
                 elif path in ("/favicon.svg", "/favicon.ico"):
-                    self._send(200, page_bytes("favicon.svg"), "image/svg+xml")
-                elif path == "/api/logs":
-                    self._send(200, server._logs_body(), "application/json")
+                    self._send(200, package_data("favicon.svg"), "image/svg+xml")
                 elif path == "/health/deep":
-                    body = {"status": "healthy", "logs_healthy": 2, "logs_degraded": 0,
-                            "logs_unhealthy": 0, "logs_total": 2}
-                    self._send(200, json.dumps(body).encode(), "application/json")
+                    self._send(200, server._health_body(), "application/json")
                 elif path == "/sse":
                     self._sse(parts.query)
                 else:

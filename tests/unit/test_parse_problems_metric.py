@@ -13,6 +13,7 @@ from certstream.core import messages
 from certstream.core.leaves import decode_get_entries
 from certstream.core.model import CertInfo, LogSource
 from certstream.core.streams import STREAM_LITE
+from certstream.shell.feed import FeedPublisher
 from certstream.shell.ingest import Ingest
 
 SYNTH11 = (Path(__file__).resolve().parents[2] / "conformance" / "data" / "inputs" / "synth11"
@@ -26,7 +27,7 @@ def test_problems_reach_the_metric_once_each(
     settings = settings_from_dict({
         "ct_log": {"log_list_urls": [], "state_file": str(tmp_path / "state.json")},
     })
-    ingest = Ingest(settings, str(tmp_path / "feed.sock"))  # not started: no sockets
+    ingest = Ingest(settings, FeedPublisher(str(tmp_path / "feed.sock")))  # not started: no sockets
     entries, _ = decode_get_entries(SYNTH11.read_bytes(), 0)
     source = LogSource("Test", "https://ct.example.test/")
     before = REGISTRY.get_sample_value(METRIC) or 0.0

@@ -1,42 +1,56 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Bounded, TTL-aware dedup ring: the compiled twin of ``_dedup_py.py``.
 
-Same algorithm, same results, same counters; see ``_dedup_py.py`` for the theory of
-operation.  The arrays are allocated once in ``__cinit__`` and never grow.
+Same algorithm, same layout, same results, same counters; see ``_dedup_py.py`` for the
+theory of operation.  The ring records and the table live in one anonymous memory map made
+in ``__init__``; it never grows, and its pages cost memory only once written.
 """
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_GET_SIZE
-from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.math cimport isnan
-from libc.stdint cimport int32_t, uint8_t, uint64_t
-from libc.string cimport memset
+from libc.stdint cimport uint32_t, uint64_t
+from posix.mman cimport (
+    MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap,
+)
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_GET_SIZE
 
 from certstream.errors import LocalProtocolError
 
 MAX_CAPACITY = 1 << 30
+RECORD_BYTES = 16
+SLOT_BYTES = 4
 
 cdef uint64_t _GOLDEN = 0x9E3779B97F4A7C15ULL
-cdef int32_t _EMPTY = -1
+
+
+def table_slots(capacity):
+    """Slots of the table for a ring of ``capacity``: at most two thirds of them are used."""
+    return capacity * 3 // 2 + 1
+
+
+cdef struct Record:
+    uint64_t key
+    double time
 
 
 cdef class DedupRing:
-    cdef int32_t *_slots
-    cdef uint64_t *_keys
-    cdef double *_times
-    cdef uint8_t *_live
+    cdef void *_map
+    cdef size_t _map_bytes
+    cdef Record *_ring
+    cdef uint32_t *_slots
     cdef Py_ssize_t _capacity
-    cdef uint64_t _mask
-    cdef int _shift
+    cdef uint64_t _size
     cdef Py_ssize_t _head
+    cdef Py_ssize_t _filled
     cdef Py_ssize_t _len
     cdef double _ttl
     cdef Py_ssize_t _hits, _misses, _evictions
 
     def __cinit__(self, *args, **kwargs):
+        self._map = NULL
+        self._map_bytes = 0
+        self._ring = NULL
         self._slots = NULL
-        self._keys = NULL
-        self._times = NULL
-        self._live = NULL
 
     def __init__(self, capacity, ttl_secs):
         if not 1 <= capacity <= MAX_CAPACITY:
@@ -44,34 +58,33 @@ cdef class DedupRing:
         cdef double ttl = ttl_secs
         if isnan(ttl) or ttl < 0:
             raise LocalProtocolError(f"dedup ttl must be >= 0 seconds, not {ttl_secs}")
-        if self._slots != NULL:
+        if self._map != NULL:
             raise LocalProtocolError("DedupRing.__init__ called twice")
-        cdef int bits = max(3, (2 * capacity - 1).bit_length())
-        cdef Py_ssize_t size = (<Py_ssize_t>1) << bits
-        self._capacity = capacity
-        self._ttl = ttl
-        self._shift = 64 - bits
-        self._mask = <uint64_t>(size - 1)
-        self._slots = <int32_t *>PyMem_Malloc(size * sizeof(int32_t))
-        self._keys = <uint64_t *>PyMem_Malloc(self._capacity * sizeof(uint64_t))
-        self._times = <double *>PyMem_Malloc(self._capacity * sizeof(double))
-        self._live = <uint8_t *>PyMem_Malloc(self._capacity * sizeof(uint8_t))
-        if not (self._slots and self._keys and self._times and self._live):
+        cdef Py_ssize_t cap = capacity
+        cdef uint64_t size = table_slots(capacity)
+        cdef size_t ring_bytes = cap * sizeof(Record)
+        cdef size_t total = ring_bytes + size * sizeof(uint32_t)
+        # Anonymous and private: zero pages until written, returned to the system when freed.
+        cdef void *p = mmap(
+            NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0
+        )
+        if p == MAP_FAILED:
             raise MemoryError()
-        # 0xff bytes make every int32 slot -1 (_EMPTY).
-        memset(self._slots, 0xFF, size * sizeof(int32_t))
-        memset(self._keys, 0, self._capacity * sizeof(uint64_t))
-        memset(self._times, 0, self._capacity * sizeof(double))
-        memset(self._live, 0, self._capacity * sizeof(uint8_t))
+        self._map = p
+        self._map_bytes = total
+        self._ring = <Record *>p
+        self._slots = <uint32_t *>(<char *>p + ring_bytes)
+        self._capacity = cap
+        self._size = size
+        self._ttl = ttl
         self._head = 0
+        self._filled = 0
         self._len = 0
         self._hits = self._misses = self._evictions = 0
 
     def __dealloc__(self):
-        PyMem_Free(self._slots)
-        PyMem_Free(self._keys)
-        PyMem_Free(self._times)
-        PyMem_Free(self._live)
+        if self._map != NULL:
+            munmap(self._map, self._map_bytes)
 
     @property
     def capacity(self):
@@ -97,12 +110,16 @@ cdef class DedupRing:
         return self._len
 
     cdef inline uint64_t _home(self, uint64_t k) noexcept nogil:
-        return (k * _GOLDEN) >> self._shift
+        return (((k * _GOLDEN) >> 32) * self._size) >> 32
+
+    cdef inline uint64_t _next(self, uint64_t s) noexcept nogil:
+        s += 1
+        return 0 if s == self._size else s
 
     def add(self, key, double now):
         """Record a sighting of ``key`` at time ``now``; True if it should be emitted."""
-        if self._slots == NULL:
-            # Only reachable through __new__ without __init__; never touch NULL arrays.
+        if self._map == NULL:
+            # Only reachable through __new__ without __init__; never touch an unmapped ring.
             raise LocalProtocolError("DedupRing was not initialised")
         if not PyBytes_CheckExact(key):
             key = bytes(key)
@@ -119,46 +136,55 @@ cdef class DedupRing:
 
     cdef bint _add(self, uint64_t k, double now) noexcept:
         cdef uint64_t s = self._home(k)
-        cdef int32_t pos
+        cdef uint32_t ref
+        cdef Record *rec
         while True:
-            pos = self._slots[s]
-            if pos == _EMPTY:
+            ref = self._slots[s]
+            if ref == 0:
                 break
-            if self._keys[pos] == k:
-                if now - self._times[pos] < self._ttl:
+            rec = &self._ring[ref - 1]
+            if rec.key == k:
+                if now - rec.time < self._ttl:
                     self._hits += 1
                     return False
                 # Expired: forget the old record; it is re-admitted at the head below.
                 self._remove_slot(s)
-                self._live[pos] = 0
                 self._len -= 1
                 break
-            s = (s + 1) & self._mask
+            s = self._next(s)
         self._misses += 1
         self._insert(k, now)
         return True
 
     cdef void _insert(self, uint64_t k, double now) noexcept:
         cdef Py_ssize_t head = self._head
-        if self._live[head]:
+        if head < self._filled:
             self._evict(head)
+        else:
+            self._filled = head + 1
         cdef uint64_t s = self._home(k)
-        while self._slots[s] != _EMPTY:
-            s = (s + 1) & self._mask
-        self._slots[s] = <int32_t>head
-        self._keys[head] = k
-        self._times[head] = now
-        self._live[head] = 1
+        while self._slots[s] != 0:
+            s = self._next(s)
+        self._slots[s] = <uint32_t>(head + 1)
+        self._ring[head].key = k
+        self._ring[head].time = now
         self._len += 1
         head += 1
         self._head = 0 if head == self._capacity else head
 
     cdef void _evict(self, Py_ssize_t pos) noexcept:
-        cdef uint64_t s = self._home(self._keys[pos])
-        while self._slots[s] != pos:
-            s = (s + 1) & self._mask
+        # Drop the record at ``pos`` from the table if it is still live there.
+        cdef uint32_t want = <uint32_t>(pos + 1)
+        cdef uint64_t s = self._home(self._ring[pos].key)
+        cdef uint32_t found
+        while True:
+            found = self._slots[s]
+            if found == 0:
+                return  # dropped earlier, when its key expired
+            if found == want:
+                break
+            s = self._next(s)
         self._remove_slot(s)
-        self._live[pos] = 0
         self._len -= 1
         self._evictions += 1
 
@@ -166,20 +192,20 @@ cdef class DedupRing:
         # Backward-shift deletion, exactly as in the pure twin.
         cdef uint64_t j = i
         cdef uint64_t h
-        cdef int32_t pos
+        cdef uint32_t ref
         cdef bint stay
         while True:
-            j = (j + 1) & self._mask
-            pos = self._slots[j]
-            if pos == _EMPTY:
+            j = self._next(j)
+            ref = self._slots[j]
+            if ref == 0:
                 break
-            h = self._home(self._keys[pos])
+            h = self._home(self._ring[ref - 1].key)
             if i <= j:
                 stay = i < h <= j
             else:
                 stay = i < h or h <= j
             if stay:
                 continue
-            self._slots[i] = pos
+            self._slots[i] = ref
             i = j
-        self._slots[i] = _EMPTY
+        self._slots[i] = 0

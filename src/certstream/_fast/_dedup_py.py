@@ -5,13 +5,21 @@ followed independently; the ring lets the first sighting through and drops the o
 
 Theory of operation
 -------------------
-Memory is fixed at construction, whatever the traffic:
+Memory is fixed at construction, whatever the traffic, and lives in one anonymous memory
+map: the kernel hands out its pages as they are first written, so a ring that has seen few
+certificates costs little, and a full one costs 16 + 6 = 22 bytes per entry:
 
-* a FIFO ring of ``capacity`` records (64-bit key prefix, time admitted, live flag), written
-  at ``head``; when the ring is full the record at ``head`` (the oldest) is evicted;
-* an open-addressing table (linear probing, power-of-two size at least twice ``capacity``,
-  so it is at most half full) mapping a key to its ring position.  Deletion uses backward
-  shifting rather than tombstones, so probe chains never degrade over a long run.
+* a FIFO ring of ``capacity`` fixed-size records of 16 bytes (64-bit key prefix, time
+  admitted as a double), written at ``head``; when the ring is full the record at ``head``
+  (the oldest) is evicted;
+* an open-addressing table of 32-bit slots (linear probing, ``capacity * 3 // 2 + 1`` slots,
+  so it is at most two thirds full) holding ring position + 1 of each live record, 0 for an
+  empty slot.  A key's home slot is ``((k * golden) mod 2**64 >> 32) * slots >> 32`` (a
+  multiply-shift range reduction, so the table need not be a power of two).  Deletion uses
+  backward shifting rather than tombstones, so probe chains never degrade over a long run.
+
+A record is live exactly when a slot points at it: a record whose key expired is dropped from
+the table and left in the ring, and when ``head`` comes round to it there is nothing to evict.
 
 A key is the SHA-256 of the certificate; its first 8 bytes are uniformly distributed, so a
 64-bit prefix is as good as the whole hash here (a false duplicate needs a 64-bit collision).
@@ -22,26 +30,33 @@ still emitted once per TTL).  A key whose record is at least ``ttl_secs`` old is
 again: its old record is dropped and a new one written at ``head``, so FIFO order stays the
 order of admission.
 
-The compiled twin ``_dedup.pyx`` implements exactly the same algorithm, so the two agree on
-every return value and counter for any sequence of calls.
+The compiled twin ``_dedup.pyx`` implements exactly the same algorithm and layout, so the two
+agree on every return value and counter for any sequence of calls.
 """
 
 from __future__ import annotations
 
 import math
-from array import array
+import mmap
 
 from certstream.errors import LocalProtocolError
 
-__all__ = ["MAX_CAPACITY", "DedupRing"]
+__all__ = ["MAX_CAPACITY", "RECORD_BYTES", "SLOT_BYTES", "DedupRing", "table_slots"]
 
-#: Ring positions are stored as signed 32-bit ints in the table.
+#: Ring positions + 1 are stored in unsigned 32-bit slots; the table has 1.5x capacity slots.
 MAX_CAPACITY = 1 << 30
+#: One ring record: the key prefix (uint64) and the time it was admitted (double).
+RECORD_BYTES = 16
+SLOT_BYTES = 4
 
 _M64 = (1 << 64) - 1
 # Fibonacci hashing: spreads keys that are not uniformly distributed (tests, misuse) too.
 _GOLDEN = 0x9E3779B97F4A7C15
-_EMPTY = -1
+
+
+def table_slots(capacity: int) -> int:
+    """Slots of the table for a ring of ``capacity``: at most two thirds of them are used."""
+    return capacity * 3 // 2 + 1
 
 
 class DedupRing:
@@ -50,14 +65,14 @@ class DedupRing:
     __slots__ = (
         "_capacity",
         "_evictions",
+        "_filled",
         "_head",
         "_hits",
         "_keys",
         "_len",
-        "_live",
-        "_mask",
+        "_map",
         "_misses",
-        "_shift",
+        "_size",
         "_slots",
         "_times",
         "_ttl",
@@ -68,16 +83,20 @@ class DedupRing:
             raise LocalProtocolError(f"dedup capacity must be 1..{MAX_CAPACITY}, not {capacity}")
         if math.isnan(ttl_secs) or ttl_secs < 0:
             raise LocalProtocolError(f"dedup ttl must be >= 0 seconds, not {ttl_secs}")
-        bits = max(3, (2 * capacity - 1).bit_length())
+        size = table_slots(capacity)
+        ring_bytes = capacity * RECORD_BYTES
         self._capacity = capacity
         self._ttl = float(ttl_secs)
-        self._shift = 64 - bits
-        self._mask = (1 << bits) - 1
-        self._slots = array("i", [_EMPTY]) * (1 << bits)
-        self._keys = array("Q", [0]) * capacity
-        self._times = array("d", [0.0]) * capacity
-        self._live = bytearray(capacity)
+        self._size = size
+        # Anonymous and private: zero pages until written, returned to the system when freed.
+        self._map = mmap.mmap(-1, ring_bytes + size * SLOT_BYTES)
+        view = memoryview(self._map)
+        # Record i is keys[2 * i] (its key prefix) and times[2 * i + 1] (its admission time).
+        self._keys = view[:ring_bytes].cast("Q")
+        self._times = view[:ring_bytes].cast("d")
+        self._slots = view[ring_bytes:].cast("I")
         self._head = 0
+        self._filled = 0  # records ever written, up to capacity: the rest were never used
         self._len = 0
         self._hits = 0
         self._misses = 0
@@ -110,72 +129,86 @@ class DedupRing:
         return self._len
 
     def _home(self, k: int) -> int:
-        return ((k * _GOLDEN) & _M64) >> self._shift
+        return ((((k * _GOLDEN) & _M64) >> 32) * self._size) >> 32
 
     def add(self, key: bytes, now: float) -> bool:
         """Record a sighting of ``key`` at time ``now``; True if it should be emitted."""
         if len(key) < 8:
             raise LocalProtocolError(f"dedup key must be at least 8 bytes, not {len(key)}")
         k = int.from_bytes(key[:8], "big")
-        slots, keys, mask = self._slots, self._keys, self._mask
+        slots, keys, size = self._slots, self._keys, self._size
         s = self._home(k)
         while True:
-            pos = slots[s]
-            if pos == _EMPTY:
+            ref = slots[s]
+            if ref == 0:
                 break
-            if keys[pos] == k:
-                if now - self._times[pos] < self._ttl:
+            pos = ref - 1
+            if keys[2 * pos] == k:
+                if now - self._times[2 * pos + 1] < self._ttl:
                     self._hits += 1
                     return False
                 # Expired: forget the old record; it is re-admitted at the head below.
                 self._remove_slot(s)
-                self._live[pos] = 0
                 self._len -= 1
                 break
-            s = (s + 1) & mask
+            s += 1
+            if s == size:
+                s = 0
         self._misses += 1
         self._insert(k, now)
         return True
 
     def _insert(self, k: int, now: float) -> None:
         head = self._head
-        if self._live[head]:
+        if head < self._filled:
             self._evict(head)
-        slots, mask = self._slots, self._mask
+        else:
+            self._filled = head + 1
+        slots, size = self._slots, self._size
         s = self._home(k)
-        while slots[s] != _EMPTY:
-            s = (s + 1) & mask
-        slots[s] = head
-        self._keys[head] = k
-        self._times[head] = now
-        self._live[head] = 1
+        while slots[s] != 0:
+            s += 1
+            if s == size:
+                s = 0
+        slots[s] = head + 1
+        self._keys[2 * head] = k
+        self._times[2 * head + 1] = now
         self._len += 1
         head += 1
         self._head = 0 if head == self._capacity else head
 
     def _evict(self, pos: int) -> None:
-        slots, mask = self._slots, self._mask
-        s = self._home(self._keys[pos])
-        while slots[s] != pos:
-            s = (s + 1) & mask
+        """Drop the record at ``pos`` from the table if it is still live there."""
+        slots, size, ref = self._slots, self._size, pos + 1
+        s = self._home(self._keys[2 * pos])
+        while True:
+            found = slots[s]
+            if found == 0:
+                return  # dropped earlier, when its key expired
+            if found == ref:
+                break
+            s += 1
+            if s == size:
+                s = 0
         self._remove_slot(s)
-        self._live[pos] = 0
         self._len -= 1
         self._evictions += 1
 
     def _remove_slot(self, i: int) -> None:
         # Backward-shift deletion: pull later members of the probe chain into the hole
         # unless their home lies cyclically in (hole, their slot], where they must stay.
-        slots, keys, mask = self._slots, self._keys, self._mask
+        slots, keys, size = self._slots, self._keys, self._size
         j = i
         while True:
-            j = (j + 1) & mask
-            pos = slots[j]
-            if pos == _EMPTY:
+            j += 1
+            if j == size:
+                j = 0
+            ref = slots[j]
+            if ref == 0:
                 break
-            h = self._home(keys[pos])
+            h = self._home(keys[2 * (ref - 1)])
             if (i < h <= j) if i <= j else (i < h or h <= j):
                 continue
-            slots[i] = pos
+            slots[i] = ref
             i = j
-        slots[i] = _EMPTY
+        slots[i] = 0

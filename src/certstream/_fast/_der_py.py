@@ -21,6 +21,9 @@ problems texts included.  Change both together (tests/test_der_props.py checks t
 
 from __future__ import annotations
 
+from certstream.core.derread import FieldError as _FieldError
+from certstream.core.derread import header as _header
+from certstream.core.derread import oid as _oid
 from certstream.core.model import CertInfo, Extension, NameAttr, Policy
 from certstream.errors import DecodeError
 
@@ -52,9 +55,6 @@ _UNOTICE = "1.3.6.1.5.5.7.2.2"
 _POISON = "1.3.6.1.4.1.11129.2.4.3"
 _SCTS = "1.3.6.1.4.1.11129.2.4.2"
 
-# An OID arc longer than this many base-128 digits is refused: 2.25.<UUID> needs 19, and a
-# bound keeps int-to-str cheap (and below Python's digit limit) for hostile input.
-_MAX_ARC_BYTES = 32
 
 # Extensions we decode, by OID, with the name used in problem texts.
 _EXT_NAMES = {
@@ -83,81 +83,11 @@ _STRING_NAMES = {
 _DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
-class _FieldError(Exception):
-    """A field could not be read; the message is the reason part of the problem text."""
-
-
-def _header(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
-    """Read the TLV at ``pos`` inside ``[pos, end)``: (first tag byte, content start, end).
-
-    High tag numbers are skipped over and reported by their first byte (number 31), which
-    matches none of the tags the walk expects.
-    """
-    if pos >= end:
-        raise _FieldError("truncated")
-    tag = buf[pos]
-    pos += 1
-    if tag & 0x1F == 0x1F:
-        for _ in range(5):
-            if pos >= end:
-                raise _FieldError("truncated")
-            more = buf[pos] & 0x80
-            pos += 1
-            if not more:
-                break
-        else:
-            raise _FieldError("bad tag")
-    if pos >= end:
-        raise _FieldError("truncated")
-    first = buf[pos]
-    pos += 1
-    if first < 0x80:
-        length = first
-    else:
-        count = first & 0x7F
-        if count == 0 or count > 4 or count > end - pos:
-            raise _FieldError("bad length")
-        length = 0
-        for i in range(pos, pos + count):
-            length = (length << 8) | buf[i]
-        pos += count
-    if length > end - pos:
-        raise _FieldError("bad length")
-    return tag, pos, pos + length
-
-
 def _expect(buf: bytes, pos: int, end: int, want: int) -> tuple[int, int]:
     tag, start, stop = _header(buf, pos, end)
     if tag != want:
         raise _FieldError("unexpected tag")
     return start, stop
-
-
-def _oid(buf: bytes, start: int, end: int) -> str:
-    if start >= end or buf[end - 1] & 0x80:
-        raise _FieldError("bad OID")
-    parts: list[str] = []
-    value = 0
-    ndigits = 0
-    for i in range(start, end):
-        byte = buf[i]
-        value = (value << 7) | (byte & 0x7F)
-        ndigits += 1
-        if ndigits > _MAX_ARC_BYTES:
-            raise _FieldError("bad OID")
-        if byte & 0x80:
-            continue
-        if parts:
-            parts.append(str(value))
-        elif value < 40:
-            parts += ("0", str(value))
-        elif value < 80:
-            parts += ("1", str(value - 40))
-        else:
-            parts += ("2", str(value - 80))
-        value = 0
-        ndigits = 0
-    return ".".join(parts)
 
 
 def _string(tag: int, raw: bytes) -> tuple[str, str]:

@@ -26,6 +26,7 @@ from certstream._fast._json_py import (
     join_as_der,
 )
 from certstream._fast._json_py import all_domains as _all_domains_py
+from certstream.core import easyssl as _easyssl
 from certstream.core import extformat as _extformat
 from certstream.core import oids as _oids
 from certstream.core.oids import OID_CN, OID_PSS
@@ -271,6 +272,7 @@ cdef class CertWriter:
     cdef list _ext_codes
     cdef list _ext_funcs
     cdef dict _names
+    cdef bint _easyssl_names
     cdef str _domains_rule
     cdef int _domains_code
     cdef str _serial_rule
@@ -337,6 +339,7 @@ cdef class CertWriter:
             self._ext_codes.append(_EXT_CODES.get(func, X_PYTHON))
             self._ext_funcs.append(func)
         self._names = {}
+        self._easyssl_names = profile.names.strings == "easyssl"
         self._domains_rule = profile.domains
         self._domains_code = D_SAN_THEN_CN if profile.domains == "san_then_cn" else D_PYTHON
         self._serial_rule = profile.serial
@@ -540,6 +543,11 @@ cdef class CertWriter:
                 self._byte(44)
             self._str(names[i])
         return self._byte(93)
+
+    def name_attrs(self, info, str which):
+        if self._easyssl_names:
+            return _easyssl.name_attrs(info, which)
+        return info.subject if which == "subject" else info.issuer
 
     def name_object(self, tuple attrs):
         self._reset()
@@ -812,9 +820,11 @@ cdef class CertWriter:
             first = False
             self._bytes(<bytes>self._prefixes[i])
             if code == K_SUBJECT:
-                self._name(info.subject)
+                self._name(_easyssl.name_attrs(info, "subject") if self._easyssl_names
+                           else info.subject)
             elif code == K_ISSUER:
-                self._cached_name(info.issuer)
+                self._cached_name(_easyssl.name_attrs(info, "issuer") if self._easyssl_names
+                                  else info.issuer)
             elif code == K_EXTENSIONS:
                 self._extensions(info, bits, None)
             elif code == K_ALL_DOMAINS:

@@ -21,6 +21,7 @@ import base64
 import hashlib
 from collections.abc import Callable
 
+from certstream.core import easyssl
 from certstream.core.extformat import FIELD_FORMATTERS, ExtensionValue, Formatter
 from certstream.core.jsontext import FLOAT_WRITERS, STRING_WRITERS
 from certstream.core.model import CertInfo, LogEntry, NameAttr
@@ -73,6 +74,9 @@ def join_as_der(head: str, as_der: str, tail: str) -> str:
 
 def all_domains(info: CertInfo, rule: str) -> list[str]:
     """``all_domains`` of a certificate under a profile's domains rule."""
+    if rule == "sorted_set":
+        # EasySSL's MapSet of the CN and the DNS names, from the DER's own strings.
+        return easyssl.all_domains(info)
     dns = [v for tag, v in info.san if tag == GN_DNS and isinstance(v, str)]
     cn = None
     for attr in info.subject:
@@ -83,15 +87,9 @@ def all_domains(info: CertInfo, rule: str) -> list[str]:
         if cn and not info.is_ca and cn not in dns:
             dns.append(cn)
         return dns
-    if rule == "cn_then_san":
-        names = [cn, *dns] if cn and not info.is_ca else dns
-        return list(dict.fromkeys(names))
-    # sorted_set (EasySSL): MapSet of the CN (whatever it is) and the DNS names.
-    names_set = set(dns)
-    if cn is not None:
-        names_set.add(cn)
-    # MapSet.to_list of a small set is in Erlang term order: bytewise for binaries.
-    return sorted(names_set, key=lambda s: s.encode("utf-8", "surrogatepass"))
+    # cn_then_san
+    names = [cn, *dns] if cn and not info.is_ca else dns
+    return list(dict.fromkeys(names))
 
 
 def format_name(attrs: tuple[NameAttr, ...], rule: NameRule, write: Callable[[str], str]) -> str:
@@ -137,6 +135,7 @@ class CertWriter:
             (self._write(key) + ":", FIELD_FORMATTERS[fmt]) for key, fmt in profile.extensions
         )
         self._names: dict[tuple[NameAttr, ...], str] = {}
+        self._easyssl_names = profile.names.strings == "easyssl"
         self._float: Callable[[float], str] = FLOAT_WRITERS[profile.float_writer]
         # The frame around the data object, and its keys with their JSON prefixes.
         if profile.message_type_first:
@@ -169,6 +168,12 @@ class CertWriter:
     def timestamp_text(self, milliseconds: int) -> str:
         """A log timestamp (ms) as the profile writes seconds: ``source.timestamp``."""
         return self._float(milliseconds / 1000)
+
+    def name_attrs(self, info: CertInfo, which: str) -> tuple[NameAttr, ...]:
+        """The subject's or issuer's attributes with the text the profile's rule reads."""
+        if self._easyssl_names:
+            return easyssl.name_attrs(info, which)
+        return info.subject if which == "subject" else info.issuer
 
     def name_object(self, attrs: tuple[NameAttr, ...]) -> str:
         cached = self._names.get(attrs)
@@ -240,9 +245,9 @@ class CertWriter:
                 target = tail
                 continue
             if key == "subject":
-                value = self.name_object(info.subject)
+                value = self.name_object(self.name_attrs(info, "subject"))
             elif key == "issuer":
-                value = self.name_object(info.issuer)
+                value = self.name_object(self.name_attrs(info, "issuer"))
             elif key == "extensions":
                 value = self.extensions_object(info, present)
             elif key == "all_domains":

@@ -25,23 +25,36 @@ import logging
 import os
 import typing
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from certstream.config.convert import ENV_NAMES, build_settings, overlay_env
+from certstream.config.convert import (
+    ENV_NAMES,
+    build_settings,
+    key_warnings,
+    overlay_env,
+    unknown_env_names,
+)
+from certstream.config.goformat import GoMapping, go_env_in, is_go_format, translate
 from certstream.config.schema import (
     KNOWN_LOG_STATES,
     RETIRED_KEYS,
     ApiSettings,
     AuthSettings,
+    BrokerSettings,
     ConnectionLimitSettings,
     CtLogSettings,
     CustomLog,
     DedupSettings,
+    FiltersSettings,
     HotReloadSettings,
+    IngestSettings,
+    MetricsSettings,
     OutputSettings,
+    PathsSettings,
     ProtocolsSettings,
     RateLimitSettings,
     Settings,
@@ -49,6 +62,7 @@ from certstream.config.schema import (
     StaticLog,
     StreamsSettings,
     WebSocketSettings,
+    metrics_listener,
 )
 from certstream.errors import ConfigError
 
@@ -60,12 +74,19 @@ __all__ = [
     "RETIRED_KEYS",
     "ApiSettings",
     "AuthSettings",
+    "BrokerSettings",
     "ConnectionLimitSettings",
     "CtLogSettings",
     "CustomLog",
     "DedupSettings",
+    "FiltersSettings",
+    "GoMapping",
     "HotReloadSettings",
+    "IngestSettings",
+    "LoadReport",
+    "MetricsSettings",
     "OutputSettings",
+    "PathsSettings",
     "ProtocolsSettings",
     "RateLimitSettings",
     "Settings",
@@ -74,6 +95,8 @@ __all__ = [
     "StreamsSettings",
     "WebSocketSettings",
     "load_settings",
+    "load_settings_report",
+    "metrics_listener",
     "settings_from_dict",
     "settings_to_dict",
     "settings_to_env",
@@ -115,12 +138,26 @@ def _read_yaml(path: Path) -> Any:
     return data
 
 
+@dataclass(slots=True)
+class LoadReport:
+    """How the settings were read: the file (if any), its format, and for
+    certstream-server-go's format the mapping of each of its keys (``certstream validate``
+    prints it).  ``warnings`` are the lines :func:`load_settings` logs."""
+
+    path: Path | None
+    format: str  # "certstream" | "certstream-server-go"
+    mapping: GoMapping | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
 def load_settings(env: Mapping[str, str] | None = None, path: str | None = None) -> Settings:
     """Resolve the settings: the master's resolved settings if handed down, else file + env.
 
     File search order when ``path`` is None: ``$CERTSTREAM_CONFIG``, ``./config.yaml``,
     ``./config.yml``, ``/etc/certstream/config.yaml``.  Environment variables override the
-    file.  Raises :class:`ConfigError` (one line) for the first invalid value.
+    file.  A file in certstream-server-go's format is mapped onto our settings (see
+    ``certstream.config.goformat``).  Raises :class:`ConfigError` (one line) for the first
+    invalid value.
     """
     env = os.environ if env is None else env
     resolved = env.get(RESOLVED_ENV)
@@ -132,24 +169,73 @@ def load_settings(env: Mapping[str, str] | None = None, path: str | None = None)
                 RESOLVED_ENV, resolved[:40] + "...", "JSON from settings_to_env"
             ) from None
         return settings_from_dict(tree)
+    settings, report = load_settings_report(env, path)
+    for line in report.warnings:
+        log.warning("%s", line)
+    return settings
+
+
+def load_settings_report(env: Mapping[str, str],
+                         path: str | None = None) -> tuple[Settings, LoadReport]:
+    """:func:`load_settings` from the file and ``env`` alone, with what it found to say."""
     found = _find_file(env, path)
     tree = _read_yaml(found) if found is not None else {}
+    go_env = go_env_in(env)
+    report = LoadReport(found, "certstream")
+    if is_go_format(tree) or (found is None and go_env):
+        report.format = "certstream-server-go"
+        mapping = report.mapping = translate(tree, env)
+        tree = mapping.tree
+        report.warnings.extend(mapping.warnings)
+        for name, dotted in ENV_NAMES.items():
+            if name in env and dotted in mapping.origin:
+                report.warnings.append(f"{name} overrides {mapping.origin[dotted]} "
+                                       "(certstream's own name wins)")
+    elif go_env:
+        report.warnings.append(
+            "ignored: " + ", ".join(go_env) + ": certstream-server-go names, but the config "
+            "file is in certstream's own format (use the names of config.example.yaml)")
     overlay_env(tree, env)
     unknown: list[str] = []
-    settings = build_settings(tree, unknown)
+    try:
+        settings = build_settings(tree, unknown)
+    except ConfigError as exc:
+        if report.mapping is None:
+            raise
+        raise _in_go_terms(exc, report.mapping) from None
+    report.warnings.extend(f"config: {text}" for text in key_warnings(tree))
+    stray = unknown_env_names(env)
+    if stray:
+        report.warnings.append("unknown CERTSTREAM_* environment variables ignored (no such "
+                               "setting): " + ", ".join(stray))
     for key in [k for k in unknown if k in RETIRED_KEYS]:
-        log.warning("config key %s is ignored: %s", key, RETIRED_KEYS[key])
+        report.warnings.append(f"config key {key} is ignored: {RETIRED_KEYS[key]}")
         unknown.remove(key)
     if unknown:
         where = f" in {found}" if found is not None else ""
-        log.warning("unknown config keys ignored%s: %s", where, ", ".join(unknown))
+        report.warnings.append(f"unknown config keys ignored{where}: {', '.join(unknown)}")
     hot = settings.hot_reload
     if hot.enabled and not hot.watch_path and found is not None:
         # Children get the resolved settings, not the path: hand the file down in the tree.
         # Absolute, because a worker or a later reload may run from another directory.
         settings = dataclasses.replace(settings, hot_reload=dataclasses.replace(
             hot, watch_path=str(found.resolve())))
-    return settings
+    return settings, report
+
+
+def _in_go_terms(exc: ConfigError, mapping: GoMapping) -> ConfigError:
+    """The error of a value that came from a Go key, naming that key instead of ours."""
+    def go_name(key: str) -> str:
+        for ours in sorted(mapping.origin, key=len, reverse=True):
+            if key == ours or key.startswith((ours + ".", ours + "[")):
+                return mapping.origin[ours] + key[len(ours):]
+        return key
+
+    allowed = exc.allowed
+    for ours in sorted(mapping.origin, key=len, reverse=True):
+        allowed = allowed.replace(ours + " ", mapping.origin[ours] + " ")
+        allowed = allowed.replace(ours + ")", mapping.origin[ours] + ")")
+    return ConfigError(go_name(exc.key), exc.value, allowed)
 
 
 def settings_from_dict(tree: Mapping[str, Any]) -> Settings:

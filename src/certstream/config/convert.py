@@ -16,10 +16,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from certstream.config.schema import LOG_ENTRY_TYPES, RETIRED_KEYS, SECTIONS, Settings, cross_checks
+from certstream.config.goformat import GO_ENV_NAMES
+from certstream.config.schema import (
+    KEY_ALIASES,
+    LOG_ENTRY_TYPES,
+    RETIRED_KEYS,
+    SECTIONS,
+    Settings,
+    cross_checks,
+)
 from certstream.errors import ConfigError
 
-__all__ = ["ENV_NAMES", "RETIRED_ENV_NAMES", "build_settings", "overlay_env"]
+__all__ = [
+    "ENV_NAMES",
+    "NON_SETTING_ENV",
+    "RETIRED_ENV_NAMES",
+    "build_settings",
+    "key_warnings",
+    "overlay_env",
+    "unknown_env_names",
+]
 
 
 # -- environment names ---------------------------------------------------------------------
@@ -35,7 +51,20 @@ _ENV_ALIASES = {
     "CERTSTREAM_STREAM_FULL_ENABLED": "streams.full",
     "CERTSTREAM_STREAM_LITE_ENABLED": "streams.lite",
     "CERTSTREAM_STREAM_DOMAINS_ONLY_ENABLED": "streams.domains_only",
+    # Older names (see schema.KEY_ALIASES).
+    "CERTSTREAM_RATE_LIMIT_REQUESTS_PER_SEC": "rate_limit.refill_rate",
 }
+
+#: ``CERTSTREAM_*`` variables that are not settings but are still ours: the config file's
+#: path, what the master hands its children, and the switches of the compiled twins.
+NON_SETTING_ENV = frozenset({
+    "CERTSTREAM_CONFIG",
+    "CERTSTREAM_RESOLVED_SETTINGS",
+    "CERTSTREAM_MASTER_PID",
+    "CERTSTREAM_FEED_SOCKET",
+    "CERTSTREAM_NO_EXTENSIONS",
+    "CERTSTREAM_REQUIRE_EXTENSIONS",
+})
 
 
 _HINTS: dict[type, dict[str, Any]] = {}
@@ -69,6 +98,33 @@ ENV_NAMES: dict[str, str] = _env_names()
 #: The variables of ``RETIRED_KEYS``: read only to warn that they are ignored.
 RETIRED_ENV_NAMES = {"CERTSTREAM_" + path.replace(".", "_").upper(): path
                      for path in RETIRED_KEYS}
+
+
+def unknown_env_names(env: Mapping[str, str]) -> list[str]:
+    """The ``CERTSTREAM_*`` variables of ``env`` that name no setting (sorted): a typo in a
+    variable must be seen, as an unknown key in the file is."""
+    return sorted(
+        name for name in env
+        if name.startswith("CERTSTREAM_")
+        and name not in ENV_NAMES and name not in RETIRED_ENV_NAMES
+        and name not in NON_SETTING_ENV
+        # certstream-server-go's names (CERTSTREAM_ + its key path) are read by the Go
+        # format's loader; a misspelt one is as unknown as a misspelt one of ours.
+        and name not in GO_ENV_NAMES
+    )
+
+
+def key_warnings(tree: Mapping[str, Any]) -> list[str]:
+    """Warnings about keys whose meaning may not be what the file's author meant."""
+    out = []
+    rate = tree.get("rate_limit")
+    if isinstance(rate, Mapping) and "burst" in rate and "max_tokens" not in rate:
+        out.append(
+            "rate_limit.burst is the spec's allowance past the token bucket (that many more "
+            "requests per rate_limit.burst_window_seconds); the bucket's size, which burst "
+            "used to set, is rate_limit.max_tokens (default 100)"
+        )
+    return out
 
 
 # -- conversion ------------------------------------------------------------------------------
@@ -190,6 +246,10 @@ def _build(cls: type[Any], raw: Any, prefix: str, unknown: list[str]) -> Any:
     for name, node in raw.items():
         key = f"{prefix}.{name}" if prefix else str(name)
         f = fields.get(str(name))
+        if f is None and key in KEY_ALIASES:
+            f = _alias_target(key, node, raw, fields)
+            if f is None:
+                continue  # the new name, from the environment, wins
         if f is None:
             unknown.append(key)
             continue
@@ -210,6 +270,20 @@ def _build(cls: type[Any], raw: Any, prefix: str, unknown: list[str]) -> Any:
         if no_default and name not in values:
             raise ConfigError(f"{prefix}.{name}" if prefix else name, None, "a value (required)")
     return cls(**values)
+
+
+def _alias_target(key: str, node: Any, raw: Mapping[str, Any],
+                  fields: Mapping[str, dataclasses.Field[Any]]) -> dataclasses.Field[Any] | None:
+    """The field an older key name sets; ``None`` when the new name is also given by the
+    environment (which wins over the file); an error when both are in the same place."""
+    target = KEY_ALIASES[key]
+    name = target.rpartition(".")[2]
+    if name in raw:
+        if isinstance(raw[name], _EnvValue) and not isinstance(node, _EnvValue):
+            return None
+        raise ConfigError(key, node.text if isinstance(node, _EnvValue) else node,
+                          f"only one of {key} and {target} ({key} is its older name)")
+    return fields[name]
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +310,8 @@ def overlay_env(tree: dict[str, Any], env: Mapping[str, str]) -> None:
             if not isinstance(node, dict):
                 raise ConfigError(section, node, "a mapping of keys")
             target = node
+        if isinstance(target.get(leaf), _EnvValue):
+            continue  # a setting's own variable beats its older name's (listed later)
         target[leaf] = _EnvValue(name, env[name])
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import importlib
+import ipaddress
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,18 +22,26 @@ from certstream._version import __version__
 from certstream.errors import ConfigError
 
 __all__ = [
+    "KEY_ALIASES",
     "KNOWN_LOG_STATES",
     "LOG_ENTRY_TYPES",
+    "RESERVED_PATHS",
     "RETIRED_KEYS",
+    "ROLES",
     "SECTIONS",
     "ApiSettings",
     "AuthSettings",
+    "BrokerSettings",
     "ConnectionLimitSettings",
     "CtLogSettings",
     "CustomLog",
     "DedupSettings",
+    "FiltersSettings",
     "HotReloadSettings",
+    "IngestSettings",
+    "MetricsSettings",
     "OutputSettings",
+    "PathsSettings",
     "ProtocolsSettings",
     "RateLimitSettings",
     "Settings",
@@ -40,12 +50,25 @@ __all__ = [
     "StreamsSettings",
     "WebSocketSettings",
     "cross_checks",
+    "is_ip_or_cidr",
+    "is_url_path",
+    "metrics_listener",
+    "normalize_path",
 ]
 
 #: Log states of the v3 log lists (Google's and Apple's spell them the same way).
 KNOWN_LOG_STATES = ("usable", "qualified", "readonly", "retired", "rejected", "pending")
 _LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "critical")
 _FALLBACK_PROFILES = ("go", "calidog", "rust")
+#: ``role``: one machine (all), or one of several: the log follower (ingest) or a server of
+#: clients fed from the broker (edge).  See README "Running on several machines".
+ROLES = ("all", "ingest", "edge")
+
+#: Older names of keys (dotted path -> the key it now sets), accepted in files and the
+#: environment; setting both names in one file is an error.
+KEY_ALIASES = {
+    "rate_limit.requests_per_sec": "rate_limit.refill_rate",
+}
 
 #: Keys that are accepted and ignored, with a warning saying why (dotted path -> reason).
 RETIRED_KEYS = {
@@ -103,6 +126,28 @@ def _is_spki_b64(v: str) -> bool:
     return len(der) > 2 and der[0] == 0x30  # an SPKI is a DER SEQUENCE
 
 
+def is_ip_or_cidr(v: str) -> bool:
+    """An IP address or a CIDR range (host bits may be set: ``127.0.0.1/8``, as Go allows)."""
+    try:
+        ipaddress.ip_network(v.strip(), strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+_PATH_RE = re.compile(r"^/(?:[A-Za-z0-9._~-]+/?)*$")
+
+
+def is_url_path(v: str) -> bool:
+    """A request path: ``/`` or ``/seg/seg``, one trailing slash allowed."""
+    return bool(_PATH_RE.match(v))
+
+
+def normalize_path(path: str) -> str:
+    """The path a request for ``path`` routes by: without its trailing slash (``/`` stays)."""
+    return path.rstrip("/") or "/"
+
+
 def _close_code_ok(v: int) -> bool:
     # 1004-1006 and 1015 are reserved: they must never be sent on the wire (RFC 6455 7.4.1).
     return (1000 <= v <= 1014 and v not in (1004, 1005, 1006)) or 3000 <= v <= 4999
@@ -117,6 +162,28 @@ _HTTP_URLS = _rule(_is_http_url, "http:// or https:// URLs", items=True)
 _OPTIONAL_POSITIVE = _rule(lambda v: v is None or v >= 1, "empty or an integer >= 1")
 _OPTIONAL_INDEX = _rule(lambda v: v is None or v >= 0, "empty or an integer >= 0")
 _SPKI_KEY = _rule(lambda v: v is None or _is_spki_b64(v), "base64 of the log's SPKI DER")
+_URL_PATH = _rule(is_url_path, "a path such as /full-stream (letters, digits, - . _ ~ and /)")
+_IPS_OR_CIDRS = _rule(is_ip_or_cidr, "IP addresses or CIDR ranges", items=True)
+_PORT_OR_ZERO = _rule(lambda v: 0 <= v <= 65535,
+                      "0 (on the main listener) or an integer from 1 to 65535")
+
+
+def _is_broker_url(v: str) -> bool:
+    if not v:
+        return True  # checked against role in cross_checks
+    from certstream.core.brokerurl import parse_broker_url  # noqa: PLC0415 - only when set
+
+    try:
+        parse_broker_url(v)
+    except ValueError:
+        return False
+    return True
+
+
+_BROKER_URL = _rule(
+    _is_broker_url,
+    "redis://host:port/db or redis+sentinel://host:port[,host:port]/service_name/db",
+)
 
 
 # -- the schema ----------------------------------------------------------------------------
@@ -158,6 +225,49 @@ class WebSocketSettings:
         default=1008,
         metadata=_rule(_close_code_ok, "a sendable close code: 1000-1003, 1007-1014 or 3000-4999"),
     )
+    # permessage-deflate (RFC 7692) for clients that offer it, each message compressed once
+    # for every client (no context takeover); certstream-server-go's compression_enabled.
+    compression: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class FiltersSettings:
+    """Server-side filters (``?domain=``, ``domain_re=``, ``issuer=``, ``log=`` on any stream
+    path): the most values one client may send; more is a 400."""
+
+    max_patterns: int = field(default=100, metadata=_POSITIVE)
+
+
+@dataclass(frozen=True, slots=True)
+class PathsSettings:
+    """Where the WebSocket streams and the metrics are served.  Each stream's example is
+    ``<path>/example.json``; a request may add one trailing slash to any of them."""
+
+    lite: str = field(default="/", metadata=_URL_PATH)
+    full: str = field(default="/full-stream", metadata=_URL_PATH)
+    domains_only: str = field(default="/domains-only", metadata=_URL_PATH)
+    metrics: str = field(default="/metrics", metadata=_URL_PATH)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    """What ``/metrics`` holds and where it listens (``protocols.metrics`` switches it on).
+
+    ``port`` 0 (or the main ``host``/``port``) serves it on the main listener; any other
+    port gives it a listener of its own, which serves nothing else and has its own
+    ``real_ip``, ``whitelist`` and TLS pair.
+    """
+
+    host: str = ""  # its own listener's address; "" = the main host
+    port: int = field(default=0, metadata=_PORT_OR_ZERO)
+    real_ip: bool = False
+    whitelist: tuple[str, ...] = field(default=(), metadata=_IPS_OR_CIDRS)
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    # process_* series of every process of the deployment, summed (CPU, memory, fds).
+    process_metrics: bool = False
+    # certstream-server-go's series (certstreamservergo_*) beside ours.
+    go_series: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +296,10 @@ class CtLogSettings:
     healthy_threshold: int = field(default=2, metadata=_POSITIVE)
     unhealthy_threshold: int = field(default=5, metadata=_POSITIVE)
     state_file: str = field(default="certstream_state.json", metadata=_NON_EMPTY)
-    batch_size: int = field(default=1024, metadata=_POSITIVE)
+    # The spec's documented 256: catching up is as fast as with 1024 whatever the log's cap
+    # (the ingest's CPU, or Google's 32 per request, is the limit), and a log that serves
+    # 1024 per request holds 4x less response data in flight (bench/batch_size.py, README).
+    batch_size: int = field(default=256, metadata=_POSITIVE)
     poll_interval_ms: int = field(default=1000, metadata=_POSITIVE)
     fetch_concurrency: int = field(default=4, metadata=_between(1, 16))
     start_overlap_leaves: int = field(default=256, metadata=_NON_NEGATIVE)
@@ -209,6 +322,11 @@ class CtLogSettings:
         metadata=_NON_EMPTY,
     )
     max_body_bytes: int = field(default=16 * 1024 * 1024, metadata=_POSITIVE)
+    # certstream-server-go's ct_index.json ("" = none): logs the state file does not know
+    # start at its index (0 when it has none, as in Go), and it is kept current.
+    ct_index_file: str = ""
+    # Stop following a log that left the log lists (certstream-server-go's drop_old_logs).
+    drop_unlisted_logs: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,17 +339,25 @@ class DedupSettings:
 class ConnectionLimitSettings:
     enabled: bool = False
     max_connections: int = field(default=10000, metadata=_POSITIVE)
-    per_ip_limit: int | None = field(default=None, metadata=_OPTIONAL_POSITIVE)
+    # The spec's documented default; null = no limit per address.
+    per_ip_limit: int | None = field(default=100, metadata=_OPTIONAL_POSITIVE)
 
 
 @dataclass(frozen=True, slots=True)
 class RateLimitSettings:
-    """A token bucket per client address and worker: ``burst`` requests at once, then
-    ``requests_per_sec`` on average (see ``certstream.core.ratelimit``)."""
+    """The spec's per-address request limit, for the whole server (the workers share it): a
+    sliding window of ``window_max_requests`` per ``window_seconds``, then a token bucket of
+    ``max_tokens`` refilled at ``refill_rate`` per second, then ``burst`` more requests per
+    ``burst_window_seconds`` (see ``certstream.core.ratelimit``).  ``requests_per_sec`` is
+    the older name of ``refill_rate`` (``KEY_ALIASES``)."""
 
     enabled: bool = False
-    requests_per_sec: float = field(default=10.0, metadata=_POSITIVE_FLOAT)
-    burst: int = field(default=100, metadata=_POSITIVE)
+    max_tokens: float = field(default=100.0, metadata=_at_least(1))
+    refill_rate: float = field(default=10.0, metadata=_POSITIVE_FLOAT)
+    burst: float = field(default=20.0, metadata=_NON_NEGATIVE)
+    window_seconds: int = field(default=60, metadata=_POSITIVE)
+    window_max_requests: int = field(default=1000, metadata=_POSITIVE)
+    burst_window_seconds: int = field(default=10, metadata=_POSITIVE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +381,39 @@ class HotReloadSettings:
 
 @dataclass(frozen=True, slots=True)
 class ApiSettings:
+    """``/api/cert/{hash}`` keeps the last ``cache_capacity`` lite messages (per worker), and
+    at most ``cache_max_bytes`` of them: a message is 1.5-3 KiB, so the default 1,000 take
+    2-3 MiB, and the byte bound caps a capacity raised far beyond that."""
+
     cache_capacity: int = field(default=1000, metadata=_POSITIVE)
+    cache_max_bytes: int = field(default=16 * 1024 * 1024, metadata=_at_least(65536))
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    """Where the ingest runs.  ``process`` (the default): a process of its own, fed to the
+    workers over the feed socket; a crash or a long decode there never touches a client.
+    ``embedded``: inside the one worker (``workers: 1`` only), one process less (~45 MiB on
+    a small deployment), at the price of that isolation."""
+
+    mode: str = field(default="process", metadata=_one_of("process", "embedded"))
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerSettings:
+    """The Redis that carries the records between machines (``role: ingest`` or ``edge``).
+
+    ``retention`` records are kept in the stream (``XADD ... MAXLEN ~``): about retention x
+    the built payloads x 1.1 of Redis memory.  ``lease_ms``: how long the leading ingest's
+    lease lasts without renewal (a standby takes over after it).  ``buffer_bytes``: what the
+    ingest holds while Redis is unreachable before its log followers wait.
+    """
+
+    url: str = field(default="", metadata=_BROKER_URL)
+    retention: int = field(default=10000, metadata=_at_least(100))
+    key_prefix: str = field(default="certstream", metadata=_NON_EMPTY)
+    lease_ms: int = field(default=10000, metadata=_at_least(500))
+    buffer_bytes: int = field(default=64 * 1024 * 1024, metadata=_at_least(1024 * 1024))
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +456,7 @@ class Settings:
     host: str = field(default="0.0.0.0", metadata=_NON_EMPTY)
     port: int = field(default=8080, metadata=_between(1, 65535))
     log_level: str = field(default="info", metadata=_one_of(*_LOG_LEVELS))
+    log_format: str = field(default="text", metadata=_one_of("text", "json"))  # json: for shippers
     workers: int = field(default=1, metadata=_POSITIVE)
     buffer_size: int = field(default=1000, metadata=_POSITIVE)  # frames per stream ring
     # Entries arriving within this long of a client's last write wait for the next one, so
@@ -305,12 +464,20 @@ class Settings:
     flush_interval_ms: int = field(default=20, metadata=_between(0, 1000))
     tls_cert: str | None = None
     tls_key: str | None = None
+    # The client address from X-Forwarded-For / X-Real-IP (behind a proxy that sets them).
+    real_ip: bool = False
+    # Only these addresses (IPs or CIDR ranges) may connect; others get 403.  Empty = all.
+    whitelist: tuple[str, ...] = field(default=(), metadata=_IPS_OR_CIDRS)
     feed_socket: str = ""  # "" = the master chooses a private path at start
+    role: str = field(default="all", metadata=_one_of(*ROLES))
     protocols: ProtocolsSettings = field(default_factory=ProtocolsSettings)
     streams: StreamsSettings = field(default_factory=StreamsSettings)
+    paths: PathsSettings = field(default_factory=PathsSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
     websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
     sse: SseSettings = field(default_factory=SseSettings)
+    filters: FiltersSettings = field(default_factory=FiltersSettings)
     ct_log: CtLogSettings = field(default_factory=CtLogSettings)
     dedup: DedupSettings = field(default_factory=DedupSettings)
     connection_limit: ConnectionLimitSettings = field(default_factory=ConnectionLimitSettings)
@@ -318,15 +485,30 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     hot_reload: HotReloadSettings = field(default_factory=HotReloadSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    broker: BrokerSettings = field(default_factory=BrokerSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
     custom_logs: tuple[CustomLog, ...] = ()
     static_logs: tuple[StaticLog, ...] = ()
 
 
 SECTIONS = (
-    ProtocolsSettings, StreamsSettings, OutputSettings, WebSocketSettings, SseSettings,
-    CtLogSettings, DedupSettings, ConnectionLimitSettings, RateLimitSettings, AuthSettings,
-    HotReloadSettings, ApiSettings,
+    ProtocolsSettings, StreamsSettings, PathsSettings, MetricsSettings, OutputSettings,
+    WebSocketSettings, SseSettings, CtLogSettings, DedupSettings, ConnectionLimitSettings,
+    RateLimitSettings, AuthSettings, HotReloadSettings, ApiSettings, FiltersSettings,
+    BrokerSettings, IngestSettings,
 )
+#: Paths of the main listener that a configured path may not take.
+RESERVED_PATHS = ("/sse", "/health", "/health/deep", "/api")
+
+
+def metrics_listener(s: Settings) -> tuple[str, int] | None:
+    """The (host, port) of the metrics' own listener, or None when they are served on the
+    main listener."""
+    m = s.metrics
+    host = m.host or s.host
+    if m.port == 0 or (m.port == s.port and host == s.host):
+        return None
+    return host, m.port
 LOG_ENTRY_TYPES = (CustomLog, StaticLog)
 
 
@@ -339,5 +521,47 @@ def cross_checks(s: Settings) -> None:
         raise ConfigError("ct_log.retry_max_delay_ms", s.ct_log.retry_max_delay_ms,
                           f"a delay >= ct_log.retry_initial_delay_ms "
                           f"({s.ct_log.retry_initial_delay_ms})")
+    if s.ingest.mode == "embedded" and s.workers != 1:
+        raise ConfigError("ingest.mode", s.ingest.mode,
+                          f"process when workers is {s.workers}; embedded runs the ingest "
+                          "inside the one worker and needs workers: 1")
     if s.auth.enabled and not s.auth.tokens:
         raise ConfigError("auth.tokens", [], "at least one token when auth.enabled is true")
+    if (s.metrics.tls_cert is None) != (s.metrics.tls_key is None):
+        raise ConfigError("metrics.tls_key" if s.metrics.tls_key is None else "metrics.tls_cert",
+                          None, "metrics.tls_cert and metrics.tls_key must be set together")
+    _check_paths(s)
+    _role_checks(s)
+
+
+def _check_paths(s: Settings) -> None:
+    """Each stream (and the metrics, on the main listener) at a path of its own."""
+    taken: dict[str, str] = {}
+    keys = ["paths.lite", "paths.full", "paths.domains_only"]
+    if metrics_listener(s) is None:
+        keys.append("paths.metrics")
+    for key in keys:
+        value = getattr(s.paths, key.partition(".")[2])
+        path = normalize_path(value)
+        reserved = next((r for r in RESERVED_PATHS
+                         if path == r or path.startswith(r + "/")), None)
+        if reserved is not None:
+            raise ConfigError(key, value, f"a path not used by another endpoint ({reserved})")
+        if path in taken:
+            raise ConfigError(key, value, f"a path of its own ({taken[path]} has it)")
+        taken[path] = key
+        if key != "paths.metrics":
+            example = path.rstrip("/") + "/example.json"
+            taken.setdefault(example, key)
+
+
+def _role_checks(s: Settings) -> None:
+    if s.role != "all" and s.ingest.mode == "embedded":
+        raise ConfigError("ingest.mode", s.ingest.mode, f"process when role is {s.role} (the "
+                          "embedded ingest feeds this machine's one worker, not a broker)")
+    if s.role != "all" and not s.broker.url:
+        raise ConfigError("broker.url", "", f"a redis:// or redis+sentinel:// URL when role is "
+                          f"{s.role}")
+    if s.role == "all" and s.broker.url:
+        raise ConfigError("role", s.role, "ingest or edge when broker.url is set (role all "
+                          "uses no broker)")

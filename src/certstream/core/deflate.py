@@ -36,7 +36,9 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from certstream.core.frames import ws_compressed_frame
+# The module, not the function: ``core.frames`` loads the frames twin on first use, and the
+# gunicorn master imports this module (through the hub) without ever building a frame.
+from certstream.core import frames
 
 __all__ = [
     "DEFLATE_LEVEL",
@@ -216,4 +218,4 @@ def deflate_message(payload: bytes, window_bits: int = _MAX_BITS) -> bytes:
 def compressed_frame(payload: bytes, window_bits: int = _MAX_BITS) -> bytes:
     """The whole text frame (FIN, RSV1) carrying ``payload`` compressed: built once, sent to
     every client whose ``deflate_key`` for this payload is the same."""
-    return ws_compressed_frame(deflate_message(payload, window_bits))
+    return frames.ws_compressed_frame(deflate_message(payload, window_bits))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 
+from certstream.core import easyssl
 from certstream.core.model import CertInfo, Policy
 from certstream.core.oids import (
     GN_DNS,
@@ -153,46 +154,25 @@ def policies_lines(info: CertInfo, present: frozenset[str]) -> ExtensionValue | 
     return _policy_lines(info.policies)
 
 
-def _printable(text: str) -> str:
-    # Elixir's String.printable? drops control characters and the replacement character that
-    # an undecodable byte becomes.
-    return "".join(ch for ch in text if ch.isprintable() and ch != "\ufffd")
-
-
-def _easyssl_notice(info: CertInfo, text: str) -> str:
-    """EasySSL prints the explicitText's raw bytes as if they were UTF-8.  For a BMPString
-    that leaves the ASCII characters (their 0x00 high bytes are unprintable and dropped) and
-    drops the rest; a UTF8String survives whole.  The parser hands us decoded text, so the
-    encoding is recovered by finding the text's UTF-16 form among the extension's bytes."""
-    if text.isascii():
-        return text
-    raw = b"".join(ext.value for ext in info.extensions if ext.oid == OID_CP)
-    try:
-        bmp = text.encode("utf-16-be")
-    except UnicodeEncodeError:
-        return text
-    if bmp in raw:
-        return "".join(ch for ch in text if ch.isascii())
-    return text
-
-
 def policies_easyssl(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
-    """EasySSL: policies without qualifiers are prepended (so come out reversed); a policy
-    with qualifiers replaces everything collected so far with itself and its qualifiers."""
+    """EasySSL's text from the extension's DER (``easyssl.policies``).  If that cannot be
+    walked, EasySSL would raise (calidog-1): then the parsed policies in its layout."""
     if OID_CP not in present:
         return None
+    text = easyssl.policies(info)
+    if text is not None:
+        return text
     acc: list[str] = []
     for policy in info.policies:
         if not policy.qualifiers:
             acc.insert(0, f"Policy: {policy.oid}")
             continue
-        block = [f"Policy: {policy.oid}"]
-        for qual_oid, text in policy.qualifiers:
+        acc = [f"Policy: {policy.oid}"]
+        for qual_oid, qual_text in policy.qualifiers:
             if qual_oid == OID_CPS:
-                block.append(f"  CPS: {text}")
+                acc.append(f"  CPS: {qual_text}")
             elif qual_oid == OID_USER_NOTICE:
-                block.append(f"  User Notice: {_printable(_easyssl_notice(info, text))}")
-        acc = block
+                acc.append(f"  User Notice: {qual_text}")
     return "\n".join(acc)
 
 
@@ -317,16 +297,27 @@ def _general_names_easyssl(names: tuple[tuple[int, str | bytes], ...]) -> str:
 
 
 def san_easyssl(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
-    return _general_names_easyssl(info.san) if OID_SAN in present else None
+    if OID_SAN not in present:
+        return None
+    text = easyssl.alt_names(info, OID_SAN)
+    return text if text is not None else _general_names_easyssl(info.san)
 
 
 def ian_easyssl(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
-    return _general_names_easyssl(info.ian) if OID_IAN in present else None
+    if OID_IAN not in present:
+        return None
+    text = easyssl.alt_names(info, OID_IAN)
+    return text if text is not None else _general_names_easyssl(info.ian)
 
 
 def crldp_easyssl(info: CertInfo, present: frozenset[str]) -> ExtensionValue | None:
+    """EasySSL's text from the extension's DER (``easyssl.crl_distribution_points``); the
+    parsed URIs as one point if that cannot be walked (EasySSL would raise, calidog-1)."""
     if OID_CRLDP not in present:
         return None
+    text = easyssl.crl_distribution_points(info)
+    if text is not None:
+        return text
     return "\n".join(["Full Name:", *(f" URI:{uri}" for uri in info.crl_dps)])
 
 

@@ -32,17 +32,44 @@ Theory of operation (the measured costs behind it are in ``certstream.shell.hub`
 flush, so a client behind by k entries costs one write for all k.  ``after_flush`` runs a
 callback once what was published so far has been written (the worker acknowledges the
 feed's entries with it).
+
+Subscriptions keep all of that (see "Subscriptions" in the design notes):
+
+* **Filters.**  A filtered client reads a ``core.views.View`` of its stream's ring: the
+  ring's sequence numbers of the records its filter matched.  Every distinct filter of the
+  worker is one slot of one ``core.filters.FilterIndex``; ``publish`` matches each entry
+  once, for all of them (only while there is a filtered client), and appends the entry's
+  sequence number to the views of the slots that matched.  The frames are the ring's,
+  clients of a view at the same position share the joined buffer, a record nobody matched
+  costs no client anything, and unfiltered clients keep the path above untouched.
+* **permessage-deflate.**  A client that negotiated it (``wbits``, its window) gets each
+  ring slot's frame compressed once per window size (``core.deflate``), built by the first
+  client that needs it and shared by every other; drop notices stay plain frames.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 from certstream.core import frames
-from certstream.core.streams import STREAM_DOMAINS, STREAM_FULL, STREAM_LITE, STREAM_NAMES, STREAMS
+from certstream.core.deflate import compressed_frame, deflate_key
+from certstream.core.filterfields import FilterSpec, entry_fields
+from certstream.core.streams import (
+    FILTER_FIELDS,
+    STREAM_DOMAINS,
+    STREAM_FULL,
+    STREAM_LITE,
+    STREAM_NAMES,
+    STREAMS,
+)
+from certstream.core.views import View
 
-__all__ = ["Cursor", "Fanout", "Ring", "drop_notice"]
+if TYPE_CHECKING:
+    from certstream.core.filters import FilterIndex
+
+__all__ = ["Cursor", "Fanout", "Group", "Ring", "View", "drop_notice"]
 
 #: The client type of a ``Fanout``: ``Cursor`` or the shell's subclass of it.
 C = TypeVar("C", bound="Cursor")
@@ -61,22 +88,36 @@ def drop_notice(lost: int, *, ws: bool) -> bytes:
 
 
 class Ring(Generic[C]):
-    """Frames of one stream, by sequence number; the last ``size`` are retained."""
+    """Frames of one stream, by sequence number; the last ``size`` are retained.
 
-    __slots__ = ("frames", "latest", "next_seq", "payloads", "sent", "size", "sse",
-                 "sse_clients", "stream", "ws_clients")
+    The unfiltered clients read it directly; ``views`` are its filtered views, by filter
+    slot (``view_mask`` has their bits).
+    """
+
+    __slots__ = ("base", "frames", "latest", "next_seq", "payloads", "sent", "size", "sse",
+                 "sse_clients", "stream", "view_mask", "views", "ws_clients", "ws_readers",
+                 "wsz_clients", "zframes")
 
     def __init__(self, stream: int, size: int) -> None:
         self.stream = stream
         self.size = size
+        self.base = self  # what counts delivered frames: a view's is its ring
         self.payloads: list[bytes] = [b""] * size
         self.frames: list[bytes] = [b""] * size
         self.sse: list[bytes | None] = [None] * size
+        # Per slot, its compressed frames by deflate window (``core.deflate.deflate_key``),
+        # built on first use.
+        self.zframes: list[dict[int, bytes] | None] = [None] * size
         self.next_seq = 0
         self.latest: bytes | None = None
         self.sent = 0  # frames delivered to this stream's clients (for the metrics)
         self.ws_clients: set[C] = set()
+        self.wsz_clients: set[C] = set()  # WebSocket clients that get compressed frames
         self.sse_clients: set[C] = set()
+        # Plain WebSocket clients of the ring and of its views: framing is for them.
+        self.ws_readers = 0
+        self.views: dict[int, View[C]] = {}
+        self.view_mask = 0
 
     @property
     def oldest(self) -> int:
@@ -86,8 +127,9 @@ class Ring(Generic[C]):
         slot = self.next_seq % self.size
         self.payloads[slot] = payload
         # A client's cursor starts at the head, so a slot framed for nobody is never needed.
-        self.frames[slot] = frames.ws_frame(payload) if self.ws_clients else b""
+        self.frames[slot] = frames.ws_frame(payload) if self.ws_readers else b""
         self.sse[slot] = None
+        self.zframes[slot] = None
         self.next_seq += 1
 
     def ws_range(self, start: int) -> list[bytes]:
@@ -95,9 +137,13 @@ class Ring(Generic[C]):
         return [ring[seq % size] for seq in range(start, self.next_seq)]
 
     def sse_range(self, start: int) -> list[bytes]:
+        return self.sse_events(range(start, self.next_seq))
+
+    def sse_events(self, seqs: Iterable[int]) -> list[bytes]:
+        """The SSE events of records ``seqs``, each built once, on first use."""
         size, built, payloads = self.size, self.sse, self.payloads
         out = []
-        for seq in range(start, self.next_seq):
+        for seq in seqs:
             slot = seq % size
             event = built[slot]
             if event is None:
@@ -105,17 +151,45 @@ class Ring(Generic[C]):
             out.append(event)
         return out
 
+    def z_range(self, start: int, wbits: int) -> list[bytes]:
+        return self.z_frames(range(start, self.next_seq), wbits)
+
+    def z_frames(self, seqs: Iterable[int], wbits: int) -> list[bytes]:
+        """The compressed frames of records ``seqs`` for a client whose window is ``wbits``:
+        each compressed once per window size, on first use, then shared."""
+        size, cache, payloads = self.size, self.zframes, self.payloads
+        out = []
+        for seq in seqs:
+            slot = seq % size
+            built = cache[slot]
+            if built is None:
+                built = cache[slot] = {}
+            payload = payloads[slot]
+            key = deflate_key(len(payload), wbits)
+            frame = built.get(key)
+            if frame is None:
+                frame = built[key] = compressed_frame(payload, key)
+            out.append(frame)
+        return out
+
+
+#: What a cursor reads: its stream's ring, or a filtered view of it.
+Group: TypeAlias = Ring[Any] | View[Any]
+
 
 class Cursor:
     """One streaming client as the bookkeeping sees it: its ring and position.  Kept tiny
     (``__slots__``) because there may be tens of thousands; the shell's ``Client`` adds the
     socket."""
 
-    __slots__ = ("busy", "closing", "dropped", "is_ws", "ring", "seq")
+    __slots__ = ("busy", "closing", "dropped", "is_ws", "ring", "seq", "wbits")
 
-    def __init__(self, ring: Ring[Any], *, is_ws: bool) -> None:
-        self.ring: Ring[Any] = ring
+    def __init__(self, ring: Group, *, is_ws: bool, wbits: int = 0) -> None:
+        #: What it reads: its stream's ring, or (a filtered client) a view of it.
+        self.ring: Group = ring
         self.is_ws = is_ws
+        #: permessage-deflate: the client's window bits (its frames are compressed), or 0.
+        self.wbits = wbits if is_ws else 0
         self.seq = ring.next_seq  # a new client starts at the head
         self.dropped = 0  # frames lost so far (it fell off the ring)
         self.busy = False  # a write is pending: the flusher leaves it to its drainer
@@ -148,17 +222,26 @@ class Fanout(Generic[C]):
         self.wanted = 0
         self.state: dict[str, Any] | None = None  # the latest feed STATE
         self.example_count = 0  # lite samples received (the worker waits for the next one)
+        #: Every distinct filter of this worker's clients; made with the first one (the
+        #: gunicorn master imports this module and needs no matcher).
+        self.filters: FilterIndex | None = None
         # Counters for /metrics and /api/stats.
         self.entries = 0
         self.bytes_sent = 0
         self.drops = 0
         self.slow_closed = 0
-        self._dirty: set[Ring[C]] = set()
+        #: Entries matched without the feed's filter field (read from a payload instead).
+        self.unfielded = 0
+        self._views = 0  # live views: entries are matched only while there is one
+        self._dirty: set[Group] = set()
         self._unflushed = 0
         self._after: list[Callable[[], None]] = []
         self._flush_every = max(1, min(256, buffer_size // 2))
         #: Called when there is something to flush (the shell sets its flusher's wake-up).
         self._wake: Callable[[], None] = _nothing
+        #: Called after a client came or went and after each flush: the figures of
+        #: ``counts`` and the counters above may have changed (the shell publishes them).
+        self.on_change: Callable[[], None] = _nothing
 
     # -- the I/O, supplied by the subclass ---------------------------------------------------
 
@@ -174,19 +257,31 @@ class Fanout(Generic[C]):
     # -- input from the feed ---------------------------------------------------------------
 
     def publish(
-        self, mask: int, lite: bytes | None, full: bytes | None, domains: bytes | None
+        self,
+        mask: int,
+        lite: bytes | None,
+        full: bytes | None,
+        domains: bytes | None,
+        fields: bytes | None = None,
     ) -> None:
-        """One entry's payloads (the feed's ``on_entry``); absent ones are ``None``."""
+        """One entry's payloads (the feed's ``on_entry``); absent ones are ``None``.
+        ``fields`` is the entry's filter field, when the ingest built one."""
         self.entries += 1
+        hit = self._match(fields, lite, full, domains) if self._views else 0
         for stream, payload in ((STREAM_LITE, lite), (STREAM_FULL, full),
                                 (STREAM_DOMAINS, domains)):
             if payload is None:
                 continue
             ring = self.rings[stream]
             ring.latest = payload
-            if ring.ws_clients or ring.sse_clients:
+            if ring.ws_clients or ring.sse_clients or ring.wsz_clients:
                 ring.append(payload)
                 self._dirty.add(ring)
+                if hit & ring.view_mask:
+                    self._push_views(ring, hit & ring.view_mask)
+            elif hit & ring.view_mask:
+                ring.append(payload)  # only for the filtered clients it matched
+                self._push_views(ring, hit & ring.view_mask)
         if self._dirty:
             self._unflushed += 1
             if self._unflushed >= self._flush_every:
@@ -196,6 +291,27 @@ class Fanout(Generic[C]):
                 self.flush()
             else:
                 self._wake()
+
+    def _push_views(self, ring: Ring[C], bits: int) -> None:
+        seq = ring.next_seq - 1
+        views, dirty = ring.views, self._dirty
+        while bits:
+            low = bits & -bits
+            view = views[low.bit_length() - 1]
+            view.push(seq)
+            dirty.add(view)
+            bits ^= low
+
+    def _match(
+        self, fields: bytes | None, lite: bytes | None, full: bytes | None,
+        domains: bytes | None,
+    ) -> int:
+        """The filter slots that match this entry: one scan for every filter."""
+        assert self.filters is not None
+        if fields is None:
+            self.unfielded += 1
+        record = entry_fields(fields, lite, full, domains)
+        return 0 if record is None else self.filters.match(record)
 
     def set_example(self, lite: bytes) -> None:
         """A lite sample from the feed: whichever lite payload came last is served."""
@@ -211,19 +327,83 @@ class Fanout(Generic[C]):
 
     # -- clients ---------------------------------------------------------------------------
 
-    def subscribe(self, cursor: C) -> None:
-        """Start delivering ``cursor``'s ring to it (from the head)."""
-        ring = cursor.ring
-        (ring.ws_clients if cursor.is_ws else ring.sse_clients).add(cursor)
+    def subscribe(self, cursor: C, spec: FilterSpec | None = None) -> None:
+        """Start delivering ``cursor``'s ring to it (from the head); with ``spec``, only
+        the records that filter matches (``cursor`` then reads the ring's view for it)."""
+        if spec is not None:
+            ring = cursor.ring
+            assert isinstance(ring, Ring), "a filtered cursor starts on its stream's ring"
+            view = self._view(ring, spec)
+            cursor.ring = view
+            cursor.seq = view.next_seq
+        group = cursor.ring
+        if not cursor.is_ws:
+            group.sse_clients.add(cursor)
+        elif cursor.wbits:
+            group.wsz_clients.add(cursor)
+        else:
+            group.ws_clients.add(cursor)
+            self._ring_of(group).ws_readers += 1
         self._update_wanted()
+
+    def _view(self, ring: Ring[C], spec: FilterSpec) -> View[C]:
+        """The view of ``ring`` for ``spec``, with one more client reference to the filter."""
+        filters = self.filters
+        if filters is None:
+            # Loaded with the first filtered client: the matcher's extensions (Aho-Corasick,
+            # RE2) stay out of processes that never filter, the gunicorn master included.
+            from certstream.core.filters import FilterIndex  # noqa: PLC0415
+
+            filters = self.filters = FilterIndex()
+        slot = filters.add(spec)
+        view = ring.views.get(slot)
+        if view is None:
+            view = ring.views[slot] = View(ring, slot)
+            ring.view_mask |= 1 << slot
+            self._views += 1
+        return view
+
+    @staticmethod
+    def _ring_of(group: Group) -> Ring[Any]:
+        base = group.base
+        assert isinstance(base, Ring)
+        return base
 
     def _detach(self, cursor: C) -> None:
         """No more frames for ``cursor``: it is closing or gone."""
         cursor.closing = True
-        ring = cursor.ring
-        ring.ws_clients.discard(cursor)
-        ring.sse_clients.discard(cursor)
+        group = cursor.ring
+        if cursor in group.ws_clients:
+            group.ws_clients.remove(cursor)
+            self._ring_of(group).ws_readers -= 1
+        elif cursor in group.wsz_clients:
+            group.wsz_clients.remove(cursor)
+        elif cursor in group.sse_clients:
+            group.sse_clients.remove(cursor)
+        else:
+            return  # detached already
+        if isinstance(group, View):
+            self._release(group)
         self._update_wanted()
+
+    def _release(self, view: View[C]) -> None:
+        """One client of ``view`` left: its filter reference goes, and the view with its
+        last client."""
+        assert self.filters is not None
+        self.filters.remove(view.slot)
+        if len(view):
+            return
+        ring = self._ring_of(view)
+        del ring.views[view.slot]
+        ring.view_mask &= ~(1 << view.slot)
+        self._views -= 1
+        self._dirty.discard(view)
+
+    def groups(self) -> Iterator[Group]:
+        """Every ring and every view."""
+        for ring in self.rings.values():
+            yield ring
+            yield from ring.views.values()
 
     @property
     def frames_sent(self) -> int:
@@ -231,26 +411,38 @@ class Fanout(Generic[C]):
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Connected clients by transport and stream name."""
-        out: dict[str, dict[str, int]] = {"websocket": {}, "sse": {}}
-        for stream, ring in self.rings.items():
-            out["websocket"][STREAM_NAMES[stream]] = len(ring.ws_clients)
-            out["sse"][STREAM_NAMES[stream]] = len(ring.sse_clients)
+        out: dict[str, dict[str, int]] = {
+            "websocket": dict.fromkeys(STREAM_NAMES.values(), 0),
+            "sse": dict.fromkeys(STREAM_NAMES.values(), 0),
+        }
+        for group in self.groups():
+            name = STREAM_NAMES[group.stream]
+            out["websocket"][name] += len(group.ws_clients) + len(group.wsz_clients)
+            out["sse"][name] += len(group.sse_clients)
         return out
 
     def total(self) -> int:
         """Streaming clients connected to this worker."""
-        return sum(len(r.ws_clients) + len(r.sse_clients) for r in self.rings.values())
+        return sum(len(g.ws_clients) + len(g.wsz_clients) + len(g.sse_clients)
+                   for g in self.groups())
 
-    def clients(self) -> Iterable[C]:
-        for ring in self.rings.values():
-            yield from ring.ws_clients
-            yield from ring.sse_clients
+    def clients(self, *, ws: bool | None = None) -> Iterator[C]:
+        """Every streaming client; only the WebSocket (``ws``) or only the SSE ones."""
+        for group in self.groups():
+            if ws is not False:
+                yield from group.ws_clients
+                yield from group.wsz_clients
+            if ws is not True:
+                yield from group.sse_clients
 
     def _update_wanted(self) -> None:
+        self.on_change()
         mask = 0
         for stream, ring in self.rings.items():
-            if ring.ws_clients or ring.sse_clients:
+            if ring.ws_clients or ring.wsz_clients or ring.sse_clients or ring.views:
                 mask |= stream
+        if self._views:
+            mask |= FILTER_FIELDS  # the ingest sends what the filters match with each entry
         if mask != self.wanted:
             self.wanted = mask
             if self.on_wanted is not None:
@@ -277,21 +469,35 @@ class Fanout(Generic[C]):
             done()
 
     def flush(self) -> None:
-        """Write every client of every dirty ring what it has pending (see module doc)."""
+        """Write every client of every dirty ring and view what it has pending (see the
+        module docstring)."""
         dirty, self._dirty = self._dirty, set()
         self._unflushed = 0
-        for ring in dirty:
-            self._flush_ring(ring, ring.ws_clients, ws=True)
-            self._flush_ring(ring, ring.sse_clients, ws=False)
+        for group in dirty:
+            if group.ws_clients:
+                self._flush_clients(group, group.ws_clients, group.ws_range)
+            if group.sse_clients:
+                self._flush_clients(group, group.sse_clients, group.sse_range)
+            if group.wsz_clients:
+                # Compressed frames depend on the client's window: one pass per window size
+                # (nearly always one: clients rarely limit the server's window).
+                by_bits: dict[int, list[C]] = {}
+                for client in group.wsz_clients:
+                    by_bits.setdefault(client.wbits, []).append(client)
+                for wbits, clients in by_bits.items():
+                    self._flush_clients(group, clients, partial(group.z_range, wbits=wbits))
         if self._after:
             after, self._after = self._after, []
             self._flushed(after)
+        self.on_change()
 
-    def _flush_ring(self, ring: Ring[C], clients: set[C], *, ws: bool) -> None:
-        if not clients:
-            return
+    def _flush_clients(
+        self, ring: Group, clients: Iterable[C], frames_from: Callable[[int], list[bytes]]
+    ) -> None:
+        """Write each of ``clients`` of ``ring`` (not busy) its frames from its position on
+        (``frames_from``), joined once per position for every client there."""
         shared: dict[int, bytes] = {}
-        head = ring.next_seq
+        head, oldest, base = ring.next_seq, ring.oldest, ring.base
         for client in list(clients):
             if client.busy:
                 self._check_budget(client)
@@ -299,7 +505,7 @@ class Fanout(Generic[C]):
             seq = client.seq
             if seq >= head:
                 continue
-            if seq < ring.oldest:
+            if seq < oldest:
                 # Only after a burst longer than the ring without a flush (publish flushes
                 # in line well before that): the same notice as for a slow client.
                 behind = self.owed(client)
@@ -308,9 +514,9 @@ class Fanout(Generic[C]):
                 continue
             data = shared.get(seq)
             if data is None:
-                data = shared[seq] = b"".join(ring.ws_range(seq) if ws else ring.sse_range(seq))
+                data = shared[seq] = b"".join(frames_from(seq))
             client.seq = head
-            ring.sent += head - seq
+            base.sent += head - seq
             self._write_now(client, data)
 
     def owed(self, cursor: C) -> bytes:
@@ -328,8 +534,13 @@ class Fanout(Generic[C]):
                 return b""
             parts.append(drop_notice(lost, ws=cursor.is_ws))
         start, cursor.seq = cursor.seq, ring.next_seq
-        ring.sent += cursor.seq - start
-        parts.extend(ring.ws_range(start) if cursor.is_ws else ring.sse_range(start))
+        ring.base.sent += cursor.seq - start
+        if cursor.wbits:
+            parts.extend(ring.z_range(start, cursor.wbits))
+        elif cursor.is_ws:
+            parts.extend(ring.ws_range(start))
+        else:
+            parts.extend(ring.sse_range(start))
         return b"".join(parts)
 
     def _check_budget(self, cursor: C) -> bool:

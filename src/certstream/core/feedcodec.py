@@ -9,12 +9,17 @@ Wire format, one message at a time over a stream socket::
     set, in the order of ``certstream.core.streams.STREAMS`` (lite, full, domains),
     ``uint32 len | payload``: the exact WebSocket text-frame payloads, built once in the
     ingest.  Every worker gets the same bytes (build once, send many); a worker ignores the
-    streams nobody on it subscribes to.
+    streams nobody on it subscribes to.  Mask bit ``FIELDS`` (16) adds, after the payloads,
+    ``uint32 len | filter field``: what server-side filters match
+    (``core.filterfields.encode_match_fields``: names, issuer, log), built once per entry
+    and only while some worker asks for it.
 ``STATE`` (2, ingest -> worker)
     A JSON object describing the logs, for ``/health/deep`` and ``/api/logs``.
 ``WANT`` (3, worker -> ingest)
     ``uint8 mask`` of the streams the worker has subscribers for; the ingest builds a stream's
-    payload only when some worker wants it.  Bit ``EXAMPLE`` (8) asks for one lite sample.
+    payload only when some worker wants it.  Bit ``EXAMPLE`` (8) asks for one lite sample;
+    bit ``FIELDS`` (16) for the filter field of every entry (the worker has filtered
+    clients).
 ``EXAMPLE`` (4, ingest -> worker)
     A lite payload of the newest entry, so ``/example.json`` has a sample even when nobody
     follows lite (see ``certstream.shell.feed`` for when it is built and sent).
@@ -35,11 +40,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from certstream.core.streams import STREAM_ALL, STREAM_DOMAINS, STREAM_FULL, STREAM_LITE, STREAMS
+from certstream.core.streams import (
+    FILTER_FIELDS,
+    STREAM_ALL,
+    STREAM_DOMAINS,
+    STREAM_FULL,
+    STREAM_LITE,
+    STREAMS,
+)
 from certstream.errors import RemoteProtocolError
 
 __all__ = [
     "EXAMPLE",
+    "FIELDS",
     "KIND_ACK",
     "KIND_ENTRY",
     "KIND_EXAMPLE",
@@ -59,6 +72,8 @@ __all__ = [
 KIND_ENTRY, KIND_STATE, KIND_WANT, KIND_EXAMPLE, KIND_ACK = 1, 2, 3, 4, 5
 #: WANT bit: "send me a lite sample" (not a stream: nothing is built for it per entry).
 EXAMPLE = 8
+#: ENTRY and WANT bit: the entry's filter field (see the module docstring).
+FIELDS = FILTER_FIELDS
 #: A message longer than this is garbage (a real full payload is a few hundred KiB at most).
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -67,6 +82,8 @@ _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _ENTRY_TAIL = struct.Struct(">QB")
 _U64 = struct.Struct(">Q")
+# The optional parts of an ENTRY, in wire order: the payloads, then the filter field.
+_ENTRY_PARTS = (*STREAMS, FIELDS)
 
 
 def _frame(kind: int, body: bytes) -> bytes:
@@ -74,17 +91,25 @@ def _frame(kind: int, body: bytes) -> bytes:
 
 
 def encode_entry(
-    key: str, index: int, lite: bytes | None, full: bytes | None, domains: bytes | None
+    key: str,
+    index: int,
+    lite: bytes | None,
+    full: bytes | None,
+    domains: bytes | None,
+    *,
+    fields: bytes | None = None,
 ) -> bytes:
-    """One ENTRY message; ``None`` payloads are left out (their mask bit is clear)."""
+    """One ENTRY message; ``None`` payloads (and ``fields``) are left out (their mask bit is
+    clear)."""
     key_b = key.encode("utf-8")
     mask = (
         (STREAM_LITE if lite is not None else 0)
         | (STREAM_FULL if full is not None else 0)
         | (STREAM_DOMAINS if domains is not None else 0)
+        | (FIELDS if fields is not None else 0)
     )
     parts = [_U16.pack(len(key_b)), key_b, _ENTRY_TAIL.pack(index, mask)]
-    for payload in (lite, full, domains):
+    for payload in (lite, full, domains, fields):
         if payload is not None:
             parts += (_U32.pack(len(payload)), payload)
     body = b"".join(parts)
@@ -117,6 +142,8 @@ class Entry:
     lite: bytes | None
     full: bytes | None
     domains: bytes | None
+    #: The filter field (``encode_match_fields``), when the ingest built it.
+    fields: bytes | None = None
 
 
 Message = tuple[int, Any]  # (KIND_*, Entry | dict | int | bytes); ACK and WANT are ints
@@ -183,7 +210,7 @@ def _decode_entry(body: bytes) -> Entry:
         index, mask = _ENTRY_TAIL.unpack_from(body, off)
         off += _ENTRY_TAIL.size
         payloads: list[bytes | None] = []
-        for bit in STREAMS:
+        for bit in _ENTRY_PARTS:
             if not mask & bit:
                 payloads.append(None)
                 continue
@@ -195,6 +222,6 @@ def _decode_entry(body: bytes) -> Entry:
             off += plen
     except (struct.error, UnicodeDecodeError) as exc:
         raise RemoteProtocolError(f"malformed feed ENTRY: {exc}") from None
-    if off != len(body) or mask & ~STREAM_ALL:
+    if off != len(body) or mask & ~(STREAM_ALL | FIELDS):
         raise RemoteProtocolError("malformed feed ENTRY: trailing bytes or unknown stream bits")
     return Entry(key, index, mask, *payloads)

@@ -1,7 +1,7 @@
 """The compiled multi-pattern matcher behind ``core.filters``: many filters, one scan.
 
 A ``Matcher`` is built from ``(slot, FilterSpec)`` pairs and answers, for one record, the
-bitmasks of slots whose domain, issuer and log parts matched.  Its cost per record depends
+bitmasks of slots whose glob, regex, issuer and log parts matched.  Its cost per record depends
 on the record and on how many patterns *hit*, not on how many filters there are:
 
 * **Globs** go into one Aho-Corasick automaton (``pyahocorasick``) scanned over the names
@@ -33,7 +33,7 @@ import ahocorasick
 import re2
 
 if TYPE_CHECKING:
-    from certstream.core.filters import FilterSpec, MatchFields
+    from certstream.core.filterfields import FilterSpec, MatchFields
 
 __all__ = ["Matcher", "compile_regex", "per_name_regex"]
 
@@ -253,9 +253,9 @@ class Matcher:
         self._issuer = _Substrings(issuers)
         self._log = _Substrings(logs)
 
-    def match(self, fields: MatchFields) -> tuple[int, int, int]:
-        """Slot bitmasks of the domain, issuer and log parts that ``fields`` matches."""
-        domain = 0
+    def match(self, fields: MatchFields) -> tuple[int, int, int, int]:
+        """Slot bitmasks of the glob, regex, issuer and log parts that ``fields`` matches."""
+        domain = regex = 0
         names = fields.names
         if names:  # a certificate without names matches no domain pattern
             domain = self._any_name
@@ -274,5 +274,5 @@ class Matcher:
                 if found:
                     re_bits = self._re_bits
                     for index in found:
-                        domain |= re_bits[offset + index]
-        return domain, self._issuer.match(fields.issuer), self._log.match(fields.log)
+                        regex |= re_bits[offset + index]
+        return domain, regex, self._issuer.match(fields.issuer), self._log.match(fields.log)

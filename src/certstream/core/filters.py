@@ -15,8 +15,10 @@ A client narrows its stream with query parameters on any stream path (WebSocket 
 ``log=TEXT``
     a substring of the log's name or URL (as in the ``source`` object), case-insensitive.
 
-Each may repeat: any of its values matches.  Different kinds must all match.  The frames a
-filtered client gets are byte for byte those of the unfiltered stream, only fewer.
+Each may repeat: any of its values matches.  Different kinds (the four parameters) must all
+match: ``domain=*.a.com&domain_re=^api\\.`` asks for a name under ``a.com`` *and* a name
+starting with ``api.`` (write both as regular expressions for one or the other).  The frames
+a filtered client gets are byte for byte those of the unfiltered stream, only fewer.
 
 ``parse_filters`` turns a query string into a canonical, hashable ``FilterSpec`` (or ``None``
 without filter parameters) and raises ``FilterError`` (400 with a JSON reason) for a filter
@@ -33,13 +35,19 @@ and a domains-only stream can still be filtered by issuer and log.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from collections.abc import Iterable, Iterator, Sequence
+from urllib.parse import parse_qsl
 
 from certstream.core.filter_engine import Matcher, compile_regex
-from certstream.errors import FilterError, RemoteProtocolError
+from certstream.core.filterfields import (
+    FilterSpec,
+    MatchFields,
+    decode_match_fields,
+    encode_match_fields,
+    match_fields,
+    match_fields_of_message,
+)
+from certstream.errors import FilterError
 
 __all__ = [
     "DEFAULT_MAX_PATTERNS",
@@ -62,33 +70,6 @@ DEFAULT_MAX_PATTERNS = 100
 MAX_PATTERN_CHARS = 253
 FILTER_PARAMS = ("domain", "domain_re", "issuer", "log")
 
-# Names are joined with "\n" for one scan; "\0" separates the fields of the encoded record.
-# Neither can be in a DNS name: a certificate that carries one anyway gets U+FFFD there.
-_SEPARATORS = str.maketrans({"\n": "\ufffd", "\0": "\ufffd"})
-
-
-@dataclass(frozen=True, slots=True)
-class FilterSpec:
-    """One client's filter, canonical: each kind's values lowercased (``domain_re`` as
-    written), deduplicated and sorted, so that equal filters are equal (and hash alike)
-    whatever the order and case of the query parameters."""
-
-    domains: tuple[str, ...] = ()
-    domain_res: tuple[str, ...] = ()
-    issuers: tuple[str, ...] = ()
-    logs: tuple[str, ...] = ()
-
-    @property
-    def patterns(self) -> int:
-        return len(self.domains) + len(self.domain_res) + len(self.issuers) + len(self.logs)
-
-    def query(self) -> str:
-        """The canonical query string (for logs and for the live page)."""
-        pairs = [("domain", v) for v in self.domains]
-        pairs += [("domain_re", v) for v in self.domain_res]
-        pairs += [("issuer", v) for v in self.issuers]
-        pairs += [("log", v) for v in self.logs]
-        return urlencode(pairs)
 
 
 def _plain_text(param: str, value: str) -> str:
@@ -158,70 +139,6 @@ def parse_filters(
     )
 
 
-# -- what a record offers the filters ------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class MatchFields:
-    """One record as the filters see it, every field lowercased.
-
-    ``names`` is ``all_domains`` joined with ``"\\n"``; ``issuer`` the issuer's
-    ``aggregated``; ``log`` the log's name and URL joined with ``"\\n"``.
-    """
-
-    names: str
-    issuer: str
-    log: str
-
-
-def match_fields(
-    all_domains: Iterable[str], issuer: str, log_name: str, log_url: str
-) -> MatchFields:
-    """``MatchFields`` from the values the payloads show (``all_domains``, the issuer's
-    ``aggregated``, the ``source`` name and URL)."""
-    names = "\n".join(name.translate(_SEPARATORS) for name in all_domains).lower()
-    log_text = (log_name.translate(_SEPARATORS) + "\n" + log_url.translate(_SEPARATORS)).lower()
-    return MatchFields(names, issuer.translate(_SEPARATORS).lower(), log_text)
-
-
-def match_fields_of_message(message: Mapping[str, Any]) -> MatchFields:
-    """``MatchFields`` of a parsed lite or full message (``certificate_update``).
-
-    For records that come without the filter field (and for tests and benchmarks): the
-    worker does not parse JSON per record when the feed carries ``encode_match_fields``.
-    """
-    data = message.get("data") or {}
-    leaf = data.get("leaf_cert") or {}
-    issuer = leaf.get("issuer") or {}
-    source = data.get("source") or {}
-    return match_fields(
-        [str(name) for name in leaf.get("all_domains") or ()],
-        str(issuer.get("aggregated") or ""),
-        str(source.get("name") or ""),
-        str(source.get("url") or ""),
-    )
-
-
-def encode_match_fields(
-    all_domains: Iterable[str], issuer: str, log_name: str, log_url: str
-) -> bytes:
-    """The feed record's filter field: ``issuer \\0 log-name \\n log-url \\0 names``, UTF-8.
-
-    Built once per entry by the ingest, and only while some worker has a filtered client.
-    """
-    fields = match_fields(all_domains, issuer, log_name, log_url)
-    return "\0".join((fields.issuer, fields.log, fields.names)).encode("utf-8", "replace")
-
-
-def decode_match_fields(raw: bytes) -> MatchFields:
-    """The inverse of ``encode_match_fields``; bad bytes are a ``RemoteProtocolError``."""
-    try:
-        issuer, log_text, names = raw.decode("utf-8").split("\0")
-    except (UnicodeDecodeError, ValueError):
-        raise RemoteProtocolError("malformed filter field in a feed record") from None
-    return MatchFields(names, issuer, log_text)
-
-
 # -- the index of every distinct filter ----------------------------------------------------
 
 
@@ -271,9 +188,10 @@ class FilterIndex:
         self._retired_main: set[int] = set()
         self._retired_young: set[int] = set()
         self._dirty = False
-        # Bitmasks over slots: live filters, and those with a domain / issuer / log part.
+        # Bitmasks over slots: live filters, and those with a glob / regex / issuer / log part.
         self._active = 0
-        self._need_domain = 0
+        self._need_glob = 0
+        self._need_regex = 0
         self._need_issuer = 0
         self._need_log = 0
         #: Counters for the metrics.
@@ -299,8 +217,10 @@ class FilterIndex:
         self._young_slots.add(slot)
         bit = 1 << slot
         self._active |= bit
-        if spec.domains or spec.domain_res:
-            self._need_domain |= bit
+        if spec.domains:
+            self._need_glob |= bit
+        if spec.domain_res:
+            self._need_regex |= bit
         if spec.issuers:
             self._need_issuer |= bit
         if spec.logs:
@@ -318,7 +238,8 @@ class FilterIndex:
         del self._by_spec[entry.spec]
         clear = ~(1 << slot)
         self._active &= clear
-        self._need_domain &= clear
+        self._need_glob &= clear
+        self._need_regex &= clear
         self._need_issuer &= clear
         self._need_log &= clear
         if slot in self._young_slots:
@@ -356,18 +277,20 @@ class FilterIndex:
         self.records += 1
         if not self._active:
             return 0
-        domain = issuer = log = 0
+        glob = regex = issuer = log = 0
         for matcher in (self._main, self._young):
             if matcher is not None:
-                d, i, g = matcher.match(fields)
-                domain |= d
+                g, r, i, s = matcher.match(fields)
+                glob |= g
+                regex |= r
                 issuer |= i
-                log |= g
-        if not (domain or issuer or log):
+                log |= s
+        if not (glob or regex or issuer or log):
             return 0  # the usual case: nothing anyone asked for
         hit = (
             self._active
-            & (domain | ~self._need_domain)
+            & (glob | ~self._need_glob)
+            & (regex | ~self._need_regex)
             & (issuer | ~self._need_issuer)
             & (log | ~self._need_log)
         )

@@ -1,5 +1,6 @@
 """Sans-IO health of one log, from the outcomes of its recent requests.
 
+* ``starting``: no request to the log has completed yet (it is not known to be healthy).
 * ``healthy``: the last request succeeded and we were not recovering.
 * ``degraded``: some consecutive failures (fewer than ``unhealthy_threshold``), or an
   unhealthy log that has started to succeed again but not yet ``healthy_threshold`` times
@@ -14,8 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEGRADED", "HEALTHY", "UNHEALTHY", "HealthSnapshot", "HealthTracker"]
+__all__ = ["DEGRADED", "HEALTHY", "STARTING", "UNHEALTHY", "HealthSnapshot", "HealthTracker"]
 
+STARTING = "starting"
 HEALTHY = "healthy"
 DEGRADED = "degraded"
 UNHEALTHY = "unhealthy"
@@ -34,7 +36,7 @@ class HealthTracker:
     def __init__(self, healthy_threshold: int = 2, unhealthy_threshold: int = 5) -> None:
         self.healthy_threshold = max(1, healthy_threshold)
         self.unhealthy_threshold = max(1, unhealthy_threshold)
-        self.status = HEALTHY
+        self.status = STARTING
         self.consecutive_failures = 0
         self.consecutive_successes = 0
         self.errors = 0
@@ -48,8 +50,9 @@ class HealthTracker:
         self.consecutive_successes += 1
         self.last_success = now
         # Coming back needs healthy_threshold successes in a row: one lucky answer from a
-        # flapping log should not flip it to healthy.
-        if self.status != HEALTHY and self.consecutive_successes < self.healthy_threshold:
+        # flapping log should not flip it to healthy.  A log's first answer is enough.
+        if self.status not in (HEALTHY, STARTING) and \
+                self.consecutive_successes < self.healthy_threshold:
             self.status = DEGRADED
         else:
             self.status = HEALTHY

@@ -3,13 +3,18 @@
 Both lists share one shape: ``operators[]`` each with ``logs[]`` (RFC 6962: ``url``) and
 ``tiled_logs[]`` (static-ct-api: ``submission_url`` and ``monitoring_url``).  Google signs
 ``log_list.json`` with RSA PKCS#1 v1.5 SHA-256 (``log_list.sig``); Apple's list has no
-signature file, so it is trusted only as far as TLS, and only used for operators Google's list
-does not know.
+signature file, so it is trusted as far as TLS.
 
-Selection (``select_logs``) follows the recommendation for a certstream server: states usable,
-qualified and readonly; never retired or rejected; never ``log_type`` test or monitoring_only;
-no shard whose temporal interval ended more than ~400 days ago (no unexpired certificate can
-still be logged there); one entry per ``log_id``.  Time is passed in, never read here.
+Selection (``select_logs``): the logs of every trusted list, each judged by the list that
+names it, with the same rule for both: states usable, qualified and readonly by default;
+never retired or rejected; never ``log_type`` test or monitoring_only; no shard whose
+temporal interval ended more than ~400 days ago (no unexpired certificate can still be logged
+there).  A log both lists name (one ``log_id``) is followed once, as Google's list describes
+it when that list makes it eligible, else as Apple's does.  So a log that only Apple's list
+carries is followed even when its operator is in Google's list (Cloudflare's static-ct Raio
+logs were Apple-only while Google listed Cloudflare's Nimbus): certificates logged there are
+trusted by Apple's platforms, and a certstream server streams what any root program trusts.
+Time is passed in, never read here.
 """
 
 from __future__ import annotations
@@ -256,20 +261,11 @@ def select_logs(
     states: Sequence[str] = DEFAULT_STATES,
     now: float = 0.0,
 ) -> list[LogInfo]:
-    """The logs to follow, keyed by ``log_id`` (first occurrence wins), Google's first.
-
-    Apple's logs are added only for operators that Google's list does not name at all
-    (compared case-insensitively); with no Google list, Apple's list stands alone.
-    """
+    """The logs to follow: every log either list makes eligible, once per ``log_id``,
+    Google's entry first (see the module docstring)."""
     wanted = frozenset(states)
     chosen: dict[str, LogInfo] = {}
-    for log in google or ():
-        if _eligible(log, wanted, now):
-            chosen.setdefault(log.log_id, log)
-    google_ops = {log.operator.casefold() for log in google or ()}
-    for log in apple or ():
-        if log.operator.casefold() in google_ops:
-            continue
+    for log in (*(google or ()), *(apple or ())):
         if _eligible(log, wanted, now):
             chosen.setdefault(log.log_id, log)
     return list(chosen.values())

@@ -66,6 +66,8 @@ class CtLogOptions(Protocol):
     def sth_signature(self) -> str: ...
     @property
     def max_body_bytes(self) -> int: ...
+    @property
+    def ct_index_file(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,7 @@ class FollowerSettings:
     checkpoint_signature: str  # off | warn | enforce (static-ct checkpoints)
     sth_signature: str  # off | warn | enforce (RFC 6962 get-sth)
     max_body_bytes: int
+    recovery: bool  # a ct_index.json is in use: logs it does not name start at 0
 
     @classmethod
     def from_ct_log(cls, ct: CtLogOptions) -> FollowerSettings:
@@ -101,6 +104,7 @@ class FollowerSettings:
             checkpoint_signature=ct.static_ct_checkpoint_signature,
             sth_signature=ct.sth_signature,
             max_body_bytes=ct.max_body_bytes,
+            recovery=bool(ct.ct_index_file),
         )
 
 
@@ -110,12 +114,25 @@ def log_key(url: str) -> str:
 
 
 def start_position(
-    head: int, *, saved_next: int | None, start_index: int | None, overlap: int
+    head: int, *, saved_next: int | None, start_index: int | None, overlap: int,
+    resume_index: int | None = None, recovery: bool = False,
 ) -> int:
-    """Where a log starts: its saved position (the state file), else the configured start
-    index, else ``overlap`` entries before the current ``head`` (never below 0)."""
+    """Where a log starts, first rule that applies:
+
+    1. its saved position (the state file, ``saved_next``): from then on the truth;
+    2. certstream-server-go's ``ct_index.json`` (``resume_index``): *at* the saved index,
+       never after it, for both kinds of log (Go resumes a tiled log one later, which loses
+       an entry when the index came from ``create-index``; see ``certstream.core.ctindex``);
+    3. the configured start index;
+    4. with Go's recovery on (``recovery``) and no saved index: 0, as Go does;
+    5. ``overlap`` entries before the current ``head`` (never below 0).
+    """
     if saved_next is not None:
         return saved_next
+    if resume_index is not None:
+        return resume_index
     if start_index is not None:
         return start_index
+    if recovery:
+        return 0
     return max(0, head - overlap)

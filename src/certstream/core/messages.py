@@ -12,9 +12,9 @@ takes every per-profile decision once, at construction.  The leaf object is buil
 ``head + as_der + tail`` so the lite payload (no ``as_der``) and the full payload share every
 other byte.  Chain certificates repeat across thousands of entries (a handful of
 intermediates issue most certificates), so each chain certificate's finished JSON object,
-and each whole chain's array, is kept in a bounded LRU keyed by the DER's last bytes (a hit
-is confirmed on the whole DER).  Per-log text (``source`` object, ``cert_link`` prefix) is
-computed once per ``LogSource``.  ``certstream._fast`` chooses the twin.
+and each whole chain's array, is kept in an LRU bounded in entries and bytes, keyed by the
+DER's last bytes (a hit is confirmed on the whole DER).  Per-log text (``source`` object,
+``cert_link`` prefix) is computed once per ``LogSource``.  ``certstream._fast`` chooses the twin.
 
 Nothing here reads a clock: ``seen`` is passed in.
 """
@@ -22,20 +22,29 @@ Nothing here reads a clock: ``seen`` is passed in.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from certstream._fast import CertWriter
+from certstream.core.filterfields import encode_match_fields
 from certstream.core.jsontext import FLOAT_WRITERS, STRING_WRITERS
+from certstream.core.lru import ENTRY_OVERHEAD, BoundedLRU
 from certstream.core.model import PRECERT_ENTRY, CertInfo, LogEntry, LogSource, NameAttr
+from certstream.core.names import aggregated, name_values
 from certstream.core.profiles import Profile, get_profile
-from certstream.core.streams import STREAM_ALL, STREAM_DOMAINS, STREAM_FULL, STREAM_LITE
+from certstream.core.streams import (
+    FILTER_FIELDS,
+    STREAM_ALL,
+    STREAM_DOMAINS,
+    STREAM_FULL,
+    STREAM_LITE,
+)
 from certstream.core.tiles import TILE_WIDTH, data_tile_path
 from certstream.core.x509 import parse_certificate, parse_tbs
 from certstream.errors import DecodeError
 
 __all__ = [
+    "FILTER_FIELDS",
     "STREAM_ALL",
     "STREAM_DOMAINS",
     "STREAM_FULL",
@@ -50,6 +59,13 @@ __all__ = [
 _CHAIN_KEY_BYTES = 64
 # Distinct whole chains kept (their text is a few KiB each; a few hundred CA paths are live).
 _CHAINS_CACHE_SIZE = 512
+# The caches' bounds in bytes (DER + text): a chain certificate is ~3.5 KiB, a whole chain's
+# text ~5.6 KiB, but either can be ten times that.  8 MiB keeps ~2,300 typical chain
+# certificates, 2 MiB ~360 chains: more than the live CA paths, far less than 4,096 large ones.
+CHAIN_CACHE_BYTES = 8 * 1024 * 1024
+_CHAINS_CACHE_BYTES = 2 * 1024 * 1024
+# Distinct issuer names whose aggregated text is kept for the filter field.
+_ISSUERS_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +75,9 @@ class Payloads:
     lite: bytes | None
     full: bytes | None
     domains: bytes | None
+    #: What server-side filters match (``core.filterfields.encode_match_fields``), built
+    #: only when ``FILTER_FIELDS`` is asked for.
+    fields: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +95,8 @@ class _SourceText:
 class MessageBuilder:
     """Formats decoded entries in one output profile.  Not thread-safe (one per ingest)."""
 
-    def __init__(self, profile: str | Profile = "go", *, chain_cache_size: int = 4096) -> None:
+    def __init__(self, profile: str | Profile = "go", *, chain_cache_size: int = 4096,
+                 chain_cache_bytes: int = CHAIN_CACHE_BYTES) -> None:
         # A Profile object is accepted too: the conformance comparer builds Go's bugs back in
         # as profile variants to check that a difference is exactly a documented deviation.
         self.profile: Profile = profile if isinstance(profile, Profile) else get_profile(profile)
@@ -86,11 +106,14 @@ class MessageBuilder:
         # Every per-profile decision about certificate objects is taken once, in the writers.
         self._leaf = CertWriter(p, p.leaf_keys)
         self._chain_writer = CertWriter(p, p.chain_keys)
-        self._chain_cache: OrderedDict[bytes, tuple[bytes, str]] = OrderedDict()
-        self._chain_cache_size = chain_cache_size
-        self._chains: OrderedDict[tuple[bytes, ...], tuple[tuple[bytes, ...], str]] = OrderedDict()
-        self._chains_size = min(chain_cache_size, _CHAINS_CACHE_SIZE)
+        self._chain_cache: BoundedLRU[bytes, tuple[bytes, str]] = BoundedLRU(
+            chain_cache_size, chain_cache_bytes)
+        self._chains: BoundedLRU[tuple[bytes, ...], tuple[tuple[bytes, ...], str]] = BoundedLRU(
+            min(chain_cache_size, _CHAINS_CACHE_SIZE),
+            min(chain_cache_bytes, _CHAINS_CACHE_BYTES))
         self._sources: dict[LogSource, _SourceText] = {}
+        # The issuer's aggregated text by its attributes (a few hundred issuers sign most).
+        self._issuers: dict[tuple[NameAttr, ...], str] = {}
         self._seen_last: tuple[float, str] = (math.nan, "")
         self._last_source: tuple[LogSource, _SourceText] | None = None
         self._tbs_for_precerts = p.precert_from_tbs
@@ -116,10 +139,11 @@ class MessageBuilder:
         leaf = self._leaf
         domains = leaf.domains(info)
         domains_payload = leaf.domains_payload(domains) if streams & STREAM_DOMAINS else None
-        if not streams & (STREAM_LITE | STREAM_FULL):
-            return Payloads(None, None, domains_payload)
-
         src = self._source_text(source)
+        fields = self._fields(info, domains, source, src) if streams & FILTER_FIELDS else None
+        if not streams & (STREAM_LITE | STREAM_FULL):
+            return Payloads(None, None, domains_payload, fields)
+
         if seen != self._seen_last[0]:
             # One clock reading serves a whole batch: format it once.
             scale = self.profile.seen_scale
@@ -134,11 +158,28 @@ class MessageBuilder:
         lite_payload, full_payload = self._certificate_payloads(
             info, entry, domains, src, source_text, timestamp, chain, streams
         )
-        return Payloads(lite_payload, full_payload, domains_payload)
+        return Payloads(lite_payload, full_payload, domains_payload, fields)
 
     @property
     def chain_cache_size(self) -> int:
         return len(self._chain_cache)
+
+    # --- the filter field ------------------------------------------------------------------
+
+    def _fields(
+        self, info: CertInfo, domains: list[str], source: LogSource, src: _SourceText
+    ) -> bytes:
+        """What server-side filters match, as the payloads show it: ``all_domains``, the
+        issuer's ``aggregated`` and the ``source`` name and URL (``encode_match_fields``)."""
+        attrs = self._leaf.name_attrs(info, "issuer")
+        issuer = self._issuers.get(attrs)
+        if issuer is None:
+            rule = self.profile.names
+            issuer = aggregated(name_values(attrs, rule), rule)
+            if len(self._issuers) >= _ISSUERS_CACHE_SIZE:
+                self._issuers.clear()
+            self._issuers[attrs] = issuer
+        return encode_match_fields(domains, issuer, source.name, src.url)
 
     # --- certificate fields ----------------------------------------------------------------
 
@@ -202,7 +243,6 @@ class MessageBuilder:
         cache = self._chain_cache
         cached = cache.get(key)
         if cached is not None and cached[0] == der:
-            cache.move_to_end(key)
             self.chain_cache_hits += 1
             return cached[1]
         self.chain_cache_misses += 1
@@ -214,9 +254,8 @@ class MessageBuilder:
         if info.problems:
             self.problem_count += 1
         text = self._chain_writer.whole(info, der)
-        cache[key] = (der, text)
-        if len(cache) > self._chain_cache_size:
-            cache.popitem(last=False)
+        # JSON text is mostly ASCII: about one byte per character.
+        cache.put(key, (der, text), len(der) + len(text) + ENTRY_OVERHEAD)
         return text
 
     def _chain_text(self, chain: tuple[bytes, ...]) -> str:
@@ -226,13 +265,12 @@ class MessageBuilder:
         chains = self._chains
         cached = chains.get(key)
         if cached is not None and cached[0] == chain:
-            chains.move_to_end(key)
             self.chain_cache_hits += len(chain)
             return cached[1]
         text = "[" + ",".join([self._chain_object(der) for der in chain]) + "]"
-        chains[key] = (chain, text)
-        if len(chains) > self._chains_size:
-            chains.popitem(last=False)
+        # The DER kept is this entry's (the certificate cache keeps the first one seen).
+        size = len(text) + sum([len(der) for der in chain]) + ENTRY_OVERHEAD
+        chains.put(key, (chain, text), size)
         return text
 
     # --- per-log text ---------------------------------------------------------------------

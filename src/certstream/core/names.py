@@ -25,7 +25,9 @@ class NameRule:
     joining (Go's CommonName is one string).  ``absent`` is ``"null"`` or ``"omit"``.
     ``cn_always`` makes CN ``""`` instead of absent (Go's CommonName is a plain string).
     ``aggregated`` lists the keys of the ``/K=V`` string, in order; ``aggregated_empty``
-    is what an empty one is written as.
+    is what an empty one is written as.  ``strings`` is ``"decoded"`` (the parser's text of
+    each value) or ``"easyssl"`` (EasySSL's text, read again from the DER by
+    ``easyssl.name_attrs``: byte strings as Latin-1, BMPString as ``""``).
     """
 
     keys: tuple[str, ...]
@@ -36,6 +38,7 @@ class NameRule:
     cn_always: bool
     aggregated: tuple[str, ...]
     aggregated_empty: str
+    strings: str = "decoded"
 
 
 def name_values(attrs: tuple[NameAttr, ...], rule: NameRule) -> dict[str, str]:

@@ -86,6 +86,7 @@ CALIDOG_NAMES = NameRule(
     cn_always=False,
     aggregated=("C", "CN", "L", "O", "OU", "ST", "emailAddress"),
     aggregated_empty="/",
+    strings="easyssl",
 )
 
 RUST_NAMES = NameRule(

@@ -5,31 +5,37 @@ upgrade, and a ``RouteTable`` built once from the settings.  A disabled endpoint
 type is simply absent from the table, so it answers 404 like any unknown path and costs
 nothing else (no subscriber can ever ask the ingest to serialize it).
 
-Paths follow certstream-server-go and certstream-server-rust (one port for everything):
+Paths follow certstream-server-go and certstream-server-rust (one port for everything); the
+three stream paths and the metrics path are the table's (``paths.*`` settings, Go's
+``full_url``, ``lite_url``, ``domains_only_url`` and ``metrics_url``), these are the defaults:
 
 ====================================  ============================================
 ``/`` ``/full-stream`` ``/domains-only``  WebSocket lite / full / domains; a plain GET
-                                      (no ``Upgrade``) gets a short HTML page
-``/sse[?stream=full|domains]``        Server-Sent Events (lite unless asked)
+                                      (no ``Upgrade``) gets the live page
+``/sse[?stream=full|domains]``        Server-Sent Events (lite unless asked; another
+                                      ``stream`` value is a 400 naming the allowed ones)
+``/favicon.svg`` ``/favicon.ico``     the live page's icon
 ``/health`` ``/health/deep``          liveness, and log health from the feed
 ``/metrics``                          Prometheus text
-``/example.json`` (also under the     the latest message of that stream
-two other stream paths)
+``/example.json`` (``<stream path>/    the latest message of that stream
+example.json`` for each stream)
 ``/api/stats`` ``/api/logs``          REST, only when ``protocols.api`` is on
 ``/api/cert/{sha256|sha1}``           a recent certificate by hash (same switch)
 ====================================  ============================================
 
-A trailing slash and any query string are tolerated on every path.
+A trailing slash and any query string are tolerated on every path.  On a stream path the
+query may carry a filter (``core.filters``); that is the shell's to read, not routing's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
 from certstream.core.streams import STREAM_DOMAINS, STREAM_FULL, STREAM_LITE, STREAM_NAMES
 
 __all__ = [
+    "SSE_STREAM_VALUES",
     "STREAM_DOMAINS",
     "STREAM_FULL",
     "STREAM_LITE",
@@ -39,9 +45,8 @@ __all__ = [
     "split_target",
 ]
 
-_WS_PATHS = {"/": STREAM_LITE, "/full-stream": STREAM_FULL, "/domains-only": STREAM_DOMAINS}
-
-# ``/sse?stream=...``: Rust accepts "full", "domains" and "domains-only"; anything else is lite.
+# ``/sse?stream=...``: Rust accepts "full", "domains" and "domains-only" (and serves lite for
+# anything else, silently); we accept those, "dns" and "lite", and answer 400 to the rest.
 _SSE_STREAMS = {
     "full": STREAM_FULL,
     "domains": STREAM_DOMAINS,
@@ -50,11 +55,13 @@ _SSE_STREAMS = {
     "lite": STREAM_LITE,
 }
 
-_EXAMPLE_PATHS = {
-    "/example.json": STREAM_LITE,
-    "/full-stream/example.json": STREAM_FULL,
-    "/domains-only/example.json": STREAM_DOMAINS,
-}
+#: The values ``/sse?stream=`` accepts (case does not matter).
+SSE_STREAM_VALUES = tuple(_SSE_STREAMS)
+
+
+def _route_path(path: str) -> str:
+    # A configured path routes as a request for it does (see split_target).
+    return path.rstrip("/") or "/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +69,10 @@ class Route:
     """Where a request goes.
 
     ``kind`` is ``"ws"`` (upgrade to a WebSocket stream), ``"sse"`` (event stream) or
-    ``"http"`` (a one-shot response named by ``name``: ``ws_page``, ``health``,
-    ``health_deep``, ``metrics``, ``example``, ``api_stats``, ``api_logs``, ``api_cert``).
+    ``"http"`` (a one-shot response named by ``name``: ``ws_page`` (the live page),
+    ``favicon``, ``health``, ``health_deep``, ``metrics``, ``example``, ``api_stats``,
+    ``api_logs``, ``api_cert``, or ``sse_bad_stream``: a 400 for an unknown
+    ``/sse?stream=`` value).
     ``stream`` is a ``STREAM_*`` bit for stream routes and the example endpoints, else 0.
     """
 
@@ -85,7 +94,8 @@ def split_target(target: bytes) -> tuple[str, str]:
 
 @dataclass(frozen=True, slots=True)
 class RouteTable:
-    """The endpoints that are switched on (``protocols.*`` and ``streams.*`` settings)."""
+    """The endpoints that are switched on (``protocols.*`` and ``streams.*`` settings) and
+    where the streams and the metrics are (``paths.*``)."""
 
     websocket: bool = True
     sse: bool = True
@@ -96,6 +106,28 @@ class RouteTable:
     lite: bool = True
     full: bool = True
     domains: bool = True
+    lite_path: str = "/"
+    full_path: str = "/full-stream"
+    domains_path: str = "/domains-only"
+    metrics_path: str = "/metrics"
+    _ws: dict[str, int] = field(init=False, repr=False, compare=False)
+    _examples: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        ws = {
+            _route_path(self.lite_path): STREAM_LITE,
+            _route_path(self.full_path): STREAM_FULL,
+            _route_path(self.domains_path): STREAM_DOMAINS,
+        }
+        object.__setattr__(self, "_ws", ws)
+        object.__setattr__(self, "_examples", {
+            path.rstrip("/") + "/example.json": stream for path, stream in ws.items()})
+
+    @classmethod
+    def metrics_only(cls, path: str = "/metrics") -> RouteTable:
+        """The table of a listener that serves the metrics at ``path`` and nothing else."""
+        return cls(websocket=False, sse=False, health=False, example_json=False, api=False,
+                   metrics=True, metrics_path=path)
 
     def stream_enabled(self, stream: int) -> bool:
         if stream == STREAM_LITE:
@@ -107,29 +139,33 @@ class RouteTable:
     def resolve(self, target: bytes, *, upgrade: bool) -> Route | None:
         """The route for a GET of ``target``, or ``None`` for 404."""
         path, query = split_target(target)
-        stream = _WS_PATHS.get(path)
+        # Switched-off endpoints fall through: on a metrics-only listener even "/" may be
+        # the metrics path.
+        stream = self._ws.get(path) if self.websocket else None
         if stream is not None:
-            if not (self.websocket and self.stream_enabled(stream)):
+            if not self.stream_enabled(stream):
                 return None
             return Route("ws", stream) if upgrade else Route("http", stream, "ws_page")
-        if path == "/sse":
-            if not self.sse:
-                return None
-            wanted = STREAM_LITE
+        if self.sse and path == "/sse":
+            wanted: int | None = STREAM_LITE
             for key, value in parse_qsl(query, keep_blank_values=True):
                 if key == "stream":
-                    wanted = _SSE_STREAMS.get(value.lower(), STREAM_LITE)
+                    wanted = _SSE_STREAMS.get(value.lower())
+            if wanted is None:
+                return Route("http", 0, "sse_bad_stream")
             return Route("sse", wanted) if self.stream_enabled(wanted) else None
         return self._resolve_http(path)
 
     def _resolve_http(self, path: str) -> Route | None:
-        if path == "/health":
-            return Route("http", 0, "health") if self.health else None
-        if path == "/health/deep":
-            return Route("http", 0, "health_deep") if self.health else None
-        if path == "/metrics":
-            return Route("http", 0, "metrics") if self.metrics else None
-        stream = _EXAMPLE_PATHS.get(path)
+        if (self.websocket or self.sse) and path in ("/favicon.svg", "/favicon.ico"):
+            return Route("http", 0, "favicon")  # the live page's
+        if self.health and path == "/health":
+            return Route("http", 0, "health")
+        if self.health and path == "/health/deep":
+            return Route("http", 0, "health_deep")
+        if self.metrics and path == _route_path(self.metrics_path):
+            return Route("http", 0, "metrics")
+        stream = self._examples.get(path)
         if stream is not None:
             if self.example_json and self.stream_enabled(stream):
                 return Route("http", stream, "example")

@@ -36,8 +36,10 @@ true once the connection must end after that output is flushed.
 from __future__ import annotations
 
 import zlib
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import h11
 from wsproto import ConnectionType, WSConnection
@@ -69,7 +71,6 @@ __all__ = [
     "RequestReceived",
     "Session",
     "http_response",
-    "ws_page",
 ]
 
 #: WebSocket close codes we send (RFC 6455 §7.4.1).
@@ -202,20 +203,6 @@ _SSE_HEAD = (
 )
 
 
-def ws_page(path: str) -> bytes:
-    """The HTML answer to a plain GET on a WebSocket path: how to connect."""
-    shown = path if path.startswith("/") else "/"
-    safe = shown.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>certstream</title></head>"
-        "<body><h1>certstream</h1>"
-        f"<p>This is a WebSocket endpoint. Connect with a WebSocket client, for example "
-        f"<code>ws://HOST{safe}</code>, or use <code>/sse</code> for Server-Sent Events.</p>"
-        "<p>Streams: <code>/</code> (lite), <code>/full-stream</code>, "
-        "<code>/domains-only</code>.</p></body></html>\n"
-    ).encode()
-
-
 class _BoundedInflate(PerMessageDeflate):
     """The inbound half of our permessage-deflate: what the client compressed, inflated at
     most ``limit`` bytes per frame chunk (a deflate stream can expand ~1000 times)."""
@@ -242,6 +229,22 @@ class _BoundedInflate(PerMessageDeflate):
 
 # Stands in for the h11 connection once the request is answered, so that it can be freed.
 _SPENT = h11.Connection(h11.SERVER)
+
+# wsproto's frame-level Connection keeps its own queue of events, a deque: 760 bytes per
+# client (a deque allocates a block of 64 slots), a third of what an idle client costs.
+# Only ``receive_data(None)`` ever puts anything there, and this session never calls it
+# (EOF is ``b""`` here, handled before wsproto); every event we read comes from the frame
+# parser.  So every connection shares this one, which holds nothing.  (Were a wsproto to
+# queue frames there, no Ping or Close would reach the shell, which the session tests see.)
+_NO_EVENTS: deque[Any] = deque(maxlen=0)
+
+
+def _lean(conn: Connection) -> Connection:
+    """``conn`` without an event queue of its own (see ``_NO_EVENTS``)."""
+    events = getattr(conn, "_events", None)
+    if isinstance(events, deque) and not events:
+        conn._events = _NO_EVENTS  # wsproto has no public way to share it
+    return conn
 
 
 class Session:
@@ -275,8 +278,10 @@ class Session:
         # objects (two h11 connections) would cost kilobytes per idle client.
         self._ws: Connection | None = None
         self._phase = _REQUEST
-        self._out: list[bytes] = []
-        self._pending: list[Event] = []
+        # Output and events are rare once a connection streams (a pong now and then): no
+        # list is kept while there is nothing in it.
+        self._out: list[bytes] | None = None
+        self._pending: list[Event] | None = None
         self._request: h11.Request | None = None
         self._max_message_bytes = max_message_bytes
         self._message_bytes = 0
@@ -303,16 +308,15 @@ class Session:
     def next_event(self) -> Event | _NeedData:
         """The next event, or ``NEED_DATA``."""
         if self._pending:
-            return self._pending.pop(0)
+            return self._pop()
         if self._phase == _REQUEST:
             return self._next_request_event()
         return NEED_DATA
 
     def data_to_send(self) -> bytes:
         """Everything queued for the client since the last call."""
-        out = b"".join(self._out)
-        self._out.clear()
-        return out
+        out, self._out = self._out, None
+        return b"".join(out) if out else b""
 
     @property
     def is_websocket(self) -> bool:
@@ -351,15 +355,15 @@ class Session:
             else None
         )
         extra = [(b"Sec-WebSocket-Extensions", offer.header)] if offer is not None else []
-        self._out.append(ws.send(AcceptConnection(extra_headers=extra)))
+        self._emit(ws.send(AcceptConnection(extra_headers=extra)))
         assert ws.connection is not None
         if offer is None:
-            self._ws = ws.connection
+            self._ws = _lean(ws.connection)
         else:
             self.deflate = offer
-            self._ws = Connection(
+            self._ws = _lean(Connection(
                 ConnectionType.SERVER, extensions=[_BoundedInflate(self._max_message_bytes)]
-            )
+            ))
         self._phase = _WEBSOCKET
         trailing, _closed = self._h11.trailing_data
         self._h11 = _SPENT
@@ -370,7 +374,7 @@ class Session:
     def start_sse(self) -> None:
         """Answer the routed SSE request with the event-stream head."""
         self._take_request()
-        self._out.append(_SSE_HEAD)
+        self._emit(_SSE_HEAD)
         self._phase = _SSE
         self._h11 = _SPENT
 
@@ -383,7 +387,7 @@ class Session:
     ) -> None:
         """Answer the routed request with one response; the connection then ends."""
         request = self._take_request()
-        self._out.append(
+        self._emit(
             http_response(status, body, content_type, headers, head=request.method == b"HEAD")
         )
         self._phase = _DONE
@@ -396,15 +400,33 @@ class Session:
         ws = self._ws
         self.should_close = True
         if ws is not None and ws.state is ConnectionState.OPEN and self._phase == _WEBSOCKET:
-            self._out.append(ws.send(CloseConnection(code=code, reason=reason)))
+            self._emit(ws.send(CloseConnection(code=code, reason=reason)))
             self._phase = _CLOSING  # the client's Close reply is still reported
             return
         if ws is not None and ws.state is ConnectionState.REMOTE_CLOSING:
-            self._out.append(ws.send(CloseConnection(code=code, reason=reason)))
+            self._emit(ws.send(CloseConnection(code=code, reason=reason)))
         if self._phase != _CLOSING:
             self._phase = _DONE
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _emit(self, data: bytes) -> None:
+        if self._out is None:
+            self._out = []
+        self._out.append(data)
+
+    def _queue(self, event: Event) -> None:
+        if self._pending is None:
+            self._pending = []
+        self._pending.append(event)
+
+    def _pop(self) -> Event:
+        pending = self._pending
+        assert pending
+        event = pending.pop(0)
+        if not pending:
+            self._pending = None
+        return event
 
     def _take_request(self) -> h11.Request:
         if self._phase != _ROUTED or self._request is None:
@@ -417,29 +439,29 @@ class Session:
         self._eof = True
         self._phase = _DONE
         self.should_close = True
-        self._pending.append(ConnectionLost())
+        self._queue(ConnectionLost())
 
     def _reject(
         self, status: int, reason: str, headers: Iterable[tuple[bytes, bytes]] = ()
     ) -> None:
         body = _NOT_FOUND if status == 404 else (reason.encode("utf-8", "replace") + b"\n")
         ctype = b"application/json" if status == 404 else b"text/plain; charset=utf-8"
-        self._out.append(http_response(status, body, ctype, headers))
+        self._emit(http_response(status, body, ctype, headers))
         self._phase = _DONE
         self.should_close = True
-        self._pending.append(Rejected(status, reason))
+        self._queue(Rejected(status, reason))
 
     def _next_request_event(self) -> Event | _NeedData:
         try:
             event = self._h11.next_event()
         except h11.RemoteProtocolError as exc:
             self._reject(exc.error_status_hint, str(exc) or "bad request")
-            return self._pending.pop(0)
+            return self._pop()
         if event is h11.NEED_DATA or event is h11.PAUSED:
             return NEED_DATA
         if isinstance(event, h11.ConnectionClosed):
             self._lost()
-            return self._pending.pop(0)
+            return self._pop()
         if not isinstance(event, h11.Request):  # pragma: no cover - h11 gives Request first
             return NEED_DATA
         return self._route(event)
@@ -453,10 +475,10 @@ class Session:
         route = self._routes.resolve(request.target, upgrade=upgrade)
         if route is None:
             self._reject(404, "not found")
-            return self._pending.pop(0)
+            return self._pop()
         if method not in (b"GET", b"HEAD") or (method == b"HEAD" and route.kind != "http"):
             self._reject(405, "method not allowed", [(b"Allow", b"GET")])
-            return self._pending.pop(0)
+            return self._pop()
         self._request = request
         self._phase = _ROUTED
         return RequestReceived(
@@ -475,8 +497,8 @@ class Session:
             if self._phase == _CLOSING and not isinstance(event, CloseConnection):
                 continue  # after our Close only the client's Close matters
             if isinstance(event, Ping):
-                self._out.append(ws.send(event.response()))
-                self._pending.append(PingReceived(bytes(event.payload)))
+                self._emit(ws.send(event.response()))
+                self._queue(PingReceived(bytes(event.payload)))
             elif isinstance(event, TextMessage | BytesMessage):
                 data = event.data
                 self._message_bytes += len(
@@ -495,19 +517,19 @@ class Session:
                     self._violation(event.code, event.reason or "protocol error")
                     continue
                 if state is ConnectionState.REMOTE_CLOSING:
-                    self._out.append(ws.send(event.response()))
+                    self._emit(ws.send(event.response()))
                 self._phase = _DONE
                 self.should_close = True
                 if state is ConnectionState.LOCAL_CLOSING:  # garbage after our Close
-                    self._pending.append(ProtocolViolation(event.code, event.reason or ""))
+                    self._queue(ProtocolViolation(event.code, event.reason or ""))
                 else:
-                    self._pending.append(ClientClosed(event.code, event.reason or ""))
+                    self._queue(ClientClosed(event.code, event.reason or ""))
             # Pong and anything else: nothing to do.
 
     def _violation(self, code: int, reason: str) -> None:
         ws = self._ws
         assert ws is not None
-        self._out.append(ws.send(CloseConnection(code=code, reason=reason)))
+        self._emit(ws.send(CloseConnection(code=code, reason=reason)))
         self._phase = _DONE
         self.should_close = True
-        self._pending.append(ProtocolViolation(code, reason))
+        self._queue(ProtocolViolation(code, reason))

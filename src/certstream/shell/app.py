@@ -3,9 +3,14 @@
 ::
 
     gunicorn master (certstream CLI, or ``gunicorn -c gunicorn.conf.py``)
-      |- on_starting: the settings for every child, the workers' connection shares
-      |- when_ready: python -m certstream.shell.ingest   (one per deployment, LISTENs on the feed)
-      |- worker 1 .. N: certstream.shell.worker.CertstreamWorker (each subscribes to the feed)
+      |- on_starting: the settings for every child, the memory the workers share
+      |- when_ready: python -m certstream.shell.ingest   (one per deployment, LISTENs on the feed;
+      |              none with ingest.mode: embedded, where the one worker runs the ingest, and
+      |              none on an edge, whose workers read the broker)
+      |- worker 1 .. N: certstream.shell.worker.CertstreamWorker (each subscribes to the feed;
+      |                 the master imports only its stand-in, certstream.shell.workerclass)
+      |- child_exit: a worker's connections and row of the shared memory are given back,
+      |  and a worker that died (did not stop cleanly) counts as a restart
       '- on_exit: SIGTERM the ingest, wait, then SIGKILL
 
 Everything a child must agree on travels in the environment, set by :func:`prepare_master` in
@@ -32,13 +37,13 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
+import gc
 import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -46,8 +51,16 @@ from typing import Any
 from gunicorn.app.base import Application
 from gunicorn.config import Config, get_default_config_file
 
-from certstream.config import RESOLVED_ENV, Settings, load_settings, settings_to_env
-from certstream.shell.shares import create_shared
+from certstream.config import (
+    RESOLVED_ENV,
+    Settings,
+    load_settings,
+    metrics_listener,
+    settings_to_env,
+)
+from certstream.errors import ConfigError
+from certstream.shell import logformat, rundirs, sharedmem
+from certstream.shell.children import spawn_sigint_blocked
 
 __all__ = [
     "GRACEFUL_TIMEOUT",
@@ -59,12 +72,15 @@ __all__ = [
     "gunicorn_options",
     "on_exit",
     "on_starting",
+    "post_fork",
+    "pre_fork",
     "prepare_master",
     "when_ready",
     "wsgi_app",
 ]
 
-WORKER_CLASS = "certstream.shell.worker.CertstreamWorker"
+# A stand-in that imports the real worker only after the fork (see shell.workerclass).
+WORKER_CLASS = "certstream.shell.workerclass.CertstreamWorker"
 INGEST_MODULE = "certstream.shell.ingest"
 MASTER_PID_ENV = "CERTSTREAM_MASTER_PID"
 PROM_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -84,6 +100,7 @@ class _Master:
 
     settings: Settings | None = None
     own_dirs: list[str] = []
+    swept: list[str] = []  # stale run directories removed at start
     ingest: subprocess.Popen[bytes] | None = None
     ingest_started = 0.0
 
@@ -100,14 +117,16 @@ def prepare_master(settings: Settings | None = None) -> Settings:
         # A variable inherited from some other master must not decide this deployment.
         env = {k: v for k, v in os.environ.items() if k != RESOLVED_ENV}
         settings = load_settings(env)
+    # Left by a master killed with SIGKILL; said once logging is set up (on_starting).
+    _Master.swept += rundirs.sweep_stale()
     if not settings.feed_socket:
-        rundir = _private_dir("certstream-run-")
+        rundir = _private_dir("run")
         settings = dataclasses.replace(settings, feed_socket=os.path.join(rundir, "feed.sock"))
     prom_dir = os.environ.get(PROM_ENV)
     if prom_dir:
         _wipe_metrics_dir(Path(prom_dir))  # values of a previous run would be summed in
     else:
-        os.environ[PROM_ENV] = _private_dir("certstream-metrics-")
+        os.environ[PROM_ENV] = _private_dir("metrics")
     os.environ.update(settings_to_env(settings))
     # Also under its own name, for tools that read only this one setting.
     os.environ["CERTSTREAM_FEED_SOCKET"] = settings.feed_socket
@@ -116,8 +135,8 @@ def prepare_master(settings: Settings | None = None) -> Settings:
     return settings
 
 
-def _private_dir(prefix: str) -> str:
-    path = tempfile.mkdtemp(prefix=prefix)  # mode 0700: the feed is for this user only
+def _private_dir(kind: str) -> str:
+    path = rundirs.private_dir(kind)  # mode 0700: the feed is for this user only
     _Master.own_dirs.append(path)
     return path
 
@@ -140,8 +159,12 @@ def _remove_own_dirs() -> None:
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
     """gunicorn settings for a certstream deployment (hooks included)."""
+    binds = [_bind(settings.host, settings.port)]
+    own = metrics_listener(settings) if settings.protocols.metrics else None
+    if own is not None:
+        binds.append(_bind(*own))  # the metrics' own listener: the workers route by socket
     opts: dict[str, Any] = {
-        "bind": [_bind(settings.host, settings.port)],
+        "bind": binds,
         "workers": settings.workers,
         "worker_class": WORKER_CLASS,
         # Streams are long-lived: gunicorn's default of 1000 per worker is far too low.
@@ -151,10 +174,13 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "timeout": 30,
         "max_requests": 0,  # never recycle a worker: it would drop every client on it
         "loglevel": _LEVELS.get(settings.log_level, settings.log_level),
+        "logconfig_dict": logformat.gunicorn_logconfig(settings.log_level, settings.log_format),
         "proc_name": "certstream",
         "wsgi_app": "certstream.shell.app:wsgi_app",
         "on_starting": on_starting,
         "when_ready": when_ready,
+        "post_fork": post_fork,
+        "pre_fork": pre_fork,
         "child_exit": child_exit,
         "on_exit": on_exit,
     }
@@ -176,28 +202,66 @@ def _bind(host: str, port: int) -> str:
 
 def on_starting(server: Any) -> None:
     settings = prepare_master()
-    # The memory the workers balance their accepts in: mapped here, in the master, so that
-    # every worker forked from it shares the same pages.
-    create_shared()
-    level = _LEVELS.get(settings.log_level, settings.log_level).upper()
+    workers = getattr(getattr(server, "cfg", None), "workers", settings.workers)
+    if settings.ingest.mode == "embedded" and workers != 1:
+        # The settings allow it only with workers: 1, but gunicorn's own -w (or a
+        # gunicorn.conf.py) may ask for more: every worker would follow every log.
+        print(ConfigError("ingest.mode", "embedded",
+                          f"process when gunicorn runs {workers} workers; embedded runs the "
+                          "ingest inside the one worker and needs 1"), file=sys.stderr)
+        sys.exit(2)
+    # The memory the workers count connections, rate limits and traffic in, and balance
+    # their accepts by: mapped here, in the master, so that every worker forked from it
+    # shares the same pages.
+    sharedmem.create(settings.workers, settings.connection_limit.max_connections)
     # Workers fork from here and inherit this; the ingest configures its own logging.
-    logging.basicConfig(
-        level=level, stream=sys.stderr,
-        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
-    )
+    logformat.configure(settings.log_level, settings.log_format)
+    # Ctrl-C reaches the master, the workers and the ingest at once: stop gracefully, as
+    # on SIGTERM (gunicorn's INT is a quick stop that drops every client without a close).
+    server.handle_int = server.handle_term
+    for path in _Master.swept:
+        server.log.info("certstream: removed %s (its server is gone)", path)
+    _Master.swept.clear()
 
 
 def when_ready(server: Any) -> None:
-    """Start the one ingest process, now that the listeners are bound, and keep it running."""
-    prepare_master()
+    """Start the one ingest process, now that the listeners are bound, and keep it running.
+    An edge (``role: edge``) follows no log: its workers read the broker, it has no ingest;
+    with ``ingest.mode: embedded`` the one worker runs the ingest itself."""
+    settings = prepare_master()
+    if settings.role == "edge":
+        # One config file may serve every node: an edge leaves the logs to the ingest.
+        logs = len(settings.custom_logs) + len(settings.static_logs)
+        server.log.info("certstream: edge: no ingest here%s; the workers read %s",
+                        f" (the {logs} configured logs are the ingest's)" if logs else "",
+                        _describe(settings.broker.url))
+        return
+    if settings.ingest.mode == "embedded":
+        server.log.info("certstream: the ingest runs in the worker (ingest.mode: embedded)")
+        return
     if _Master.ingest is None or _Master.ingest.poll() is not None:
         _start_ingest(server)
     _supervise(server)
 
 
+def _describe(url: str) -> str:
+    from certstream.core.brokerurl import parse_broker_url  # noqa: PLC0415 - edge only
+
+    return parse_broker_url(url).describe()
+
+
+def pre_fork(server: Any, worker: Any) -> None:
+    """Right before each worker forks: move every object the master holds out of the
+    collector's way, so that the worker's collections never write to those pages and they
+    stay shared with the master instead of being copied into every worker."""
+    gc.collect()  # only what is alive is frozen (frozen garbage would never be collected)
+    gc.freeze()
+
+
 def _start_ingest(server: Any) -> None:
-    # A fresh interpreter: it inherits neither our listeners (close_fds) nor patched modules.
-    _Master.ingest = subprocess.Popen(
+    # A fresh interpreter: it inherits neither our listeners (close_fds) nor patched modules;
+    # Ctrl-C waits until it can handle it (see shell.children).
+    _Master.ingest = spawn_sigint_blocked(
         [sys.executable, "-m", INGEST_MODULE], env=dict(os.environ), close_fds=True
     )
     _Master.ingest_started = time.monotonic()
@@ -224,17 +288,50 @@ def _supervise(server: Any) -> None:
             return  # a crash loop must not become a fork storm
         server.log.warning("certstream: ingest (pid %d) exited with %s; restarting it",
                            proc.pid, proc.returncode)
+        _forget_process(proc.pid)
+        _count_restart("ingest")
         _start_ingest(server)
 
     server.manage_workers = manage_workers
     server._certstream_supervised = True
 
 
-def child_exit(server: Any, worker: Any) -> None:
+def post_fork(server: Any, worker: Any) -> None:
+    """In a new worker, before it installs its own signal handlers.  Until then a signal to
+    it runs the master's handler it inherited, which only queues the signal in the master's
+    queue (the worker's copy of it): a worker told to stop while booting would serve on until
+    killed at the end of the grace period.  The worker looks in that queue once its handlers
+    are in place (``CertstreamWorker.init_signals``)."""
+    worker.inherited_signals = getattr(server, "SIG_QUEUE", None)
+
+
+def _forget_process(pid: int) -> None:
+    """Its gauges leave the scrape (its counters stay in the sums)."""
     if os.environ.get(PROM_ENV):
         from prometheus_client import multiprocess  # noqa: PLC0415 - env must be set first
 
-        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def _count_restart(process: str) -> None:
+    """One more ``certstream_restarts_total{process}`` (``certstream_worker_panics``)."""
+    from certstream.shell.specmetrics import RESTARTS  # noqa: PLC0415 - env must be set first
+
+    RESTARTS.labels(process).inc()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker exited: its gauges go, its connections and row are given back, and if it did
+    not stop cleanly while the server runs (killed, crashed, stuck and aborted by the
+    arbiter's timeout) it counts as a restart: gunicorn starts another."""
+    _forget_process(worker.pid)
+    mem = sharedmem.shared()
+    clean = mem.reclaim(worker.pid) if mem is not None else None
+    # The arbiter empties its listeners first thing when it stops: workers stopping then are
+    # not restarts.
+    if clean is False and getattr(server, "LISTENERS", None):
+        server.log.warning("certstream: worker (pid %d) died; gunicorn restarts it", worker.pid)
+        _count_restart("worker")
 
 
 def on_exit(server: Any) -> None:

@@ -1,11 +1,13 @@
-"""The one-shot HTTP endpoints: health, metrics, examples, the REST API, the HTML hint page.
+"""The one-shot HTTP endpoints: health, metrics, examples, the REST API, the live page; and
+what a streaming request must pass first (access rules, its filter).
 
 Each handler takes the worker's ``ServerContext`` and the routed request and returns
 ``(status, body, content type)``.  Shapes follow certstream-server-rust where it defines
 them (``/health/deep``, ``/api/stats``, ``/api/logs``), extended with what a deployment of
 several workers needs (connections by stream and transport).  Numbers about connections
-and traffic are this worker's; log health comes from the ingest's latest STATE on the feed,
-the same for every worker.
+and traffic are the whole server's, whichever worker answers (``ServerContext.stats``: the
+workers' shared rows, see ``shell.sharedstats``); log health comes from the ingest's latest
+STATE on the feed, the same for every worker.
 """
 
 from __future__ import annotations
@@ -13,17 +15,22 @@ from __future__ import annotations
 import hmac
 import json
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from certstream.config import Settings
-from certstream.core.ratelimit import RateLimiter, retry_after_header
-from certstream.core.routes import RouteTable, split_target
-from certstream.core.session import RequestReceived, ws_page
+from certstream.config import ApiSettings, Settings
+from certstream.core.clientip import AllowList
+from certstream.core.filterfields import FilterSpec
+from certstream.core.lru import ENTRY_OVERHEAD, BoundedLRU
+from certstream.core.ratelimit import RateLimiter, RateRule, retry_after_header
+from certstream.core.routes import SSE_STREAM_VALUES, RouteTable, split_target
+from certstream.core.session import RequestReceived
 from certstream.core.streams import STREAM_LITE
+from certstream.errors import FilterError
 from certstream.shell.hub import Hub
+from certstream.shell.sharedlimits import LocalConnections, Place
+from certstream.shell.sharedstats import LocalStats, Totals
 
 __all__ = [
     "Access",
@@ -32,9 +39,12 @@ __all__ = [
     "Response",
     "ServerContext",
     "access_for",
+    "admit_stream",
     "answer",
     "log_counts",
+    "rate_refusal",
     "refuse",
+    "reserve_place",
 ]
 
 Response = tuple[int, bytes, bytes]
@@ -44,29 +54,34 @@ Refusal = tuple[int, bytes, bytes, tuple[tuple[bytes, bytes], ...]]
 _JSON = b"application/json"
 _TEXT = b"text/plain; charset=utf-8"
 _HTML = b"text/html; charset=utf-8"
+_SVG = b"image/svg+xml"
 
 
 class CertCache:
-    """The last ``capacity`` lite messages by certificate hash, for ``/api/cert/{hash}``.
+    """The last ``capacity`` lite messages by certificate hash, for ``/api/cert/{hash}``, and
+    at most ``max_bytes`` of them (a payload's size varies with its certificate's names).
 
     The hashes are read from the payload bytes (the first ``"sha256"``, ``"sha1"`` and
     ``"fingerprint"`` values: the leaf's, as a lite message carries no chain) instead of
     parsing the JSON, so feeding the cache costs a few substring searches per entry.  Keys
-    are upper-case hex without colons; lookups ignore case and colons the same way.
+    are upper-case hex without colons; lookups ignore case and colons the same way.  Each
+    message is kept once, under its first hash; the others point to that one.
     """
 
     _KEYS = (b'"sha256":"', b'"sha1":"', b'"fingerprint":"')
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, max_bytes: int = ApiSettings().cache_max_bytes) -> None:
         self.capacity = capacity
-        self._by_hash: OrderedDict[bytes, bytes] = OrderedDict()
+        self._alias: dict[bytes, bytes] = {}  # every hash -> the first one
+        self._certs: BoundedLRU[bytes, tuple[bytes, tuple[bytes, ...]]] = BoundedLRU(
+            capacity, max_bytes, on_evict=self._forget)
 
     @staticmethod
     def normalize(text: bytes) -> bytes:
         return text.replace(b":", b"").strip().upper()
 
     def add(self, lite: bytes) -> None:
-        by_hash = self._by_hash
+        digests: list[bytes] = []
         for key in self._KEYS:
             start = lite.find(key)
             if start < 0:
@@ -76,17 +91,49 @@ class CertCache:
             if end < 0:
                 continue
             digest = self.normalize(lite[start:end])
-            if digest:
-                by_hash[digest] = lite
-                by_hash.move_to_end(digest)
-        while len(by_hash) > self.capacity * 2:  # two hashes per certificate
-            by_hash.popitem(last=False)
+            if digest and digest not in digests:
+                digests.append(digest)
+        if not digests:
+            return
+        first = digests[0]
+        for digest in digests:
+            self._alias[digest] = first
+        size = len(lite) + sum(map(len, digests)) + ENTRY_OVERHEAD
+        self._certs.put(first, (lite, tuple(digests)), size)
+
+    def _forget(self, first: bytes, value: tuple[bytes, tuple[bytes, ...]]) -> None:
+        for digest in value[1]:
+            if self._alias.get(digest) == first:
+                del self._alias[digest]
 
     def get(self, text: str) -> bytes | None:
-        return self._by_hash.get(self.normalize(text.encode("ascii", "replace")))
+        first = self._alias.get(self.normalize(text.encode("ascii", "replace")))
+        cached = self._certs.get(first) if first is not None else None
+        return cached[0] if cached is not None else None
 
     def __len__(self) -> int:
-        return len(self._by_hash)
+        """Hashes that find a message (two or three per certificate)."""
+        return len(self._alias)
+
+
+class Connections(Protocol):
+    """Where streaming connections are counted (``shell.sharedlimits``)."""
+
+    def admit(self, ip: str, max_total: int | None, per_ip: int | None) -> Place | str: ...
+    def release(self, place: Place) -> None: ...
+
+
+class Rates(Protocol):
+    """Where the rate-limit states live (``shell.sharedlimits``, ``core.ratelimit``)."""
+
+    def check(self, ip: str, rule: RateRule, now: float) -> float: ...
+
+
+class Stats(Protocol):
+    """The clients and traffic of the server (``shell.sharedstats``)."""
+
+    def publish(self) -> None: ...
+    def totals(self) -> Totals: ...
 
 
 @dataclass(slots=True)
@@ -94,22 +141,23 @@ class Access:
     """Who may connect (``auth.*``, ``connection_limit.*`` and ``rate_limit.*`` settings).
 
     Like certstream-server-rust, a token is read from one header (``Bearer `` optional) and
-    guards the streams and the REST API; health, metrics and the examples stay public.
-    Connection limits count this worker's streaming clients: with N workers each admits
-    ``max_connections / N`` (rounded up) and ``per_ip_limit`` per address, because workers
-    share no state and an address's connections are spread across them.  The rate limiter is
-    per worker too, so N workers admit up to N times the rate when an address's requests
-    land on all of them.
+    guards the streams and the REST API; health, metrics and the examples stay public.  The
+    limits are the whole server's: ``connections`` and ``rates`` are counted in the memory
+    the workers share (``shell.sharedlimits``), and outlive a reload of these rules.
     """
 
     tokens: tuple[bytes, ...] = ()
     header: bytes = b"authorization"
     max_connections: int | None = None
     per_ip_limit: int | None = None
-    per_ip: dict[str, int] = field(default_factory=dict)
-    limiter: RateLimiter | None = None
-    #: Requests refused by the limiter; the worker copies it into the metrics.
+    #: The rate rule, when ``rate_limit`` is on.
+    rate_rule: RateRule | None = None
+    rates: Rates = field(default_factory=RateLimiter)
+    connections: Connections = field(default_factory=LocalConnections)
+    #: Requests refused by the rate limit; the worker copies it into the metrics.
     rate_limited: int = 0
+    #: ``whitelist``: only these addresses get past 403 (empty: everyone).
+    allow: AllowList = field(default_factory=AllowList)
 
     def token_ok(self, headers: tuple[tuple[bytes, bytes], ...]) -> bool:
         if not self.tokens:
@@ -127,62 +175,105 @@ class Access:
         return False
 
 
-def access_for(settings: Settings, keep: Access | None = None) -> Access:
+def rate_rule(settings: Settings) -> RateRule | None:
+    """The rate rule of ``settings``, or None when ``rate_limit`` is off."""
+    rate = settings.rate_limit
+    if not rate.enabled:
+        return None
+    return RateRule(
+        max_tokens=rate.max_tokens, refill_rate=rate.refill_rate, burst=rate.burst,
+        burst_window_secs=float(rate.burst_window_seconds),
+        window_secs=float(rate.window_seconds), window_max=rate.window_max_requests,
+    )
+
+
+def access_for(settings: Settings, keep: Access | None = None, *,
+               connections: Connections | None = None, rates: Rates | None = None,
+               split: int = 1) -> Access:
     """The access rules of ``settings``.  ``keep``: the rules they replace (a hot reload),
-    whose live state carries over: connections per address, the rate limiter's buckets and
-    its refusal count."""
-    auth, limit, rate = settings.auth, settings.connection_limit, settings.rate_limit
+    whose counts carry over: the connections, the rate states, the refusal count.
+    ``connections`` and ``rates``: where to count (default: this process alone).  ``split``:
+    how many processes share ``max_connections`` when they cannot count together (each gets
+    its share, rounded up)."""
+    auth, limit = settings.auth, settings.connection_limit
     max_connections = per_ip = None
     if limit.enabled:
-        max_connections = -(-limit.max_connections // max(1, settings.workers))
+        max_connections = -(-limit.max_connections // max(1, split))
         per_ip = limit.per_ip_limit
-    limiter = None
-    if rate.enabled:
-        limiter = keep.limiter if keep is not None else None
-        if limiter is None:
-            limiter = RateLimiter(rate.requests_per_sec, rate.burst)
-        else:
-            limiter.configure(rate.requests_per_sec, rate.burst)
     return Access(
         tokens=tuple(t.encode() for t in auth.tokens) if auth.enabled else (),
         header=auth.header_name.lower().encode("latin-1"),
         max_connections=max_connections,
         per_ip_limit=per_ip,
-        per_ip=keep.per_ip if keep is not None else {},
-        limiter=limiter,
+        rate_rule=rate_rule(settings),
+        rates=keep.rates if keep is not None else (rates or RateLimiter()),
+        connections=(keep.connections if keep is not None
+                     else (connections or LocalConnections())),
         rate_limited=keep.rate_limited if keep is not None else 0,
+        # A listener's whitelist is read at start (hot reload lists it as needing a restart).
+        allow=keep.allow if keep is not None else AllowList(settings.whitelist),
     )
 
 
+_TOO_MANY_REQUESTS = b'{"error":"Too Many Requests"}'
+
+
+def rate_refusal(ctx: ServerContext, ip: str, now: float | None = None) -> Refusal | None:
+    """Count one request from ``ip`` against the rate limit: the 429 answer when it is over
+    it, else ``None``.  Every request counts, unknown paths and bad requests too."""
+    access = ctx.access
+    rule = access.rate_rule
+    if rule is None:
+        return None
+    wait = access.rates.check(ip, rule, time.monotonic() if now is None else now)
+    if wait <= 0:
+        return None
+    access.rate_limited += 1
+    return 429, _TOO_MANY_REQUESTS, _JSON, ((b"Retry-After", retry_after_header(wait)),)
+
+
 _PROTECTED = frozenset(("api_stats", "api_logs", "api_cert"))
+#: ``/sse?stream=`` with a value that names no stream.
+_BAD_SSE_STREAM = json.dumps(
+    {"error": "Bad Request",
+     "reason": "stream must be one of: " + ", ".join(SSE_STREAM_VALUES)
+               + " (or absent, for lite)"},
+    separators=(",", ":")).encode()
+#: ``/example.json`` before the first certificate: nothing to show yet, try again later.
+_NO_EXAMPLE = (b'{"error":"Service Unavailable","reason":"no certificate has been received '
+               b'yet; try again once the logs have sent one"}')
 
 
 def refuse(ctx: ServerContext, request: RequestReceived, ip: str,
            now: float | None = None) -> Refusal | None:
-    """The error answer when ``request`` may not proceed (429, 401), else ``None``.
+    """The error answer when ``request`` may not proceed (403, 429, 401), else ``None``.
 
-    ``now`` is a monotonic time for the rate limiter (read here when not given).  The rate
-    limit comes first and counts every routed request, so that guessing tokens is as slow
-    as anything else.
+    ``now`` is a monotonic time for the rate limiter (read here when not given).  An address
+    off the whitelist is refused first, before it costs a rate-limiter bucket.  The rate
+    limit comes next and counts every routed request, so that guessing tokens is as slow
+    as anything else.  Connection limits are :func:`reserve_place`'s.
     """
-    access = ctx.access
-    limiter = access.limiter
-    if limiter is not None:
-        wait = limiter.check(ip, time.monotonic() if now is None else now)
-        if wait > 0:
-            access.rate_limited += 1
-            return (429, b'{"error":"Too Many Requests"}', _JSON,
-                    ((b"Retry-After", retry_after_header(wait)),))
+    if not ctx.access.allow.allows(ip):
+        return 403, b'{"error":"Forbidden"}', _JSON, ()
+    refused = rate_refusal(ctx, ip, now)
+    if refused is not None:
+        return refused
     route = request.route
     streaming = route.kind in ("ws", "sse")
-    if (streaming or route.name in _PROTECTED) and not access.token_ok(request.headers):
+    if (streaming or route.name in _PROTECTED) and not ctx.access.token_ok(request.headers):
         return 401, b'{"error":"Unauthorized"}', _JSON, ()
-    if streaming:
-        if access.max_connections is not None and ctx.hub.total() >= access.max_connections:
-            return 429, b'{"error":"Too Many Connections"}', _JSON, ()
-        if access.per_ip_limit is not None and access.per_ip.get(ip, 0) >= access.per_ip_limit:
-            return 429, b'{"error":"Too Many Connections"}', _JSON, ()
     return None
+
+
+def reserve_place(ctx: ServerContext, ip: str) -> Place | Refusal:
+    """Reserve a place for a streaming connection from ``ip``: the place (give it back with
+    ``ctx.access.connections.release`` when the connection ends, however it ends), or the
+    429 answer when ``connection_limit`` is reached."""
+    access = ctx.access
+    place = access.connections.admit(ip, access.max_connections, access.per_ip_limit)
+    if isinstance(place, str):
+        return 429, b'{"error":"Too Many Connections"}', _JSON, ()
+    return place
 
 
 @dataclass(slots=True)
@@ -204,20 +295,57 @@ class ServerContext:
     #: The lite sample for ``/example.json``; the worker's may wait (up to ~1 s) for the
     #: ingest to build one.  Unset: the hub's latest lite payload, as is.
     lite_example: Callable[[], bytes | None] | None = None
+    #: ``websocket.compression``: negotiate permessage-deflate with clients that offer it.
+    compression: bool = True
+    #: ``filters.max_patterns``: the most filter values one client may send.
+    max_filter_patterns: int = 100
+    #: The live page (``shell.livepage``) and its favicon, read once at start.
+    page: bytes = b""
+    favicon: bytes = b""
+    #: ``real_ip``: the client address is the one X-Forwarded-For / X-Real-IP name.
+    real_ip: bool = False
+    #: Streaming clients and their addresses, kept when certstream-server-go's per-client
+    #: series are on (``shell.gometrics``).
+    peers: dict[Any, str] | None = None
+    #: This worker's view of the broker (``role: edge`` and ``ingest``), for ``/health/deep``.
+    broker_status: Callable[[], dict[str, Any]] | None = None
+    #: The clients and traffic of all workers (unset: this hub's alone).
+    stats: Stats | None = None
+    #: Called when a connection ``shell.conn.serve`` handed to a reader (``shell.reader``)
+    #: ends, for the worker's count of open connections.
+    on_end: Callable[[], None] | None = None
+
+    def totals(self) -> Totals:
+        return (self.stats or LocalStats(self.hub)).totals()
 
 
 def _dumps(obj: object) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
+#: Log states in a feed STATE, in the order ``/health/deep`` reports them.  ``starting``:
+#: no request to the log has completed yet (neither healthy nor failing so far).
+LOG_STATES = ("healthy", "degraded", "unhealthy", "starting")
+
+
 def log_counts(state: dict[str, Any] | None) -> dict[str, int]:
     """Logs per health status in a feed STATE object."""
-    counts = {"healthy": 0, "degraded": 0, "unhealthy": 0}
+    counts = dict.fromkeys(LOG_STATES, 0)
     for entry in (state or {}).get("logs", ()) or ():
         status = entry.get("status") if isinstance(entry, dict) else None
         if status in counts:
             counts[status] += 1
     return counts
+
+
+def _log_health(state: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Each followed log's name, URL, health and lag (the live page lists them)."""
+    return [
+        {"name": entry.get("name"), "url": entry.get("url"), "status": entry.get("status"),
+         "lag": entry.get("lag")}
+        for entry in (state or {}).get("logs", ()) or ()
+        if isinstance(entry, dict)
+    ]
 
 
 def _health_deep(ctx: ServerContext) -> Response:
@@ -228,37 +356,48 @@ def _health_deep(ctx: ServerContext) -> Response:
         status = "unhealthy"
     elif counts["unhealthy"] or counts["degraded"]:
         status = "degraded"
+    elif ctx.hub.state is None or counts["starting"]:
+        status = "starting"  # not every log has answered yet: not known to be healthy
     else:
         status = "healthy"
-    by_transport = ctx.hub.counts()
+    totals = ctx.totals()
     body = {
         "status": status,
         "logs_healthy": counts["healthy"],
         "logs_degraded": counts["degraded"],
         "logs_unhealthy": counts["unhealthy"],
+        "logs_starting": counts["starting"],
         "logs_total": total,
-        "active_connections": sum(sum(v.values()) for v in by_transport.values()),
-        "connections": by_transport,
+        "active_connections": totals.connections,
+        "connections": totals.clients,
         "feed_state_received": ctx.hub.state is not None,
         "uptime_secs": int(time.time() - ctx.started),
+        "logs": _log_health(ctx.hub.state),
     }
+    if ctx.broker_status is not None:
+        body["broker"] = ctx.broker_status()
     return (503 if unhealthy else 200), _dumps(body), _JSON
 
 
+def _certificates_processed(ctx: ServerContext) -> int:
+    """Certificates the ingest published (its STATE counters), else what this worker got."""
+    counters = (ctx.hub.state or {}).get("counters")
+    published = counters.get("published") if isinstance(counters, dict) else None
+    return published if isinstance(published, int) else ctx.hub.entries
+
+
 def _api_stats(ctx: ServerContext) -> Response:
-    hub = ctx.hub
-    by_transport = hub.counts()
-    ws = sum(by_transport["websocket"].values())
-    sse = sum(by_transport["sse"].values())
+    totals = ctx.totals()
+    ws, sse = totals.transport("websocket"), totals.transport("sse")
     body = {
         "uptime_seconds": int(time.time() - ctx.started),
         "connections": {"total": ws + sse, "websocket": ws, "sse": sse},
         "throughput": {
-            "messages_sent": hub.frames_sent,
-            "certificates_processed": hub.entries,
-            "bytes_sent": hub.bytes_sent,
+            "messages_sent": totals.frames_sent,
+            "certificates_processed": _certificates_processed(ctx),
+            "bytes_sent": totals.bytes_sent,
         },
-        "slow_clients": {"messages_dropped": hub.drops, "closed": hub.slow_closed},
+        "slow_clients": {"messages_dropped": totals.drops, "closed": totals.slow_closed},
         "memory": {
             "cache_entries": len(ctx.certs or ()) // 2,  # two hashes per certificate
             "cache_capacity": ctx.api_cache_capacity,
@@ -314,7 +453,9 @@ def answer(ctx: ServerContext, request: RequestReceived) -> Response:
             payload = ctx.lite_example()
         else:
             payload = ctx.hub.latest(stream)
-        return 200, (payload if payload is not None else b"null"), _JSON
+        if payload is None:
+            return 503, _NO_EXAMPLE, _JSON
+        return 200, payload, _JSON
     if name == "api_stats":
         return _api_stats(ctx)
     if name == "api_logs":
@@ -325,7 +466,40 @@ def answer(ctx: ServerContext, request: RequestReceived) -> Response:
         if found is None:
             return 404, b'{"error":"Not Found"}', _JSON
         return 200, found, _JSON
-    if name == "ws_page":
-        path, _query = split_target(request.target.encode("ascii", "replace"))
-        return 200, ws_page(path), _HTML
+    if name == "ws_page":  # a plain GET on a stream path: the live page
+        return 200, ctx.page, _HTML
+    if name == "favicon":
+        return 200, ctx.favicon, _SVG
+    if name == "sse_bad_stream":
+        return 400, _BAD_SSE_STREAM, _JSON
     return 404, b'{"error":"Not Found"}', _JSON
+
+
+def _wants_html(headers: tuple[tuple[bytes, bytes], ...]) -> bool:
+    """A browser navigating here (``Accept: text/html``), not an ``EventSource`` or a
+    streaming client (``text/event-stream``, ``*/*`` or no ``Accept`` at all)."""
+    for name, value in headers:
+        if name.lower() == b"accept":
+            accept = value.lower()
+            return b"text/html" in accept and b"text/event-stream" not in accept
+    return False
+
+
+def admit_stream(ctx: ServerContext,
+                 request: RequestReceived) -> tuple[Refusal | None, FilterSpec | None]:
+    """What a streaming request gets before it streams: ``(answer, None)`` when it gets a
+    one-shot answer instead (the live page for a browser on an SSE path; 400 with the JSON
+    reason for a bad filter), else ``(None, its filter or None)``."""
+    if request.route.kind == "sse" and _wants_html(request.headers):
+        return (200, ctx.page, _HTML, ()), None
+    _path, query = split_target(request.target.encode("ascii", "replace"))
+    if not query:
+        return None, None
+    # Loaded with the first query string: the gunicorn master imports this module and needs
+    # no regular-expression engine.
+    from certstream.core.filters import parse_filters  # noqa: PLC0415
+
+    try:
+        return None, parse_filters(query, max_patterns=ctx.max_filter_patterns)
+    except FilterError as exc:
+        return (400, exc.json_body(), _JSON, ()), None

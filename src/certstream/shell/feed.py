@@ -10,9 +10,10 @@ the sample from the last entry it decoded and sends it to every worker; with no 
 it sends one after the next entry.  The worker clears the bit once the sample arrived.  So
 nothing is built while nobody listens.
 
-Exactly-once across an ingest restart: the ingest persists a log's next index only after
-publishing, so a restarted ingest may repeat the last few entries of a log.  The subscriber
-remembers the highest index delivered per log key and drops (and counts) anything not above it.
+Exactly-once across an ingest restart: the ingest persists a log's next index only once the
+workers acknowledged the batch before it (see "Delivery"), so a restarted ingest may send a
+log's last batch again.  The subscriber remembers the highest index delivered per log key and
+drops (and counts) anything not above it.
 
 Slow workers: the publisher never writes from the caller's greenlet.  Each worker has an
 outbound buffer drained by its own writer greenlet; past ``max_pending_bytes`` entries for that
@@ -50,6 +51,7 @@ from gevent import socket
 
 from certstream.core.feedcodec import (
     EXAMPLE,
+    FIELDS,
     KIND_ACK,
     KIND_ENTRY,
     KIND_EXAMPLE,
@@ -72,6 +74,9 @@ log = logging.getLogger(__name__)
 
 #: The longest a batch waits for a worker's acknowledgement before it counts as delivered.
 ACK_TIMEOUT = 5.0
+#: Queued messages are joined into writes of about this size (one write per wake-up when
+#: the worker keeps up, a bounded copy when it is behind).
+WRITE_CHUNK = 256 * 1024
 
 
 class PayloadsLike(Protocol):
@@ -83,6 +88,8 @@ class PayloadsLike(Protocol):
     def full(self) -> bytes | None: ...
     @property
     def domains(self) -> bytes | None: ...
+    @property
+    def fields(self) -> bytes | None: ...
 
 
 # -- publisher (ingest side) ---------------------------------------------------------------
@@ -164,11 +171,17 @@ class FeedPublisher:
         return len(self._peers)
 
     def wanted(self) -> int:
-        """The streams some worker wants (the EXAMPLE bit is not a stream)."""
+        """The streams some worker wants, and ``FIELDS`` when some worker filters (the
+        EXAMPLE bit is not for every entry: see ``example_wanted``)."""
         mask = 0
         for peer in self._peers:
             mask |= peer.want
-        return mask & STREAM_ALL
+        return mask & (STREAM_ALL | FIELDS)
+
+    def pending_bytes(self) -> int:
+        """Bytes queued for or being written to the workers right now (the ingest's heap
+        trimmer waits for a burst to be taken)."""
+        return sum(peer.pending_bytes for peer in self._peers)
 
     def example_wanted(self) -> bool:
         return any(peer.want & EXAMPLE for peer in self._peers)
@@ -181,7 +194,10 @@ class FeedPublisher:
         instead if they all went before one acknowledged them (see the module docstring)."""
         ends: list[tuple[_Peer, int]] = []
         if items and self._peers:
-            data = b"".join(encode_entry(k, i, p.lite, p.full, p.domains) for k, i, p in items)
+            data = b"".join(
+                encode_entry(k, i, p.lite, p.full, p.domains, fields=p.fields)
+                for k, i, p in items
+            )
             for peer in self._peers:
                 if peer.pending_bytes + len(data) > self.max_pending_bytes:
                     peer.dropped += len(items)
@@ -285,16 +301,32 @@ class FeedPublisher:
             while True:
                 peer.wake.wait()
                 peer.wake.clear()
-                if not peer.pending:
-                    continue
-                data = b"".join(peer.pending)
-                peer.pending.clear()
-                peer.sock.sendall(data)
-                peer.pending_bytes -= len(data)
+                while peer.pending:
+                    self._send_some(peer)
         except OSError:
             pass
         finally:
             self._drop_peer(peer)
+
+    @staticmethod
+    def _send_some(peer: _Peer) -> None:
+        """Send the oldest queued messages, at most about ``WRITE_CHUNK`` bytes at once.
+
+        Joining the whole queue (up to ``max_pending_bytes``) into one write would hold it
+        twice during a burst; and what was written is referenced by nothing once this
+        returns, so a burst's bytes are freed as soon as the worker has taken them."""
+        pending = peer.pending
+        if len(pending) == 1 or len(pending[0]) >= WRITE_CHUNK:
+            data = pending.popleft()  # a whole batch of entries: sent as it is, no copy
+        else:
+            parts, size = [], 0
+            while pending and size < WRITE_CHUNK:
+                part = pending.popleft()
+                parts.append(part)
+                size += len(part)
+            data = b"".join(parts)
+        peer.sock.sendall(data)
+        peer.pending_bytes -= len(data)
 
     def _reader(self, peer: _Peer) -> None:
         decoder = FeedDecoder()
@@ -347,15 +379,16 @@ class FeedPublisher:
 
 # -- subscriber (worker side) --------------------------------------------------------------
 
-OnEntry = Callable[[int, bytes | None, bytes | None, bytes | None], None]
+OnEntry = Callable[[int, bytes | None, bytes | None, bytes | None, bytes | None], None]
 
 
 class FeedSubscriber:
     """Connects to the ingest's feed (retrying until it exists, reconnecting when it drops)
     and dispatches messages.
 
-    ``on_entry(mask, lite, full, domains)`` gets each new entry once: ``mask`` has the
-    ``certstream.core.streams`` bits of the payloads present; absent ones are ``None``.
+    ``on_entry(mask, lite, full, domains, fields)`` gets each new entry once: ``mask`` has
+    the ``certstream.core.streams`` bits of the payloads present (absent ones are ``None``)
+    and ``FIELDS`` when the filter field came along (``fields``, else ``None``).
     ``on_state(state)`` gets each STATE object, ``on_example(lite)`` each sample payload.
     ``want_example(True)`` asks the ingest for a sample (see EXAMPLE in the module doc).
     ``after_flush(done)`` (the hub's) calls ``done`` once what ``on_entry`` was given has
@@ -450,6 +483,7 @@ class FeedSubscriber:
             if not data:
                 return
             decoder.receive_data(data)
+            del data  # not held (up to 256 KiB) while the next recv waits
             while (msg := decoder.next_message()) is not None:
                 if msg[0] == KIND_ENTRY:
                     self._received += 1
@@ -487,7 +521,7 @@ class FeedSubscriber:
                 self.replayed += 1  # the worker exports it as certstream_feed_replayed_total
                 return
             self._last_index[value.key] = value.index
-            self.on_entry(value.mask, value.lite, value.full, value.domains)
+            self.on_entry(value.mask, value.lite, value.full, value.domains, value.fields)
         elif kind == KIND_STATE:
             self.on_state(value)
         elif kind == KIND_EXAMPLE:

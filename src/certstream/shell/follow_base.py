@@ -26,22 +26,32 @@ import gevent.pool
 from certstream.core.backoff import Backoff
 from certstream.core.health import HealthTracker
 from certstream.core.logspec import FollowerSettings, LogSpec, start_position
+from certstream.core.reminder import Reminder
 from certstream.errors import DecodeError
 from certstream.shell.httpclient import HTTPClient, HTTPError, HTTPStatusError
+from certstream.shell.logformat import ct_context
 from certstream.shell.pipeline import Pipeline
 from certstream.shell.politeness import Politeness
 
-__all__ = ["GROWING_POLLS", "LogFollower"]
+__all__ = ["GROWING_POLLS", "REMIND_SECS", "LogFollower"]
 
 log = logging.getLogger("certstream.ingest")
 
 #: While a log grows, its head is polled this many times per ``poll_interval`` (see
 #: ``LogFollower.pause``).
 GROWING_POLLS = 2
+#: A log that keeps failing is reported when it starts, then at most this often (the
+#: failures in between go to the debug log), and once when it answers again.
+REMIND_SECS = 600.0
 
 
 class LogFollower:
     """The parts common to both kinds: backoff, health, request pacing, status."""
+
+    #: The metric (``shell.specmetrics``) that counts this kind's skipped entries.
+    parse_failures_metric = "PARSE_FAILURES"
+    #: Per-log metrics that exist from the start, at zero, as the spec's server has them.
+    zero_metrics: tuple[str, ...] = ("PARSE_FAILURES",)
 
     def __init__(
         self,
@@ -52,6 +62,7 @@ class LogFollower:
         pipeline: Pipeline,
         politeness: Politeness,
         saved_next: int | None = None,
+        resume_index: int | None = None,
     ) -> None:
         self.spec = spec
         self.source = spec.source
@@ -60,6 +71,7 @@ class LogFollower:
         self.pipeline = pipeline
         self.politeness = politeness
         self.saved_next = saved_next
+        self.resume_index = resume_index  # from certstream-server-go's ct_index.json
         self.backoff = Backoff(cfg.retry_initial, cfg.retry_max)
         self.health = HealthTracker(cfg.healthy_threshold, cfg.unhealthy_threshold)
         self.next_index: int | None = saved_next
@@ -70,12 +82,21 @@ class LogFollower:
         self._pause_until = 0.0
         self._grew = 0  # bit 0: the log grew in the last poll round, bit 1: the one before
         self._warned = ""
+        self._failing = Reminder(REMIND_SECS)
+        # Kinds of failure reported while the log has been failing: a new kind is news
+        # (a timeout turning into 429s, a 5xx into bad bodies) and is said at once; the
+        # kinds are a short fixed list, so this stays bounded too.
+        self._kinds_said: set[str] = set()
         self._greenlet: gevent.Greenlet | None = None
         self._group = gevent.pool.Group()
 
     # -- lifecycle
 
     def start(self) -> None:
+        for name in self.zero_metrics:
+            self.pipeline.inc(name, self.spec.name, amount=0)
+        # certstream_messages_sent{log} is made from these: there from the start too.
+        self.pipeline.inc("ENTRIES", self.spec.name, "x509", amount=0)
         self._greenlet = gevent.spawn(self._run_forever)
 
     def stop(self) -> None:
@@ -90,7 +111,9 @@ class LogFollower:
             except gevent.GreenletExit:
                 raise
             except Exception as exc:  # a bug must not kill the log for good
-                log.exception("follower %s crashed; restarting", self.spec.name)
+                log.exception("follower %s crashed; restarting", self.spec.name,
+                              extra=ct_context(self.spec.name))
+                self.pipeline.inc("RESTARTS", "follower")
                 self._group.kill(block=False)
                 self.reset()
                 self.failed("internal", repr(exc))
@@ -140,6 +163,11 @@ class LogFollower:
         gevent.sleep(interval / GROWING_POLLS if self._grew else interval)
 
     def succeeded(self) -> None:
+        failures = self._failing.ended()
+        self._kinds_said.clear()
+        if failures:
+            log.info("log %s: answering again after %d failed requests", self.spec.name,
+                     failures)
         self.backoff.success()
         before = self.health.status
         if self.health.success(time.time()) != before:
@@ -163,10 +191,23 @@ class LogFollower:
         else:
             delay = self.backoff.failure(retry_after)
             self._pause_until = max(self._pause_until, now + delay)
-        log.warning(
-            "log %s: %s (%s); retrying in %.2fs [%s]",
-            self.spec.name, kind, detail, delay, self.health.status,
-        )
+        quiet = self._failing.occurred(now)
+        if quiet is None and kind not in self._kinds_said:
+            quiet = 0  # a new kind of failure of a log that keeps failing
+        self._kinds_said.add(kind)
+        if quiet is None:
+            log.debug("log %s: %s (%s); retrying in %.2fs [%s]",
+                      self.spec.name, kind, detail, delay, self.health.status,
+                      extra=ct_context(self.spec.name))
+        else:
+            log.warning(
+                "log %s: %s (%s); retrying in %.2fs [%s]%s",
+                self.spec.name, kind, detail, delay, self.health.status,
+                f"; {quiet} more failures since the last report" if quiet else
+                "; retried with backoff, reported again every "
+                f"{REMIND_SECS / 60:.0f} min while it fails",
+                extra=ct_context(self.spec.name),
+            )
         self._metric("LOG_ERRORS", self.spec.name, kind)
         return delay
 
@@ -184,8 +225,10 @@ class LogFollower:
     def report_skip(self, index: int, reason: str, kind: str = "decode") -> None:
         self.skipped += 1
         self.pipeline.counters["skipped"] += 1
-        log.warning("SKIP log=%s index=%d reason=%s", self.spec.name, index, reason)
+        log.warning("SKIP log=%s index=%d reason=%s", self.spec.name, index, reason,
+                    extra=ct_context(self.spec.name, index))
         self._metric("ENTRIES_SKIPPED", self.spec.name, kind)
+        self._metric(self.parse_failures_metric, self.spec.name)
 
     def _metric(self, name: str, *labels: str) -> None:
         self.pipeline.inc(name, *labels)
@@ -194,13 +237,14 @@ class LogFollower:
         # Heads are polled every second: say it when it starts, not every time.
         if text != self._warned:
             self._warned = text
-            log.warning("log %s: %s", self.spec.name, text)
+            log.warning("log %s: %s", self.spec.name, text, extra=ct_context(self.spec.name))
 
     def start_position(self, head: int) -> int:
         """Where this log starts, given its current tree size (see ``core.logspec``)."""
         return start_position(
             head, saved_next=self.saved_next, start_index=self.spec.start_index,
-            overlap=self.cfg.start_overlap,
+            overlap=self.cfg.start_overlap, resume_index=self.resume_index,
+            recovery=self.cfg.recovery,
         )
 
     # -- status

@@ -19,6 +19,7 @@ from certstream.core.sth import SignatureError, SignedTreeHead, parse_sth, verif
 from certstream.errors import DecodeError
 from certstream.shell.follow_base import LogFollower
 from certstream.shell.httpclient import HTTPError, HTTPStatusError
+from certstream.shell.logformat import ct_context
 
 __all__ = ["Rfc6962Follower"]
 
@@ -54,7 +55,7 @@ class Rfc6962Follower(LogFollower):
                 )
                 self.next_index = start
                 log.info("log %s: starting at index %d (tree size %d)",
-                         self.spec.name, start, size)
+                         self.spec.name, start, size, extra=ct_context(self.spec.name, start))
             if not planner.set_tree_size(size, verified):
                 self.failed("sth_shrank", f"tree size {size} < {planner.verified_size}")
                 continue
@@ -63,7 +64,7 @@ class Rfc6962Follower(LogFollower):
             self._drain(planner)
             if planner.finished:
                 log.info("log %s: readonly log read to its final size %d",
-                         self.spec.name, planner.next_index)
+                         self.spec.name, planner.next_index, extra=ct_context(self.spec.name))
                 self.finished = True
                 return
             self.pause(grew)
@@ -93,7 +94,8 @@ class Rfc6962Follower(LogFollower):
                 # under one view may not be in the other; do not read on.
                 log.error("log %s: tree size %d came with two different root hashes "
                           "(%s, then %s): not following this head",
-                          self.spec.name, size, head[1].hex(), root.hex())
+                          self.spec.name, size, head[1].hex(), root.hex(),
+                          extra=ct_context(self.spec.name))
                 self.failed("sth_fork", f"size {size} with a different root hash")
                 return None
             if head is None or size >= head[0]:
@@ -193,6 +195,7 @@ class Rfc6962Follower(LogFollower):
         except (HTTPError, DecodeError) as exc:
             outcome = exc
         except Exception as exc:  # a bug: still answer, or _drain would wait forever
-            log.exception("log %s: fetching %s failed", self.spec.name, url)
+            log.exception("log %s: fetching %s failed", self.spec.name, url,
+                          extra=ct_context(self.spec.name, w.start))
             outcome = exc
         results.put((w, outcome))

@@ -42,6 +42,7 @@ from certstream.errors import DecodeError
 from certstream.shell.follow_base import LogFollower
 from certstream.shell.httpclient import HTTPError, HTTPStatusError
 from certstream.shell.issuers import IssuerCache
+from certstream.shell.logformat import ct_context
 
 __all__ = ["PARTIAL_ATTEMPTS", "TILE_ATTEMPTS", "UNCHECKED_SECS", "StaticFollower"]
 
@@ -70,6 +71,10 @@ def _leaf_hash(merkle_leaf: bytes) -> bytes:
 class StaticFollower(LogFollower):
     """checkpoint, then data tiles (full, and the partial one of the checkpoint's size)."""
 
+    parse_failures_metric = "STATIC_PARSE_FAILURES"
+    zero_metrics = ("STATIC_PARSE_FAILURES", "CHECKPOINT_ERRORS", "TILES_FETCHED",
+                    "STATIC_ENTRIES_PARSED")
+
     def __init__(self, *args: Any, issuers: IssuerCache, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.issuers = issuers
@@ -96,7 +101,8 @@ class StaticFollower(LogFollower):
                 self._started = True
                 self.next_index = self.start_position(size)
                 log.info("log %s: starting at index %d (tree size %d)",
-                         self.spec.name, self.next_index, size)
+                         self.spec.name, self.next_index, size,
+                         extra=ct_context(self.spec.name, self.next_index))
             assert self.next_index is not None
             grew = size > self.tree_size
             self.tree_size = size
@@ -117,13 +123,16 @@ class StaticFollower(LogFollower):
             body = self.fetch(self.spec.url + "checkpoint", data=False)
             cp = self._check(body)
         except (HTTPError, DecodeError) as exc:
+            self._metric("CHECKPOINT_ERRORS", self.spec.name)
             self.failed_exc(exc)
             return None
         if cp.size < self.tree_size:
+            self._metric("CHECKPOINT_ERRORS", self.spec.name)
             self.failed("checkpoint_shrank", f"size {cp.size} < {self.tree_size}")
             return None
         if cp.size == self.tree_size and self._root is not None and cp.root_hash != self._root:
             # Two different trees of one size: the log forked or lies.  Do not read on.
+            self._metric("CHECKPOINT_ERRORS", self.spec.name)
             self.failed("checkpoint_fork", f"size {cp.size} with a different root hash")
             return None
         self._root = cp.root_hash
@@ -181,7 +190,7 @@ class StaticFollower(LogFollower):
         self._metric("LOG_ERRORS", self.spec.name, "tiles_unchecked")
         self._unchecked_until = time.monotonic() + UNCHECKED_SECS
         log.warning("log %s: %s: reading its data tiles unchecked for %.0f s",
-                    self.spec.name, why, UNCHECKED_SECS)
+                    self.spec.name, why, UNCHECKED_SECS, extra=ct_context(self.spec.name))
 
     def _node(self, tree: TileTree, level: int, index: int) -> bytes:
         """Hash ``index`` of ``level``, fetching the full hash tiles that lead to it."""
@@ -246,7 +255,8 @@ class StaticFollower(LogFollower):
         except _RoundAbortedError as exc:
             return None, tile, str(exc)
         except Exception as exc:  # a bug: end the round instead of the greenlet
-            log.exception("log %s: tile %d failed", self.spec.name, tile.n)
+            log.exception("log %s: tile %d failed", self.spec.name, tile.n,
+                          extra=ct_context(self.spec.name, tile.first_index))
             return None, tile, repr(exc)
         lo, hi = tile.first_index + tile.skip, tile.first_index + tile.width
         leaves = [leaf for leaf in read.leaves if lo <= leaf.index < hi and leaf.index not in wrong]
@@ -268,11 +278,13 @@ class StaticFollower(LogFollower):
                 self._metric("LOG_ERRORS", self.spec.name, "issuer_unavailable")
                 log.warning("log %s index %d: published without %d chain certificate(s) the "
                             "log cannot serve", self.spec.name, leaf.index,
-                            len(leaf.fingerprints) - len(entry.chain))
+                            len(leaf.fingerprints) - len(entry.chain),
+                            extra=ct_context(self.spec.name, leaf.index))
             entries.append(entry)
         for index in sorted(skips):
             if lo <= index < hi:
                 self.report_skip(index, skips[index][0], skips[index][1])
+        self.pipeline.inc("STATIC_ENTRIES_PARSED", self.spec.name, amount=len(entries))
         return entries, tile, ""
 
     def _read_checked(
@@ -285,6 +297,7 @@ class StaticFollower(LogFollower):
         while True:
             try:
                 body, expected = self._fetch_tile(tile)
+                self._metric("TILES_FETCHED", self.spec.name)
                 read = read_data_tile(body, tile.first_index, expected)
                 wrong = self._mismatched(tree, tile, read, size) if tree is not None else set()
             except HTTPError as exc:
@@ -344,7 +357,8 @@ class StaticFollower(LogFollower):
         # same entries.  If the full one is not there yet either, re-read the checkpoint and
         # try again.
         log.info("log %s: partial tile %s is gone; trying the full tile",
-                 self.spec.name, data_tile_path(tile.n, tile.width))
+                 self.spec.name, data_tile_path(tile.n, tile.width),
+                 extra=ct_context(self.spec.name, tile.first_index))
         try:
             return self.fetch(self.spec.url + data_tile_path(tile.n)), 256
         except HTTPStatusError as exc2:

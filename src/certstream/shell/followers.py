@@ -40,12 +40,14 @@ def make_follower(
     politeness: Politeness,
     issuers: IssuerCache,
     saved_next: int | None = None,
+    resume_index: int | None = None,
 ) -> LogFollower:
     if spec.kind == "static":
         return StaticFollower(
             spec, cfg, http=http, pipeline=pipeline, politeness=politeness,
-            saved_next=saved_next, issuers=issuers,
+            saved_next=saved_next, resume_index=resume_index, issuers=issuers,
         )
     return Rfc6962Follower(
-        spec, cfg, http=http, pipeline=pipeline, politeness=politeness, saved_next=saved_next
+        spec, cfg, http=http, pipeline=pipeline, politeness=politeness, saved_next=saved_next,
+        resume_index=resume_index,
     )

@@ -42,6 +42,7 @@ types it wants (``on_wanted`` whenever a stream's subscriber count goes 0 <-> 1)
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import logging
 import os
@@ -56,7 +57,8 @@ import gevent.event
 from gevent.socket import wait_write
 
 from certstream.core import frames
-from certstream.core.fanout import Cursor, Fanout, Ring
+from certstream.core.fanout import Cursor, Fanout, Group, Ring
+from certstream.core.filterfields import FilterSpec
 from certstream.core.session import Session
 
 __all__ = ["Client", "Hub", "Ring"]
@@ -92,9 +94,11 @@ class Client(Cursor):
 
     __slots__ = ("backlog", "deadline", "drain", "fd", "session", "sock", "writer")
 
-    def __init__(self, sock: socket.socket, session: Session, ring: Ring[Client], *,
-                 is_ws: bool) -> None:
-        super().__init__(ring, is_ws=is_ws)
+    # ``sock``: gevent's socket (TLS), or a bare ``_socket.socket`` once a reader owns the
+    # connection (``shell.reader``); the hub only writes, shuts down and closes it.
+    def __init__(self, sock: _socket.socket, session: Session, ring: Group, *,
+                 is_ws: bool, wbits: int = 0) -> None:
+        super().__init__(ring, is_ws=is_ws, wbits=wbits)
         self.sock = sock
         # Fast path writes straight to the (non-blocking) fd.  TLS sockets must go through
         # their SSL object, so they always take the writer-greenlet path (fd -1).
@@ -145,9 +149,14 @@ class Hub(Fanout[Client]):
 
     # -- clients ---------------------------------------------------------------------------
 
-    def add(self, sock: socket.socket, session: Session, stream: int, *, is_ws: bool) -> Client:
-        client = Client(sock, session, self.rings[stream], is_ws=is_ws)
-        self.subscribe(client)
+    def add(self, sock: _socket.socket, session: Session, stream: int, *, is_ws: bool,
+            spec: FilterSpec | None = None) -> Client:
+        """A streaming client of ``stream``, filtered by ``spec`` if given; it gets
+        compressed frames if its session negotiated permessage-deflate."""
+        deflate = session.deflate
+        client = Client(sock, session, self.rings[stream], is_ws=is_ws,
+                        wbits=deflate.window_bits if deflate is not None else 0)
+        self.subscribe(client, spec)
         return client
 
     def remove(self, client: Client) -> None:
@@ -168,9 +177,8 @@ class Hub(Fanout[Client]):
 
     def broadcast(self, data: bytes, *, ws: bool) -> None:
         """Write the same bytes to every WebSocket (``ws``) or every SSE client."""
-        for ring in self.rings.values():
-            for client in list(ring.ws_clients if ws else ring.sse_clients):
-                self._write(client, data)
+        for client in list(self.clients(ws=ws)):
+            self._write(client, data)
 
     def ping_all(self) -> None:
         # Built per ping (every 30 s), not at import: the gunicorn master imports this
@@ -345,15 +353,15 @@ class Hub(Fanout[Client]):
             # sends nothing after its request: close at once.
             self._abort(client)
             return
-        # Half-close: the client still reads our Close frame and replies; the reader
-        # greenlet sees its EOF.  A client that never answers is cut off at its deadline.
+        # Half-close: the client still reads our Close frame and replies; its reader sees
+        # its EOF.  A client that never answers is cut off at its deadline.
         with contextlib.suppress(OSError):
             client.sock.shutdown(socket.SHUT_WR)
         gevent.spawn_later(max(0.0, client.deadline - time.monotonic()), self._abort, client,
                            reset=True)
 
     def _abort(self, client: Client, *, reset: bool = False) -> None:
-        """Cut the connection now; the reader greenlet ends and closes the socket.
+        """Cut the connection now; its reader ends and closes the socket.
         ``reset``: the client stopped reading, so its unsent data is dropped (RST), not
         left in the kernel for a peer that may never take it."""
         if not client.closing:

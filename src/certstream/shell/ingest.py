@@ -2,15 +2,16 @@
 
 Run as ``python -m certstream.shell.ingest`` (the gunicorn master starts it from
 ``when_ready``).  One greenlet per log (see ``certstream.shell.followers``), plus a few
-housekeeping greenlets: the log-list refresher, the state flusher, the STATE publisher and
-the parent watchdog.
+housekeeping greenlets: the log-list refresher, the state writer (``shell.state``), the
+STATE publisher and the parent watchdog.
 
 gevent's monkey-patching happens here, at the top of the process entry, and nowhere else:
 the sans-IO core stays importable without it.
 
-Exit paths: SIGTERM/SIGINT (stop followers, let the feed drain, write the final state,
-close the feed, exit 0), and the death of the parent (``os.getppid()`` no longer equals
-``CERTSTREAM_MASTER_PID``), so an ingest never outlives its server.
+Exit paths: SIGTERM/SIGINT (stop followers, let the feed drain and the workers acknowledge,
+write the delivered positions, close the feed, exit 0), and the death of the parent
+(``os.getppid()`` no longer equals ``CERTSTREAM_MASTER_PID``), so an ingest never outlives
+its server: then the state is frozen first (see ``Ingest._master_gone``).
 """
 
 from __future__ import annotations
@@ -22,45 +23,59 @@ if __name__ == "__main__":  # pragma: no cover - only when run as the process en
 
 import base64
 import binascii
+import gc
 import logging
 import os
 import signal
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import gevent
 import gevent.event
 
+from certstream.buildinfo import extensions_line
 from certstream.config import Settings, load_settings
 from certstream.core import loglist
 from certstream.core.dedup import DedupRing
 from certstream.core.logspec import FollowerSettings, LogSpec, log_key
 from certstream.core.messages import MessageBuilder
+from certstream.core.reminder import Reminder
 from certstream.errors import CertstreamError, ConfigError, DecodeError
-from certstream.shell import metrics
+from certstream.shell import logformat, metrics, specmetrics
+from certstream.shell.children import unblock_sigint
+from certstream.shell.ctindex import CtIndexFile
 from certstream.shell.feed import FeedPublisher
 from certstream.shell.followers import LogFollower, make_follower
+from certstream.shell.gometrics import IngestCounts
+from certstream.shell.heaptrim import HeapTrimmer
 from certstream.shell.httpclient import HTTPClient, HTTPError
 from certstream.shell.issuers import IssuerCache
-from certstream.shell.pipeline import Pipeline
+from certstream.shell.logformat import ct_context
+from certstream.shell.pipeline import Pipeline, Publisher
 from certstream.shell.politeness import Politeness
 from certstream.shell.state import StateStore
 
-__all__ = ["Ingest", "main", "specs_from_settings"]
+__all__ = ["Ingest", "IngestFeed", "main", "specs_from_settings"]
 
 log = logging.getLogger("certstream.ingest")
 
 MASTER_PID_ENV = "CERTSTREAM_MASTER_PID"
 STATE_INTERVAL = 2.0
+#: How often the ingest looks whether a burst of entries has ended (and trims the heap).
+TRIM_INTERVAL = 1.0
+#: Bytes queued for the workers that mean a burst is still being taken.
+FEED_BUSY_BYTES = 256 * 1024
 WATCHDOG_INTERVAL = 1.0
 #: How long the feed's writer greenlets get to drain at shutdown before the final flush.
 DRAIN_SECS = 1.0
-
-_LEVELS = {"trace": logging.DEBUG, "warn": logging.WARNING}
+#: How often certstream-server-go's ct_index.json is brought up to the saved positions.
+CT_INDEX_INTERVAL = 5.0
+#: A log list that cannot be fetched is reported once, then at most this often.
+LIST_REMIND_SECS = 600.0
 
 
 def _spki(b64: str | None, name: str) -> bytes | None:
@@ -100,18 +115,46 @@ def specs_from_settings(settings: Settings) -> list[LogSpec]:
     return specs
 
 
+class IngestFeed(Publisher, Protocol):
+    """Where the ingest publishes: ``shell.feed.FeedPublisher`` (the socket the workers
+    subscribe to) or, embedded in the one worker, ``shell.localfeed.LocalFeed`` (its hub)."""
+
+    #: Called when a worker asks for an ``/example.json`` sample.
+    on_example_wanted: Callable[[], None] | None
+    dropped: int
+
+    def start(self) -> None: ...
+    def close(self) -> None: ...
+    def connected(self) -> int: ...
+    def publish_state(self, state: Mapping[str, object]) -> None: ...
+
+    def pending_bytes(self) -> int:
+        """Published bytes not yet handed to the workers (the heap trimmer waits for a
+        burst to be taken)."""
+        ...
+
+
 class Ingest:
-    def __init__(self, settings: Settings, feed_path: str) -> None:
+    """``feed`` and ``state``: where records and log positions go: the Unix feed to this
+    machine's workers (or, embedded, the one worker's hub) and the state file by default;
+    ``role: ingest`` hands in the broker's (see ``certstream.shell.ingestnode``)."""
+
+    def __init__(self, settings: Settings, feed: IngestFeed, *, state: Any = None) -> None:
         self.settings = settings
         ct = settings.ct_log
         self.started = time.time()
         self.stopping = gevent.event.Event()
-        self.feed = FeedPublisher(feed_path)
-        self.state = StateStore(ct.state_file)
+        self.feed = feed
+        self.state = state if state is not None else StateStore(ct.state_file)
         self.state.load()
+        # certstream-server-go's resume file: read once, then kept current from the state.
+        self.ct_index = CtIndexFile(ct.ct_index_file) if ct.ct_index_file else None
+        if self.ct_index is not None:
+            self.ct_index.load()
         self.http = HTTPClient(ct.user_agent, float(ct.request_timeout_secs), ct.max_body_bytes)
         self.dedup = DedupRing(settings.dedup.capacity, float(settings.dedup.ttl_secs))
-        self.metrics: Any = metrics
+        # Ours and the spec's (shell.specmetrics), by attribute name.
+        self.metrics: Any = specmetrics.IngestMetrics(metrics, specmetrics)
         self.builder = MessageBuilder(settings.output.profile)
         self.pipeline = Pipeline(
             self.feed,
@@ -119,8 +162,10 @@ class Ingest:
             self.dedup,
             self.state,
             workers_connected=self.feed.connected,
-            expected_workers=settings.workers,
-            metrics=metrics,
+            # The first batch waits for every worker of this machine to subscribe; a
+            # broker's edges come and go on their own (one is enough, as ever).
+            expected_workers=settings.workers if isinstance(feed, FeedPublisher) else 1,
+            metrics=self.metrics,
         )
         self.politeness = Politeness(
             ct.default_operator_rate_limit_ms / 1000.0,
@@ -131,17 +176,26 @@ class Ingest:
         self._feed_dropped = 0
         self._parse_problems = 0
         self.pipeline.on_status_change = self._publish_state_soon
+        if settings.metrics.go_series:
+            self.pipeline.on_entries = IngestCounts()
         # /example.json samples are built only when a worker asks (nothing while idle).
         self.feed.on_example_wanted = self.pipeline.publish_example
-        self.feed.on_peer_gone = self._peer_gone
+        if isinstance(feed, FeedPublisher):
+            feed.on_peer_gone = self._peer_gone
         self.fcfg = FollowerSettings.from_ct_log(ct)
         self.config_specs = specs_from_settings(settings)
         self.discovered: list[LogSpec] = []
         self._lists: dict[str, tuple[str, list[loglist.LogInfo]]] = {}
         # Lists followed from the packaged snapshot because the live one was unreachable.
         self._packaged: set[str] = set()
+        # Per list URL: its failures are reported once, then every 10 minutes.
+        self._list_failing: dict[str, Reminder] = {}
         self.followers: dict[str, LogFollower] = {}
         self._housekeeping: list[gevent.Greenlet] = []
+        # The followers' positions move with every batch handled; a burst is over when they
+        # stand still and the workers have taken what was queued for them.  Then glibc can
+        # have back the memory the burst's transient objects took.
+        self.trimmer = HeapTrimmer(self._work_done, self._feed_busy)
 
     # -- followers ---------------------------------------------------------------------
 
@@ -151,12 +205,17 @@ class Ingest:
         desired.update({s.key: s for s in self.config_specs})  # config wins
         for key in list(self.followers):
             if key not in desired:
-                log.info("log %s: no longer listed; retiring it", self.followers[key].spec.name)
+                if not self.settings.ct_log.drop_unlisted_logs:
+                    desired[key] = self.followers[key].spec  # kept (Go's drop_old_logs: false)
+                    continue
+                name = self.followers[key].spec.name
+                log.info("log %s: no longer listed; retiring it", name, extra=ct_context(name))
                 self.followers.pop(key).stop()
             elif desired[key] != self.followers[key].spec:
                 # Its listing changed (e.g. it turned readonly): restart it with the new
                 # spec, from where it got to.
-                log.info("log %s: listing changed; restarting it", desired[key].name)
+                log.info("log %s: listing changed; restarting it", desired[key].name,
+                         extra=ct_context(desired[key].name))
                 self.followers.pop(key).stop()
         for key, spec in desired.items():
             if key in self.followers:
@@ -167,12 +226,22 @@ class Ingest:
                 spec, self.fcfg, http=self.http, pipeline=self.pipeline,
                 politeness=self.politeness, issuers=self.issuers,
                 saved_next=saved.next_index if saved is not None else None,
+                resume_index=(self.ct_index.resume_index(spec.url)
+                              if self.ct_index is not None else None),
             )
             self.followers[key] = f
             f.start()
-            log.info("log %s (%s, %s): following", spec.name, spec.kind, spec.url)
+            log.info("log %s (%s, %s): following", spec.name, spec.kind, spec.url,
+                     extra=ct_context(spec.name))
 
     # -- housekeeping ------------------------------------------------------------------
+
+    def _work_done(self) -> int:
+        return sum(f.next_index or 0 for f in self.followers.values())
+
+    def _feed_busy(self) -> bool:
+        # A STATE or two may be queued at any moment: only a burst's worth counts.
+        return self.feed.pending_bytes() >= FEED_BUSY_BYTES
 
     def _every(self, interval: float, fn: Any) -> gevent.Greenlet:
         def loop() -> None:
@@ -186,6 +255,11 @@ class Ingest:
         g = gevent.spawn(loop)
         self._housekeeping.append(g)
         return g
+
+    def update_ct_index(self) -> None:
+        """Bring certstream-server-go's ct_index.json up to the saved positions."""
+        if self.ct_index is not None:
+            self.ct_index.update(self.state.saved())
 
     def snapshot(self) -> dict[str, object]:
         logs = [f.status() for f in self.followers.values()]
@@ -212,6 +286,10 @@ class Ingest:
                 if st["lag"] is not None:
                     m.LOG_LAG.labels(name).set(st["lag"])
             m.DEDUP_SIZE.set(len(self.dedup))
+            kinds = [f.spec.kind for f in self.followers.values()]
+            m.CT_LOGS.set(kinds.count("rfc6962"))
+            m.STATIC_CT_LOGS.set(kinds.count("static"))
+            m.ISSUER_CACHE.set(len(self.issuers))
             dropped = int(getattr(self.feed, "dropped", 0))
             if dropped > self._feed_dropped:
                 m.FEED_DROPPED.inc(dropped - self._feed_dropped)
@@ -232,21 +310,28 @@ class Ingest:
         listed before.
         """
         for url in self.settings.ct_log.log_list_urls:
+            failing = self._list_failing.setdefault(url, Reminder(LIST_REMIND_SECS))
             try:
                 self._lists[url] = fetch_log_list(self.http, url)
                 self._packaged.discard(url)
             except (HTTPError, CertstreamError, ValueError) as exc:
-                if url in self._lists:
-                    log.warning("log list %s: refresh failed (%s); keeping its last copy", url, exc)
+                quiet = failing.occurred(time.monotonic())
+                say = log.warning if quiet is not None else log.debug
+                more = f" ({quiet} more failures since the last report)" if quiet else ""
+                if url in self._lists and url not in self._packaged:
+                    say("log list %s: refresh failed (%s); keeping its last copy%s",
+                        url, exc, more)
                 elif url == loglist.GOOGLE_LOG_LIST_URL:
-                    self._lists[url] = packaged_log_list()
-                    self._packaged.add(url)
-                    log.warning(
-                        "log list %s: fetch failed (%s); following the snapshot packaged with "
-                        "certstream until it can be fetched", url, exc,
-                    )
+                    if url not in self._lists:
+                        self._lists[url] = packaged_log_list()
+                        self._packaged.add(url)
+                    say("log list %s: fetch failed (%s); following the snapshot packaged "
+                        "with certstream until it can be fetched%s", url, exc, more)
                 else:
-                    log.warning("log list %s: fetch failed (%s); will retry", url, exc)
+                    say("log list %s: fetch failed (%s); will retry%s", url, exc, more)
+            else:
+                if failing.ended():
+                    log.info("log list %s: fetched again", url)
         if not self._lists:
             return
         self.discovered = select_specs(self._lists, self.settings)
@@ -287,16 +372,21 @@ class Ingest:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, *, watch_parent: bool = True) -> None:
+        """Start the feed, the followers and the housekeeping.  ``watch_parent``: stop when
+        the master is gone (a process of its own; embedded, the worker itself does that)."""
         self.feed.start()
         self.reconcile()
         if self.settings.ct_log.log_list_urls:
             self._housekeeping.append(gevent.spawn(self._discovery_loop))
         self.state.start()
+        if self.ct_index is not None:
+            self._every(CT_INDEX_INTERVAL, self.update_ct_index)
         self._every(STATE_INTERVAL, self.publish_state)
+        self._every(TRIM_INTERVAL, self.trimmer.tick)
         gevent.spawn_later(0.2, self.publish_state)
         master = os.environ.get(MASTER_PID_ENV, "")
-        if master.isdigit():
+        if watch_parent and master.isdigit():
             self._housekeeping.append(gevent.spawn(self._watchdog, int(master)))
 
     def stop(self) -> None:
@@ -309,11 +399,17 @@ class Ingest:
         gevent.sleep(DRAIN_SECS)
         self.state.stop()
         self.state.flush()
+        self.update_ct_index()
         self.feed.close()
         self.http.close()
 
     def run(self) -> None:
         self.start()
+        # What exists now (modules, settings, the log list, the followers) lives as long as
+        # the process: out of the collector's way, so full collections walk only the
+        # objects that come and go with the entries.
+        gc.collect()
+        gc.freeze()
         self.stopping.wait()
         log.info("stopping")
         self.stop()
@@ -349,16 +445,19 @@ def packaged_log_list() -> tuple[str, list[loglist.LogInfo]]:
 
 
 def select_specs(
-    lists: Mapping[str, tuple[str, list[loglist.LogInfo]]], settings: Settings
+    lists: Mapping[str, tuple[str, list[loglist.LogInfo]]], settings: Settings,
+    now: float | None = None,
 ) -> list[LogSpec]:
-    """The logs the fetched lists (by URL) select, as follower specs."""
+    """The logs the fetched lists (by URL) select at ``now`` (default: the time), as
+    follower specs."""
     ct = settings.ct_log
     google = [i for src, infos in lists.values() if src == "google" for i in infos]
     apple = [i for src, infos in lists.values() if src == "apple" for i in infos]
     have_google = any(src == "google" for src, _ in lists.values())
     have_apple = any(src == "apple" for src, _ in lists.values())
     infos = loglist.select_logs(
-        google if have_google else None, apple if have_apple else None, ct.states, time.time()
+        google if have_google else None, apple if have_apple else None, ct.states,
+        time.time() if now is None else now,
     )
     specs: list[LogSpec] = []
     for info in infos:
@@ -378,14 +477,6 @@ def select_specs(
     return specs
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=_LEVELS.get(level, getattr(logging, level.upper(), logging.INFO)),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     del argv  # no options: everything comes from the settings
     try:
@@ -393,16 +484,36 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    _setup_logging(settings.log_level)
+    logformat.configure(settings.log_level, settings.log_format)
+    if settings.role == "ingest":
+        return _ingest_node(settings)
     path = settings.feed_socket or os.path.join(
         tempfile.gettempdir(), f"certstream-feed-{os.getpid()}.sock"
     )
-    ingest = Ingest(settings, path)
+    ingest = Ingest(settings, FeedPublisher(path))
     gevent.signal_handler(signal.SIGTERM, ingest.stopping.set)
     gevent.signal_handler(signal.SIGINT, ingest.stopping.set)
+    unblock_sigint()  # the master started us with it blocked (see shell.children)
     log.info("ingest starting: feed %s, %d configured logs, state %s",
              path, len(ingest.config_specs), settings.ct_log.state_file)
+    # Said here, where the twins are loaded anyway: the master loads none (memory), and a
+    # worker only the frame builder.
+    log.info("certstream: %s", extensions_line())
     ingest.run()
+    log.info("ingest stopped")
+    return 0
+
+
+def _ingest_node(settings: Settings) -> int:
+    """``role: ingest``: lead or stand by (see ``certstream.shell.ingestnode``)."""
+    # Only here: one machine's ingest never loads the Redis client.
+    from certstream.shell.ingestnode import IngestNode  # noqa: PLC0415
+
+    node = IngestNode(settings, lambda feed, state: Ingest(settings, feed, state=state))
+    gevent.signal_handler(signal.SIGTERM, node.stopping.set)
+    gevent.signal_handler(signal.SIGINT, node.stopping.set)
+    unblock_sigint()
+    node.run()
     log.info("ingest stopped")
     return 0
 

@@ -8,16 +8,20 @@ from collections.abc import Iterable
 
 import gevent.event
 
+from certstream.core.lru import ENTRY_OVERHEAD, BoundedLRU
 from certstream.core.tiles import issuer_path
 from certstream.errors import DecodeError
 from certstream.shell.httpclient import HTTPClient, HTTPError
 
-__all__ = ["ISSUER_ATTEMPTS", "ISSUER_RETRY_SECS", "IssuerCache"]
+__all__ = ["ISSUER_ATTEMPTS", "ISSUER_CACHE_BYTES", "ISSUER_RETRY_SECS", "IssuerCache"]
 
 #: Failed fetches of one issuer before entries that name it go out without it.
 ISSUER_ATTEMPTS = 3
 #: How long an issuer given up on is then left alone before one more fetch is tried.
 ISSUER_RETRY_SECS = 600.0
+#: Issuer certificates are ~1.5 KiB: 16 MiB keeps ~10,000 of them, more than all the CAs
+#: that issue into CT, and bounds a log that serves odd or huge ones.
+ISSUER_CACHE_BYTES = 16 * 1024 * 1024
 
 
 class IssuerCache:
@@ -30,12 +34,14 @@ class IssuerCache:
     a chain; after that it is left out of what ``get_many`` returns (the entries go out
     with the chain they have) and fetched again only every ``ISSUER_RETRY_SECS``: one
     issuer a log cannot serve must not stall the log.
+    The least recently used go when the cache holds ``capacity`` issuers or ``max_bytes``.
     """
 
-    def __init__(self, http: HTTPClient, capacity: int = 100_000) -> None:
+    def __init__(self, http: HTTPClient, capacity: int = 100_000,
+                 max_bytes: int = ISSUER_CACHE_BYTES) -> None:
         self.http = http
         self.capacity = capacity
-        self._certs: dict[bytes, bytes] = {}
+        self._certs: BoundedLRU[bytes, bytes] = BoundedLRU(capacity, max_bytes)
         self._pending: dict[bytes, gevent.event.AsyncResult] = {}
         # fingerprint -> (failed fetches, monotonic time of the last one)
         self._failed: dict[bytes, tuple[int, float]] = {}
@@ -75,9 +81,7 @@ class IssuerCache:
             body = self.http.get(prefix + issuer_path(fp)).body
             if hashlib.sha256(body).digest() != fp:
                 raise DecodeError(f"issuer {fp.hex()}: body does not hash to its name")
-            if len(self._certs) >= self.capacity:
-                self._certs.pop(next(iter(self._certs)))
-            self._certs[fp] = body
+            self._certs.put(fp, body, len(body) + ENTRY_OVERHEAD)
             self._failed.pop(fp, None)
             waiter.set(body)
             return body

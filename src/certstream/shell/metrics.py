@@ -23,6 +23,7 @@ status code, a reason from a fixed list; never a client address.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -33,6 +34,9 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.registry import Collector
+
+from certstream.shell.specmetrics import exposition
 
 __all__ = [
     "BYTES_SENT",
@@ -45,6 +49,9 @@ __all__ = [
     "ENTRIES_SKIPPED",
     "FEED_DROPPED",
     "FEED_REPLAYED",
+    "FILTERED_CLIENTS",
+    "FILTERS",
+    "FILTER_RECORDS_MATCHED",
     "FRAMES_SENT",
     "HTTP_REQUESTS",
     "LOG_ERRORS",
@@ -79,9 +86,10 @@ DEDUP_SIZE = Gauge(
     "certstream_dedup_size", "Fingerprints held in the dedup ring.",
     multiprocess_mode="livemostrecent")
 #: Values of certstream_log_status.
-LOG_STATUS_CODES = {"healthy": 0, "degraded": 1, "unhealthy": 2}
+LOG_STATUS_CODES = {"healthy": 0, "degraded": 1, "unhealthy": 2, "starting": 3}
 LOG_STATUS = Gauge(
-    "certstream_log_status", "Health of each followed log: 0 healthy, 1 degraded, 2 unhealthy.",
+    "certstream_log_status", "Health of each followed log: 0 healthy, 1 degraded, 2 unhealthy, "
+    "3 starting (no request to it has completed yet).",
     ["log"], multiprocess_mode="livemostrecent")
 LOG_LAG = Gauge(
     "certstream_log_lag", "Entries in the log's tree not yet read (tree size - next index).",
@@ -127,18 +135,31 @@ CLIENTS_RATE_LIMITED = Counter(
 CONFIG_RELOADS = Counter(
     "certstream_config_reloads", "Config file changes a worker read (hot_reload), by result: "
     "valid (its live keys applied, if any changed) or invalid (ignored).", ["result"])
+FILTERED_CLIENTS = Gauge(
+    "certstream_filtered_clients", "Connected clients with a server-side filter (?domain=, "
+    "domain_re=, issuer=, log=).", multiprocess_mode="livesum")
+FILTERS = Gauge(
+    "certstream_filters", "Distinct filters of the connected clients (clients with equal "
+    "filters share one), summed over workers.", multiprocess_mode="livesum")
+FILTER_RECORDS_MATCHED = Counter(
+    "certstream_filter_records_matched", "Entries that matched at least one client's filter "
+    "(each entry is matched once per worker, for all its filters together).")
 SERVER_RESPONSES = Counter(
     "certstream_server_responses", "Responses to clients, by endpoint (a fixed route name, "
     "never the raw path) and status code.", ["endpoint", "code"])
 
 
-def render_metrics() -> tuple[bytes, str]:
+def render_metrics(extra: Iterable[Collector] = ()) -> tuple[bytes, str]:
     """The Prometheus text exposition of all processes (or of this one outside a deployment)
-    and its content type."""
+    and its content type: ours, then the spec's series (``shell.specmetrics``); ``extra``
+    collectors are read at this scrape too (series that are not prometheus_client metrics of
+    one process, such as ``shell.gometrics``'s)."""
+    more = CollectorRegistry(auto_describe=False)
+    for collector in extra:
+        more.register(collector)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess  # noqa: PLC0415 - only this path needs it
 
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+        multiprocess.MultiProcessCollector(more)  # type: ignore[no-untyped-call]
+        return exposition(more), CONTENT_TYPE_LATEST
+    return exposition(REGISTRY) + generate_latest(more), CONTENT_TYPE_LATEST

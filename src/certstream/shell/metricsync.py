@@ -11,8 +11,8 @@ from certstream.shell import metrics
 
 if TYPE_CHECKING:
     from certstream.shell.endpoints import Access
-    from certstream.shell.feed import FeedSubscriber
     from certstream.shell.hub import Hub
+    from certstream.shell.source import RecordSource
 
 __all__ = ["MetricsSync"]
 
@@ -21,7 +21,7 @@ class MetricsSync:
     """Call it once a second (and before rendering ``/metrics``): each counter's growth
     since the last call goes into its metric."""
 
-    def __init__(self, hub: Hub, feed: FeedSubscriber | None) -> None:
+    def __init__(self, hub: Hub, feed: RecordSource | None) -> None:
         self.hub = hub
         self.feed = feed
         self.access: Callable[[], Access] | None = None  # the current rules (reloads swap them)
@@ -41,6 +41,11 @@ class MetricsSync:
             name = STREAM_NAMES[stream]
             if d := self._delta("frames_" + name, ring.sent):
                 metrics.FRAMES_SENT.labels(name).inc(d)
+        filters = hub.filters
+        metrics.FILTERED_CLIENTS.set(filters.subscribers if filters is not None else 0)
+        metrics.FILTERS.set(len(filters) if filters is not None else 0)
+        if filters is not None and (d := self._delta("matched", filters.records_matched)):
+            metrics.FILTER_RECORDS_MATCHED.inc(d)
         if d := self._delta("bytes", hub.bytes_sent):
             metrics.BYTES_SENT.inc(d)
         if d := self._delta("drops", hub.drops):

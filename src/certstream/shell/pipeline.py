@@ -2,13 +2,14 @@
 
 ``Pipeline.deliver`` is shared by all log followers: dedup (by SHA-256 of the certificate as
 emitted, so a precert and its final certificate are two entries), build only the streams
-some worker wants, publish, and save the log's resume position once the workers have
-delivered the batch.  A log's next batch waits until its previous one is saved, so a crash
-repeats at most one batch per log (see ``certstream.shell.state``).  The last
-entry is kept (a reference, nothing built) so that a lite sample for /example.json can be
-built when a worker asks for one (``publish_example``).  Nothing is published while no
-worker is connected, because publishing to nobody would move the resume position past
-entries no worker received.
+some worker wants (and the filter field while some worker has filtered clients), publish,
+and save the log's resume position once the batch is delivered (in every keeping-up client's
+socket on this machine; in Redis with its records on several).  A log's next batch waits
+until its previous one is saved, so a crash repeats at most one batch per log (see
+``certstream.shell.state``).  The last entry is kept (a reference, nothing built) so that a
+lite sample for /example.json can be built when a worker asks for one
+(``publish_example``).  Nothing is published while no worker is connected, because
+publishing to nobody would move the resume position past entries no worker received.
 
 The followers (``certstream.shell.follow_*``) call in; this module knows them only as the
 ``Delivering`` protocol, so that it imports none of them.
@@ -29,6 +30,7 @@ from certstream.core.logspec import LogSpec
 from certstream.core.model import LogEntry, LogSource
 from certstream.core.streams import STREAM_LITE, STREAM_NAMES
 from certstream.errors import DecodeError
+from certstream.shell.logformat import ct_context
 
 __all__ = ["Delivering", "Pipeline"]
 
@@ -110,6 +112,9 @@ class Pipeline:
         self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
         #: Called when a log's health status changes (the ingest publishes STATE at once).
         self.on_status_change: Callable[[], None] | None = None
+        #: Called with every batch a log delivers, before dedup (certstream-server-go's
+        #: series count every entry read: ``shell.gometrics.IngestCounts``).
+        self.on_entries: Callable[[LogSpec, list[LogEntry]], None] | None = None
 
     def wait_for_workers(self) -> None:
         """Publishing to nobody would advance the resume position past entries no worker
@@ -136,6 +141,8 @@ class Pipeline:
         # at most this batch.
         self.positions.settle(spec.key)
         self.wait_for_workers()
+        if self.on_entries is not None:
+            self.on_entries(spec, entries)
         wanted = self.publisher.wanted()
         items: list[tuple[str, int, Any]] = []
         source = follower.source
@@ -159,7 +166,8 @@ class Pipeline:
             except Exception as exc:
                 # A builder bug on one odd certificate must cost that entry, not stall the
                 # log in a crash loop; the traceback goes to the log for a fix.
-                log.exception("builder failed on log %s index %d", spec.name, entry.index)
+                log.exception("builder failed on log %s index %d", spec.name, entry.index,
+                              extra=ct_context(spec.name, entry.index))
                 follower.report_skip(entry.index, f"builder error: {exc!r}", "internal")
                 self.counters["build_errors"] += 1
                 continue
@@ -188,7 +196,7 @@ class Pipeline:
         """Every worker a batch went to is gone before one wrote it: publish it again once a
         worker is back (the log's next batch waits for this one, see ``deliver``)."""
         log.warning("log %s: the workers that were sent %d entries are gone; sending them "
-                    "again when a worker is back", name, len(items))
+                    "again when a worker is back", name, len(items), extra=ct_context(name))
         self.counters["republished"] = self.counters.get("republished", 0) + len(items)
 
         def again() -> None:

@@ -3,8 +3,9 @@
 Format: ``{"version": 1, "logs": {"<log key>": {"next_index": N, "tree_size": T,
 "updated": unix_time}}}``.
 
-Written atomically (temp file in the same directory, fsync, rename, fsync the directory),
-so a crash at any instant leaves either the old or the new file, never a torn one.
+Written atomically (``shell.atomicfile``: temp file in the same directory, fsync, rename,
+fsync the directory), so a crash at any instant leaves either the old or the new file,
+never a torn one.
 
 When a position is saved, and what a crash costs
 ------------------------------------------------
@@ -30,16 +31,15 @@ them acknowledged may be one the first ones' clients never got.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 
 import gevent
 import gevent.event
+
+from certstream.shell.atomicfile import atomic_write
 
 __all__ = ["SETTLE_TIMEOUT", "WRITE_INTERVAL", "LogPosition", "StateStore"]
 
@@ -121,6 +121,10 @@ class StateStore:
     def get(self, key: str) -> LogPosition | None:
         """The newest delivered position of ``key`` (on disk or about to be)."""
         return self._latest.get(key)
+
+    def saved(self) -> dict[str, LogPosition]:
+        """The positions the file holds now (what a restart would resume from)."""
+        return dict(self._saved)
 
     # -- the life of a batch -------------------------------------------------------------
 
@@ -228,25 +232,4 @@ class StateStore:
         }
         # Compact, so the C encoder writes it (indent= takes the pure-Python one).
         data = json.dumps(doc, separators=(",", ":")).encode() + b"\n"
-        directory = os.path.dirname(os.path.abspath(self.path))
-        fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        # The rename is durable only once the directory entry is.
-        try:
-            dfd = os.open(directory, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            with contextlib.suppress(OSError):
-                os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        atomic_write(self.path, data, prefix=".state-")

@@ -10,31 +10,46 @@ gunicorn owns the processes, the listening sockets, signals and reloads; this cl
 ``run``
     starts the servers, the feed subscriber, the hub's flusher and the timers (server pings,
     optional JSON heartbeats, SSE keep-alives, metrics); heartbeats the arbiter while alive.
-    On SIGTERM (graceful stop) it stops accepting, closes every WebSocket with 1001 "server
-    shutting down", ends every SSE response, and waits for the clients to go until
-    ``graceful_timeout``.  The stock ``GeventWorker.run`` would wait for the handlers to
-    finish, which streams never do.
+    On SIGTERM or SIGINT (graceful stop) it stops accepting, closes every WebSocket with 1001
+    "server shutting down", ends every SSE response, and waits for every connection to end
+    until ``graceful_timeout`` (SIGQUIT: half a second).  The stock ``GeventWorker.run`` would
+    wait for the handlers to finish, which streams never do.
 
 ``max_requests`` counts connections; leave it 0 for a streaming server (a worker restart
 drops every client of that worker).
 
+Connections: the handler greenlet of a streaming connection returns once the response head is
+out, and a read watcher (``shell.reader``) holds the connection from then on, so the pool of
+``worker_connections`` greenlets bounds only the connections being answered (and TLS streams);
+``worker_connections`` is also the most connections of every kind one worker holds (counted
+from accept to end, ``shell.fairserver.AcceptShares``), beyond which it leaves new ones in the
+listen backlog.
+
 Balance: all workers accept from the one listening socket, and whichever wakes first wins, so
 a crowd connecting at once used to land 2:1 or worse on one worker.  With several workers each
-publishes its open connection count in memory the master shared with them
-(``shell.shares``) and defers accepting while it holds more than the least loaded peer, as
+publishes that count of open connections in its row of the memory the master shared with them
+(``shell.sharedmem``) and defers accepting while it holds more than the least loaded peer, as
 long as that peer is making progress (``shell.fairserver``; a stuck peer must not stop the
 server accepting).  The metrics are synced by ``shell.metricsync``.
+
+Whole-server figures: each worker claims a row of the memory the master shared
+(``shell.sharedmem``) when it loads, counts its streaming connections and the rate limits
+there (``shell.sharedlimits``) and publishes its clients and traffic into it
+(``shell.sharedstats``), so that limits and status are the server's, not one worker's.  On a
+clean stop it marks its row stopped, which tells the master it did not die.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
+import signal
 import ssl
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 import gevent.event
@@ -42,19 +57,28 @@ from gevent.pool import Pool
 from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import GeventWorker
 
-from certstream.config import Settings, load_settings
+from certstream.config import Settings, load_settings, metrics_listener
 from certstream.core import frames
+from certstream.core.brokergap import gap_notice
 from certstream.core.routes import RouteTable
 from certstream.core.streams import STREAM_LITE
-from certstream.shell import metrics
+from certstream.shell import metrics, sharedmem
 from certstream.shell.conn import serve
 from certstream.shell.endpoints import CertCache, ServerContext, access_for
-from certstream.shell.fairserver import FairStreamServer
+from certstream.shell.fairserver import AcceptShares, FairStreamServer
 from certstream.shell.feed import FeedSubscriber
 from certstream.shell.hub import Hub
+from certstream.shell.livepage import favicon, live_page
+from certstream.shell.localfeed import LocalFeed
+from certstream.shell.metricsview import MetricsView, bound_to, metrics_context, metrics_tls
 from certstream.shell.metricsync import MetricsSync
 from certstream.shell.reload import ConfigWatcher, ReloadPlan
-from certstream.shell.shares import ConnectionShares, shared
+from certstream.shell.sharedlimits import SharedConnections, SharedRates
+from certstream.shell.sharedstats import SharedStats
+from certstream.shell.source import RecordSource, open_source
+
+if TYPE_CHECKING:
+    from certstream.shell.ingest import Ingest
 
 __all__ = [
     "CertstreamWorker",
@@ -75,6 +99,8 @@ PEERS_WAIT_SECS = 3.0
 FEED_WAIT_SECS = 10.0
 #: How long ``/example.json`` waits for the ingest's sample before answering with what it has.
 EXAMPLE_WAIT_SECS = 1.0
+#: A quick stop (SIGQUIT) gives the close frames this long to leave.
+QUICK_STOP_SECS = 0.5
 
 
 def settings_for(app: object) -> Settings:
@@ -87,31 +113,62 @@ def settings_for(app: object) -> Settings:
 
 
 def route_table(settings: Settings) -> RouteTable:
-    p, s = settings.protocols, settings.streams
+    p, s, paths = settings.protocols, settings.streams, settings.paths
     return RouteTable(
-        websocket=p.websocket, sse=p.sse, metrics=p.metrics, health=p.health,
+        websocket=p.websocket, sse=p.sse, health=p.health,
+        # On a listener of their own, the metrics are not served here (shell.metricsview).
+        metrics=p.metrics and metrics_listener(settings) is None,
         example_json=p.example_json, api=p.api,
         lite=s.lite, full=s.full, domains=s.domains_only,
+        lite_path=paths.lite, full_path=paths.full, domains_path=paths.domains_only,
+        metrics_path=paths.metrics,
     )
 
 
+def _count_response(endpoint: str, code: int) -> None:
+    metrics.SERVER_RESPONSES.labels(endpoint, str(code)).inc()
+
+
 def build_context(settings: Settings, hub: Hub,
-                  before_metrics: Callable[[], None] | None = None) -> ServerContext:
+                  before_metrics: Callable[[], None] | None = None,
+                  mem: sharedmem.SharedMemory | None = None, row: int = -1, *,
+                  view: MetricsView | None = None) -> ServerContext:
+    """The connection context of a worker.  With ``mem`` and this worker's ``row`` in it,
+    limits and status count every worker; else this process alone (and ``max_connections``
+    is split between the workers, the best it can do without counting together)."""
     def render() -> tuple[bytes, str]:
+        if view is not None:
+            return view.render()
         if before_metrics is not None:
             before_metrics()  # this worker's values are current in the scrape
         return metrics.render_metrics()
 
-    return ServerContext(
+    routes = route_table(settings)
+    shared = mem if row >= 0 else None
+    ctx = ServerContext(
         hub=hub,
-        routes=route_table(settings),
-        access=access_for(settings),
+        routes=routes,
+        access=access_for(
+            settings,
+            connections=SharedConnections(shared, row) if shared is not None else None,
+            rates=SharedRates(shared) if shared is not None else None,
+            split=1 if shared is not None else settings.workers,
+        ),
         max_message_bytes=settings.websocket.max_message_bytes,
         api_cache_capacity=settings.api.cache_capacity,
         render_metrics=render,
-        on_response=lambda endpoint, code: metrics.SERVER_RESPONSES.labels(
-            endpoint, str(code)).inc(),
+        on_response=_count_response,
+        real_ip=settings.real_ip,
+        compression=settings.websocket.compression,
+        peers=view.peers if view is not None else None,
+        max_filter_patterns=settings.filters.max_patterns,
+        page=live_page(routes),
+        favicon=favicon(),
     )
+    if shared is not None:
+        ctx.stats = SharedStats(shared, row, hub)
+        hub.on_change = ctx.stats.publish
+    return ctx
 
 
 def heartbeat_frame(now: float) -> bytes:
@@ -128,6 +185,23 @@ def _every(interval: float, action: Callable[[], None]) -> None:
             log.exception("periodic task %r failed", action)
 
 
+def _drain(pending: Any) -> list[int]:
+    """Empty the master's signal queue as a worker inherited it: a ``queue.SimpleQueue``
+    (gunicorn >= 25) or a list (before)."""
+    if pending is None:
+        return []
+    if isinstance(pending, list):
+        sigs = list(pending)
+        pending.clear()
+        return sigs
+    sigs = []
+    while True:
+        try:
+            sigs.append(pending.get_nowait())
+        except queue.Empty:
+            return sigs
+
+
 class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyped
     """See the module docstring."""
 
@@ -137,13 +211,46 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
     hub: Hub
     ctx: ServerContext
     settings: Settings
-    feed: FeedSubscriber | None
+    feed: RecordSource | None
+    #: ``ingest.mode: embedded``: the ingest running in this worker.
+    ingest: Ingest | None = None
     metrics_sync: MetricsSync
     tls: ssl.SSLContext | None = None
-    #: The master's connection shares, when this worker balances accepts with its peers.
-    shares: ConnectionShares | None = None
+    #: The metrics' own listener (``metrics.port``), its context and TLS, if it has one.
+    metrics_ctx: ServerContext
+    metrics_tls: ssl.SSLContext | None = None
+    metrics_view: MetricsView
+    _metrics_sock: Any = None
+    #: This worker's open connections (every kind), balanced with its peers' when it has any.
+    shares: AcceptShares
+    #: The memory all workers share, and this worker's row in it (-1: none).
+    mem: sharedmem.SharedMemory | None = None
+    row = -1
     _example_at = float("-inf")  # monotonic time the last EXAMPLE arrived
+    _quick = False  # SIGQUIT: close the clients but do not wait for them
+    inherited_signals: Any = None  # the master's signal queue, as forked (set by post_fork)
     _example_ready: gevent.event.Event
+
+    def init_signals(self) -> None:
+        super().init_signals()
+        # Ctrl-C reaches every process of the group at once, this worker before the master's
+        # SIGTERM: stop gracefully (1001 to each WebSocket, each SSE stream ended), as on
+        # SIGTERM, not gunicorn's quick exit that drops every client.
+        signal.signal(signal.SIGINT, self.handle_exit)
+        # Signals that came while this worker booted (see shell.app.post_fork).
+        for sig in _drain(self.inherited_signals):
+            if sig in (signal.SIGTERM, signal.SIGINT):
+                self.alive = False
+            elif sig == signal.SIGQUIT:
+                self.handle_quit(sig, None)
+
+    def handle_quit(self, sig: int, frame: Any) -> None:
+        """SIGQUIT (and a second Ctrl-C): the quick stop.  Clients still get their close
+        frames, but nobody waits for them to go; and no ``sys.exit`` from a greenlet, which
+        gevent reports as a SystemExit traceback."""
+        self._quick = True
+        self.alive = False
+        gevent.spawn(self.cfg.worker_int, self)  # gunicorn's hook, off the signal handler
 
     def load_wsgi(self) -> None:
         self.wsgi = None
@@ -158,10 +265,24 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             flush_interval=self.settings.flush_interval_ms / 1000.0,
         )
         self.metrics_sync = MetricsSync(self.hub, None)
-        self.ctx = build_context(self.settings, self.hub, self.metrics_sync)
+        self.mem = sharedmem.shared()
+        if self.mem is not None:
+            self.row = self.mem.claim(os.getpid())
+            if self.row < 0:
+                self.log.warning("no free row in the shared memory: this worker's limits "
+                                 "and status count its own connections only")
+        else:
+            self.log.warning("no shared memory from the master (its on_starting hook did "
+                             "not run): limits and status count this worker alone")
+        self.metrics_view = MetricsView(self.settings, self.hub, self.metrics_sync)
+        self.ctx = build_context(self.settings, self.hub, None, self.mem, self.row,
+                                 view=self.metrics_view)
+        self.metrics_ctx = metrics_context(self.settings, self.hub, self.metrics_view.render,
+                                           _count_response)
         self.metrics_sync.access = lambda: self.ctx.access
         if self.settings.protocols.api:
-            self.ctx.certs = CertCache(self.settings.api.cache_capacity)
+            api = self.settings.api
+            self.ctx.certs = CertCache(api.cache_capacity, api.cache_max_bytes)
         self._example_ready = gevent.event.Event()
         self.ctx.lite_example = self._lite_example
 
@@ -173,12 +294,23 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         if self.feed is not None:
             self.feed.set_wanted(self._wanted(mask))
 
-    def _on_entry(self, mask: int, lite: bytes | None, full: bytes | None,
-                  domains: bytes | None) -> None:
-        self.hub.publish(mask, lite, full, domains)
+    def _on_record(  # noqa: PLR0917 - the record source's callback (shell.source.OnRecord)
+        self, mask: int, lite: bytes | None, full: bytes | None, domains: bytes | None,
+        fields: bytes | None, record_id: str | None,
+    ) -> None:
+        # record_id: the broker's global id of the record (None on one machine); the hub
+        # does not use it yet (SSE ids and client resume build on it).
+        self.hub.publish(mask, lite, full, domains, fields)
         certs = self.ctx.certs
         if certs is not None and lite is not None:
             certs.add(lite)
+
+    def _on_gap(self, lost: int) -> None:
+        """Records this worker's clients will never get: what came before goes out first,
+        then every client is told (``core.brokergap.gap_notice``)."""
+        self.hub.flush()
+        self.hub.broadcast(gap_notice(lost, ws=True), ws=True)
+        self.hub.broadcast(gap_notice(lost, ws=False), ws=False)
 
     def _on_example(self, lite: bytes) -> None:
         self.hub.set_example(lite)
@@ -202,35 +334,40 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         return ring.latest
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
+        kept = False
         try:
-            self._handle(client, addr)
+            kept = self._handle(client, addr, metrics_only=listener is self._metrics_sock)
         finally:
-            if self.shares is not None:
+            if not kept:  # else its reader ends it, and calls ctx.on_end then
                 self.shares.closed()
 
-    def _handle(self, client: Any, addr: Any) -> None:
+    def _handle(self, client: Any, addr: Any, *, metrics_only: bool = False) -> bool:
         self.nr += 1
         if self.nr >= self.max_requests:
             if self.alive:
                 self.log.info("Autorestarting worker after current request.")
             self.alive = False
         ip = addr[0] if isinstance(addr, tuple) and addr else ""
-        if self.tls is not None:
+        port = addr[1] if isinstance(addr, tuple) and len(addr) > 1 else 0
+        ctx, tls = (self.metrics_ctx, self.metrics_tls) if metrics_only else (self.ctx, self.tls)
+        if tls is not None:
             # The TLS handshake happens here rather than in gevent's server so that a
             # client that hangs up mid-handshake is a debug line, not a logged traceback.
             try:
-                with gevent.Timeout(self.ctx.request_timeout):
-                    client = self.tls.wrap_socket(client, server_side=True)
+                with gevent.Timeout(ctx.request_timeout):
+                    client = tls.wrap_socket(client, server_side=True)
             except (OSError, gevent.Timeout) as exc:  # ssl.SSLError is an OSError
                 log.debug("TLS handshake with %s failed: %s", ip, exc)
                 client.close()
-                return
-        serve(client, self.ctx, ip)
+                return False
+        return serve(client, ctx, ip, port)
 
     def _apply_settings(self, plan: ReloadPlan) -> None:
         """A hot reload's live keys (see ``shell.reload.LIVE_KEYS``)."""
         settings = self.settings = plan.settings
-        self.ctx.access = access_for(settings, keep=self.ctx.access)
+        together = self.mem is not None and self.row >= 0
+        self.ctx.access = access_for(settings, keep=self.ctx.access,
+                                     split=1 if together else settings.workers)
         self.hub.drop_budget = settings.websocket.slow_client_drop_budget
         # websocket.heartbeat_secs: _heartbeats reads self.settings on every tick.
 
@@ -261,16 +398,20 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
     def run(self) -> None:
         hub, settings = self.hub, self.settings
         hub.start()
-        path = self._feed_path()
         feed_task = None
-        if path:
-            on_entry = hub.publish if self.ctx.certs is None else self._on_entry
-            self.feed = FeedSubscriber(path, on_entry, hub.set_state, self._on_example,
-                                       after_flush=hub.after_flush)
+        if settings.ingest.mode == "embedded":
+            self._start_ingest()
+        else:
+            self.feed = open_source(settings, self._feed_path(), self._on_record,
+                                    on_state=hub.set_state, on_example=self._on_example,
+                                    on_gap=self._on_gap, after_flush=hub.after_flush)
+        if self.feed is not None:
             self.feed.set_wanted(self._wanted(hub.wanted))
             self.metrics_sync.feed = self.feed
+            self.ctx.broker_status = getattr(self.feed, "status", None)
             feed_task = gevent.spawn(self.feed.run)
-            self._await_feed(self.feed)
+            if isinstance(self.feed, FeedSubscriber):
+                self._await_feed(self.feed)
         else:
             self.log.warning("no feed socket configured: serving without an ingest")
         servers = self._start_servers()
@@ -280,7 +421,7 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
                 _every, settings.sse.keepalive_secs,
                 lambda: hub.broadcast(frames.sse_comment(b"keep-alive"), ws=False),
             ),
-            gevent.spawn(_every, 1.0, self.metrics_sync),
+            gevent.spawn(_every, 1.0, self.metrics_view.tick),
         ]
         watcher = self._watcher()
         if watcher is not None:
@@ -290,29 +431,61 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         if feed_task is not None:
             tasks.append(feed_task)
 
-        while self.alive:
-            self.notify()
-            gevent.sleep(0.5)
+        try:
+            while self.alive:
+                self.notify()
+                gevent.sleep(0.5)
+            self._shutdown(servers, tasks)
+        finally:
+            if self.ingest is not None:
+                # Also on a quick exit (SIGQUIT, SIGINT), which skips _shutdown: the next
+                # start resumes after what this one delivered (never more: see shell.state).
+                self.ingest.state.flush()
 
-        self._shutdown(servers, tasks)
+    def _start_ingest(self) -> None:
+        """``ingest.mode: embedded``: follow the logs in this worker, publishing straight
+        into its hub (``shell.localfeed``)."""
+        # Imported here: only an embedded worker follows logs.
+        from certstream.shell.ingest import Ingest  # noqa: PLC0415
+
+        def on_entry(mask: int, lite: bytes | None, full: bytes | None, domains: bytes | None,
+                     fields: bytes | None) -> None:
+            self._on_record(mask, lite, full, domains, fields, None)
+
+        # A batch is delivered once the hub has it in every keeping-up client's socket (the
+        # same rule as the feed's ACK), and only then is its position saved.
+        feed = self.feed = LocalFeed(on_entry, self.hub.set_state, self._on_example,
+                                     after_flush=self.hub.after_flush)
+        feed.set_wanted(self._wanted(self.hub.wanted))
+        self.ingest = Ingest(self.settings, feed)
+        self.ingest.start(watch_parent=False)  # gunicorn's notify() watches the master
+        self.log.info("certstream: ingest embedded in this worker (%d configured logs)",
+                      len(self.ingest.config_specs))
 
     def _start_servers(self) -> list[FairStreamServer]:
         self.tls = ssl_context(self.cfg) if self.cfg.is_ssl else None
+        self.metrics_tls = metrics_tls(self.settings)
+        self._metrics_sock = next(
+            (sock for sock in self.sockets if bound_to(sock, self.settings)), None)
         servers = []
-        shares = self.shares = shared() if self.cfg.workers > 1 else None
-        if shares is not None:
-            shares.claim(self.age, os.getpid())
+        balance = self.cfg.workers > 1 and self.row >= 0
+        shares = self.shares = AcceptShares(self.worker_connections,
+                                            self.mem if balance else None, self.row)
+        # A streaming connection a reader holds ends there, not in its handler.
+        self.ctx.on_end = shares.closed
+        if balance:
             self._await_peers(shares)
         elif self.cfg.workers > 1:
-            self.log.warning("no connection shares from the master (its on_starting hook did "
-                             "not run): workers accept without balancing")
+            self.log.warning("no shared memory row (see above): workers accept without "
+                             "balancing")
         for sock in self.sockets:
             sock.setblocking(1)
             server = FairStreamServer(sock, handle=partial(self.handle, sock),
                                       spawn=Pool(self.worker_connections))
-            if shares is not None:
+            if balance:
                 server.max_accept = 1  # one accept per wake-up, then the peers' turn
-                server.shares = shares
+            server.shares = shares
+            server.capped = sock is not self._metrics_sock
             server.start()
             servers.append(server)
         return servers
@@ -330,7 +503,7 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             self.log.warning("the feed is not there after %.0f s: accepting clients anyway",
                              FEED_WAIT_SECS)
 
-    def _await_peers(self, shares: ConnectionShares) -> None:
+    def _await_peers(self, shares: AcceptShares) -> None:
         """At start, let the other workers come up (at most ``PEERS_WAIT_SECS``) before
         accepting: clients reconnect in a crowd when a server restarts, and the first worker
         up would otherwise take all of them while the others are still booting.  A worker
@@ -341,14 +514,22 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             gevent.sleep(0.02)
 
     def _shutdown(self, servers: list[FairStreamServer], tasks: list[gevent.Greenlet]) -> None:
+        if self.ingest is not None:
+            self.ingest.stop()  # no more entries; the final positions are written
+        if self.mem is not None and self.row >= 0:
+            # A stop asked for (SIGTERM, a reload, max_requests), not a death: said first,
+            # so that a worker the arbiter kills at the end of its graceful time still counts
+            # as stopped.
+            self.mem.mark_stopped(self.row)
         for server in servers:
             server.close()  # stop accepting; the connections stay
-        if self.shares is not None:
-            self.shares.release()  # the peers stop deferring to a worker that no longer accepts
         self.hub.close_all(SHUTDOWN_CODE, SHUTDOWN_REASON)
-        deadline = time.monotonic() + self.cfg.graceful_timeout
+        grace = QUICK_STOP_SECS if self._quick else self.cfg.graceful_timeout
+        deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
-            if all(server.pool.free_count() == server.pool.size for server in servers):
+            # Every connection, in a handler greenlet or a reader, has ended (the clients
+            # answered their Close, or were cut off after the linger).
+            if self.shares.count <= 0:
                 break
             self.notify()
             gevent.sleep(0.1)
