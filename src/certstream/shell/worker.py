@@ -473,6 +473,8 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
                                             self.mem if balance else None, self.row)
         # A streaming connection a reader holds ends there, not in its handler.
         self.ctx.on_end = shares.closed
+        if self.mem is not None and self.row >= 0:
+            self.mem.mark_running(self.row)  # subscribed to the feed: its peers may count it
         if balance:
             self._await_peers(shares)
         elif self.cfg.workers > 1:
@@ -506,8 +508,9 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
     def _await_peers(self, shares: AcceptShares) -> None:
         """At start, let the other workers come up (at most ``PEERS_WAIT_SECS``) before
         accepting: clients reconnect in a crowd when a server restarts, and the first worker
-        up would otherwise take all of them while the others are still booting.  A worker
-        restarted alone finds its peers there and does not wait."""
+        up would otherwise take all of them while the others are still booting or waiting
+        for their feed (a peer counts once it is ready to accept, ``mark_running``).  A
+        worker restarted alone finds its peers there and does not wait."""
         deadline = time.monotonic() + PEERS_WAIT_SECS
         while shares.live() < self.cfg.workers and time.monotonic() < deadline:
             self.notify()
