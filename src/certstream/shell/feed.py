@@ -489,23 +489,33 @@ class FeedSubscriber:
                     self._received += 1
                 self._dispatch(*msg)
             if self._received > self._acked and not self._ack_due:
-                self._ack_due = True
-                if self.after_flush is None:
-                    self._ack(self._connection)
-                else:
-                    self.after_flush(partial(self._ack, self._connection))
+                self._ack_soon()
 
-    def _ack(self, connection: int) -> None:
-        """Everything received so far is written: say so (see ACK in the module doc)."""
+    def _ack_soon(self) -> None:
+        """Acknowledge the ENTRY messages received so far once the hub has written them."""
+        self._ack_due = True
+        done = partial(self._ack, self._connection, self._received)
+        if self.after_flush is None:
+            done()
+        else:
+            self.after_flush(done)
+
+    def _ack(self, connection: int, count: int) -> None:
+        """The first ``count`` ENTRY messages of ``connection`` are written: say so (see ACK
+        in the module doc).  Only those: what arrived after the acknowledgement was asked
+        for may not be written yet, and gets an acknowledgement of its own."""
         if connection != self._connection:
             return  # for a connection that is gone
         self._ack_due = False
         sock = self._sock
-        if sock is None or self._received == self._acked:
+        if sock is None:
             return
-        self._acked = self._received
-        with self._send_lock, contextlib.suppress(OSError):
-            sock.sendall(encode_ack(self._acked))
+        if count > self._acked:
+            self._acked = count
+            with self._send_lock, contextlib.suppress(OSError):
+                sock.sendall(encode_ack(count))
+        if self._received > self._acked:
+            self._ack_soon()
 
     def _dispatch(self, kind: int, value: Any) -> None:
         try:
