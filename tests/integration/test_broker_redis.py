@@ -36,6 +36,8 @@ class P:
     lite: bytes | None
     full: bytes | None = None
     domains: bytes | None = None
+    fields: bytes | None = None
+    seen: int = 0
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +171,9 @@ class Edge:
 
     def subscriber(self, settings: BrokerSettings) -> BrokerSubscriber:
         sub = BrokerSubscriber(
-            settings, lambda m, lite, f, d, fields, rid: self.records.append((m, lite, rid)),
+            settings,
+            lambda m, lite, f, d, stamp: self.records.append(
+                (m, lite, stamp.event_id().decode())),
             self.states.append, self.examples.append, self.gaps.append)
         sub.open()
         return sub

@@ -22,8 +22,10 @@ from tests.support.wait import wait_until
 from certstream.core.feedcodec import (
     EXAMPLE,
     FIELDS,
+    STAMP,
     encode_want,
 )
+from certstream.core.resume import Stamp
 from certstream.core.streams import STREAM_DOMAINS as DOMAINS
 from certstream.core.streams import STREAM_FULL as FULL
 from certstream.core.streams import STREAM_LITE as LITE
@@ -41,6 +43,7 @@ class P:
     full: bytes | None
     domains: bytes | None
     fields: bytes | None = None
+    seen: int = 0
 
 
 @dataclass
@@ -49,13 +52,21 @@ class Sink:
         default_factory=list)
     states: list[dict[str, Any]] = field(default_factory=list)
     examples: list[bytes] = field(default_factory=list)
+    stamps: list[Stamp] = field(default_factory=list)
+    gaps: list[int] = field(default_factory=list)
     sub: FeedSubscriber | None = None
 
     def start(self, path: str) -> FeedSubscriber:
-        self.sub = FeedSubscriber(path, lambda *a: self.entries.append(a), self.states.append,
-                                  self.examples.append)
+        self.sub = FeedSubscriber(path, self._entry, self.states.append, self.examples.append,
+                                  self.gaps.append)
         gevent.spawn(self.sub.run)
         return self.sub
+
+    def _entry(self, mask: int, lite: bytes | None, full: bytes | None,
+               domains: bytes | None, stamp: Stamp) -> None:
+        assert mask & STAMP  # the ingest's id and seen came along
+        self.entries.append((mask & ~STAMP, lite, full, domains, stamp.fields))
+        self.stamps.append(stamp)
 
 
 @pytest.fixture
@@ -91,6 +102,9 @@ def test_two_workers_round_trip_want_state_example(sock_path: str) -> None:
         assert wait_until(lambda: all(len(s.entries) == 3 and s.examples for s in (a, b)))
         for sink in (a, b):
             assert sink.entries == expected
+            # The same global ids on every worker: the publisher's epoch, then 1, 2, 3.
+            assert [st.event_id() for st in sink.stamps] == [
+                b"%d-%d" % (pub.epoch_ms, n) for n in (1, 2, 3)]
             assert sink.states == [{"logs": [{"name": "x", "status": "healthy"}], "started": 1.0}]
             assert sink.examples == [b'{"sample":true}\n']
 

@@ -140,13 +140,14 @@ def test_wanted_mask_follows_subscribers(pairs: Pairs) -> None:
 
 
 def test_sse_events_carry_ids(pairs: Pairs) -> None:
-    hub = Hub(10)
+    hub = Hub(10, epoch_ms=1700000000000)
     sock, peer = _pair(pairs)
     _add(hub, sock, STREAM_LITE, ws=False)
-    hub.publish(STREAM_LITE, b'{"a":1}\n', None, None)
+    hub.publish(STREAM_LITE, b'{"a":1}\n', None, None)  # no stamp: the hub's own ids
     hub.publish(STREAM_LITE, b'{"a":2}\n', None, None)
     hub.flush()
-    assert peer.read_available() == b'id: 0\ndata: {"a":1}\n\nid: 1\ndata: {"a":2}\n\n'
+    assert peer.read_available() == (b'id: 1700000000000-1\ndata: {"a":1}\n\n'
+                                     b'id: 1700000000000-2\ndata: {"a":2}\n\n')
 
 
 def test_control_frames_and_close(pairs: Pairs) -> None:

@@ -33,6 +33,16 @@ flush, so a client behind by k entries costs one write for all k.
 
 Subscriptions keep all of that (see "Subscriptions" in the design notes):
 
+* **Resume.**  Each ring slot keeps its record's :class:`~certstream.core.resume.Stamp`
+  (global id, ``seen``, number), and every record is kept, whether or not a client of this
+  worker reads the stream then, so that a client can come back to any worker and resume:
+  ``subscribe`` with a ``Resume`` starts its cursor after the id it names (SSE
+  ``Last-Event-ID``) or at the first record seen at or after its ``since`` (WebSocket), and
+  the flusher sends it the ring's frames from there, the same bytes as live.  Resuming
+  from before the oldest record held, it is first told how many it lost (the numbers of
+  the records say it; ``"dropped":null`` when nobody can).  A gap (records the source lost)
+  is a slot of its own in every ring (:meth:`Fanout.gap`), so whoever reads across it is
+  told in order.
 * **Filters.**  A filtered client reads a ``core.views.View`` of its stream's ring: the
   ring's sequence numbers of the records its filter matched.  Every distinct filter of the
   worker is one slot of one ``core.filters.FilterIndex``; ``publish`` matches each entry
@@ -54,6 +64,15 @@ from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 from certstream.core import frames
 from certstream.core.deflate import compressed_frame, deflate_key
 from certstream.core.filterfields import FilterSpec, entry_fields
+from certstream.core.resume import (
+    EPOCH_SHIFT,
+    UNKNOWN,
+    Resume,
+    SeenIndex,
+    Stamp,
+    lost_between,
+    stamp_key,
+)
 from certstream.core.streams import (
     FILTER_FIELDS,
     STREAM_DOMAINS,
@@ -67,34 +86,49 @@ from certstream.core.views import View
 if TYPE_CHECKING:
     from certstream.core.filters import FilterIndex
 
-__all__ = ["Cursor", "Fanout", "Group", "Ring", "View", "drop_notice"]
+__all__ = ["Cursor", "Fanout", "Group", "Ring", "View", "drop_notice", "notice_payload"]
 
 #: The client type of a ``Fanout``: ``Cursor`` or the shell's subclass of it.
 C = TypeVar("C", bound="Cursor")
+
+#: ``Fanout.seen_index`` keeps this many runs of records (a run: records seen at the same
+#: time) per ring slot: 24 bytes each, so 192 KiB at the default 1,000 slots.
+HISTORY_RUNS_PER_SLOT = 8
 
 
 def _nothing() -> None:
     return None
 
 
+#: The stamp of a payload appended without one (a test's shortcut: no resume from it).
+_UNSTAMPED = Stamp(0, 0, 0)
+
+
+def notice_payload(lost: int) -> bytes:
+    """The WebSocket notice of ``lost`` messages lost (``UNKNOWN``: ``"dropped":null``)."""
+    count = b"null" if lost == UNKNOWN else b"%d" % lost
+    return b'{"message_type":"notice","dropped":%b}' % count
+
+
 def drop_notice(lost: int, *, ws: bool) -> bytes:
-    """What a client is told when it lost ``lost`` frames: a WebSocket notice (clients skip
-    unknown message types) or an SSE comment."""
+    """What a client is told when it lost ``lost`` frames (``UNKNOWN``: a count nobody
+    knows): a WebSocket notice (clients skip unknown message types) or an SSE comment."""
     if ws:
-        return frames.ws_frame(b'{"message_type":"notice","dropped":%d}' % lost)
-    return frames.sse_comment(b"dropped %d" % lost)
+        return frames.ws_frame(notice_payload(lost))
+    return frames.sse_comment(b"dropped unknown" if lost == UNKNOWN else b"dropped %d" % lost)
 
 
 class Ring(Generic[C]):
-    """Frames of one stream, by sequence number; the last ``size`` are retained.
+    """Frames of one stream, by sequence number; the last ``size`` are retained, each with
+    its record's stamp (``core.resume``).
 
     The unfiltered clients read it directly; ``views`` are its filtered views, by filter
     slot (``view_mask`` has their bits).
     """
 
     __slots__ = ("base", "frames", "latest", "next_seq", "payloads", "sent", "size", "sse",
-                 "sse_clients", "stream", "view_mask", "views", "ws_clients", "ws_readers",
-                 "wsz_clients", "zframes")
+                 "sse_clients", "stamps", "stream", "view_mask", "views", "ws_clients",
+                 "ws_readers", "wsz_clients", "zframes")
 
     def __init__(self, stream: int, size: int) -> None:
         self.stream = stream
@@ -106,6 +140,9 @@ class Ring(Generic[C]):
         # Per slot, its compressed frames by deflate window (``core.deflate.deflate_key``),
         # built on first use.
         self.zframes: list[dict[int, bytes] | None] = [None] * size
+        # Per slot, its record's global id, seen and number (one object per record, shared
+        # by the rings of its streams).
+        self.stamps: list[Stamp | None] = [None] * size
         self.next_seq = 0
         self.latest: bytes | None = None
         self.sent = 0  # frames delivered to this stream's clients (for the metrics)
@@ -121,14 +158,73 @@ class Ring(Generic[C]):
     def oldest(self) -> int:
         return max(0, self.next_seq - self.size)
 
-    def append(self, payload: bytes) -> None:
+    def append(self, payload: bytes, stamp: Stamp = _UNSTAMPED, frame: bool | None = None,
+               ) -> None:
+        """Keep ``payload``; frame it now if ``frame`` (by default: if a plain WebSocket
+        client reads this ring or one of its views)."""
         slot = self.next_seq % self.size
         self.payloads[slot] = payload
-        # A client's cursor starts at the head, so a slot framed for nobody is never needed.
-        self.frames[slot] = frames.ws_frame(payload) if self.ws_readers else b""
+        self.stamps[slot] = stamp
+        # A client's cursor starts at the head, so a slot framed for nobody is only needed
+        # by a client that resumes from before it (``fill_frames``).
+        if frame is None:
+            frame = self.ws_readers > 0
+        self.frames[slot] = frames.ws_frame(payload) if frame else b""
         self.sse[slot] = None
         self.zframes[slot] = None
         self.next_seq += 1
+
+    def append_gap(self, lost: int, stamp: Stamp) -> None:
+        """A slot telling its readers that ``lost`` records are missing here."""
+        slot = self.next_seq % self.size
+        self.payloads[slot] = payload = notice_payload(lost)
+        self.stamps[slot] = stamp
+        self.frames[slot] = frames.ws_frame(payload)  # never compressed, as drop notices
+        self.sse[slot] = drop_notice(lost, ws=False)
+        self.zframes[slot] = None
+        self.next_seq += 1
+
+    def fill_frames(self, start: int) -> None:
+        """Frame the slots from ``start`` on that were appended while no plain WebSocket
+        client read this ring (a resuming client is about to)."""
+        size, ring, payloads = self.size, self.frames, self.payloads
+        for seq in range(max(start, self.oldest), self.next_seq):
+            slot = seq % size
+            if not ring[slot]:
+                ring[slot] = frames.ws_frame(payloads[slot])
+
+    def stamp(self, seq: int) -> Stamp:
+        stamp = self.stamps[seq % self.size]
+        assert stamp is not None
+        return stamp
+
+    def after_key(self, key: int) -> int | None:
+        """The position of the first record held whose id is after ``key``; ``None`` when
+        ``key`` is older than every record held (or nothing is held)."""
+        lo, hi = self.oldest, self.next_seq
+        if lo == hi or self.stamp(lo).key > key:
+            return None
+        while lo < hi:  # ids grow along the ring
+            mid = (lo + hi) // 2
+            if self.stamp(mid).key > key:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    def from_seen(self, seen: int) -> int | None:
+        """The position of the first record held seen at or after ``seen`` (microseconds);
+        ``None`` when records seen then may be older than every record held."""
+        lo, hi = self.oldest, self.next_seq
+        if lo == hi or self.stamp(lo).seen >= seen:
+            return None
+        while lo < hi:  # seen never goes back along the ring (``Fanout.publish``)
+            mid = (lo + hi) // 2
+            if self.stamp(mid).seen >= seen:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
 
     def ws_range(self, start: int) -> list[bytes]:
         size, ring = self.size, self.frames
@@ -138,14 +234,17 @@ class Ring(Generic[C]):
         return self.sse_events(range(start, self.next_seq))
 
     def sse_events(self, seqs: Iterable[int]) -> list[bytes]:
-        """The SSE events of records ``seqs``, each built once, on first use."""
-        size, built, payloads = self.size, self.sse, self.payloads
+        """The SSE events of records ``seqs``, each built once, on first use, with the
+        record's global id."""
+        size, built, payloads, stamps = self.size, self.sse, self.payloads, self.stamps
         out = []
         for seq in seqs:
             slot = seq % size
             event = built[slot]
             if event is None:
-                event = built[slot] = frames.sse_event(payloads[slot], seq)
+                stamp = stamps[slot]
+                assert stamp is not None
+                event = built[slot] = frames.sse_event(payloads[slot], stamp.event_id())
             out.append(event)
         return out
 
@@ -166,7 +265,9 @@ class Ring(Generic[C]):
             key = deflate_key(len(payload), wbits)
             frame = built.get(key)
             if frame is None:
-                frame = built[key] = compressed_frame(payload, key)
+                stamp = self.stamps[slot]
+                frame = built[key] = (self.frames[slot] if stamp is not None and stamp.gap
+                                      else compressed_frame(payload, key))
             out.append(frame)
         return out
 
@@ -209,8 +310,17 @@ class Fanout(Generic[C]):
         close_code: int = 1008,
         on_wanted: Callable[[int], None] | None = None,
         flush_interval: float = 0.0,
+        epoch_ms: int = 0,
     ) -> None:
         self.rings: dict[int, Ring[C]] = {s: Ring(s, buffer_size) for s in STREAMS}
+        #: The newest record's stamp; records published without one are numbered in
+        #: ``epoch_ms`` (the worker's start time) by this worker alone.
+        self.last: Stamp | None = None
+        self._epoch_ms = epoch_ms
+        self._own = 0
+        #: When each run of records was seen, reaching back well past the rings: how many
+        #: records a WebSocket client resuming from an old ``seen`` lost.
+        self.seen_index = SeenIndex(HISTORY_RUNS_PER_SLOT * buffer_size)
         self.drop_budget = drop_budget
         self.close_code = close_code
         self.flush_interval = flush_interval
@@ -260,25 +370,49 @@ class Fanout(Generic[C]):
         full: bytes | None,
         domains: bytes | None,
         fields: bytes | None = None,
+        *,
+        stamp: Stamp | None = None,
     ) -> None:
-        """One entry's payloads (the feed's ``on_entry``); absent ones are ``None``.
-        ``fields`` is the entry's filter field, when the ingest built one."""
+        """One entry's payloads (the record source's ``on_record``); absent ones are
+        ``None``.  ``stamp`` is the record's global id, seen and number, with its filter
+        field (``fields`` is read only without a stamp: the worker then numbers it)."""
         self.entries += 1
-        hit = self._match(fields, lite, full, domains) if self._views else 0
+        stamp = self._stamp(stamp, fields)
+        hit = self._match(stamp.fields, lite, full, domains) if self._views else 0
         for stream, payload in ((STREAM_LITE, lite), (STREAM_FULL, full),
                                 (STREAM_DOMAINS, domains)):
             if payload is None:
                 continue
             ring = self.rings[stream]
             ring.latest = payload
+            # Kept even while no client of this worker reads the stream: one may come here
+            # to resume (the payload came because some client somewhere wants it).  Framed
+            # only for a plain WebSocket client that gets it now.
+            views = hit & ring.view_mask
+            ring.append(payload, stamp,
+                        bool(ring.ws_clients) or bool(views and ring.ws_readers))
             if ring.ws_clients or ring.sse_clients or ring.wsz_clients:
-                ring.append(payload)
                 self._dirty.add(ring)
-                if hit & ring.view_mask:
-                    self._push_views(ring, hit & ring.view_mask)
-            elif hit & ring.view_mask:
-                ring.append(payload)  # only for the filtered clients it matched
-                self._push_views(ring, hit & ring.view_mask)
+            if views:
+                self._push_views(ring, views)
+        self._dirtied()
+
+    def _stamp(self, stamp: Stamp | None, fields: bytes | None) -> Stamp:
+        """The stamp kept for the next record: ``seen`` never goes back along the rings
+        (they are searched by it), even if a clock did."""
+        last = self.last
+        if stamp is None:
+            self._own += 1
+            stamp = Stamp(stamp_key(self._epoch_ms, self._own),
+                          last.seen if last is not None else 0,
+                          (self._epoch_ms << EPOCH_SHIFT) | self._own, fields)
+        elif last is not None and stamp.seen < last.seen:
+            stamp = Stamp(stamp.key, last.seen, stamp.number, stamp.fields)
+        self.last = stamp
+        self.seen_index.add(stamp.seen, stamp.number)
+        return stamp
+
+    def _dirtied(self) -> None:
         if self._dirty:
             self._unflushed += 1
             if self._unflushed >= self._flush_every:
@@ -288,6 +422,22 @@ class Fanout(Generic[C]):
                 self.flush()
             else:
                 self._wake()
+
+    def gap(self, lost: int) -> None:
+        """``lost`` records (``UNKNOWN``: nobody knows how many) will never come: every
+        ring gets a notice slot, after what came before (see the module doc)."""
+        last = self.last
+        # After the last record's id (ids are even, a gap's odd); numbered as the first
+        # record it stands for, so that counting from before it counts up to it.
+        stamp = (Stamp(last.key | 1, last.seen, last.number + 1) if last is not None
+                 else Stamp(1, 0, 1))
+        for ring in self.rings.values():
+            ring.append_gap(lost, stamp)
+            if ring.ws_clients or ring.sse_clients or ring.wsz_clients:
+                self._dirty.add(ring)
+            if ring.view_mask:
+                self._push_views(ring, ring.view_mask)  # every filter's clients are told
+        self._dirtied()
 
     def _push_views(self, ring: Ring[C], bits: int) -> None:
         seq = ring.next_seq - 1
@@ -324,15 +474,21 @@ class Fanout(Generic[C]):
 
     # -- clients ---------------------------------------------------------------------------
 
-    def subscribe(self, cursor: C, spec: FilterSpec | None = None) -> None:
-        """Start delivering ``cursor``'s ring to it (from the head); with ``spec``, only
-        the records that filter matches (``cursor`` then reads the ring's view for it)."""
+    def subscribe(self, cursor: C, spec: FilterSpec | None = None,
+                  resume: Resume | None = None) -> None:
+        """Start delivering ``cursor``'s ring to it, from the head or, with ``resume``, from
+        where the client left off (told first what it lost, if anything); with ``spec``,
+        only the records that filter matches (``cursor`` then reads the ring's view for
+        it)."""
+        ring = cursor.ring
+        assert isinstance(ring, Ring), "a cursor starts on its stream's ring"
+        start, lost = self.resume_point(ring, resume) if resume is not None else (None, 0)
         if spec is not None:
-            ring = cursor.ring
-            assert isinstance(ring, Ring), "a filtered cursor starts on its stream's ring"
             view = self._view(ring, spec)
             cursor.ring = view
-            cursor.seq = view.next_seq
+            cursor.seq = view.next_seq if start is None else self._view_position(view, start)
+        elif start is not None:
+            cursor.seq = start
         group = cursor.ring
         if not cursor.is_ws:
             group.sse_clients.add(cursor)
@@ -340,8 +496,88 @@ class Fanout(Generic[C]):
             group.wsz_clients.add(cursor)
         else:
             group.ws_clients.add(cursor)
-            self._ring_of(group).ws_readers += 1
+            ring.ws_readers += 1
+            if start is not None:
+                ring.fill_frames(start)
         self._update_wanted()
+        if lost:
+            self._write_now(cursor, drop_notice(lost, ws=cursor.is_ws))
+        if cursor.seq < group.next_seq:
+            self._dirty.add(group)  # what it missed goes out with the next flush
+            self._wake()
+
+    # -- resuming ----------------------------------------------------------------------------
+
+    def needs_number(self, stream: int, key: int) -> bool:
+        """Whether a client resuming after record ``key`` of ``stream`` comes from before
+        every record held: then how many it lost takes that record's number, which the
+        shell looks up (the broker still has it) and passes in ``Resume.number``."""
+        ring = self.rings[stream]
+        if ring.oldest < ring.next_seq:
+            return ring.stamp(ring.oldest).key > key
+        last = self.last
+        return last is not None and last.key > key
+
+    def resume_point(self, ring: Ring[C], resume: Resume) -> tuple[int, int]:
+        """Where in ``ring`` a client resuming at ``resume`` starts, and how many records
+        it lost (0, a count, or ``UNKNOWN``)."""
+        if resume.key is not None:
+            start = ring.after_key(resume.key)
+            if start is not None:
+                return start, 0
+            if not self.needs_number(ring.stream, resume.key):
+                return ring.next_seq, 0  # nothing newer than what it had
+            nxt = self._next_number(ring)
+            had = resume.number
+            return ring.oldest, UNKNOWN if had is None else lost_between(had, nxt)
+        if resume.seen is not None:
+            start = ring.from_seen(resume.seen)
+            if start is not None:
+                return start, 0
+            last = self.last
+            if ring.oldest == ring.next_seq and (last is None or last.seen < resume.seen):
+                return ring.next_seq, 0  # nothing seen since
+            first = self.seen_index.first_from(resume.seen)
+            if first is None:
+                return ring.oldest, UNKNOWN
+            # Records from ``first`` on, but the client's own last one (seen then): exact
+            # when no other record shares its ``seen``, else at most that many too high.
+            return ring.oldest, lost_between(first, self._next_number(ring))
+        return ring.next_seq, 0
+
+    def _next_number(self, ring: Ring[C]) -> int:
+        """The number of the first record a client starting at ``ring``'s oldest slot
+        gets: the oldest held, or (none held) the next to come."""
+        if ring.oldest < ring.next_seq:
+            return ring.stamp(ring.oldest).number
+        last = self.last
+        assert last is not None  # needs_number / resume_point checked
+        return last.number + 1
+
+    def _view_position(self, view: View[C], start: int) -> int:
+        """The position in ``view`` of the first record at or after ring position
+        ``start``: records older than the view are matched against its filter first (a
+        filter first seen with a resuming client)."""
+        ring = self._ring_of(view)
+        if start < view.covered:
+            lo = max(start, ring.oldest)
+            matched = [seq for seq in range(lo, view.covered)
+                       if self._held_matches(ring, seq, view.slot)]
+            view.backfill(matched, lo)
+        return view.position_of(start)
+
+    def _held_matches(self, ring: Ring[C], seq: int, slot: int) -> bool:
+        stamp = ring.stamp(seq)
+        if stamp.gap:
+            return True  # every filter's clients are told of a gap
+        assert self.filters is not None
+        payload = ring.payloads[seq % ring.size]
+        stream = ring.stream
+        record = entry_fields(stamp.fields,
+                              payload if stream == STREAM_LITE else None,
+                              payload if stream == STREAM_FULL else None,
+                              payload if stream == STREAM_DOMAINS else None)
+        return record is not None and bool(self.filters.match(record) >> slot & 1)
 
     def _view(self, ring: Ring[C], spec: FilterSpec) -> View[C]:
         """The view of ``ring`` for ``spec``, with one more client reference to the filter."""

@@ -73,6 +73,9 @@ class Payloads:
     #: What server-side filters match (``core.filterfields.encode_match_fields``), built
     #: only when ``FILTER_FIELDS`` is asked for.
     fields: bytes | None = None
+    #: The ``seen`` the payloads show (or would show), in microseconds: where a WebSocket
+    #: client resumes from (``?since=<seen>``, ``core.resume``).
+    seen: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,7 @@ class MessageBuilder:
         # The issuer's aggregated text by its attributes (a few hundred issuers sign most).
         self._issuers: dict[tuple[NameAttr, ...], str] = {}
         self._seen_last: tuple[float, str] = (math.nan, "")
+        self._seen_micros = 0  # the same, in microseconds (``Payloads.seen``)
         self._last_source: tuple[LogSource, _SourceText] | None = None
         self._tbs_for_precerts = p.precert_from_tbs
         #: Certificates whose fields were partly unreadable, and chain certificates that could
@@ -134,13 +138,15 @@ class MessageBuilder:
         domains_payload = leaf.domains_payload(domains) if streams & STREAM_DOMAINS else None
         src = self._source_text(source)
         fields = self._fields(info, domains, source, src) if streams & FILTER_FIELDS else None
-        if not streams & (STREAM_LITE | STREAM_FULL):
-            return Payloads(None, None, domains_payload, fields)
-
         if seen != self._seen_last[0]:
             # One clock reading serves a whole batch: format it once.
             scale = self.profile.seen_scale
-            self._seen_last = (seen, self._float(math.floor(seen * scale + 1e-3) / scale))
+            units = math.floor(seen * scale + 1e-3)
+            self._seen_last = (seen, self._float(units / scale))
+            self._seen_micros = units * (1_000_000 // scale)
+        if not streams & (STREAM_LITE | STREAM_FULL):
+            return Payloads(None, None, domains_payload, fields, self._seen_micros)
+
         timestamp = leaf.timestamp_text(entry.timestamp)
         if src.has_timestamp:
             source_text = src.source_head + timestamp + src.source_tail
@@ -151,7 +157,7 @@ class MessageBuilder:
         lite_payload, full_payload = self._certificate_payloads(
             info, entry, domains, src, source_text, timestamp, chain, streams
         )
-        return Payloads(lite_payload, full_payload, domains_payload, fields)
+        return Payloads(lite_payload, full_payload, domains_payload, fields, self._seen_micros)
 
     @property
     def chain_cache_size(self) -> int:

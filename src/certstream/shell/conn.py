@@ -18,6 +18,7 @@ import gevent
 
 from certstream.core.clientip import forwarded_ip
 from certstream.core.filterfields import FilterSpec
+from certstream.core.resume import Resume
 from certstream.core.session import (
     NEED_DATA,
     ClientClosed,
@@ -31,6 +32,7 @@ from certstream.core.session import (
 )
 from certstream.shell.endpoints import (
     ServerContext,
+    admit_resume,
     admit_stream,
     answer,
     rate_refusal,
@@ -74,15 +76,20 @@ def serve(sock: socket.socket, ctx: ServerContext, ip: str = "", port: int = 0) 
                 ip, port = forwarded, 0
         refused = refuse(ctx, request, ip)
         spec: FilterSpec | None = None
+        resume: Resume | None = None
         if refused is None and request.route.kind != "http":
-            # Answered before any upgrade: a browser gets the live page, a bad filter a 400.
+            # Answered before any upgrade: a browser gets the live page, a bad filter or
+            # resume point a 400.
             refused, spec = admit_stream(ctx, request)
+            if refused is None:
+                refused, resume = admit_resume(request)
         if refused is None and request.route.kind != "http":
             place = reserve_place(ctx, ip)
             if isinstance(place, Place):
                 connections = ctx.access.connections  # a reload swaps rules, not counts
                 try:
-                    _start_stream(sock, session, ctx, request, ip, port=port, spec=spec)
+                    _start_stream(sock, session, ctx, request, ip, port=port, spec=spec,
+                                  resume=resume)
                 finally:
                     connections.release(place)
                 return
@@ -103,7 +110,7 @@ def serve(sock: socket.socket, ctx: ServerContext, ip: str = "", port: int = 0) 
 
 def _start_stream(sock: socket.socket, session: Session, ctx: ServerContext,
                   request: RequestReceived, ip: str, *, port: int,
-                  spec: FilterSpec | None) -> None:
+                  spec: FilterSpec | None, resume: Resume | None = None) -> None:
     if request.route.kind == "ws":
         session.accept_websocket(compression=ctx.compression)
         if not session.is_websocket:  # a bad upgrade: 400 or 426 is queued
@@ -114,7 +121,7 @@ def _start_stream(sock: socket.socket, session: Session, ctx: ServerContext,
             return
     else:
         session.start_sse()
-    _stream(sock, session, ctx, request, ip, port=port, spec=spec)
+    _stream(sock, session, ctx, request, ip, port=port, spec=spec, resume=resume)
 
 
 def _reject(sock: socket.socket, session: Session, ctx: ServerContext, rejected: Rejected,
@@ -176,7 +183,7 @@ def _peer_name(ip: str, port: int) -> str:
 
 def _stream(sock: socket.socket, session: Session, ctx: ServerContext,
             request: RequestReceived, ip: str, *, port: int,
-            spec: FilterSpec | None) -> None:
+            spec: FilterSpec | None, resume: Resume | None = None) -> None:
     hub = ctx.hub
     head = session.data_to_send()  # 101 or the SSE head, plus any pong already due
     with gevent.Timeout(_ANSWER_TIMEOUT, False), contextlib.suppress(OSError):
@@ -184,7 +191,13 @@ def _stream(sock: socket.socket, session: Session, ctx: ServerContext,
         head = b""
     if head:
         return  # the client did not even take the response head
-    client = hub.add(sock, session, request.route.stream, is_ws=session.is_websocket, spec=spec)
+    stream = request.route.stream
+    if (resume is not None and resume.key is not None and ctx.locate is not None
+            and hub.needs_number(stream, resume.key)):
+        # From before every record held: how many it lost takes its record's number.
+        resume = Resume(key=resume.key, number=ctx.locate(resume.key))
+    client = hub.add(sock, session, stream, is_ws=session.is_websocket, spec=spec,
+                     resume=resume)
     peers = ctx.peers
     if peers is not None:
         peers[client] = _peer_name(ip, port)

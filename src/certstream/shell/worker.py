@@ -52,7 +52,7 @@ from gunicorn.workers.ggevent import GeventWorker
 
 from certstream.config import Settings, load_settings, metrics_listener
 from certstream.core import frames
-from certstream.core.brokergap import gap_notice
+from certstream.core.resume import Stamp
 from certstream.core.routes import RouteTable
 from certstream.core.streams import STREAM_LITE
 from certstream.shell import metrics, sharedmem
@@ -248,6 +248,7 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             close_code=ws.slow_client_close_code,
             on_wanted=self._on_wanted,
             flush_interval=self.settings.flush_interval_ms / 1000.0,
+            epoch_ms=int(time.time() * 1000),
         )
         self.metrics_sync = MetricsSync(self.hub, None)
         self.mem = sharedmem.shared()
@@ -278,23 +279,19 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         if self.feed is not None:
             self.feed.set_wanted(self._wanted(mask))
 
-    def _on_record(  # noqa: PLR0917 - the record source's callback (shell.source.OnRecord)
-        self, mask: int, lite: bytes | None, full: bytes | None, domains: bytes | None,
-        fields: bytes | None, record_id: str | None,
-    ) -> None:
-        # record_id: the broker's global id of the record (None on one machine); the hub
-        # does not use it yet (SSE ids and client resume build on it).
-        self.hub.publish(mask, lite, full, domains, fields)
+    def _on_record(self, mask: int, lite: bytes | None, full: bytes | None,
+                   domains: bytes | None, stamp: Stamp) -> None:
+        # stamp: the record's global id (the SSE id:), seen and number, for client resume.
+        self.hub.publish(mask, lite, full, domains, stamp=stamp)
         certs = self.ctx.certs
         if certs is not None and lite is not None:
             certs.add(lite)
 
     def _on_gap(self, lost: int) -> None:
-        """Records this worker's clients will never get: what came before goes out first,
-        then every client is told (``core.brokergap.gap_notice``)."""
-        self.hub.flush()
-        self.hub.broadcast(gap_notice(lost, ws=True), ws=True)
-        self.hub.broadcast(gap_notice(lost, ws=False), ws=False)
+        """Records this worker's clients will never get: a notice in every ring, after
+        what came before, so that every client is told in order, and so is a client that
+        resumes from before it (``core.fanout.Fanout.gap``)."""
+        self.hub.gap(lost)
 
     def _on_example(self, lite: bytes) -> None:
         self.hub.set_example(lite)
@@ -389,6 +386,7 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             self.feed.set_wanted(self._wanted(hub.wanted))
             self.metrics_sync.feed = self.feed
             self.ctx.broker_status = getattr(self.feed, "status", None)
+            self.ctx.locate = self.feed.locate
         else:
             self.log.warning("no feed socket configured: serving without an ingest")
         tasks = [
