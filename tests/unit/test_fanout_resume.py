@@ -249,3 +249,23 @@ def test_records_published_without_a_stamp_are_numbered_by_the_worker(stream: in
     fan.publish(stream, b"a" if stream == STREAM_LITE else None, None,
                 b"a" if stream == STREAM_DOMAINS else None)
     assert fan.last == Stamp(stamp_key(42, 1), 0, (42 << EPOCH_SHIFT) | 1)
+
+
+def test_records_that_came_while_nobody_wanted_the_stream_are_counted() -> None:
+    fan = Recorder(100)
+    publish(fan, 1, 3)
+    for n in (4, 5, 6):  # published without payloads: nobody anywhere wanted a stream
+        fan.publish(0, None, None, None, stamp=stamp(n))
+    publish(fan, 7, 7)
+    by_id = client(fan, ws=False, resume=after(3))
+    by_seen = client(fan, resume=Resume(seen=3000))
+    fan.flush()
+    assert fan.got(by_id) == b": dropped 3\n\n" + sse(7)
+    assert fan.got(by_seen) == drop_notice(3, ws=True) + ws(3, 7)
+    # The same while nothing came after them yet.
+    fan2 = Recorder(100)
+    publish(fan2, 1, 2)
+    fan2.publish(0, None, None, None, stamp=stamp(3))
+    c = client(fan2, ws=False, resume=after(2))
+    fan2.flush()
+    assert fan2.got(c) == b": dropped 1\n\n"

@@ -221,7 +221,8 @@ def test_only_requested_streams_are_built(monkeypatch: pytest.MonkeyPatch) -> No
     assert lite_only.lite is not None
     assert lite_only.full is None
     assert lite_only.domains is None
-    assert MessageBuilder("go").build(entry, SOURCE, 1.0, 0) == messages.Payloads(None, None, None)
+    assert MessageBuilder("go").build(entry, SOURCE, 1.0, 0) == messages.Payloads(
+        None, None, None, None, 1_000_000)  # only the seen it would show
 
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))

@@ -11,10 +11,11 @@ values.
 
 Theory of operation (the measured costs behind it are in ``certstream.shell.hub``):
 
-* **Build once.**  ``publish`` appends each payload to its stream's :class:`Ring`, which
-  frames it there, once, for every WebSocket client.  The SSE form of a slot is built
-  lazily, once, the first time an SSE client needs it.  A stream with no client is not
-  framed at all (only its latest payload is kept, for ``/example.json``).
+* **Build once.**  ``publish`` appends each payload to its stream's :class:`Ring`
+  (``core.rings``), which frames it there, once, for every WebSocket client.  The SSE form
+  of a slot is built lazily, once, the first time an SSE client needs it.  A stream with no
+  client here is not framed at all (its records are kept for clients that come to resume,
+  and its latest payload for ``/example.json``).
 * **Clients are cursors.**  A :class:`Cursor` holds its ring and ``seq``, the sequence number
   of the next frame it should get.  No per-client queue, no copies.
 * **One flush.**  ``publish`` marks the ring dirty and wakes the flusher; ``flush`` walks the
@@ -61,8 +62,6 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
-from certstream.core import frames
-from certstream.core.deflate import compressed_frame, deflate_key
 from certstream.core.filterfields import FilterSpec, entry_fields
 from certstream.core.resume import (
     EPOCH_SHIFT,
@@ -73,6 +72,7 @@ from certstream.core.resume import (
     lost_between,
     stamp_key,
 )
+from certstream.core.rings import Ring, drop_notice, notice_payload
 from certstream.core.streams import (
     FILTER_FIELDS,
     STREAM_DOMAINS,
@@ -98,178 +98,6 @@ HISTORY_RUNS_PER_SLOT = 8
 
 def _nothing() -> None:
     return None
-
-
-#: The stamp of a payload appended without one (a test's shortcut: no resume from it).
-_UNSTAMPED = Stamp(0, 0, 0)
-
-
-def notice_payload(lost: int) -> bytes:
-    """The WebSocket notice of ``lost`` messages lost (``UNKNOWN``: ``"dropped":null``)."""
-    count = b"null" if lost == UNKNOWN else b"%d" % lost
-    return b'{"message_type":"notice","dropped":%b}' % count
-
-
-def drop_notice(lost: int, *, ws: bool) -> bytes:
-    """What a client is told when it lost ``lost`` frames (``UNKNOWN``: a count nobody
-    knows): a WebSocket notice (clients skip unknown message types) or an SSE comment."""
-    if ws:
-        return frames.ws_frame(notice_payload(lost))
-    return frames.sse_comment(b"dropped unknown" if lost == UNKNOWN else b"dropped %d" % lost)
-
-
-class Ring(Generic[C]):
-    """Frames of one stream, by sequence number; the last ``size`` are retained, each with
-    its record's stamp (``core.resume``).
-
-    The unfiltered clients read it directly; ``views`` are its filtered views, by filter
-    slot (``view_mask`` has their bits).
-    """
-
-    __slots__ = ("base", "frames", "latest", "next_seq", "payloads", "sent", "size", "sse",
-                 "sse_clients", "stamps", "stream", "view_mask", "views", "ws_clients",
-                 "ws_readers", "wsz_clients", "zframes")
-
-    def __init__(self, stream: int, size: int) -> None:
-        self.stream = stream
-        self.size = size
-        self.base = self  # what counts delivered frames: a view's is its ring
-        self.payloads: list[bytes] = [b""] * size
-        self.frames: list[bytes] = [b""] * size
-        self.sse: list[bytes | None] = [None] * size
-        # Per slot, its compressed frames by deflate window (``core.deflate.deflate_key``),
-        # built on first use.
-        self.zframes: list[dict[int, bytes] | None] = [None] * size
-        # Per slot, its record's global id, seen and number (one object per record, shared
-        # by the rings of its streams).
-        self.stamps: list[Stamp | None] = [None] * size
-        self.next_seq = 0
-        self.latest: bytes | None = None
-        self.sent = 0  # frames delivered to this stream's clients (for the metrics)
-        self.ws_clients: set[C] = set()
-        self.wsz_clients: set[C] = set()  # WebSocket clients that get compressed frames
-        self.sse_clients: set[C] = set()
-        # Plain WebSocket clients of the ring and of its views: framing is for them.
-        self.ws_readers = 0
-        self.views: dict[int, View[C]] = {}
-        self.view_mask = 0
-
-    @property
-    def oldest(self) -> int:
-        return max(0, self.next_seq - self.size)
-
-    def append(self, payload: bytes, stamp: Stamp = _UNSTAMPED, frame: bool | None = None,
-               ) -> None:
-        """Keep ``payload``; frame it now if ``frame`` (by default: if a plain WebSocket
-        client reads this ring or one of its views)."""
-        slot = self.next_seq % self.size
-        self.payloads[slot] = payload
-        self.stamps[slot] = stamp
-        # A client's cursor starts at the head, so a slot framed for nobody is only needed
-        # by a client that resumes from before it (``fill_frames``).
-        if frame is None:
-            frame = self.ws_readers > 0
-        self.frames[slot] = frames.ws_frame(payload) if frame else b""
-        self.sse[slot] = None
-        self.zframes[slot] = None
-        self.next_seq += 1
-
-    def append_gap(self, lost: int, stamp: Stamp) -> None:
-        """A slot telling its readers that ``lost`` records are missing here."""
-        slot = self.next_seq % self.size
-        self.payloads[slot] = payload = notice_payload(lost)
-        self.stamps[slot] = stamp
-        self.frames[slot] = frames.ws_frame(payload)  # never compressed, as drop notices
-        self.sse[slot] = drop_notice(lost, ws=False)
-        self.zframes[slot] = None
-        self.next_seq += 1
-
-    def fill_frames(self, start: int) -> None:
-        """Frame the slots from ``start`` on that were appended while no plain WebSocket
-        client read this ring (a resuming client is about to)."""
-        size, ring, payloads = self.size, self.frames, self.payloads
-        for seq in range(max(start, self.oldest), self.next_seq):
-            slot = seq % size
-            if not ring[slot]:
-                ring[slot] = frames.ws_frame(payloads[slot])
-
-    def stamp(self, seq: int) -> Stamp:
-        stamp = self.stamps[seq % self.size]
-        assert stamp is not None
-        return stamp
-
-    def after_key(self, key: int) -> int | None:
-        """The position of the first record held whose id is after ``key``; ``None`` when
-        ``key`` is older than every record held (or nothing is held)."""
-        lo, hi = self.oldest, self.next_seq
-        if lo == hi or self.stamp(lo).key > key:
-            return None
-        while lo < hi:  # ids grow along the ring
-            mid = (lo + hi) // 2
-            if self.stamp(mid).key > key:
-                hi = mid
-            else:
-                lo = mid + 1
-        return lo
-
-    def from_seen(self, seen: int) -> int | None:
-        """The position of the first record held seen at or after ``seen`` (microseconds);
-        ``None`` when records seen then may be older than every record held."""
-        lo, hi = self.oldest, self.next_seq
-        if lo == hi or self.stamp(lo).seen >= seen:
-            return None
-        while lo < hi:  # seen never goes back along the ring (``Fanout.publish``)
-            mid = (lo + hi) // 2
-            if self.stamp(mid).seen >= seen:
-                hi = mid
-            else:
-                lo = mid + 1
-        return lo
-
-    def ws_range(self, start: int) -> list[bytes]:
-        size, ring = self.size, self.frames
-        return [ring[seq % size] for seq in range(start, self.next_seq)]
-
-    def sse_range(self, start: int) -> list[bytes]:
-        return self.sse_events(range(start, self.next_seq))
-
-    def sse_events(self, seqs: Iterable[int]) -> list[bytes]:
-        """The SSE events of records ``seqs``, each built once, on first use, with the
-        record's global id."""
-        size, built, payloads, stamps = self.size, self.sse, self.payloads, self.stamps
-        out = []
-        for seq in seqs:
-            slot = seq % size
-            event = built[slot]
-            if event is None:
-                stamp = stamps[slot]
-                assert stamp is not None
-                event = built[slot] = frames.sse_event(payloads[slot], stamp.event_id())
-            out.append(event)
-        return out
-
-    def z_range(self, start: int, wbits: int) -> list[bytes]:
-        return self.z_frames(range(start, self.next_seq), wbits)
-
-    def z_frames(self, seqs: Iterable[int], wbits: int) -> list[bytes]:
-        """The compressed frames of records ``seqs`` for a client whose window is ``wbits``:
-        each compressed once per window size, on first use, then shared."""
-        size, cache, payloads = self.size, self.zframes, self.payloads
-        out = []
-        for seq in seqs:
-            slot = seq % size
-            built = cache[slot]
-            if built is None:
-                built = cache[slot] = {}
-            payload = payloads[slot]
-            key = deflate_key(len(payload), wbits)
-            frame = built.get(key)
-            if frame is None:
-                stamp = self.stamps[slot]
-                frame = built[key] = (self.frames[slot] if stamp is not None and stamp.gap
-                                      else compressed_frame(payload, key))
-            out.append(frame)
-        return out
 
 
 #: What a cursor reads: its stream's ring, or a filtered view of it.
@@ -509,49 +337,65 @@ class Fanout(Generic[C]):
     # -- resuming ----------------------------------------------------------------------------
 
     def needs_number(self, stream: int, key: int) -> bool:
-        """Whether a client resuming after record ``key`` of ``stream`` comes from before
-        every record held: then how many it lost takes that record's number, which the
-        shell looks up (the broker still has it) and passes in ``Resume.number``."""
+        """Whether how many records a client resuming after record ``key`` of ``stream``
+        lost takes that record's number, and the hub does not hold it (it is older than
+        every record held, or not of this stream): the shell looks it up (the broker still
+        has it) and passes it in ``Resume.number``."""
         ring = self.rings[stream]
-        if ring.oldest < ring.next_seq:
-            return ring.stamp(ring.oldest).key > key
+        pos = ring.after_key(key)
+        if pos is None:
+            return not self._current(ring, key)
+        return ring.stamp(pos - 1).key != key
+
+    def _current(self, ring: Ring[C], key: int) -> bool:
+        """Nothing held, and nothing seen after record ``key``."""
         last = self.last
-        return last is not None and last.key > key
+        return ring.oldest == ring.next_seq and (last is None or last.key <= key)
 
     def resume_point(self, ring: Ring[C], resume: Resume) -> tuple[int, int]:
         """Where in ``ring`` a client resuming at ``resume`` starts, and how many records
-        it lost (0, a count, or ``UNKNOWN``)."""
+        it lost (0, a count, or ``UNKNOWN``): records too old to be held still, and records
+        that came while nobody wanted this stream (published without its payload)."""
         if resume.key is not None:
-            start = ring.after_key(resume.key)
-            if start is not None:
-                return start, 0
-            if not self.needs_number(ring.stream, resume.key):
-                return ring.next_seq, 0  # nothing newer than what it had
-            nxt = self._next_number(ring)
-            had = resume.number
-            return ring.oldest, UNKNOWN if had is None else lost_between(had, nxt)
-        if resume.seen is not None:
-            start = ring.from_seen(resume.seen)
-            if start is not None:
-                return start, 0
+            pos = ring.after_key(resume.key)
+            if pos is None and self._current(ring, resume.key):
+                return ring.next_seq, 0
+            start = ring.oldest if pos is None else pos
+            had: int | None = resume.number
+            if pos is not None and ring.stamp(pos - 1).key == resume.key:
+                had = ring.stamp(pos - 1).number
+        elif resume.seen is not None:
+            pos = ring.from_seen(resume.seen)
             last = self.last
-            if ring.oldest == ring.next_seq and (last is None or last.seen < resume.seen):
+            if pos is None and ring.oldest == ring.next_seq and (
+                    last is None or last.seen < resume.seen):
                 return ring.next_seq, 0  # nothing seen since
-            first = self.seen_index.first_from(resume.seen)
-            if first is None:
-                return ring.oldest, UNKNOWN
-            # Records from ``first`` on, but the client's own last one (seen then): exact
+            start = ring.oldest if pos is None else pos
+            after = None if pos is None else ring.from_seen(resume.seen + 1)
+            if pos is not None and after is not None and after > pos:
+                # The client had the records seen then (they go again): what it lost
+                # starts after the last of them.
+                lost = lost_between(ring.stamp(after - 1).number, self._number_at(ring, after))
+                return start, 0 if lost == UNKNOWN else lost
+            # The first record seen then; the client had one of them (its last): exact
             # when no other record shares its ``seen``, else at most that many too high.
-            return ring.oldest, lost_between(first, self._next_number(ring))
-        return ring.next_seq, 0
+            had = self.seen_index.first_from(resume.seen)
+        else:
+            return ring.next_seq, 0
+        if had is None:
+            return start, UNKNOWN if pos is None else 0
+        lost = lost_between(had, self._number_at(ring, start))
+        if lost == UNKNOWN and pos is not None:
+            lost = 0  # within what is held a new epoch is a gap slot's to tell
+        return start, lost
 
-    def _next_number(self, ring: Ring[C]) -> int:
-        """The number of the first record a client starting at ``ring``'s oldest slot
-        gets: the oldest held, or (none held) the next to come."""
-        if ring.oldest < ring.next_seq:
-            return ring.stamp(ring.oldest).number
+    def _number_at(self, ring: Ring[C], start: int) -> int:
+        """The number of the first record a client starting at ``start`` of ``ring`` gets:
+        the one held there, or (none after it) the next to come."""
+        if start < ring.next_seq:
+            return ring.stamp(start).number
         last = self.last
-        assert last is not None  # needs_number / resume_point checked
+        assert last is not None  # resume_point returned before when nothing was seen
         return last.number + 1
 
     def _view_position(self, view: View[C], start: int) -> int:

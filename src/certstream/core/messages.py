@@ -130,22 +130,17 @@ class MessageBuilder:
         Raises DecodeError when the leaf certificate cannot be parsed at all; the caller
         counts it and skips the entry.  Partly unreadable certificates are still formatted.
         """
+        micros = self.seen_micros(seen)
         if not streams & STREAM_ALL:
-            return Payloads(None, None, None)
+            return Payloads(None, None, None, None, micros)
         info = self._leaf_info(entry)
         leaf = self._leaf
         domains = leaf.domains(info)
         domains_payload = leaf.domains_payload(domains) if streams & STREAM_DOMAINS else None
         src = self._source_text(source)
         fields = self._fields(info, domains, source, src) if streams & FILTER_FIELDS else None
-        if seen != self._seen_last[0]:
-            # One clock reading serves a whole batch: format it once.
-            scale = self.profile.seen_scale
-            units = math.floor(seen * scale + 1e-3)
-            self._seen_last = (seen, self._float(units / scale))
-            self._seen_micros = units * (1_000_000 // scale)
         if not streams & (STREAM_LITE | STREAM_FULL):
-            return Payloads(None, None, domains_payload, fields, self._seen_micros)
+            return Payloads(None, None, domains_payload, fields, micros)
 
         timestamp = leaf.timestamp_text(entry.timestamp)
         if src.has_timestamp:
@@ -157,7 +152,18 @@ class MessageBuilder:
         lite_payload, full_payload = self._certificate_payloads(
             info, entry, domains, src, source_text, timestamp, chain, streams
         )
-        return Payloads(lite_payload, full_payload, domains_payload, fields, self._seen_micros)
+        return Payloads(lite_payload, full_payload, domains_payload, fields, micros)
+
+    def seen_micros(self, seen: float) -> int:
+        """The ``seen`` the payloads of an entry seen at ``seen`` show, in microseconds
+        (``Payloads.seen``), also for an entry nobody wants built."""
+        if seen != self._seen_last[0]:
+            # One clock reading serves a whole batch: format it once.
+            scale = self.profile.seen_scale
+            units = math.floor(seen * scale + 1e-3)
+            self._seen_last = (seen, self._float(units / scale))
+            self._seen_micros = units * (1_000_000 // scale)
+        return self._seen_micros
 
     @property
     def chain_cache_size(self) -> int:

@@ -117,7 +117,10 @@ class Ingest:
         ct = settings.ct_log
         self.started = time.time()
         self.stopping = gevent.event.Event()
-        self.feed = feed if feed is not None else FeedPublisher(feed_path)
+        # The workers' rings hold buffer_size records: a worker that starts later gets
+        # as many recent ones, so that clients resume on it as on the others.
+        self.feed = (feed if feed is not None
+                     else FeedPublisher(feed_path, replay=settings.buffer_size))
         self.state = state if state is not None else StateStore(ct.state_file)
         self.state.load()
         # certstream-server-go's resume file: read once, then kept current from the state.
