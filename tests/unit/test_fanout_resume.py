@@ -261,7 +261,7 @@ def test_records_that_came_while_nobody_wanted_the_stream_are_counted() -> None:
     by_seen = client(fan, resume=Resume(seen=3000))
     fan.flush()
     assert fan.got(by_id) == b": dropped 3\n\n" + sse(7)
-    assert fan.got(by_seen) == drop_notice(3, ws=True) + ws(3, 7)
+    assert fan.got(by_seen) == ws(3) + drop_notice(3, ws=True) + ws(7)
     # The same while nothing came after them yet.
     fan2 = Recorder(100)
     publish(fan2, 1, 2)
@@ -269,3 +269,33 @@ def test_records_that_came_while_nobody_wanted_the_stream_are_counted() -> None:
     c = client(fan2, ws=False, resume=after(2))
     fan2.flush()
     assert fan2.got(c) == b": dropped 1\n\n"
+
+
+def test_holes_along_the_way_are_told_where_they_are_filtered_or_not() -> None:
+    fan = Recorder(100)
+    even = FilterSpec(domains=("*.even.org",))
+
+    def record(n: int, *, lite: bool = True) -> None:
+        name = f"h{n}.{'even' if n % 2 == 0 else 'odd'}.org"
+        fan.publish(STREAM_LITE if lite else 0, payload(n) if lite else None, None, None,
+                    stamp=stamp(n, fields=encode_match_fields([name], "", "", "")))
+
+    for n in (1, 2, 3, 4):
+        record(n)
+    record(5, lite=False)  # nobody wanted lite for a moment
+    record(6, lite=False)
+    record(7)
+    record(8)
+    plain = client(fan, ws=False, resume=after(1))
+    filtered = client(fan, spec=even, resume=after(1))
+    twin = client(fan, spec=even, resume=after(1))
+    fan.flush()
+    assert fan.got(plain) == sse(2, 3, 4) + b": dropped 2\n\n" + sse(7, 8)
+    assert fan.got(filtered) == ws(2, 4) + drop_notice(2, ws=True) + ws(8)
+    # A second client resuming from the same place gets the same joined bytes.
+    assert fan.written[-1][1] is fan.written[-2][1]
+    assert fan.got(twin) == fan.got(filtered)
+    record(9, lite=False)
+    tail = client(fan, ws=False, resume=after(8))
+    fan.flush()
+    assert fan.got(tail) == b": dropped 1\n\n"

@@ -91,6 +91,8 @@ __all__ = ["Cursor", "Fanout", "Group", "Ring", "View", "drop_notice", "notice_p
 #: The client type of a ``Fanout``: ``Cursor`` or the shell's subclass of it.
 C = TypeVar("C", bound="Cursor")
 
+#: Joined backlogs of resuming clients kept for others resuming from the same place.
+RESUMED_KEPT = 64
 #: ``Fanout.seen_index`` keeps this many runs of records (a run: records seen at the same
 #: time) per ring slot: 24 bytes each, so 192 KiB at the default 1,000 slots.
 HISTORY_RUNS_PER_SLOT = 8
@@ -146,6 +148,10 @@ class Fanout(Generic[C]):
         self.last: Stamp | None = None
         self._epoch_ms = epoch_ms
         self._own = 0
+        self._gap_lost = 0  # records lost in gaps since the last record (-1: unknown)
+        # The frames a resuming client gets from a position on, joined once for a crowd
+        # that resumes from the same place (by group, position, transport): (head, bytes).
+        self._resumed: dict[tuple[int, int, int], tuple[int, bytes]] = {}
         #: When each run of records was seen, reaching back well past the rings: how many
         #: records a WebSocket client resuming from an old ``seen`` lost.
         self.seen_index = SeenIndex(HISTORY_RUNS_PER_SLOT * buffer_size)
@@ -237,6 +243,7 @@ class Fanout(Generic[C]):
         elif last is not None and stamp.seen < last.seen:
             stamp = Stamp(stamp.key, last.seen, stamp.number, stamp.fields)
         self.last = stamp
+        self._gap_lost = 0
         self.seen_index.add(stamp.seen, stamp.number)
         return stamp
 
@@ -255,10 +262,12 @@ class Fanout(Generic[C]):
         """``lost`` records (``UNKNOWN``: nobody knows how many) will never come: every
         ring gets a notice slot, after what came before (see the module doc)."""
         last = self.last
-        # After the last record's id (ids are even, a gap's odd); numbered as the first
-        # record it stands for, so that counting from before it counts up to it.
-        stamp = (Stamp(last.key | 1, last.seen, last.number + 1) if last is not None
-                 else Stamp(1, 0, 1))
+        # After the last record's id (ids are even, a gap's odd), numbered as the first
+        # record it stands for.
+        first = self._next_expected()
+        stamp = Stamp((last.key if last is not None else 0) | 1,
+                      last.seen if last is not None else 0, first, None, lost)
+        self._gap_lost = -1 if lost == UNKNOWN or self._gap_lost < 0 else self._gap_lost + lost
         for ring in self.rings.values():
             ring.append_gap(lost, stamp)
             if ring.ws_clients or ring.sse_clients or ring.wsz_clients:
@@ -266,6 +275,12 @@ class Fanout(Generic[C]):
             if ring.view_mask:
                 self._push_views(ring, ring.view_mask)  # every filter's clients are told
         self._dirtied()
+
+    def _next_expected(self) -> int:
+        """The number the next record should have: after the last one and the gaps since."""
+        last = self.last
+        base = last.number + 1 if last is not None else 1
+        return base + max(0, self._gap_lost)
 
     def _push_views(self, ring: Ring[C], bits: int) -> None:
         seq = ring.next_seq - 1
@@ -305,18 +320,14 @@ class Fanout(Generic[C]):
     def subscribe(self, cursor: C, spec: FilterSpec | None = None,
                   resume: Resume | None = None) -> None:
         """Start delivering ``cursor``'s ring to it, from the head or, with ``resume``, from
-        where the client left off (told first what it lost, if anything); with ``spec``,
-        only the records that filter matches (``cursor`` then reads the ring's view for
-        it)."""
+        where the client left off (see :meth:`_resume`); with ``spec``, only the records
+        that filter matches (``cursor`` then reads the ring's view for it)."""
         ring = cursor.ring
         assert isinstance(ring, Ring), "a cursor starts on its stream's ring"
-        start, lost = self.resume_point(ring, resume) if resume is not None else (None, 0)
         if spec is not None:
             view = self._view(ring, spec)
             cursor.ring = view
-            cursor.seq = view.next_seq if start is None else self._view_position(view, start)
-        elif start is not None:
-            cursor.seq = start
+            cursor.seq = view.next_seq
         group = cursor.ring
         if not cursor.is_ws:
             group.sse_clients.add(cursor)
@@ -325,14 +336,95 @@ class Fanout(Generic[C]):
         else:
             group.ws_clients.add(cursor)
             ring.ws_readers += 1
-            if start is not None:
-                ring.fill_frames(start)
         self._update_wanted()
-        if lost:
-            self._write_now(cursor, drop_notice(lost, ws=cursor.is_ws))
-        if cursor.seq < group.next_seq:
-            self._dirty.add(group)  # what it missed goes out with the next flush
-            self._wake()
+        if resume is not None:
+            self._resume(cursor, ring, resume)
+
+    def _resume(self, cursor: C, ring: Ring[C], resume: Resume) -> None:
+        """Write ``cursor`` what it missed since ``resume``, in order: what it lost before
+        the oldest record held, the ring's frames from there (the same bytes as live, the
+        gaps' notices among them), a notice wherever records came that this stream has no
+        payload of (nobody wanted it then); its cursor is at the head."""
+        start, lost = self.resume_point(ring, resume)
+        group = cursor.ring
+        if isinstance(group, View):
+            position = self._view_position(group, start)
+            seqs = group.ring_seqs(position)
+        else:
+            position = start
+            seqs = list(range(start, ring.next_seq))
+        if cursor.is_ws and not cursor.wbits:
+            kind = 0
+            ring.fill_frames(start)
+        else:
+            kind = 1 if cursor.wbits else 2
+        key = (id(group), position, kind * 16 + cursor.wbits)
+        cached = self._resumed.get(key)
+        if cached is not None and cached[0] == group.next_seq:
+            missed = cached[1]
+        else:
+            missed = self._missed(ring, start, seqs, cursor)
+            if len(self._resumed) >= RESUMED_KEPT:
+                self._resumed.clear()
+            self._resumed[key] = (group.next_seq, missed)
+        ring.sent += len(seqs)
+        data = drop_notice(lost, ws=cursor.is_ws) + missed if lost else missed
+        if data:
+            self._write_now(cursor, data)
+
+    def _missed(self, ring: Ring[C], start: int, seqs: list[int], cursor: C) -> bytes:
+        """Frames ``seqs`` of ``ring`` for ``cursor``'s transport, with a notice before each
+        record that comes after a hole in the numbers (from ``start`` on) and at the end if
+        records came after the last one held."""
+        if cursor.wbits:
+            out = ring.z_frames(seqs, cursor.wbits)
+        elif cursor.is_ws:
+            frames_of, size = ring.frames, ring.size
+            out = [frames_of[seq % size] for seq in seqs]
+        else:
+            out = ring.sse_events(seqs)
+        holes = self._holes(ring, start)
+        if not holes:
+            return b"".join(out)
+        parts: list[bytes] = []
+        pending = 0
+        it = iter(holes)
+        hole = next(it, None)
+        for seq, frame in zip(seqs, out, strict=True):
+            while hole is not None and hole[0] <= seq:
+                pending += hole[1]
+                hole = next(it, None)
+            if pending:
+                parts.append(drop_notice(pending, ws=cursor.is_ws))
+                pending = 0
+            parts.append(frame)
+        while hole is not None:
+            pending += hole[1]
+            hole = next(it, None)
+        if pending:
+            parts.append(drop_notice(pending, ws=cursor.is_ws))
+        return b"".join(parts)
+
+    def _holes(self, ring: Ring[C], start: int) -> list[tuple[int, int]]:
+        """``(position, count)`` of the records missing from ``ring`` after ``start``: before
+        the record at each position, and (at the head) after the last one held.  Gaps have
+        slots of their own; holes within an epoch are what nobody wanted of this stream."""
+        holes = []
+        head = ring.next_seq
+        previous = ring.stamp(start).last_number if start < head else None
+        for seq in range(start + 1, head):
+            stamp = ring.stamp(seq)
+            if previous is not None:
+                lost = lost_between(previous, stamp.number)
+                if lost > 0:
+                    holes.append((seq, lost))
+            previous = stamp.last_number
+        last = self.last
+        if previous is not None and last is not None:
+            lost = lost_between(previous, last.number + 1)
+            if lost > 0:
+                holes.append((head, lost))
+        return holes
 
     # -- resuming ----------------------------------------------------------------------------
 
@@ -354,8 +446,9 @@ class Fanout(Generic[C]):
 
     def resume_point(self, ring: Ring[C], resume: Resume) -> tuple[int, int]:
         """Where in ``ring`` a client resuming at ``resume`` starts, and how many records
-        it lost (0, a count, or ``UNKNOWN``): records too old to be held still, and records
-        that came while nobody wanted this stream (published without its payload)."""
+        it lost before that (0, a count, or ``UNKNOWN``): records too old to be held still,
+        or that came while nobody wanted this stream (published without its payload).
+        Holes further on are :meth:`_holes`'."""
         if resume.key is not None:
             pos = ring.after_key(resume.key)
             if pos is None and self._current(ring, resume.key):
@@ -371,12 +464,6 @@ class Fanout(Generic[C]):
                     last is None or last.seen < resume.seen):
                 return ring.next_seq, 0  # nothing seen since
             start = ring.oldest if pos is None else pos
-            after = None if pos is None else ring.from_seen(resume.seen + 1)
-            if pos is not None and after is not None and after > pos:
-                # The client had the records seen then (they go again): what it lost
-                # starts after the last of them.
-                lost = lost_between(ring.stamp(after - 1).number, self._number_at(ring, after))
-                return start, 0 if lost == UNKNOWN else lost
             # The first record seen then; the client had one of them (its last): exact
             # when no other record shares its ``seen``, else at most that many too high.
             had = self.seen_index.first_from(resume.seen)

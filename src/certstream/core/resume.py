@@ -25,7 +25,10 @@ Every record a worker gets carries a :class:`Stamp`:
 
 A gap (records lost before the next one) is kept in the rings as a record of its own, whose
 key is the previous record's key plus one (ids are even, gaps odd: :attr:`Stamp.gap`), so
-clients behind it and clients resuming across it are told in order.
+clients behind it and clients resuming across it are told in order; its number is the first
+lost record's, and ``lost`` says how many.  Other holes in the numbers along a ring are
+records published without that stream's payload (nobody wanted it then): a client that
+resumes across them is told too (``core.fanout``).
 
 Plain code over values: the parsing of what a client sends (:func:`parse_event_id`,
 :func:`parse_since`, ``ResumeError`` with the 400's body) and :class:`SeenIndex`, which
@@ -106,11 +109,21 @@ class Stamp:
     seen: int
     number: int
     fields: bytes | None = None
+    #: A gap's count of records lost (``UNKNOWN`` allowed); its ``number`` is the first's.
+    lost: int = 0
 
     @property
     def gap(self) -> bool:
         """This slot is a gap notice, not a record."""
         return bool(self.key & 1)
+
+    @property
+    def last_number(self) -> int | None:
+        """The number of the last record this slot stands for: its own, or a gap's last
+        lost record (``None``: a gap of unknown size)."""
+        if not self.key & 1:
+            return self.number
+        return None if self.lost == UNKNOWN else self.number + self.lost - 1
 
     def event_id(self) -> bytes:
         return event_id_text(self.key)
