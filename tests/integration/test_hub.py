@@ -150,6 +150,26 @@ def test_sse_events_carry_ids(pairs: Pairs) -> None:
                                      b'id: 1700000000000-2\ndata: {"a":2}\n\n')
 
 
+def test_a_round_of_pings_goes_out_in_slices_each_client_once(pairs: Pairs) -> None:
+    hub = Hub(10)
+    peers = []
+    for _ in range(12):
+        sock, peer = _pair(pairs)
+        _add(hub, sock)
+        peers.append(peer)
+    sse_sock, sse_peer = _pair(pairs)
+    _add(hub, sse_sock, ws=False)
+    got = []
+    for part in range(3):
+        hub.ping_part(part, 3)
+        got.append([read_frames(p.read_available(0.05)) for p in peers])
+    # Over the round every WebSocket client got one ping; no slice pinged everyone.
+    assert all(sum(len(rnd[i]) for rnd in got) == 1 for i in range(len(peers)))
+    assert all(frame == (9, b"") for rnd in got for frames_ in rnd for frame in frames_)
+    assert all(sum(map(len, rnd)) < len(peers) for rnd in got)
+    assert sse_peer.read_available(0.05) == b""  # SSE has no pings
+
+
 def test_control_frames_and_close(pairs: Pairs) -> None:
     hub = Hub(10)
     sock, peer = _pair(pairs)

@@ -88,6 +88,8 @@ PEERS_WAIT_SECS = 3.0
 EXAMPLE_WAIT_SECS = 1.0
 #: A quick stop (SIGQUIT) gives the close frames this long to leave.
 QUICK_STOP_SECS = 0.5
+#: Server pings go out in slices this far apart (``_pings``).
+PING_STEP_SECS = 1.0
 
 
 def settings_for(app: object) -> Settings:
@@ -170,6 +172,20 @@ def _every(interval: float, action: Callable[[], None]) -> None:
             action()
         except Exception:  # a bug in one tick must not stop the pings for good
             log.exception("periodic task %r failed", action)
+
+
+def _pings(hub: Hub, interval: float) -> None:
+    """Every WebSocket client gets a ping every ``interval``: a slice of them each second
+    (``Hub.ping_part``), not all at once."""
+    parts = max(1, round(interval / PING_STEP_SECS))
+    part = 0
+    while True:
+        gevent.sleep(interval / parts)
+        try:
+            hub.ping_part(part, parts)
+        except Exception:  # as in _every: one bad tick must not stop the pings for good
+            log.exception("pinging the clients failed")
+        part = (part + 1) % parts
 
 
 def _drain(pending: Any) -> list[int]:
@@ -390,7 +406,7 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         else:
             self.log.warning("no feed socket configured: serving without an ingest")
         tasks = [
-            gevent.spawn(_every, settings.websocket.ping_interval_secs, hub.ping_all),
+            gevent.spawn(_pings, hub, settings.websocket.ping_interval_secs),
             gevent.spawn(
                 _every, settings.sse.keepalive_secs,
                 lambda: hub.broadcast(frames.sse_comment(b"keep-alive"), ws=False),
