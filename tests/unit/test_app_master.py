@@ -62,3 +62,13 @@ def test_gunicorn_options() -> None:
     assert opts["when_ready"] is app.when_ready and opts["on_exit"] is app.on_exit
     assert app.gunicorn_options(Settings())["bind"] == ["0.0.0.0:8080"]
     assert "certfile" not in app.gunicorn_options(Settings())
+
+
+def test_a_worker_accepts_as_many_connections_as_it_may_open_files(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import resource  # noqa: PLC0415 - this test only
+
+    for soft, want in ((1024, 20000), (65536, 65536), (resource.RLIM_INFINITY, 20000)):
+        monkeypatch.setattr(resource, "getrlimit", lambda _what, s=soft: (s, s))
+        assert app.worker_connections() == want
