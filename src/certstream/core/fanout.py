@@ -150,7 +150,8 @@ class Fanout(Generic[C]):
         self._own = 0
         self._gap_lost = 0  # records lost in gaps since the last record (-1: unknown)
         # The frames a resuming client gets from a position on, joined once for a crowd
-        # that resumes from the same place (by group, position, transport): (head, bytes).
+        # that resumes from the same place (by group, position, transport): (head, bytes);
+        # emptied at each flush.
         self._resumed: dict[tuple[int, int, int], tuple[int, bytes]] = {}
         #: When each run of records was seen, reaching back well past the rings: how many
         #: records a WebSocket client resuming from an old ``seen`` lost.
@@ -624,6 +625,9 @@ class Fanout(Generic[C]):
         module docstring)."""
         dirty, self._dirty = self._dirty, set()
         self._unflushed = 0
+        # Resumed backlogs are shared only by clients that resume between two flushes (a
+        # crowd reconnecting): not kept longer, each may be a whole ring's bytes.
+        self._resumed.clear()
         for group in dirty:
             if group.ws_clients:
                 self._flush_clients(group, group.ws_clients, group.ws_range)
