@@ -3,10 +3,12 @@
 ``Pipeline.deliver`` is shared by all log followers: dedup (by SHA-256 of the certificate as
 emitted, so a precert and its final certificate are two entries), build only the streams
 some worker wants (and the filter field while some worker has filtered clients), publish,
-and only then advance the log's resume position.  The last entry is kept (a reference,
-nothing built) so that a lite sample for /example.json can be built when a worker asks for
-one (``publish_example``).  Nothing is published while no worker is connected, because
-publishing to nobody would move the resume position past entries no worker received.
+and only then advance the log's resume position.  An entry nobody wants is published
+without payloads, so that it is numbered (a client resuming later is told it missed it).
+The last entry is kept (a reference, nothing built) so that a lite sample for /example.json
+can be built when a worker asks for one (``publish_example``).  Nothing is published while
+no worker is connected, because publishing to nobody would move the resume position past
+entries no worker received.
 
 The followers (``certstream.shell.follow_*``) call in; this module knows them only as the
 ``Delivering`` protocol, so that it imports none of them.
@@ -23,6 +25,7 @@ from typing import Any, Protocol
 import gevent
 
 from certstream.core.logspec import LogSpec
+from certstream.core.messages import Payloads
 from certstream.core.model import LogEntry, LogSource
 from certstream.core.streams import STREAM_LITE, STREAM_NAMES
 from certstream.errors import DecodeError
@@ -58,6 +61,7 @@ class Publisher(Protocol):
 
 class Builder(Protocol):
     def build(self, entry: LogEntry, source: LogSource, seen: float, streams: int) -> Any: ...
+    def seen_micros(self, seen: float) -> int: ...
 
 
 class Positions(Protocol):
@@ -132,6 +136,11 @@ class Pipeline:
                 continue
             last = entry
             if not wanted:
+                # Nothing built, but the entry is numbered all the same: a client that
+                # resumes later is told it happened (core.resume).
+                items.append((spec.key, entry.index,
+                              Payloads(None, None, None, None,
+                                       self.builder.seen_micros(time.time()))))
                 continue
             try:
                 payloads = self.builder.build(entry, source, time.time(), wanted)
@@ -154,7 +163,8 @@ class Pipeline:
             self.inc("ENTRIES", spec.name, "precert" if entry.is_precert else "x509")
         if items:
             self.publisher.publish(items)
-            self.counters["published"] += len(items)
+            if wanted:
+                self.counters["published"] += len(items)
         follower.next_index = next_index
         self.positions.advance(spec.key, next_index, tree_size, time.time())
         if last is not None:
