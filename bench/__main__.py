@@ -1,10 +1,10 @@
 """``python -m bench [SCENARIO ...] [options]``: run the benchmarks, print figures with targets.
 
 Scenarios (default: all, in this order): ingest, fanout, burst, capacity, memory, latency,
-idle, filters, deflate, filtered, compressed, broker.  Every figure is printed as a ``FIGURE``
-line with its target and MET/MISSED; the run ends with a Markdown table, and everything
-printed is also written to ``bench/results/last.txt``.  Nothing here asserts: a missed target
-is a finding, not a crash.
+idle, filters, deflate, filtered, compressed, broker, edges, connections.  Every figure is
+printed as a ``FIGURE`` line with its target and MET/MISSED; the run ends with a Markdown
+table, and everything printed is also written to ``bench/results/last.txt``.  Nothing here
+asserts: a missed target is a finding, not a crash.
 A scenario that cannot run (a piece of the server missing, a port that never opened) is
 reported as ``NOT RUN`` with the reason, and the others still run.
 """
@@ -21,12 +21,22 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import broker, deflate, fanout, filters, ingest, latency, memory, subscriptions
+from bench import (
+    broker,
+    connections,
+    deflate,
+    fanout,
+    filters,
+    ingest,
+    latency,
+    memory,
+    subscriptions,
+)
 from bench.common import REPO, Report
 
 SCENARIOS = (
     "ingest", "fanout", "burst", "capacity", "memory", "latency", "idle", "filters", "deflate",
-    "filtered", "compressed", "broker",
+    "filtered", "compressed", "broker", "edges", "connections",
 )
 
 
@@ -105,6 +115,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="memory --breakdown: also trace our processes' Python heap (inflates their RSS)",
     )
     ap.add_argument("--steps", help="capacity: comma-separated client counts to try")
+    ap.add_argument(
+        "--connections", type=int,
+        help="connections: WebSockets held on one machine (default 50000; edges: 10000 "
+        "clients unless --clients)",
+    )
     ap.add_argument(
         "--server-cmd",
         action="append",
@@ -201,6 +216,15 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Report], None]]]
         broker.run(r, records=1000 if q else 10_000, clients=max(clients), rate=rate,
                    seconds=seconds)
 
+    def run_edges(r: Report) -> None:
+        n = max(clients) if args.clients else (200 if q else 10_000)
+        connections.run_edges(r, n, seconds=args.seconds or (1.0 if q else 3.0))
+
+    def run_connections(r: Report) -> None:
+        total = args.connections or (600 if q else 50_000)
+        connections.run_connections(r, total=total, live=100 if q else 1000, rate=rate,
+                                    seconds=seconds)
+
     table: dict[str, Callable[[Report], None]] = {
         "ingest": run_ingest,
         "fanout": run_fanout,
@@ -214,6 +238,8 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Report], None]]]
         "filtered": run_filtered,
         "compressed": run_compressed,
         "broker": run_broker,
+        "edges": run_edges,
+        "connections": run_connections,
     }
     out = [(s, table[s]) for s in wanted]
     return out

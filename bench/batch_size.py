@@ -26,6 +26,7 @@ from bench.common import REPO
 from certstream.config import CtLogSettings
 from certstream.core.dedup import DedupRing
 from certstream.core.logspec import FollowerSettings, LogSpec
+from certstream.core.messages import MessageBuilder
 from certstream.shell.followers import make_follower
 from certstream.shell.httpclient import HTTPClient
 from certstream.shell.issuers import IssuerCache
@@ -82,7 +83,8 @@ def run(entries: list[dict[str, str]], cap: int, batch: int,
         spec = LogSpec(url, "bench", url, "rfc6962", "bench", 0)
         cfg = FollowerSettings.from_ct_log(CtLogSettings(batch_size=batch, fetch_concurrency=4,
                                                          poll_interval_ms=100))
-        pipeline = Pipeline(_NoClients(), object(), DedupRing(100_000, 900.0),  # type: ignore[arg-type]
+        # Nobody listens: the builder only stamps each entry with its seen, builds nothing.
+        pipeline = Pipeline(_NoClients(), MessageBuilder("go"), DedupRing(100_000, 900.0),
                             _Positions())
         http = HTTPClient("certstream-bench", 30.0, 64 * 1024 * 1024)
         follower = make_follower(spec, cfg, http=http, pipeline=pipeline,

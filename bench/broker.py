@@ -96,6 +96,8 @@ class _P:
     lite: bytes | None
     full: bytes | None
     domains: bytes | None
+    fields: bytes | None = None
+    seen: int = 0
 
 
 # The layout not chosen: a stream per type, the same id on all three.

@@ -8,6 +8,7 @@ so that the server's CPU figures are the server's alone.
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import subprocess
 import tempfile
@@ -84,10 +85,13 @@ class Sink:
 
     def __init__(
         self, port: int, path: str, clients: int, ts_key: str = "", cpus: set[int] | None = None,
-        *, deflate: bool = False,
+        *, deflate: bool = False, sources: list[str] | None = None,
     ) -> None:
         exe = build_sink()
         self.clients = clients
+        env = dict(os.environ)
+        if sources:  # source addresses (127.x): more connections than one has ports
+            env["SINK_SOURCES"] = ",".join(sources)
         self.proc = subprocess.Popen(
             [str(exe), "127.0.0.1", str(port), path, str(clients), ts_key,
              *(["deflate"] if deflate else [])],
@@ -95,6 +99,7 @@ class Sink:
             stdout=subprocess.PIPE,
             text=True,
             bufsize=1,
+            env=env,
         )
         if cpus:
             pin(self.proc.pid, cpus)

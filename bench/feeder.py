@@ -52,6 +52,7 @@ class Payloads:
     full: bytes | None
     domains: bytes | None
     fields: bytes | None = None
+    seen: int = 0  # the seen the payloads show, in microseconds (the record's stamp)
 
 
 Template = tuple[bytes, bytes, bytes, bytes]
@@ -121,7 +122,8 @@ class Feeder:
 
     def _items(self, n: int) -> list[tuple[str, int, Payloads]]:
         want = self.pub.wanted()
-        seen = b"%.3f" % time.time()
+        ms = int(time.time() * 1000)
+        seen = b"%d.%03d" % divmod(ms, 1000)
         items = []
         for _ in range(n):
             lite, full, domains, fields = self.tpl[self.index % len(self.tpl)]
@@ -134,6 +136,7 @@ class Feeder:
                         full.replace(SEEN_MARK, seen) if want & FULL else None,
                         domains if want & DOMAINS else None,
                         fields if want & FIELDS else None,
+                        ms * 1000,
                     ),
                 )
             )

@@ -22,6 +22,11 @@
  *   pays for inflating like any real client; a message that does not inflate counts as
  *   zerrors.
  *
+ * Environment: SINK_SOURCES=127.0.0.2,127.0.0.3 binds connection i to source address
+ *   i % n of the list (IP_BIND_ADDRESS_NO_PORT: the port is picked at connect, per
+ *   destination), so that one machine can open more connections to one server port than
+ *   one source address has ephemeral ports (~28,000 on Linux by default).
+ *
  * Control, one command per line on stdin, one answer line on stdout:
  *   R  report: "open=N ok=N failed=N closed=N frames=N bytes=N pings=N lat_n=N p50=US
  *      p90=US p99=US p999=US max=US zframes=N zbytes=N zerrors=N"; counters are cumulative;
@@ -81,6 +86,27 @@ static char **paths;
 static int npaths;
 static int n_open, next_to_start, inflight;
 static int epfd;
+static struct in_addr *sources;
+static int nsources;
+
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+static void load_sources(const char *list) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        struct in_addr a;
+        if (inet_pton(AF_INET, tok, &a) != 1) {
+            fprintf(stderr, "sink: SINK_SOURCES: not an IPv4 address: %s\n", tok);
+            exit(2);
+        }
+        sources = realloc(sources, sizeof *sources * (size_t)(nsources + 1));
+        if (!sources) { perror("realloc"); exit(1); }
+        sources[nsources++] = a;
+    }
+}
 
 
 static double now_s(void) {
@@ -302,6 +328,17 @@ static void start_one(int i) {
     c->state = ST_CONNECTING;
     c->path = npaths ? paths[i % npaths] : path;
     inflight++;
+    if (nsources) {
+        struct sockaddr_in src = {0};
+        src.sin_family = AF_INET;
+        src.sin_addr = sources[i % nsources];
+        setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        if (bind(c->fd, (struct sockaddr *)&src, sizeof src) != 0) {
+            perror("bind");
+            kill_conn(c, 1);
+            return;
+        }
+    }
     int rc = connect(c->fd, (struct sockaddr *)&sa, sizeof sa);
     if (rc < 0 && errno != EINPROGRESS) { kill_conn(c, 1); return; }
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u32 = (uint32_t)i + 1};
@@ -401,6 +438,7 @@ int main(int argc, char **argv) {
         if (!inflated || inflateInit2(&zin, -15) != Z_OK) { perror("inflate"); return 1; }
     }
     nconns = atoi(argv[4]);
+    if (getenv("SINK_SOURCES") && *getenv("SINK_SOURCES")) load_sources(getenv("SINK_SOURCES"));
     if (argc > 5 && argv[5][0]) {
         tskey = argv[5];
         snprintf(tsneedle, sizeof tsneedle, "\"%s\":", tskey);

@@ -36,6 +36,7 @@ from tests.support.data import NAVIGLI, base_entries
 from tests.support.procs import alive
 from tests.support.wait import wait_until
 
+from certstream.core.resume import Stamp
 from certstream.core.streams import STREAM_FULL as FULL
 from certstream.shell.feed import FeedSubscriber
 
@@ -58,7 +59,7 @@ class Collector:
 
     def on_entry(
         self, mask: int, lite: bytes | None, full: bytes | None, dom: bytes | None,
-        fields: bytes | None,
+        stamp: Stamp,
     ) -> None:
         assert full is not None and mask & FULL
         data = json.loads(full)["data"]

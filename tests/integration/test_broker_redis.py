@@ -21,6 +21,7 @@ from certstream.config import BrokerSettings
 from certstream.core.brokergap import UNKNOWN
 from certstream.core.brokerrecord import encode_record
 from certstream.core.feedcodec import EXAMPLE
+from certstream.core.resume import EPOCH_SHIFT, Stamp, parse_event_id
 from certstream.core.streams import STREAM_FULL, STREAM_LITE
 from certstream.shell.brokerpub import BrokerPositions, BrokerPublisher, load_takeover
 from certstream.shell.brokersub import BrokerSubscriber
@@ -37,6 +38,8 @@ class P:
     lite: bytes | None
     full: bytes | None = None
     domains: bytes | None = None
+    fields: bytes | None = None
+    seen: int = 0
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +180,9 @@ class Edge:
 
     def subscriber(self, settings: BrokerSettings) -> BrokerSubscriber:
         sub = BrokerSubscriber(
-            settings, lambda m, lite, f, d, fields, rid: self.records.append((m, lite, rid)),
+            settings,
+            lambda m, lite, f, d, stamp: self.records.append(
+                (m, lite, stamp.event_id().decode())),
             self.states.append, self.examples.append, self.gaps.append)
         sub.open()
         return sub
@@ -202,6 +207,30 @@ def test_an_edge_behind_retention_is_told_exactly_how_much_it_lost(
     assert len(edge.records) == kept
     assert edge.records[-1][1] == b"lite 1000"
     assert edge.records[-1][2] == stream(client)[-1][0].decode()  # the stream id rides along
+
+
+def test_a_new_edge_preloads_the_recent_records_with_their_stamps(
+        client: redis.Redis, settings: BrokerSettings) -> None:
+    _lease, pub = leader(client, settings)
+    pub.publish([(LOG, i, P(b"lite %d" % i, seen=1_700_000_000_000_000 + i,
+                            fields=b"i\0l\0n%d" % i)) for i in range(10)])
+    pub.advance(LOG, 10, 10)
+    pub._drain_once()
+    stamps: list[Stamp] = []
+    sub = BrokerSubscriber(settings, lambda m, lite, f, d, st: stamps.append(st),
+                           lambda _s: None, lambda _e: None, lambda _g: None, preload=4)
+    sub.open()
+    ids = [rid for rid, _f in stream(client)]
+    assert sub.resume_from() == ids[-1].decode()  # then on from the head
+    # The last 4, oldest first: the Redis stream id as the global id, epoch and seq as the
+    # number, the seen and the filter field the ingest put in.
+    assert [st.event_id() for st in stamps] == ids[-4:]
+    assert [st.number for st in stamps] == [(pub.epoch << EPOCH_SHIFT) | s for s in (7, 8, 9, 10)]
+    assert [st.seen for st in stamps] == [1_700_000_000_000_000 + i for i in (6, 7, 8, 9)]
+    assert stamps[-1].fields == b"i\0l\0n9"
+    # What a client resuming from before them lost takes its record's number: asked of Redis.
+    assert sub.locate(parse_event_id(ids[0].decode())) == (pub.epoch << EPOCH_SHIFT) | 1
+    assert sub.locate(parse_event_id("1-1")) is None  # Redis no longer has it
 
 
 def test_an_edge_reads_a_stream_that_went_back_from_its_start(

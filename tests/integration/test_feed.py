@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import gevent.socket
 import pytest
 from tests.support.net import short_tmpdir
 from tests.support.wait import wait_until
@@ -23,8 +24,13 @@ from tests.support.wait import wait_until
 from certstream.core.feedcodec import (
     EXAMPLE,
     FIELDS,
+    KIND_ENTRY,
+    STAMP,
+    Entry,
+    FeedDecoder,
     encode_want,
 )
+from certstream.core.resume import Stamp
 from certstream.core.streams import STREAM_DOMAINS as DOMAINS
 from certstream.core.streams import STREAM_FULL as FULL
 from certstream.core.streams import STREAM_LITE as LITE
@@ -43,6 +49,7 @@ class P:
     full: bytes | None
     domains: bytes | None
     fields: bytes | None = None
+    seen: int = 0
 
 
 @dataclass
@@ -51,13 +58,21 @@ class Sink:
         default_factory=list)
     states: list[dict[str, Any]] = field(default_factory=list)
     examples: list[bytes] = field(default_factory=list)
+    stamps: list[Stamp] = field(default_factory=list)
+    gaps: list[int] = field(default_factory=list)
     sub: FeedSubscriber | None = None
 
     def start(self, path: str) -> FeedSubscriber:
-        self.sub = FeedSubscriber(path, lambda *a: self.entries.append(a), self.states.append,
-                                  self.examples.append)
+        self.sub = FeedSubscriber(path, self._entry, self.states.append, self.examples.append,
+                                  self.gaps.append)
         gevent.spawn(self.sub.run)
         return self.sub
+
+    def _entry(self, mask: int, lite: bytes | None, full: bytes | None,
+               domains: bytes | None, stamp: Stamp) -> None:
+        assert mask & STAMP  # the ingest's id and seen came along
+        self.entries.append((mask & ~STAMP, lite, full, domains, stamp.fields))
+        self.stamps.append(stamp)
 
 
 @pytest.fixture
@@ -93,6 +108,9 @@ def test_two_workers_round_trip_want_state_example(sock_path: str) -> None:
         assert wait_until(lambda: all(len(s.entries) == 3 and s.examples for s in (a, b)))
         for sink in (a, b):
             assert sink.entries == expected
+            # The same global ids on every worker: the publisher's epoch, then 1, 2, 3.
+            assert [st.event_id() for st in sink.stamps] == [
+                b"%d-%d" % (pub.epoch_ms, n) for n in (1, 2, 3)]
             assert sink.states == [{"logs": [{"name": "x", "status": "healthy"}], "started": 1.0}]
             assert sink.examples == [b'{"sample":true}\n']
 
@@ -228,6 +246,79 @@ def test_a_burst_is_sent_without_a_second_copy_and_freed_once_taken(sock_path: s
     finally:
         pub.close()
         sub.close()
+
+
+def _drain_raw(sock: gevent.socket.socket, decoder: FeedDecoder, out: list[Entry]) -> None:
+    """Read what the publisher sent until nothing more comes for a while."""
+    sock.settimeout(0.3)
+    while True:
+        try:
+            data = sock.recv(1 << 20)
+        except TimeoutError:
+            return
+        if not data:
+            return
+        decoder.receive_data(data)
+        while (msg := decoder.next_message()) is not None:
+            if msg[0] == KIND_ENTRY:
+                out.append(msg[1])
+
+
+def test_a_worker_too_far_behind_is_told_exactly_what_the_feed_dropped_for_it(
+        sock_path: str) -> None:
+    pub = FeedPublisher(sock_path, max_pending_bytes=64 * 1024)
+    pub.start()
+    slow = gevent.socket.socket(stdsocket.AF_UNIX)
+    slow.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF, 4096)
+    slow.connect(sock_path)
+    slow.sendall(encode_want(FULL))  # and reads nothing for a while
+    try:
+        assert wait_until(lambda: pub.wanted() == FULL)
+        blob = os.urandom(8 * 1024)
+        for i in range(100):
+            pub.publish([("k", i, P(None, blob, None))])
+            gevent.sleep(0.001)
+        assert pub.dropped > 0
+        got: list[Entry] = []
+        decoder = FeedDecoder()
+        _drain_raw(slow, decoder, got)
+        pub.publish([("k", 100, P(None, b"last", None))])  # after a hole at the very end
+        _drain_raw(slow, decoder, got)
+        delivered: list[Stamp] = []
+        gaps: list[int] = []
+        sub = FeedSubscriber(sock_path, lambda *a: delivered.append(a[-1]), lambda _s: None,
+                             lambda _e: None, gaps.append)
+        for entry in got:
+            sub._deliver(KIND_ENTRY, entry)
+        # What it got and what it was told it lost add up to everything published.
+        assert sum(gaps) == pub.dropped and len(delivered) + sum(gaps) == 101
+        assert (sub.gaps, sub.lost) == (len(gaps), pub.dropped)
+    finally:
+        slow.close()
+        pub.close()
+
+
+def test_a_worker_that_connects_later_gets_the_recent_entries_first(sock_path: str) -> None:
+    pub = FeedPublisher(sock_path, replay=3)
+    pub.start()
+    first, late = Sink(), Sink()
+    sub = first.start(sock_path)
+    try:
+        assert wait_until(sub.connected.is_set)
+        sub.set_wanted(LITE)
+        assert wait_until(lambda: pub.wanted() == LITE)
+        for i in range(5):
+            pub.publish([("k", i, P(b"%d" % i, None, None))])
+        assert wait_until(lambda: len(first.entries) == 5)
+        late_sub = late.start(sock_path)
+        assert wait_until(lambda: len(late.entries) == 3)
+        # The last 3, with the same ids the first worker has for them.
+        assert [e[1] for e in late.entries] == [b"2", b"3", b"4"]
+        assert late.stamps == first.stamps[2:]
+        late_sub.close()
+    finally:
+        sub.close()
+        pub.close()
 
 
 def test_publisher_state_survives_unreadable_bytes_from_a_worker(sock_path: str) -> None:

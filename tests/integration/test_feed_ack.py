@@ -119,6 +119,40 @@ def test_an_acknowledgement_covers_only_what_came_before_the_flush_it_waited_for
 
 
 @pytest.mark.timeout(30)
+def test_the_recent_entries_a_joining_worker_is_sent_count_in_its_acknowledgements(
+    tmp_dir: Path,
+) -> None:
+    publisher = FeedPublisher(str(tmp_dir / "replay.sock"), replay=10)
+    publisher.start()
+    a = Worker(publisher.path)
+    b: Worker | None = None
+    try:
+        wait_until(lambda: publisher.wanted() == STREAM_LITE, 10, "a worker")
+        done: list[str] = []
+        publisher.publish(items(1), lambda: done.append("first"))
+        wait_until(lambda: len(a.got) == 1, 10, "the first batch")
+        a.flush()
+        wait_until(lambda: done == ["first"], 10, "the first delivery")
+        b = Worker(publisher.path)  # a worker that starts later: it is sent entry 1 again
+        joined = b
+        wait_until(lambda: joined.got == [b"1"] and len(joined.pending) == 1, 10, "the replay")
+        publisher.publish(items(2), lambda: done.append("second"))
+        wait_until(lambda: len(a.got) == len(joined.got) == 2, 10, "the second batch")
+        a.flush()
+        replayed, b.pending[:] = b.pending[0], []
+        replayed()  # b has written the entry it was sent on joining, not the new one
+        gevent.sleep(0.3)
+        assert done == ["first"]
+        b.flush()
+        wait_until(lambda: done == ["first", "second"], 10, "the second delivery")
+    finally:
+        a.close()
+        if b is not None:
+            b.close()
+        publisher.close()
+
+
+@pytest.mark.timeout(30)
 def test_a_worker_that_goes_does_not_hold_back_what_another_wrote(
     publisher: FeedPublisher,
 ) -> None:

@@ -128,13 +128,34 @@ def test_wanted_mask_follows_subscribers(pairs: Pairs) -> None:
 
 
 def test_sse_events_carry_ids(pairs: Pairs) -> None:
-    hub = Hub(10)
+    hub = Hub(10, epoch_ms=1700000000000)
     sock, peer = _pair(pairs)
     _add(hub, sock, STREAM_LITE, ws=False)
-    hub.publish(STREAM_LITE, b'{"a":1}\n', None, None)
+    hub.publish(STREAM_LITE, b'{"a":1}\n', None, None)  # no stamp: the hub's own ids
     hub.publish(STREAM_LITE, b'{"a":2}\n', None, None)
     hub.flush()
-    assert peer.read_available() == b'id: 0\ndata: {"a":1}\n\nid: 1\ndata: {"a":2}\n\n'
+    assert peer.read_available() == (b'id: 1700000000000-1\ndata: {"a":1}\n\n'
+                                     b'id: 1700000000000-2\ndata: {"a":2}\n\n')
+
+
+def test_a_round_of_pings_goes_out_in_slices_each_client_once(pairs: Pairs) -> None:
+    hub = Hub(10)
+    peers = []
+    for _ in range(12):
+        sock, peer = _pair(pairs)
+        _add(hub, sock)
+        peers.append(peer)
+    sse_sock, sse_peer = _pair(pairs)
+    _add(hub, sse_sock, ws=False)
+    got = []
+    for part in range(3):
+        hub.ping_part(part, 3)
+        got.append([read_frames(p.read_available(0.05)) for p in peers])
+    # Over the round every WebSocket client got one ping; no slice pinged everyone.
+    assert all(sum(len(rnd[i]) for rnd in got) == 1 for i in range(len(peers)))
+    assert all(frame == (9, b"") for rnd in got for frames_ in rnd for frame in frames_)
+    assert all(sum(map(len, rnd)) < len(peers) for rnd in got)
+    assert sse_peer.read_available(0.05) == b""  # SSE has no pings
 
 
 def test_control_frames_and_close(pairs: Pairs) -> None:

@@ -162,7 +162,7 @@ def test_streaming_clients_hold_no_greenlet_and_end_cleanly(served: Served) -> N
     for peer in sse:
         assert (peer.head() or b"").startswith(b"HTTP/1.1 200")
     pool = served.server.pool
-    wait_until(lambda: pool.free_count() == pool.size, 5, "the handlers to return")
+    wait_until(lambda: pool.free_count() == pool.size, 30, "the handlers to return")
     assert served.hub.total() == 40 and served.shares.count == 40
     assert served.connections.total == 40 and len(served.peers) == 40
     # The handlers returned: 40 streaming clients cost no greenlet each (the hub's flusher
@@ -183,7 +183,7 @@ def test_streaming_clients_hold_no_greenlet_and_end_cleanly(served: Served) -> N
     got = ws[1].frame()
     assert got is not None and got[0] == CLOSE and close_info(got[1])[0] == 1000
     assert ws[1].eof()
-    wait_until(lambda: served.shares.count == 39, 5, "the closed client's end")
+    wait_until(lambda: served.shares.count == 39, 30, "the closed client's end")
     assert served.hub.total() == 39 and served.connections.total == 39
     assert len(served.peers) == 39
 
@@ -194,7 +194,7 @@ def test_streaming_clients_hold_no_greenlet_and_end_cleanly(served: Served) -> N
     ws[2].close()  # the client goes once it has the Close
     # An SSE client that leaves.
     sse[1].close()
-    wait_until(lambda: served.shares.count == 37, 5, "two more ends")
+    wait_until(lambda: served.shares.count == 37, 30, "two more ends")
 
     # The server closes the rest (as on shutdown): the WebSocket clients get 1001 and
     # answer, the SSE responses end.
@@ -205,7 +205,7 @@ def test_streaming_clients_hold_no_greenlet_and_end_cleanly(served: Served) -> N
         peer.sock.sendall(encode_frame(0x80 | CLOSE, got[1][:2], mask=MASK))
     for peer in sse[2:]:
         assert peer.eof()
-    wait_until(lambda: served.shares.count == 0, 5, "every connection's end")
+    wait_until(lambda: served.shares.count == 0, 30, "every connection's end")
     assert served.hub.total() == 0 and served.connections.total == 0 and not served.peers
     for peer in ws + sse:
         peer.close()
@@ -214,17 +214,17 @@ def test_streaming_clients_hold_no_greenlet_and_end_cleanly(served: Served) -> N
 def test_a_slow_client_that_leaves_while_its_writer_waits(served: Served) -> None:
     slow = Peer(served.port, UPGRADE, rcvbuf=4096)
     assert (slow.head() or b"").startswith(b"HTTP/1.1 101")
-    wait_until(lambda: served.hub.total() == 1, 5, "the client")
+    wait_until(lambda: served.hub.total() == 1, 30, "the client")
     client = next(iter(served.hub.clients()))
     client.sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_SNDBUF, 4096)
     for i in range(200):  # far more than the socket buffers take: a writer waits
         served.hub.publish(STREAM_LITE, b'{"n":%d,"pad":"%s"}' % (i, b"x" * 4000), None, None)
     served.hub.flush()
-    assert wait_until(lambda: client.writer is not None, 5), "no writer greenlet"
+    assert wait_until(lambda: client.writer is not None, 30), "no writer greenlet"
     slow.sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
     slow.close()  # a reset: the reader sees it, ends, and the writer goes with it
-    wait_until(lambda: served.shares.count == 0, 5, "the slow client's end")
-    wait_until(lambda: client.writer is None, 5, "the writer to go")
+    wait_until(lambda: served.shares.count == 0, 30, "the slow client's end")
+    wait_until(lambda: client.writer is None, 30, "the writer to go")
     assert client.sock.fileno() == -1  # closed, once the writer had let go of the fd
     assert served.hub.total() == 0 and served.connections.total == 0
 
@@ -235,7 +235,7 @@ def test_a_bug_in_the_input_ends_that_connection_only(
     good, bad = Peer(served.port, UPGRADE), Peer(served.port, UPGRADE)
     assert (good.head() or b"").startswith(b"HTTP/1.1 101")
     assert (bad.head() or b"").startswith(b"HTTP/1.1 101")
-    wait_until(lambda: served.shares.count == 2, 5, "both clients")
+    wait_until(lambda: served.shares.count == 2, 30, "both clients")
     real = reader.take_input
 
     def broken(hub: Hub, client: Any, data: bytes) -> bool:
@@ -247,7 +247,7 @@ def test_a_bug_in_the_input_ends_that_connection_only(
     with caplog.at_level(logging.ERROR, logger="certstream.shell.reader"):
         bad.sock.sendall(encode_frame(0x80 | TEXT, b"boom", mask=MASK))
         assert bad.eof()
-        wait_until(lambda: served.shares.count == 1, 5, "the broken connection's end")
+        wait_until(lambda: served.shares.count == 1, 30, "the broken connection's end")
     assert "stream reader failed" in caplog.text
     good.sock.sendall(encode_frame(0x80 | PING, b"ok", mask=MASK))
     assert good.frame() == (PONG, b"ok")
@@ -270,7 +270,7 @@ def test_a_worker_at_its_limit_leaves_connections_in_the_backlog() -> None:
         assert peers[4].head(wait=0.3) is None
         for p in peers:
             p.close()
-        wait_until(lambda: s.shares.count == 0, 5, "every end")
+        wait_until(lambda: s.shares.count == 0, 30, "every end")
     finally:
         s.server.stop(timeout=1)
         s.hub.stop()

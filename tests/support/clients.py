@@ -102,11 +102,14 @@ class RawWS:
 
 
 class SSEClient:
-    """A blocking reader of an SSE response: ``events()`` yields ``(id, data bytes)``."""
+    """A blocking reader of an SSE response: ``next_event()`` returns ``(id, data bytes)``
+    (the id as the server wrote it, ``<ms>-<n>``) and ``next_block()`` each raw event."""
 
-    def __init__(self, port: int, target: str = "/sse", *, timeout: float = 5.0) -> None:
+    def __init__(self, port: int, target: str = "/sse", *, timeout: float = 5.0,
+                 headers: Mapping[str, str] | None = None) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+        self.sock.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\n{extra}\r\n".encode())
         self.buf = b""
         while b"\r\n\r\n" not in self.buf:
             chunk = self.sock.recv(65536)
@@ -126,18 +129,19 @@ class SSEClient:
         block, _, self.buf = self.buf.partition(b"\n\n")
         return block
 
-    def next_event(self) -> tuple[int | None, bytes] | None:
+    def next_event(self) -> tuple[str | None, bytes] | None:
         """The next event with data (comments are collected in ``comments``)."""
         while True:
             block = self.next_block()
             if block is None:
                 return None
-            event_id, data = None, []
+            event_id: str | None = None
+            data: list[bytes] = []
             for line in block.split(b"\n"):
                 if line.startswith(b":"):
                     self.comments.append(line)
                 elif line.startswith(b"id: "):
-                    event_id = int(line[4:])
+                    event_id = line[4:].decode()
                 elif line.startswith(b"data: "):
                     data.append(line[6:])
             if data:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from certstream.core.fanout import Cursor, Fanout
 from certstream.core.filterfields import FilterSpec
+from certstream.core.resume import Resume
 from certstream.core.streams import STREAM_LITE
 
 __all__ = ["Recorder", "client"]
@@ -18,9 +19,10 @@ class Recorder(Fanout[Cursor]):
 
     def __init__(self, buffer_size: int, *, drop_budget: int = 1000, close_code: int = 1008,
                  on_wanted: Callable[[int], None] | None = None,
-                 flush_interval: float = 0.0) -> None:
+                 flush_interval: float = 0.0, epoch_ms: int = 0) -> None:
         super().__init__(buffer_size, drop_budget=drop_budget, close_code=close_code,
-                         on_wanted=on_wanted, flush_interval=flush_interval)
+                         on_wanted=on_wanted, flush_interval=flush_interval,
+                         epoch_ms=epoch_ms)
         self.written: list[tuple[Cursor, bytes | memoryview]] = []
         self.closed: list[tuple[Cursor, int, str]] = []
         self.stalled: set[Cursor] = set()
@@ -45,9 +47,10 @@ class Recorder(Fanout[Cursor]):
 
 
 def client(fan: Fanout[Cursor], stream: int = STREAM_LITE, *, ws: bool = True,
-           spec: FilterSpec | None = None, wbits: int = 0) -> Cursor:
+           spec: FilterSpec | None = None, wbits: int = 0,
+           resume: Resume | None = None) -> Cursor:
     """A cursor of ``stream`` subscribed to ``fan``: WebSocket or SSE, filtered by ``spec``,
-    with compressed frames of window ``wbits`` (0: plain)."""
+    with compressed frames of window ``wbits`` (0: plain), resuming at ``resume``."""
     c = Cursor(fan.rings[stream], is_ws=ws, wbits=wbits)
-    fan.subscribe(c, spec)
+    fan.subscribe(c, spec, resume)
     return c

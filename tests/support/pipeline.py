@@ -49,6 +49,9 @@ class IndexBuilder:
             text if streams & STREAM_LITE else None, text if streams & FULL else None, None
         )
 
+    def seen_micros(self, seen: float) -> int:
+        return int(seen * 1000) * 1000
+
 
 def make_pipeline(feed: FakeFeed, builder: Any, tmp: Path) -> tuple[Pipeline, StateStore]:
     store = StateStore(str(tmp / "state.json"))

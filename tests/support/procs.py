@@ -101,3 +101,25 @@ def interrupt_all(pid: int) -> list[int]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(p, signal.SIGINT)
     return pids
+
+
+def socket_owner(pids: list[int], local_port: int, remote_port: int) -> int | None:
+    """Which of ``pids`` holds the TCP socket from ``local_port`` to ``remote_port`` (on
+    loopback): the worker that accepted a test client's connection, found by the socket's
+    inode in ``/proc/net/tcp`` and the processes' open files."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                cols = line.split()
+                local, remote = cols[1], cols[2]
+                if (int(local.rsplit(":", 1)[1], 16) == local_port
+                        and int(remote.rsplit(":", 1)[1], 16) == remote_port):
+                    inodes.add(f"socket:[{cols[9]}]")
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in inodes:
+                        return pid
+    return None

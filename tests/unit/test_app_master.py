@@ -75,3 +75,13 @@ def test_pre_fork_freezes_what_the_master_holds() -> None:
         assert gc.get_freeze_count() > 1000  # this interpreter holds far more than that
     finally:
         gc.unfreeze()
+
+
+def test_a_worker_accepts_as_many_connections_as_it_may_open_files(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import resource  # noqa: PLC0415 - this test only
+
+    for soft, want in ((1024, 20000), (65536, 65536), (resource.RLIM_INFINITY, 20000)):
+        monkeypatch.setattr(resource, "getrlimit", lambda _what, s=soft: (s, s))
+        assert app.worker_connections() == want

@@ -18,7 +18,7 @@ from certstream.core.brokerrecord import (
     parse_stream_id,
 )
 from certstream.core.fanout import drop_notice
-from certstream.core.streams import STREAM_DOMAINS, STREAM_FULL, STREAM_LITE
+from certstream.core.streams import FILTER_FIELDS, STREAM_DOMAINS, STREAM_FULL, STREAM_LITE
 from certstream.errors import RemoteProtocolError
 
 payload = st.one_of(st.none(), st.binary(max_size=300))
@@ -35,11 +35,26 @@ def test_a_record_round_trips(  # noqa: PLR0917 - hypothesis passes them by posi
     assert rec == Record(epoch, seq, key, index, mask, lite, full, domains)
 
 
+def test_version_2_carries_seen_and_the_filter_field_and_version_1_is_still_read() -> None:
+    new = encode_record(3, 4, "log", 5, b"lite", None, b"dom", seen=1795613141536000,
+                        fields=b"issuer\0log\0names")
+    rec = decode_record(new)
+    assert new[0] == 2
+    assert (rec.seen, rec.fields, rec.lite, rec.domains) == (
+        1795613141536000, b"issuer\0log\0names", b"lite", b"dom")
+    assert rec.mask == STREAM_LITE | STREAM_DOMAINS | FILTER_FIELDS
+    # What an ingest of the previous release writes, during a rolling upgrade.
+    old = encode_record(3, 4, "log", 5, b"lite", None, b"dom", version=1)
+    assert old[0] == 1
+    assert decode_record(old) == Record(3, 4, "log", 5, STREAM_LITE | STREAM_DOMAINS,
+                                        b"lite", None, b"dom")
+
+
 @pytest.mark.parametrize("mangle", [
     lambda b: b[:10],  # cut inside the header
     lambda b: b[:-1],  # a payload cut short
     lambda b: b + b"x",  # trailing bytes
-    lambda b: bytes([2]) + b[1:],  # another version
+    lambda b: bytes([9]) + b[1:],  # a version this does not read
     lambda b: b[:21] + bytes([0x80]) + b[22:],  # an unknown stream bit
 ])
 def test_a_malformed_record_is_a_remote_protocol_error(mangle: object) -> None:

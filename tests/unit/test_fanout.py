@@ -10,6 +10,7 @@ from tests.support.fanout import Recorder, client
 
 from certstream.core import frames
 from certstream.core.fanout import drop_notice
+from certstream.core.resume import Stamp, stamp_key
 from certstream.core.streams import STREAM_DOMAINS, STREAM_FULL, STREAM_LITE
 
 PAYLOADS = [b'{"n":%d}\n' % i for i in range(40)]
@@ -50,19 +51,24 @@ def test_streams_are_separate_and_nothing_is_framed_for_nobody() -> None:
     fan.publish(STREAM_LITE | STREAM_FULL | STREAM_DOMAINS, b"L", b"F", b"D")
     fan.flush()
     assert fan.got(full) == ws(b"F")
-    assert fan.rings[STREAM_LITE].next_seq == fan.rings[STREAM_DOMAINS].next_seq == 0
+    # Kept for a client that may come to resume, but framed for nobody.
+    for stream, payload in ((STREAM_LITE, b"L"), (STREAM_DOMAINS, b"D")):
+        ring = fan.rings[stream]
+        assert ring.next_seq == 1 and ring.payloads[0] == payload and ring.frames[0] == b""
     assert (fan.latest(STREAM_LITE), fan.latest(STREAM_DOMAINS)) == (b"L", b"D")
     fan.set_example(b"sample")
     assert fan.latest(STREAM_LITE) == b"sample" and fan.example_count == 1
 
 
-def test_sse_events_carry_their_sequence_and_are_built_once() -> None:
-    fan = Recorder(10)
+def test_sse_events_carry_their_record_ids_and_are_built_once() -> None:
+    fan = Recorder(10, epoch_ms=1700000000000)
     a, b = client(fan, ws=False), client(fan, ws=False)
-    fan.publish(STREAM_LITE, b'{"a":1}', None, None)
-    fan.publish(STREAM_LITE, b'{"a":2}', None, None)
+    fan.publish(STREAM_LITE, b'{"a":1}', None, None)  # numbered by the worker: no stamp
+    fan.publish(STREAM_LITE, b'{"a":2}', None, None, stamp=Stamp(stamp_key(1800000000000, 7),
+                                                                   0, 7))
     fan.flush()
-    assert fan.got(a) == fan.got(b) == b'id: 0\ndata: {"a":1}\n\nid: 1\ndata: {"a":2}\n\n'
+    assert fan.got(a) == fan.got(b) == (b'id: 1700000000000-1\ndata: {"a":1}\n\n'
+                                        b'id: 1800000000000-7\ndata: {"a":2}\n\n')
     ring = fan.rings[STREAM_LITE]
     assert ring.sse_range(0)[0] is ring.sse_range(0)[0]
 
@@ -152,7 +158,8 @@ def test_a_slow_sse_client_gets_a_comment_for_what_it_lost() -> None:
     for i in range(1, 8):
         fan.publish(STREAM_LITE, b"%d" % i, None, None)
     owed = fan.owed(c)
-    assert owed.startswith(b": dropped 3\n\n") and owed.endswith(b"id: 7\ndata: 7\n\n")
+    # Numbered by the fan-out itself here (no stamps, epoch 0): records 1..8.
+    assert owed.startswith(b": dropped 3\n\n") and owed.endswith(b"id: 0-8\ndata: 7\n\n")
     assert c.dropped == 3
 
 

@@ -71,6 +71,15 @@ def test_wire_layout_matches_the_contract() -> None:
     body += b"\x00\x00\x00\x01D" + b"\x00\x00\x00\x03i\x00l"
     assert encode_entry("ab", 7, None, None, b"D", fields=b"i\x00l") == (
         struct.pack(">IB", len(body) + 1, 1) + body)
+    # The record's id and seen: mask bit 32, three uint64 right after the mask.
+    body = b"\x00\x02ab" + (7).to_bytes(8, "big") + bytes([LITE | 32])
+    body += (1700000000000).to_bytes(8, "big") + (9).to_bytes(8, "big")
+    body += (1795613141536000).to_bytes(8, "big") + b"\x00\x00\x00\x01L"
+    data = encode_entry("ab", 7, b"L", None, None, stamp=(1700000000000, 9, 1795613141536000))
+    assert data == struct.pack(">IB", len(body) + 1, 1) + body
+    ((_kind, got),) = decode_all(data, 5)
+    assert (got.epoch, got.n, got.seen, got.mask) == (1700000000000, 9, 1795613141536000,
+                                                      LITE | 32)
     assert encode_want(5) == b"\x00\x00\x00\x02\x03\x05"
     assert encode_example(b"x") == b"\x00\x00\x00\x02\x04x"
 

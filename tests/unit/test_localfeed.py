@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from certstream.core.resume import Stamp
 from certstream.core.streams import STREAM_DOMAINS as DOMAINS
 from certstream.core.streams import STREAM_FULL as FULL
 from certstream.core.streams import STREAM_LITE as LITE
@@ -18,15 +19,16 @@ class P:
     full: bytes | None
     domains: bytes | None
     fields: bytes | None = None
+    seen: int = 0
 
 
 class Worker:
     def __init__(self) -> None:
-        self.entries: list[tuple[int, bytes | None, bytes | None, bytes | None, bytes | None]] = []
+        self.entries: list[tuple[int, bytes | None, bytes | None, bytes | None, Stamp]] = []
         self.states: list[dict[str, Any]] = []
         self.examples: list[bytes] = []
         self.feed = LocalFeed(lambda *a: self.entries.append(a), self.states.append,
-                              self.on_example)
+                              self.on_example, epoch_ms=1700000000000)
 
     def on_example(self, lite: bytes) -> None:
         self.examples.append(lite)
@@ -37,9 +39,15 @@ def test_entries_reach_the_worker_with_the_mask_of_their_payloads() -> None:
     w = Worker()
     w.feed.set_wanted(LITE | DOMAINS)
     assert w.feed.wanted() == LITE | DOMAINS and w.feed.connected() == 1
-    w.feed.publish([("k", 1, P(b"l1", None, b"d1")), ("k", 2, P(None, b"f2", None))])
-    assert w.entries == [(LITE | DOMAINS, b"l1", None, b"d1", None),
-                         (FULL, None, b"f2", None, None)]
+    w.feed.publish([("k", 1, P(b"l1", None, b"d1", seen=5)),
+                    ("k", 2, P(None, b"f2", None, fields=b"f", seen=6))])
+    assert [e[:4] for e in w.entries] == [(LITE | DOMAINS, b"l1", None, b"d1"),
+                                         (FULL, None, b"f2", None)]
+    # Numbered as the feed socket numbers them: the ids the clients resume from.
+    stamps = [e[4] for e in w.entries]
+    assert [s.event_id() for s in stamps] == [b"1700000000000-1", b"1700000000000-2"]
+    assert [(s.seen, s.fields) for s in stamps] == [(5, None), (6, b"f")]
+    assert [w.feed.locate(s.key) for s in stamps] == [s.number for s in stamps]
     assert w.feed.pending_bytes() == 0 and w.feed.dropped == 0
 
 

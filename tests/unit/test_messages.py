@@ -31,6 +31,7 @@ from certstream.core.messages import (
 )
 from certstream.core.model import CertInfo, Extension, LogEntry, LogSource, NameAttr, Policy
 from certstream.core.profiles import PROFILES, UnknownProfileError
+from certstream.core.resume import parse_since
 from certstream.errors import DecodeError, LocalProtocolError
 
 SYNTH11 = INPUTS / "synth11" / "rfc6962.get-entries.json"
@@ -220,7 +221,8 @@ def test_only_requested_streams_are_built(monkeypatch: pytest.MonkeyPatch) -> No
     assert lite_only.lite is not None
     assert lite_only.full is None
     assert lite_only.domains is None
-    assert MessageBuilder("go").build(entry, SOURCE, 1.0, 0) == messages.Payloads(None, None, None)
+    assert MessageBuilder("go").build(entry, SOURCE, 1.0, 0) == messages.Payloads(
+        None, None, None, None, 1_000_000)  # only the seen it would show
 
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))
@@ -539,3 +541,16 @@ def test_chain_caches_confirm_the_whole_der() -> None:
         with_chain = dataclasses.replace(entry, chain=chain)
         expected = MessageBuilder("go").build(with_chain, SOURCE, 1.0, STREAM_FULL).full
         assert shared.build(with_chain, SOURCE, 1.0, STREAM_FULL).full == expected
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_payloads_carry_the_seen_they_show_in_microseconds(profile: str) -> None:
+    # What a WebSocket client sends back as ?since=<seen> must compare equal to it.
+    entry = synth_entries()[5]
+    builder = MessageBuilder(profile)
+    for seen in (1795613141.5369, 1795613141.000999, 1712345678.25):
+        out = builder.build(entry, SOURCE, seen, STREAM_ALL)
+        shown = json.loads(out.lite or b"")["data"]["seen"]
+        assert out.seen == parse_since(repr(shown)) == parse_since(str(shown))
+        # A domains-only build has no seen to show, and carries the same one.
+        assert MessageBuilder(profile).build(entry, SOURCE, seen, STREAM_DOMAINS).seen == out.seen

@@ -89,9 +89,13 @@ def test_examples_are_built_only_on_request(tmp_path: Path) -> None:
     assert not calls and not feed.examples
     pipeline.deliver(f, [_entry(0), _entry(1)], 2, 2)
     assert feed.examples == [b"1"] and calls == [STREAM_LITE]
-    # Idle: entries flow, nothing is built, nothing published.
+    # Idle: entries flow, nothing is built; each is published without payloads, to be
+    # numbered (a client that resumes later is told what it missed).
     pipeline.deliver(f, [_entry(i) for i in range(2, 40)], 40, 40)
-    assert calls == [STREAM_LITE] and not feed.items and f.next_index == 40
+    assert calls == [STREAM_LITE] and f.next_index == 40
+    assert [i for _k, i, _p in feed.items] == list(range(40))
+    assert all((p.lite, p.full, p.domains, p.fields) == (None,) * 4 and p.seen
+               for _k, _i, p in feed.items)
     # A later request samples the newest entry; a duplicate is not "newest".
     pipeline.deliver(f, [_entry(5)], 41, 41)
     pipeline.publish_example()

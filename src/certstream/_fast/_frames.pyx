@@ -142,6 +142,8 @@ def sse_event(payload, event_id=None):
         payload = payload.replace(b"\n", b"\ndata: ")
     if event_id is None:
         return b"data: " + payload + b"\n\n"
+    if isinstance(event_id, bytes):
+        return b"id: %b\ndata: %b\n\n" % (event_id, payload)
     return b"id: %d\ndata: %b\n\n" % (event_id, payload)
 
 

@@ -90,8 +90,9 @@ def ws_pong_frame(payload: bytes = b"") -> bytes:
     return ws_frame(payload, OP_PONG)
 
 
-def sse_event(payload: bytes, event_id: int | None = None) -> bytes:
+def sse_event(payload: bytes, event_id: bytes | int | None = None) -> bytes:
     """``id: N\\ndata: <payload>\\n\\n``; a newline inside the payload starts a new data line.
+    ``event_id`` is the id's text (``b"1700000000000-3"``) or a number.
 
     One trailing newline is dropped (the peers' frames end in one, and SSE's own blank line
     ends the event).  CR and CRLF are line ends in SSE too, so they are turned into LF
@@ -105,6 +106,8 @@ def sse_event(payload: bytes, event_id: int | None = None) -> bytes:
         payload = payload.replace(b"\n", b"\ndata: ")
     if event_id is None:
         return b"data: " + payload + b"\n\n"
+    if isinstance(event_id, bytes):
+        return b"id: %b\ndata: %b\n\n" % (event_id, payload)
     return b"id: %d\ndata: %b\n\n" % (event_id, payload)
 
 

@@ -26,14 +26,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from certstream.core import frames
 from certstream.core.brokerrecord import Record
 from certstream.core.fanout import drop_notice
+from certstream.core.resume import UNKNOWN
 
 __all__ = ["UNKNOWN", "SequenceTracker", "Verdict", "gap_notice"]
 
-#: ``Verdict.lost`` when records were lost but nobody can say how many.
-UNKNOWN = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +95,6 @@ class SequenceTracker:
 
 def gap_notice(lost: int, *, ws: bool) -> bytes:
     """The notice for ``lost`` records (``UNKNOWN``: a count nobody knows): a WebSocket
-    text frame or an SSE comment, as the slow-client notice."""
-    if lost != UNKNOWN:
-        return drop_notice(lost, ws=ws)
-    if ws:
-        return frames.ws_frame(b'{"message_type":"notice","dropped":null}')
-    return frames.sse_comment(b"dropped unknown")
+    text frame or an SSE comment, as the slow-client notice (the hub keeps it in its rings,
+    ``core.fanout.Fanout.gap``)."""
+    return drop_notice(lost, ws=ws)

@@ -11,10 +11,11 @@ values.
 
 Theory of operation (the measured costs behind it are in ``certstream.shell.hub``):
 
-* **Build once.**  ``publish`` appends each payload to its stream's :class:`Ring`, which
-  frames it there, once, for every WebSocket client.  The SSE form of a slot is built
-  lazily, once, the first time an SSE client needs it.  A stream with no client is not
-  framed at all (only its latest payload is kept, for ``/example.json``).
+* **Build once.**  ``publish`` appends each payload to its stream's :class:`Ring`
+  (``core.rings``), which frames it there, once, for every WebSocket client.  The SSE form
+  of a slot is built lazily, once, the first time an SSE client needs it.  A stream with no
+  client here is not framed at all (its records are kept for clients that come to resume,
+  and its latest payload for ``/example.json``).
 * **Clients are cursors.**  A :class:`Cursor` holds its ring and ``seq``, the sequence number
   of the next frame it should get.  No per-client queue, no copies.
 * **One flush.**  ``publish`` marks the ring dirty and wakes the flusher; ``flush`` walks the
@@ -35,6 +36,16 @@ feed's entries with it).
 
 Subscriptions keep all of that (see "Subscriptions" in the design notes):
 
+* **Resume.**  Each ring slot keeps its record's :class:`~certstream.core.resume.Stamp`
+  (global id, ``seen``, number), and every record is kept, whether or not a client of this
+  worker reads the stream then, so that a client can come back to any worker and resume:
+  ``subscribe`` with a ``Resume`` starts its cursor after the id it names (SSE
+  ``Last-Event-ID``) or at the first record seen at or after its ``since`` (WebSocket), and
+  the flusher sends it the ring's frames from there, the same bytes as live.  Resuming
+  from before the oldest record held, it is first told how many it lost (the numbers of
+  the records say it; ``"dropped":null`` when nobody can).  A gap (records the source lost)
+  is a slot of its own in every ring (:meth:`Fanout.gap`), so whoever reads across it is
+  told in order.
 * **Filters.**  A filtered client reads a ``core.views.View`` of its stream's ring: the
   ring's sequence numbers of the records its filter matched.  Every distinct filter of the
   worker is one slot of one ``core.filters.FilterIndex``; ``publish`` matches each entry
@@ -53,9 +64,17 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
-from certstream.core import frames
-from certstream.core.deflate import compressed_frame, deflate_key
 from certstream.core.filterfields import FilterSpec, entry_fields
+from certstream.core.resume import (
+    EPOCH_SHIFT,
+    UNKNOWN,
+    Resume,
+    SeenIndex,
+    Stamp,
+    lost_between,
+    stamp_key,
+)
+from certstream.core.rings import Ring, drop_notice, notice_payload
 from certstream.core.streams import (
     FILTER_FIELDS,
     STREAM_DOMAINS,
@@ -69,108 +88,20 @@ from certstream.core.views import View
 if TYPE_CHECKING:
     from certstream.core.filters import FilterIndex
 
-__all__ = ["Cursor", "Fanout", "Group", "Ring", "View", "drop_notice"]
+__all__ = ["Cursor", "Fanout", "Group", "Ring", "View", "drop_notice", "notice_payload"]
 
 #: The client type of a ``Fanout``: ``Cursor`` or the shell's subclass of it.
 C = TypeVar("C", bound="Cursor")
 
+#: Joined backlogs of resuming clients kept for others resuming from the same place.
+RESUMED_KEPT = 64
+#: ``Fanout.seen_index`` keeps this many runs of records (a run: records seen at the same
+#: time) per ring slot: 24 bytes each, so 192 KiB at the default 1,000 slots.
+HISTORY_RUNS_PER_SLOT = 8
+
 
 def _nothing() -> None:
     return None
-
-
-def drop_notice(lost: int, *, ws: bool) -> bytes:
-    """What a client is told when it lost ``lost`` frames: a WebSocket notice (clients skip
-    unknown message types) or an SSE comment."""
-    if ws:
-        return frames.ws_frame(b'{"message_type":"notice","dropped":%d}' % lost)
-    return frames.sse_comment(b"dropped %d" % lost)
-
-
-class Ring(Generic[C]):
-    """Frames of one stream, by sequence number; the last ``size`` are retained.
-
-    The unfiltered clients read it directly; ``views`` are its filtered views, by filter
-    slot (``view_mask`` has their bits).
-    """
-
-    __slots__ = ("base", "frames", "latest", "next_seq", "payloads", "sent", "size", "sse",
-                 "sse_clients", "stream", "view_mask", "views", "ws_clients", "ws_readers",
-                 "wsz_clients", "zframes")
-
-    def __init__(self, stream: int, size: int) -> None:
-        self.stream = stream
-        self.size = size
-        self.base = self  # what counts delivered frames: a view's is its ring
-        self.payloads: list[bytes] = [b""] * size
-        self.frames: list[bytes] = [b""] * size
-        self.sse: list[bytes | None] = [None] * size
-        # Per slot, its compressed frames by deflate window (``core.deflate.deflate_key``),
-        # built on first use.
-        self.zframes: list[dict[int, bytes] | None] = [None] * size
-        self.next_seq = 0
-        self.latest: bytes | None = None
-        self.sent = 0  # frames delivered to this stream's clients (for the metrics)
-        self.ws_clients: set[C] = set()
-        self.wsz_clients: set[C] = set()  # WebSocket clients that get compressed frames
-        self.sse_clients: set[C] = set()
-        # Plain WebSocket clients of the ring and of its views: framing is for them.
-        self.ws_readers = 0
-        self.views: dict[int, View[C]] = {}
-        self.view_mask = 0
-
-    @property
-    def oldest(self) -> int:
-        return max(0, self.next_seq - self.size)
-
-    def append(self, payload: bytes) -> None:
-        slot = self.next_seq % self.size
-        self.payloads[slot] = payload
-        # A client's cursor starts at the head, so a slot framed for nobody is never needed.
-        self.frames[slot] = frames.ws_frame(payload) if self.ws_readers else b""
-        self.sse[slot] = None
-        self.zframes[slot] = None
-        self.next_seq += 1
-
-    def ws_range(self, start: int) -> list[bytes]:
-        size, ring = self.size, self.frames
-        return [ring[seq % size] for seq in range(start, self.next_seq)]
-
-    def sse_range(self, start: int) -> list[bytes]:
-        return self.sse_events(range(start, self.next_seq))
-
-    def sse_events(self, seqs: Iterable[int]) -> list[bytes]:
-        """The SSE events of records ``seqs``, each built once, on first use."""
-        size, built, payloads = self.size, self.sse, self.payloads
-        out = []
-        for seq in seqs:
-            slot = seq % size
-            event = built[slot]
-            if event is None:
-                event = built[slot] = frames.sse_event(payloads[slot], seq)
-            out.append(event)
-        return out
-
-    def z_range(self, start: int, wbits: int) -> list[bytes]:
-        return self.z_frames(range(start, self.next_seq), wbits)
-
-    def z_frames(self, seqs: Iterable[int], wbits: int) -> list[bytes]:
-        """The compressed frames of records ``seqs`` for a client whose window is ``wbits``:
-        each compressed once per window size, on first use, then shared."""
-        size, cache, payloads = self.size, self.zframes, self.payloads
-        out = []
-        for seq in seqs:
-            slot = seq % size
-            built = cache[slot]
-            if built is None:
-                built = cache[slot] = {}
-            payload = payloads[slot]
-            key = deflate_key(len(payload), wbits)
-            frame = built.get(key)
-            if frame is None:
-                frame = built[key] = compressed_frame(payload, key)
-            out.append(frame)
-        return out
 
 
 #: What a cursor reads: its stream's ring, or a filtered view of it.
@@ -211,8 +142,22 @@ class Fanout(Generic[C]):
         close_code: int = 1008,
         on_wanted: Callable[[int], None] | None = None,
         flush_interval: float = 0.0,
+        epoch_ms: int = 0,
     ) -> None:
         self.rings: dict[int, Ring[C]] = {s: Ring(s, buffer_size) for s in STREAMS}
+        #: The newest record's stamp; records published without one are numbered in
+        #: ``epoch_ms`` (the worker's start time) by this worker alone.
+        self.last: Stamp | None = None
+        self._epoch_ms = epoch_ms
+        self._own = 0
+        self._gap_lost = 0  # records lost in gaps since the last record (-1: unknown)
+        # The frames a resuming client gets from a position on, joined once for a crowd
+        # that resumes from the same place (by group, position, transport): (head, bytes);
+        # emptied at each flush.
+        self._resumed: dict[tuple[int, int, int], tuple[int, bytes]] = {}
+        #: When each run of records was seen, reaching back well past the rings: how many
+        #: records a WebSocket client resuming from an old ``seen`` lost.
+        self.seen_index = SeenIndex(HISTORY_RUNS_PER_SLOT * buffer_size)
         self.drop_budget = drop_budget
         self.close_code = close_code
         self.flush_interval = flush_interval
@@ -263,25 +208,50 @@ class Fanout(Generic[C]):
         full: bytes | None,
         domains: bytes | None,
         fields: bytes | None = None,
+        *,
+        stamp: Stamp | None = None,
     ) -> None:
-        """One entry's payloads (the feed's ``on_entry``); absent ones are ``None``.
-        ``fields`` is the entry's filter field, when the ingest built one."""
+        """One entry's payloads (the record source's ``on_record``); absent ones are
+        ``None``.  ``stamp`` is the record's global id, seen and number, with its filter
+        field (``fields`` is read only without a stamp: the worker then numbers it)."""
         self.entries += 1
-        hit = self._match(fields, lite, full, domains) if self._views else 0
+        stamp = self._stamp(stamp, fields)
+        hit = self._match(stamp.fields, lite, full, domains) if self._views else 0
         for stream, payload in ((STREAM_LITE, lite), (STREAM_FULL, full),
                                 (STREAM_DOMAINS, domains)):
             if payload is None:
                 continue
             ring = self.rings[stream]
             ring.latest = payload
+            # Kept even while no client of this worker reads the stream: one may come here
+            # to resume (the payload came because some client somewhere wants it).  Framed
+            # only for a plain WebSocket client that gets it now.
+            views = hit & ring.view_mask
+            ring.append(payload, stamp,
+                        bool(ring.ws_clients) or bool(views and ring.ws_readers))
             if ring.ws_clients or ring.sse_clients or ring.wsz_clients:
-                ring.append(payload)
                 self._dirty.add(ring)
-                if hit & ring.view_mask:
-                    self._push_views(ring, hit & ring.view_mask)
-            elif hit & ring.view_mask:
-                ring.append(payload)  # only for the filtered clients it matched
-                self._push_views(ring, hit & ring.view_mask)
+            if views:
+                self._push_views(ring, views)
+        self._dirtied()
+
+    def _stamp(self, stamp: Stamp | None, fields: bytes | None) -> Stamp:
+        """The stamp kept for the next record: ``seen`` never goes back along the rings
+        (they are searched by it), even if a clock did."""
+        last = self.last
+        if stamp is None:
+            self._own += 1
+            stamp = Stamp(stamp_key(self._epoch_ms, self._own),
+                          last.seen if last is not None else 0,
+                          (self._epoch_ms << EPOCH_SHIFT) | self._own, fields)
+        elif last is not None and stamp.seen < last.seen:
+            stamp = Stamp(stamp.key, last.seen, stamp.number, stamp.fields)
+        self.last = stamp
+        self._gap_lost = 0
+        self.seen_index.add(stamp.seen, stamp.number)
+        return stamp
+
+    def _dirtied(self) -> None:
         if self._dirty:
             self._unflushed += 1
             if self._unflushed >= self._flush_every:
@@ -291,6 +261,30 @@ class Fanout(Generic[C]):
                 self.flush()
             else:
                 self._wake()
+
+    def gap(self, lost: int) -> None:
+        """``lost`` records (``UNKNOWN``: nobody knows how many) will never come: every
+        ring gets a notice slot, after what came before (see the module doc)."""
+        last = self.last
+        # After the last record's id (ids are even, a gap's odd), numbered as the first
+        # record it stands for.
+        first = self._next_expected()
+        stamp = Stamp((last.key if last is not None else 0) | 1,
+                      last.seen if last is not None else 0, first, None, lost)
+        self._gap_lost = -1 if lost == UNKNOWN or self._gap_lost < 0 else self._gap_lost + lost
+        for ring in self.rings.values():
+            ring.append_gap(lost, stamp)
+            if ring.ws_clients or ring.sse_clients or ring.wsz_clients:
+                self._dirty.add(ring)
+            if ring.view_mask:
+                self._push_views(ring, ring.view_mask)  # every filter's clients are told
+        self._dirtied()
+
+    def _next_expected(self) -> int:
+        """The number the next record should have: after the last one and the gaps since."""
+        last = self.last
+        base = last.number + 1 if last is not None else 1
+        return base + max(0, self._gap_lost)
 
     def _push_views(self, ring: Ring[C], bits: int) -> None:
         seq = ring.next_seq - 1
@@ -327,12 +321,14 @@ class Fanout(Generic[C]):
 
     # -- clients ---------------------------------------------------------------------------
 
-    def subscribe(self, cursor: C, spec: FilterSpec | None = None) -> None:
-        """Start delivering ``cursor``'s ring to it (from the head); with ``spec``, only
-        the records that filter matches (``cursor`` then reads the ring's view for it)."""
+    def subscribe(self, cursor: C, spec: FilterSpec | None = None,
+                  resume: Resume | None = None) -> None:
+        """Start delivering ``cursor``'s ring to it, from the head or, with ``resume``, from
+        where the client left off (see :meth:`_resume`); with ``spec``, only the records
+        that filter matches (``cursor`` then reads the ring's view for it)."""
+        ring = cursor.ring
+        assert isinstance(ring, Ring), "a cursor starts on its stream's ring"
         if spec is not None:
-            ring = cursor.ring
-            assert isinstance(ring, Ring), "a filtered cursor starts on its stream's ring"
             view = self._view(ring, spec)
             cursor.ring = view
             cursor.seq = view.next_seq
@@ -343,8 +339,180 @@ class Fanout(Generic[C]):
             group.wsz_clients.add(cursor)
         else:
             group.ws_clients.add(cursor)
-            self._ring_of(group).ws_readers += 1
+            ring.ws_readers += 1
         self._update_wanted()
+        if resume is not None:
+            self._resume(cursor, ring, resume)
+
+    def _resume(self, cursor: C, ring: Ring[C], resume: Resume) -> None:
+        """Write ``cursor`` what it missed since ``resume``, in order: what it lost before
+        the oldest record held, the ring's frames from there (the same bytes as live, the
+        gaps' notices among them), a notice wherever records came that this stream has no
+        payload of (nobody wanted it then); its cursor is at the head."""
+        start, lost = self.resume_point(ring, resume)
+        group = cursor.ring
+        if isinstance(group, View):
+            position = self._view_position(group, start)
+            seqs = group.ring_seqs(position)
+        else:
+            position = start
+            seqs = list(range(start, ring.next_seq))
+        if cursor.is_ws and not cursor.wbits:
+            kind = 0
+            ring.fill_frames(start)
+        else:
+            kind = 1 if cursor.wbits else 2
+        key = (id(group), position, kind * 16 + cursor.wbits)
+        cached = self._resumed.get(key)
+        if cached is not None and cached[0] == group.next_seq:
+            missed = cached[1]
+        else:
+            missed = self._missed(ring, start, seqs, cursor)
+            if len(self._resumed) >= RESUMED_KEPT:
+                self._resumed.clear()
+            self._resumed[key] = (group.next_seq, missed)
+        ring.sent += len(seqs)
+        data = drop_notice(lost, ws=cursor.is_ws) + missed if lost else missed
+        if data:
+            self._write_now(cursor, data)
+
+    def _missed(self, ring: Ring[C], start: int, seqs: list[int], cursor: C) -> bytes:
+        """Frames ``seqs`` of ``ring`` for ``cursor``'s transport, with a notice before each
+        record that comes after a hole in the numbers (from ``start`` on) and at the end if
+        records came after the last one held."""
+        if cursor.wbits:
+            out = ring.z_frames(seqs, cursor.wbits)
+        elif cursor.is_ws:
+            frames_of, size = ring.frames, ring.size
+            out = [frames_of[seq % size] for seq in seqs]
+        else:
+            out = ring.sse_events(seqs)
+        holes = self._holes(ring, start)
+        if not holes:
+            return b"".join(out)
+        parts: list[bytes] = []
+        pending = 0
+        it = iter(holes)
+        hole = next(it, None)
+        for seq, frame in zip(seqs, out, strict=True):
+            while hole is not None and hole[0] <= seq:
+                pending += hole[1]
+                hole = next(it, None)
+            if pending:
+                parts.append(drop_notice(pending, ws=cursor.is_ws))
+                pending = 0
+            parts.append(frame)
+        while hole is not None:
+            pending += hole[1]
+            hole = next(it, None)
+        if pending:
+            parts.append(drop_notice(pending, ws=cursor.is_ws))
+        return b"".join(parts)
+
+    def _holes(self, ring: Ring[C], start: int) -> list[tuple[int, int]]:
+        """``(position, count)`` of the records missing from ``ring`` after ``start``: before
+        the record at each position, and (at the head) after the last one held.  Gaps have
+        slots of their own; holes within an epoch are what nobody wanted of this stream."""
+        holes = []
+        head = ring.next_seq
+        previous = ring.stamp(start).last_number if start < head else None
+        for seq in range(start + 1, head):
+            stamp = ring.stamp(seq)
+            if previous is not None:
+                lost = lost_between(previous, stamp.number)
+                if lost > 0:
+                    holes.append((seq, lost))
+            previous = stamp.last_number
+        last = self.last
+        if previous is not None and last is not None:
+            lost = lost_between(previous, last.number + 1)
+            if lost > 0:
+                holes.append((head, lost))
+        return holes
+
+    # -- resuming ----------------------------------------------------------------------------
+
+    def needs_number(self, stream: int, key: int) -> bool:
+        """Whether how many records a client resuming after record ``key`` of ``stream``
+        lost takes that record's number, and the hub does not hold it (it is older than
+        every record held, or not of this stream): the shell looks it up (the broker still
+        has it) and passes it in ``Resume.number``."""
+        ring = self.rings[stream]
+        pos = ring.after_key(key)
+        if pos is None:
+            return not self._current(ring, key)
+        return ring.stamp(pos - 1).key != key
+
+    def _current(self, ring: Ring[C], key: int) -> bool:
+        """Nothing held, and nothing seen after record ``key``."""
+        last = self.last
+        return ring.oldest == ring.next_seq and (last is None or last.key <= key)
+
+    def resume_point(self, ring: Ring[C], resume: Resume) -> tuple[int, int]:
+        """Where in ``ring`` a client resuming at ``resume`` starts, and how many records
+        it lost before that (0, a count, or ``UNKNOWN``): records too old to be held still,
+        or that came while nobody wanted this stream (published without its payload).
+        Holes further on are :meth:`_holes`'."""
+        if resume.key is not None:
+            pos = ring.after_key(resume.key)
+            if pos is None and self._current(ring, resume.key):
+                return ring.next_seq, 0
+            start = ring.oldest if pos is None else pos
+            had: int | None = resume.number
+            if pos is not None and ring.stamp(pos - 1).key == resume.key:
+                had = ring.stamp(pos - 1).number
+        elif resume.seen is not None:
+            pos = ring.from_seen(resume.seen)
+            last = self.last
+            if pos is None and ring.oldest == ring.next_seq and (
+                    last is None or last.seen < resume.seen):
+                return ring.next_seq, 0  # nothing seen since
+            start = ring.oldest if pos is None else pos
+            # The first record seen then; the client had one of them (its last): exact
+            # when no other record shares its ``seen``, else at most that many too high.
+            had = self.seen_index.first_from(resume.seen)
+        else:
+            return ring.next_seq, 0
+        if had is None:
+            return start, UNKNOWN if pos is None else 0
+        lost = lost_between(had, self._number_at(ring, start))
+        if lost == UNKNOWN and pos is not None:
+            lost = 0  # within what is held a new epoch is a gap slot's to tell
+        return start, lost
+
+    def _number_at(self, ring: Ring[C], start: int) -> int:
+        """The number of the first record a client starting at ``start`` of ``ring`` gets:
+        the one held there, or (none after it) the next to come."""
+        if start < ring.next_seq:
+            return ring.stamp(start).number
+        last = self.last
+        assert last is not None  # resume_point returned before when nothing was seen
+        return last.number + 1
+
+    def _view_position(self, view: View[C], start: int) -> int:
+        """The position in ``view`` of the first record at or after ring position
+        ``start``: records older than the view are matched against its filter first (a
+        filter first seen with a resuming client)."""
+        ring = self._ring_of(view)
+        if start < view.covered:
+            lo = max(start, ring.oldest)
+            matched = [seq for seq in range(lo, view.covered)
+                       if self._held_matches(ring, seq, view.slot)]
+            view.backfill(matched, lo)
+        return view.position_of(start)
+
+    def _held_matches(self, ring: Ring[C], seq: int, slot: int) -> bool:
+        stamp = ring.stamp(seq)
+        if stamp.gap:
+            return True  # every filter's clients are told of a gap
+        assert self.filters is not None
+        payload = ring.payloads[seq % ring.size]
+        stream = ring.stream
+        record = entry_fields(stamp.fields,
+                              payload if stream == STREAM_LITE else None,
+                              payload if stream == STREAM_FULL else None,
+                              payload if stream == STREAM_DOMAINS else None)
+        return record is not None and bool(self.filters.match(record) >> slot & 1)
 
     def _view(self, ring: Ring[C], spec: FilterSpec) -> View[C]:
         """The view of ``ring`` for ``spec``, with one more client reference to the filter."""
@@ -473,6 +641,9 @@ class Fanout(Generic[C]):
         module docstring)."""
         dirty, self._dirty = self._dirty, set()
         self._unflushed = 0
+        # Resumed backlogs are shared only by clients that resume between two flushes (a
+        # crowd reconnecting): not kept longer, each may be a whole ring's bytes.
+        self._resumed.clear()
         for group in dirty:
             if group.ws_clients:
                 self._flush_clients(group, group.ws_clients, group.ws_range)

@@ -8,8 +8,12 @@ Wire format, one message at a time over a stream socket::
     ``uint16 len | log key (UTF-8) | uint64 index | uint8 mask`` then, for each stream bit
     set, in the order of ``certstream.core.streams.STREAMS`` (lite, full, domains),
     ``uint32 len | payload``: the exact WebSocket text-frame payloads, built once in the
-    ingest.  Every worker gets the same bytes (build once, send many); a worker ignores the
-    streams nobody on it subscribes to.  Mask bit ``FIELDS`` (16) adds, after the payloads,
+    ingest.  Every worker gets the same bytes (build once, send many).  Mask bit ``STAMP``
+    (32) puts, right after the mask, ``uint64 epoch | uint64 n | uint64 seen``: the record's
+    global id ``<epoch>-<n>`` (the ingest's start time in milliseconds, and its records
+    numbered 1, 2, 3, ... without holes, so a worker that finds a hole knows how many it was
+    not sent) and its ``seen`` in microseconds (``core.resume``).  Mask bit ``FIELDS`` (16)
+    adds, after the payloads,
     ``uint32 len | filter field``: what server-side filters match
     (``core.filterfields.encode_match_fields``: names, issuer, log), built once per entry
     and only while some worker asks for it.
@@ -59,6 +63,7 @@ __all__ = [
     "KIND_STATE",
     "KIND_WANT",
     "MAX_MESSAGE_BYTES",
+    "STAMP",
     "Entry",
     "FeedDecoder",
     "Message",
@@ -74,6 +79,8 @@ KIND_ENTRY, KIND_STATE, KIND_WANT, KIND_EXAMPLE, KIND_ACK = 1, 2, 3, 4, 5
 EXAMPLE = 8
 #: ENTRY and WANT bit: the entry's filter field (see the module docstring).
 FIELDS = FILTER_FIELDS
+#: ENTRY bit: the record's id and seen follow the mask (see the module docstring).
+STAMP = 32
 #: A message longer than this is garbage (a real full payload is a few hundred KiB at most).
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -82,6 +89,7 @@ _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _ENTRY_TAIL = struct.Struct(">QB")
 _U64 = struct.Struct(">Q")
+_STAMP = struct.Struct(">QQQ")
 # The optional parts of an ENTRY, in wire order: the payloads, then the filter field.
 _ENTRY_PARTS = (*STREAMS, FIELDS)
 
@@ -98,17 +106,21 @@ def encode_entry(
     domains: bytes | None,
     *,
     fields: bytes | None = None,
+    stamp: tuple[int, int, int] | None = None,
 ) -> bytes:
     """One ENTRY message; ``None`` payloads (and ``fields``) are left out (their mask bit is
-    clear)."""
+    clear).  ``stamp`` is ``(epoch, n, seen)`` (see the module docstring)."""
     key_b = key.encode("utf-8")
     mask = (
         (STREAM_LITE if lite is not None else 0)
         | (STREAM_FULL if full is not None else 0)
         | (STREAM_DOMAINS if domains is not None else 0)
         | (FIELDS if fields is not None else 0)
+        | (STAMP if stamp is not None else 0)
     )
     parts = [_U16.pack(len(key_b)), key_b, _ENTRY_TAIL.pack(index, mask)]
+    if stamp is not None:
+        parts.append(_STAMP.pack(*stamp))
     for payload in (lite, full, domains, fields):
         if payload is not None:
             parts += (_U32.pack(len(payload)), payload)
@@ -144,6 +156,10 @@ class Entry:
     domains: bytes | None
     #: The filter field (``encode_match_fields``), when the ingest built it.
     fields: bytes | None = None
+    #: The record's id ``<epoch>-<n>`` and seen (microseconds), when ``mask & STAMP``.
+    epoch: int = 0
+    n: int = 0
+    seen: int = 0
 
 
 Message = tuple[int, Any]  # (KIND_*, Entry | dict | int | bytes); ACK and WANT are ints
@@ -209,6 +225,10 @@ def _decode_entry(body: bytes) -> Entry:
         key = body[2:off].decode("utf-8")
         index, mask = _ENTRY_TAIL.unpack_from(body, off)
         off += _ENTRY_TAIL.size
+        stamp = (0, 0, 0)
+        if mask & STAMP:
+            stamp = _STAMP.unpack_from(body, off)
+            off += _STAMP.size
         payloads: list[bytes | None] = []
         for bit in _ENTRY_PARTS:
             if not mask & bit:
@@ -222,6 +242,7 @@ def _decode_entry(body: bytes) -> Entry:
             off += plen
     except (struct.error, UnicodeDecodeError) as exc:
         raise RemoteProtocolError(f"malformed feed ENTRY: {exc}") from None
-    if off != len(body) or mask & ~(STREAM_ALL | FIELDS):
+    if off != len(body) or mask & ~(STREAM_ALL | FIELDS | STAMP):
         raise RemoteProtocolError("malformed feed ENTRY: trailing bytes or unknown stream bits")
-    return Entry(key, index, mask, *payloads)
+    lite, full, domains, fields = payloads
+    return Entry(key, index, mask, lite, full, domains, fields, *stamp)

@@ -78,6 +78,9 @@ class Payloads:
     #: What server-side filters match (``core.filterfields.encode_match_fields``), built
     #: only when ``FILTER_FIELDS`` is asked for.
     fields: bytes | None = None
+    #: The ``seen`` the payloads show (or would show), in microseconds: where a WebSocket
+    #: client resumes from (``?since=<seen>``, ``core.resume``).
+    seen: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,7 @@ class MessageBuilder:
         # The issuer's aggregated text by its attributes (a few hundred issuers sign most).
         self._issuers: dict[tuple[NameAttr, ...], str] = {}
         self._seen_last: tuple[float, str] = (math.nan, "")
+        self._seen_micros = 0  # the same, in microseconds (``Payloads.seen``)
         self._last_source: tuple[LogSource, _SourceText] | None = None
         self._tbs_for_precerts = p.precert_from_tbs
         #: Certificates whose fields were partly unreadable, and chain certificates that could
@@ -133,8 +137,9 @@ class MessageBuilder:
         Raises DecodeError when the leaf certificate cannot be parsed at all; the caller
         counts it and skips the entry.  Partly unreadable certificates are still formatted.
         """
+        micros = self.seen_micros(seen)
         if not streams & STREAM_ALL:
-            return Payloads(None, None, None)
+            return Payloads(None, None, None, None, micros)
         info = self._leaf_info(entry)
         leaf = self._leaf
         domains = leaf.domains(info)
@@ -142,12 +147,8 @@ class MessageBuilder:
         src = self._source_text(source)
         fields = self._fields(info, domains, source, src) if streams & FILTER_FIELDS else None
         if not streams & (STREAM_LITE | STREAM_FULL):
-            return Payloads(None, None, domains_payload, fields)
+            return Payloads(None, None, domains_payload, fields, micros)
 
-        if seen != self._seen_last[0]:
-            # One clock reading serves a whole batch: format it once.
-            scale = self.profile.seen_scale
-            self._seen_last = (seen, self._float(math.floor(seen * scale + 1e-3) / scale))
         timestamp = leaf.timestamp_text(entry.timestamp)
         if src.has_timestamp:
             source_text = src.source_head + timestamp + src.source_tail
@@ -158,7 +159,18 @@ class MessageBuilder:
         lite_payload, full_payload = self._certificate_payloads(
             info, entry, domains, src, source_text, timestamp, chain, streams
         )
-        return Payloads(lite_payload, full_payload, domains_payload, fields)
+        return Payloads(lite_payload, full_payload, domains_payload, fields, micros)
+
+    def seen_micros(self, seen: float) -> int:
+        """The ``seen`` the payloads of an entry seen at ``seen`` show, in microseconds
+        (``Payloads.seen``), also for an entry nobody wants built."""
+        if seen != self._seen_last[0]:
+            # One clock reading serves a whole batch: format it once.
+            scale = self.profile.seen_scale
+            units = math.floor(seen * scale + 1e-3)
+            self._seen_last = (seen, self._float(units / scale))
+            self._seen_micros = units * (1_000_000 // scale)
+        return self._seen_micros
 
     @property
     def chain_cache_size(self) -> int:

@@ -17,8 +17,11 @@ too (``oldest`` moves past it), and the view's buffer starts small and doubles u
 ring's size only while that many of its records are live, so a filter that rarely matches
 costs a few slots, not ``buffer_size``.
 
-A later global record id (resume, a broker) can replace the ring sequence numbers held here
-without changing the shape: a view stays a list of references into what the ring holds.
+A view matches the records from its creation on (``covered``, a ring position).  A client
+that resumes from further back (``core.fanout``) has the ring's older records matched
+against the view's filter once, and the matches put in front (``backfill``): the view then
+covers them for every later client too, and clients resuming from the same point share
+one joined buffer as live clients do.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class BaseRing(Protocol):
     stream: int
     frames: list[bytes]
     sent: int
+    next_seq: int
 
     @property
     def oldest(self) -> int: ...
@@ -56,8 +60,8 @@ class View(Generic[C]):
     ``stream`` and ``base`` (the ring whose ``sent`` counts delivered frames).
     """
 
-    __slots__ = ("_first", "base", "next_seq", "seqs", "slot", "sse_clients", "stream",
-                 "ws_clients", "wsz_clients")
+    __slots__ = ("_first", "base", "covered", "next_seq", "seqs", "slot", "sse_clients",
+                 "stream", "ws_clients", "wsz_clients")
 
     def __init__(self, base: BaseRing, slot: int) -> None:
         self.base = base
@@ -66,6 +70,8 @@ class View(Generic[C]):
         self.seqs: list[int] = [0] * min(_MIN_SLOTS, base.size)
         self._first = 0  # the oldest position whose record the ring may still hold
         self.next_seq = 0
+        #: The ring position from which every record was matched against this filter.
+        self.covered = base.next_seq
         self.ws_clients: set[C] = set()
         self.wsz_clients: set[C] = set()  # WebSocket clients that get compressed frames
         self.sse_clients: set[C] = set()
@@ -99,6 +105,39 @@ class View(Generic[C]):
                 self._first += 1
         seqs[self.next_seq % cap] = seq
         self.next_seq += 1
+
+    def backfill(self, seqs: list[int], start: int) -> None:
+        """Put ``seqs`` (ring positions before ``covered``, ascending, still held, matched
+        by this view's filter) in front of what the view holds; it covers ``start`` on.
+        Positions of the clients already here do not change (the new ones are below)."""
+        if seqs:
+            first = self.oldest  # forget what the ring no longer holds first
+            need = self.next_seq - first + len(seqs)
+            cap = len(self.seqs)
+            if need > cap:
+                while cap < need:
+                    cap *= 2
+                # Each held record is a distinct live ring record: need <= the ring's size.
+                self._grow(max(need, min(cap, self.base.size)))
+            store, cap = self.seqs, len(self.seqs)
+            first -= len(seqs)
+            for i, seq in enumerate(seqs):
+                store[(first + i) % cap] = seq
+            self._first = first
+        self.covered = min(self.covered, start)
+
+    def position_of(self, seq: int) -> int:
+        """The position of the first record held at or after ring position ``seq``."""
+        seqs = self.seqs
+        cap = len(seqs)
+        lo, hi = self.oldest, self.next_seq
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if seqs[mid % cap] >= seq:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
 
     def _grow(self, cap: int) -> list[int]:
         old = self.seqs

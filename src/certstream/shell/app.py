@@ -40,6 +40,7 @@ import dataclasses
 import gc
 import logging
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -157,6 +158,20 @@ def _remove_own_dirs() -> None:
     _Master.own_dirs.clear()
 
 
+#: Connections a worker accepts at least (gunicorn's ``worker_connections``).
+MIN_WORKER_CONNECTIONS = 20000
+
+
+def worker_connections() -> int:
+    """Connections a worker may hold: as many as it may open files (each connection is one;
+    ``ulimit -n``, systemd's ``LimitNOFILE``), at least ``MIN_WORKER_CONNECTIONS``; so that
+    raising the limit is all 50,000 connections on 2 workers need."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MIN_WORKER_CONNECTIONS
+    return max(MIN_WORKER_CONNECTIONS, soft)
+
+
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
     """gunicorn settings for a certstream deployment (hooks included)."""
     binds = [_bind(settings.host, settings.port)]
@@ -168,7 +183,7 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "workers": settings.workers,
         "worker_class": WORKER_CLASS,
         # Streams are long-lived: gunicorn's default of 1000 per worker is far too low.
-        "worker_connections": 20000,
+        "worker_connections": worker_connections(),
         "graceful_timeout": GRACEFUL_TIMEOUT,
         # The heartbeat: a worker is killed if its loop stalls this long (not a request limit).
         "timeout": 30,

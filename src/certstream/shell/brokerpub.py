@@ -42,7 +42,7 @@ import redis
 from certstream.config import BrokerSettings
 from certstream.core.backoff import Backoff
 from certstream.core.brokerrecord import RECORD_FIELD, decode_record, encode_record
-from certstream.core.feedcodec import EXAMPLE
+from certstream.core.feedcodec import EXAMPLE, FIELDS
 from certstream.core.streams import STREAM_ALL
 from certstream.errors import RemoteProtocolError
 from certstream.shell import brokermetrics as bm
@@ -81,6 +81,10 @@ class PayloadsLike(Protocol):
     def full(self) -> bytes | None: ...
     @property
     def domains(self) -> bytes | None: ...
+    @property
+    def fields(self) -> bytes | None: ...
+    @property
+    def seen(self) -> int: ...
 
 
 @dataclass(slots=True)
@@ -166,7 +170,9 @@ class BrokerPublisher:
     # -- what the pipeline and the ingest call -------------------------------------------------
 
     def wanted(self) -> int:
-        return self._wanted & STREAM_ALL
+        """The streams some edge wants, and ``FIELDS`` while some edge has a filtered
+        client (the records then carry what the filters match)."""
+        return self._wanted & (STREAM_ALL | FIELDS)
 
     def connected(self) -> int:
         """Edge workers that said what they want in the last few seconds."""
@@ -192,7 +198,7 @@ class BrokerPublisher:
                 return
             for key, index, p in items:
                 blob = encode_record(self.epoch, self.next_seq, key, index, p.lite, p.full,
-                                     p.domains)
+                                     p.domains, seen=p.seen, fields=p.fields)
                 self._queue.append(("r", self.next_seq, blob))
                 self._queued_bytes += len(blob)
                 self.next_seq += 1

@@ -8,7 +8,9 @@ together cost one wake-up, never one per record (a wake-up per record costs ~200
 batched record 5-12 µs: DESIGN.md).  Each record is judged by ``core.brokergap``: delivered,
 dropped as a repeat, or delivered after a gap notice to every client (``on_gap``).
 
-A worker starts at the stream's head (its clients start there too).  When the connection
+A worker starts at the stream's head (its clients start there too), after handing its hub
+the last ``preload`` records the stream holds (``XREVRANGE``), so that a client can resume
+on an edge that just started as on any other.  When the connection
 fails (Redis restarting, failing over) it reconnects with backoff; its clients stay
 connected and merely wait.  Then it resumes from its last id, unless the stream no longer
 reaches that far (a Redis that restarted empty, or a replica promoted with an older stream
@@ -37,9 +39,10 @@ import redis
 from certstream.config import BrokerSettings
 from certstream.core.backoff import Backoff
 from certstream.core.brokergap import UNKNOWN, SequenceTracker
-from certstream.core.brokerrecord import RECORD_FIELD, decode_record, parse_stream_id
+from certstream.core.brokerrecord import RECORD_FIELD, Record, decode_record, parse_stream_id
 from certstream.core.brokerurl import parse_broker_url
 from certstream.core.feedcodec import EXAMPLE
+from certstream.core.resume import EPOCH_SHIFT, Stamp, event_id_text, stamp_key
 from certstream.errors import RemoteProtocolError
 from certstream.shell import brokermetrics as bm
 from certstream.shell.redisconn import (
@@ -56,16 +59,17 @@ __all__ = ["BrokerSubscriber", "OnGap", "OnRecord"]
 
 log = logging.getLogger("certstream.broker")
 
-#: ``on_record(mask, lite, full, domains, fields, record_id)``: one record's payloads (absent
-#: ones ``None``), its filter field (``None``: broker records carry none yet, the hub reads
-#: the payloads instead) and its Redis stream id (the global id, for SSE ``id:`` and resume).
-OnRecord = Callable[
-    [int, bytes | None, bytes | None, bytes | None, bytes | None, str], None]
+#: ``on_record(mask, lite, full, domains, stamp)``: one record's payloads (absent ones
+#: ``None``) and its stamp: the Redis stream id (the global id, for SSE ``id:`` and resume),
+#: its seen, its number (epoch and seq) and its filter field (when some edge filters).
+OnRecord = Callable[[int, bytes | None, bytes | None, bytes | None, Stamp], None]
 #: ``on_gap(lost)``: records lost before the next one (``core.brokergap.UNKNOWN``: unknown).
 OnGap = Callable[[int], None]
 
 READ_COUNT = 1000
 BLOCK_MS = 2000
+#: The longest a resuming client waits for the broker to say what its record was.
+LOCATE_SECS = 2.0
 SIDE_INTERVAL = 1.0
 WANT_TTL_MS = 10000
 _START = "0-0"
@@ -77,8 +81,9 @@ class BrokerSubscriber:
 
     def __init__(self, settings: BrokerSettings, on_record: OnRecord,
                  on_state: Callable[[dict[str, Any]], None], on_example: Callable[[bytes], None],
-                 on_gap: OnGap, *, read_interval: float = 0.02) -> None:
+                 on_gap: OnGap, *, read_interval: float = 0.02, preload: int = 0) -> None:
         self.settings = settings
+        self.preload = preload
         self.keys = Keys(settings.key_prefix)
         self.on_record = on_record
         self.on_state = on_state
@@ -172,10 +177,13 @@ class BrokerSubscriber:
     def resume_from(self) -> str:
         """Where to read from, now that the connection is (back) up."""
         assert self._client is not None
-        head = entries(self._client.xrevrange(self.keys.records, count=1))
-        if self.last_id is None:  # first start: at the head, as this worker's clients
-            if head:
-                hid, fields = head[0]
+        if self.last_id is None:  # first start: the recent records, then the head
+            recent = entries(self._client.xrevrange(self.keys.records,
+                                                    count=max(1, self.preload)))
+            if recent:
+                for rid, fields in reversed(recent if self.preload else []):
+                    self._handle(rid.decode(), fields)
+                hid, fields = recent[0]
                 self.last_id = hid.decode()
                 with contextlib.suppress(KeyError, RemoteProtocolError):
                     rec = decode_record(fields[RECORD_FIELD])
@@ -183,6 +191,7 @@ class BrokerSubscriber:
                 return self.last_id
             self.last_id = _START
             return _START
+        head = entries(self._client.xrevrange(self.keys.records, count=1))
         if head and parse_stream_id(head[0][0]) >= parse_stream_id(self.last_id):
             return self.last_id
         # The stream is gone or went back (restart without persistence, failover to an
@@ -234,10 +243,24 @@ class BrokerSubscriber:
                     log.warning("broker: %d records were lost before %s", verdict.lost, rid)
                 self.on_gap(verdict.lost)
             if verdict.deliver:
-                self.on_record(rec.mask, rec.lite, rec.full, rec.domains, None, rid)
+                self.on_record(rec.mask, rec.lite, rec.full, rec.domains, _stamp(rid, rec))
         except Exception:
             # A bug in a consumer must not cut this worker off the broker for good.
             log.exception("broker: a consumer failed on record %s", rid)
+
+    def locate(self, key: int) -> int | None:
+        """The number of the record with id ``key`` while the stream still holds it (a
+        client resuming from before every record the hub holds); ``None`` otherwise."""
+        if self._client is None:
+            return None
+        rid = event_id_text(key)
+        try:
+            with gevent.Timeout(LOCATE_SECS):
+                got = entries(self._client.xrange(self.keys.records, rid, rid, count=1))
+            rec = decode_record(got[0][1][RECORD_FIELD]) if got else None
+        except (gevent.Timeout, KeyError, RemoteProtocolError, *RedisError):
+            return None
+        return None if rec is None else (rec.epoch << EPOCH_SHIFT) | rec.seq
 
     def _mark_connected(self) -> None:
         if self._outage is not None:
@@ -319,3 +342,10 @@ class BrokerSubscriber:
                 self._synced["gaps_" + label] = value
         bm.BROKER_CONNECTED.set(1 if self.connected.is_set() else 0)
         bm.BROKER_LAG.set(self.lag)
+
+
+def _stamp(rid: str, rec: Record) -> Stamp:
+    """A record's stamp: its stream id as the global id, its epoch and seq as its number."""
+    ms, _, n = rid.partition("-")
+    return Stamp(stamp_key(int(ms), int(n or 0)), rec.seen, (rec.epoch << EPOCH_SHIFT) | rec.seq,
+                 rec.fields)

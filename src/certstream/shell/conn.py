@@ -19,6 +19,7 @@ import gevent
 
 from certstream.core.clientip import forwarded_ip
 from certstream.core.filterfields import FilterSpec
+from certstream.core.resume import Resume
 from certstream.core.session import (
     NEED_DATA,
     ConnectionLost,
@@ -29,6 +30,7 @@ from certstream.core.session import (
 )
 from certstream.shell.endpoints import (
     ServerContext,
+    admit_resume,
     admit_stream,
     answer,
     rate_refusal,
@@ -76,16 +78,20 @@ def serve(sock: socket.socket, ctx: ServerContext, ip: str = "", port: int = 0) 
                 ip, port = forwarded, 0
         refused = refuse(ctx, request, ip)
         spec: FilterSpec | None = None
+        resume: Resume | None = None
         if refused is None and request.route.kind != "http":
-            # Answered before any upgrade: a browser gets the live page, a bad filter a 400.
+            # Answered before any upgrade: a browser gets the live page, a bad filter or
+            # resume point a 400.
             refused, spec = admit_stream(ctx, request)
+            if refused is None:
+                refused, resume = admit_resume(request)
         if refused is None and request.route.kind != "http":
             place = reserve_place(ctx, ip)
             if isinstance(place, Place):
                 connections = ctx.access.connections  # a reload swaps rules, not counts
                 try:
                     kept = _start_stream(sock, session, ctx, request, ip, port=port,
-                                         spec=spec, place=place)
+                                         spec=spec, place=place, resume=resume)
                 finally:
                     if not kept:  # else its reader gives the place back
                         connections.release(place)
@@ -109,7 +115,8 @@ def serve(sock: socket.socket, ctx: ServerContext, ip: str = "", port: int = 0) 
 
 def _start_stream(sock: socket.socket, session: Session, ctx: ServerContext,
                   request: RequestReceived, ip: str, *, port: int,
-                  spec: FilterSpec | None, place: Place) -> bool:
+                  spec: FilterSpec | None, place: Place,
+                  resume: Resume | None = None) -> bool:
     if request.route.kind == "ws":
         session.accept_websocket(compression=ctx.compression)
         if not session.is_websocket:  # a bad upgrade: 400 or 426 is queued
@@ -120,7 +127,8 @@ def _start_stream(sock: socket.socket, session: Session, ctx: ServerContext,
             return False
     else:
         session.start_sse()
-    return _stream(sock, session, ctx, request, ip, port=port, spec=spec, place=place)
+    return _stream(sock, session, ctx, request, ip, port=port, spec=spec, place=place,
+                   resume=resume)
 
 
 def _reject(sock: socket.socket, session: Session, ctx: ServerContext, rejected: Rejected,
@@ -182,7 +190,8 @@ def _peer_name(ip: str, port: int) -> str:
 
 def _stream(sock: socket.socket, session: Session, ctx: ServerContext,
             request: RequestReceived, ip: str, *, port: int,
-            spec: FilterSpec | None, place: Place) -> bool:
+            spec: FilterSpec | None, place: Place,
+            resume: Resume | None = None) -> bool:
     hub = ctx.hub
     head = session.data_to_send()  # 101 or the SSE head, plus any pong already due
     with gevent.Timeout(_ANSWER_TIMEOUT, False), contextlib.suppress(OSError):
@@ -190,7 +199,13 @@ def _stream(sock: socket.socket, session: Session, ctx: ServerContext,
         head = b""
     if head:
         return False  # the client did not even take the response head
-    client = hub.add(sock, session, request.route.stream, is_ws=session.is_websocket, spec=spec)
+    stream = request.route.stream
+    if (resume is not None and resume.key is not None and ctx.locate is not None
+            and hub.needs_number(stream, resume.key)):
+        # From before every record held: how many it lost takes its record's number.
+        resume = Resume(key=resume.key, number=ctx.locate(resume.key))
+    client = hub.add(sock, session, stream, is_ws=session.is_websocket, spec=spec,
+                     resume=resume)
     peers = ctx.peers
     handed = False
     try:

@@ -24,6 +24,7 @@ from certstream.core.clientip import AllowList
 from certstream.core.filterfields import FilterSpec
 from certstream.core.lru import ENTRY_OVERHEAD, BoundedLRU
 from certstream.core.ratelimit import RateLimiter, RateRule, retry_after_header
+from certstream.core.resume import Resume, ResumeError, parse_resume
 from certstream.core.routes import SSE_STREAM_VALUES, RouteTable, split_target
 from certstream.core.session import RequestReceived
 from certstream.core.streams import STREAM_LITE
@@ -39,6 +40,7 @@ __all__ = [
     "Response",
     "ServerContext",
     "access_for",
+    "admit_resume",
     "admit_stream",
     "answer",
     "log_counts",
@@ -314,6 +316,9 @@ class ServerContext:
     #: Called when a connection ``shell.conn.serve`` handed to a reader (``shell.reader``)
     #: ends, for the worker's count of open connections.
     on_end: Callable[[], None] | None = None
+    #: The number of the record with a given id, from the worker's record source (the
+    #: broker looks it up): for a client resuming from before everything the hub holds.
+    locate: Callable[[int], int | None] | None = None
 
     def totals(self) -> Totals:
         return (self.stats or LocalStats(self.hub)).totals()
@@ -502,4 +507,15 @@ def admit_stream(ctx: ServerContext,
     try:
         return None, parse_filters(query, max_patterns=ctx.max_filter_patterns)
     except FilterError as exc:
+        return (400, exc.json_body(), _JSON, ()), None
+
+
+def admit_resume(request: RequestReceived) -> tuple[Refusal | None, Resume | None]:
+    """Where a streaming request resumes (``Last-Event-ID``, ``?last_event_id=``,
+    ``?since=``: ``core.resume.parse_resume``): ``(None, resume or None)``, or the 400
+    with the JSON reason for a value that is neither an event id nor a time."""
+    _path, query = split_target(request.target.encode("ascii", "replace"))
+    try:
+        return None, parse_resume(query, request.headers)
+    except ResumeError as exc:
         return (400, exc.json_body(), _JSON, ()), None

@@ -10,10 +10,19 @@ the sample from the last entry it decoded and sends it to every worker; with no 
 it sends one after the next entry.  The worker clears the bit once the sample arrived.  So
 nothing is built while nobody listens.
 
+Ids: the publisher gives every entry its global id ``<epoch>-<n>`` (its start time in
+milliseconds, then 1, 2, 3, ...) and the ``seen`` of its payloads (``core.feedcodec``
+STAMP), the SSE ``id:`` and the resume points of the clients (``core.resume``).  It keeps
+its last ``replay`` entries and sends them to each worker that connects, before anything
+new: a worker started later (a restart, a reload) holds the same recent records as the
+others, so a client can resume on any worker.
+
 Exactly-once across an ingest restart: the ingest persists a log's next index only once the
 workers acknowledged the batch before it (see "Delivery"), so a restarted ingest may send a
 log's last batch again.  The subscriber remembers the highest index delivered per log key and
-drops (and counts) anything not above it.
+drops (and counts) anything not above it; within one epoch it also drops a record number it
+had (the replay to a worker that reconnects), and a hole in the numbers is a gap its clients
+are told of (``on_gap``: entries the publisher dropped for it while it was too far behind).
 
 Slow workers: the publisher never writes from the caller's greenlet.  Each worker has an
 outbound buffer drained by its own writer greenlet; past ``max_pending_bytes`` entries for that
@@ -29,7 +38,8 @@ acknowledged it (the only worker crashed, the master died and took them all), no
 ``on_lost`` is called instead and the ingest publishes the batch again once a worker is back.
 A worker that has not acknowledged a batch within ``ACK_TIMEOUT`` stops holding it back, with
 a warning.  The subscriber acknowledges what it received once its hub has flushed it
-(``after_flush``).
+(``after_flush``), as a count of the ENTRY messages of its connection, the recent entries
+replayed to it on connecting included (the publisher counts them in ``_Peer.sent`` too).
 """
 
 from __future__ import annotations
@@ -57,6 +67,8 @@ from certstream.core.feedcodec import (
     KIND_EXAMPLE,
     KIND_STATE,
     KIND_WANT,
+    STAMP,
+    Entry,
     FeedDecoder,
     encode_ack,
     encode_entry,
@@ -64,6 +76,7 @@ from certstream.core.feedcodec import (
     encode_state,
     encode_want,
 )
+from certstream.core.resume import EPOCH_SHIFT, Stamp, feed_number, stamp_key
 from certstream.core.streams import STREAM_ALL
 from certstream.errors import RemoteProtocolError
 from certstream.shell.metrics import FEED_DROPPED
@@ -90,6 +103,8 @@ class PayloadsLike(Protocol):
     def domains(self) -> bytes | None: ...
     @property
     def fields(self) -> bytes | None: ...
+    @property
+    def seen(self) -> int: ...
 
 
 # -- publisher (ingest side) ---------------------------------------------------------------
@@ -138,9 +153,18 @@ class _Batch:
 class FeedPublisher:
     """Listens on a Unix socket; sends every message to every connected worker."""
 
-    def __init__(self, path: str, max_pending_bytes: int = 32 * 1024 * 1024) -> None:
+    def __init__(self, path: str, max_pending_bytes: int = 32 * 1024 * 1024, *,
+                 replay: int = 0, epoch_ms: int | None = None) -> None:
         self.path = path
         self.max_pending_bytes = max_pending_bytes
+        #: The ids' epoch: this publisher's start, so that ids grow across a restart.
+        self.epoch_ms = int(time.time() * 1000) if epoch_ms is None else epoch_ms
+        self.numbered = 0  # entries numbered so far (the n of the last id)
+        #: Entries kept for a worker that connects (``buffer_size``: what a worker's rings
+        #: hold), as the batches they were sent in.
+        self.replay = replay
+        self._recent: deque[tuple[bytes, int]] = deque()
+        self._recent_entries = 0
         self.dropped = 0  # entries not delivered to some worker because it was too far behind
         self._peers: list[_Peer] = []
         self._listener: socket.socket | None = None
@@ -194,10 +218,14 @@ class FeedPublisher:
         instead if they all went before one acknowledged them (see the module docstring)."""
         ends: list[tuple[_Peer, int]] = []
         if items and self._peers:
+            first, epoch = self.numbered + 1, self.epoch_ms
+            self.numbered += len(items)
             data = b"".join(
-                encode_entry(k, i, p.lite, p.full, p.domains, fields=p.fields)
-                for k, i, p in items
+                encode_entry(k, i, p.lite, p.full, p.domains, fields=p.fields,
+                             stamp=(epoch, first + n, p.seen))
+                for n, (k, i, p) in enumerate(items)
             )
+            self._remember(data, len(items))
             for peer in self._peers:
                 if peer.pending_bytes + len(data) > self.max_pending_bytes:
                     peer.dropped += len(items)
@@ -216,6 +244,15 @@ class FeedPublisher:
             self._unacked.append(_Batch(ends, on_delivered, on_lost))
         else:
             self._deliver(on_delivered)
+
+    def _remember(self, data: bytes, entries: int) -> None:
+        if not self.replay:
+            return
+        recent = self._recent
+        recent.append((data, entries))
+        self._recent_entries += entries
+        while self._recent_entries - recent[0][1] >= self.replay:
+            self._recent_entries -= recent.popleft()[1]
 
     def publish_state(self, state: Mapping[str, object]) -> None:
         self._last_state = encode_state(state)
@@ -288,10 +325,22 @@ class FeedPublisher:
                 return  # closed
             peer = _Peer(sock)
             self._peers.append(peer)
-            # A new worker gets the latest state and sample at once, not ~2 s later.
+            # A new worker gets the latest state and sample at once, not ~2 s later, and
+            # the recent entries, as many as fit its buffer (the newest if not all do).
             for data in (self._last_state, self._last_example):
                 if data is not None:
                     self._enqueue(peer, data)
+            room = self.max_pending_bytes - peer.pending_bytes
+            replay = []
+            for data, n in reversed(self._recent):
+                room -= len(data)
+                if room < 0:
+                    break
+                replay.append((data, n))
+            for data, n in reversed(replay):
+                self._enqueue(peer, data)
+                # ENTRY messages on this connection: its acknowledgements count them too.
+                peer.sent += n
             # Forget the greenlets of workers that went away (workers restart over months).
             self._greenlets = [g for g in self._greenlets if not g.dead]
             self._greenlets += (gevent.spawn(self._writer, peer), gevent.spawn(self._reader, peer))
@@ -379,37 +428,48 @@ class FeedPublisher:
 
 # -- subscriber (worker side) --------------------------------------------------------------
 
-OnEntry = Callable[[int, bytes | None, bytes | None, bytes | None, bytes | None], None]
+OnEntry = Callable[[int, bytes | None, bytes | None, bytes | None, Stamp], None]
 
 
 class FeedSubscriber:
     """Connects to the ingest's feed (retrying until it exists, reconnecting when it drops)
     and dispatches messages.
 
-    ``on_entry(mask, lite, full, domains, fields)`` gets each new entry once: ``mask`` has
+    ``on_entry(mask, lite, full, domains, stamp)`` gets each new entry once: ``mask`` has
     the ``certstream.core.streams`` bits of the payloads present (absent ones are ``None``)
-    and ``FIELDS`` when the filter field came along (``fields``, else ``None``).
-    ``on_state(state)`` gets each STATE object, ``on_example(lite)`` each sample payload.
-    ``want_example(True)`` asks the ingest for a sample (see EXAMPLE in the module doc).
-    ``after_flush(done)`` (the hub's) calls ``done`` once what ``on_entry`` was given has
-    been written to the clients; the ENTRY messages received are acknowledged then
-    (without it, as soon as they are dispatched).
+    and ``FIELDS`` when the filter field came along (in ``stamp.fields``, else ``None``);
+    ``stamp`` is the entry's id, seen and number (``core.resume``; an ingest that sends no
+    ids gets this worker's own, from ``epoch_ms``).  ``on_gap(lost)`` is called before an
+    entry when entries of its epoch never came.  ``on_state(state)`` gets each STATE object,
+    ``on_example(lite)`` each sample payload.  ``want_example(True)`` asks the ingest for a
+    sample (see EXAMPLE in the module doc).  ``after_flush(done)`` (the hub's) calls ``done``
+    once what ``on_entry`` was given has been written to the clients; the ENTRY messages
+    received are acknowledged then (without it, as soon as they are dispatched).
     """
 
     def __init__(self, path: str, on_entry: OnEntry,
                  on_state: Callable[[dict[str, Any]], None],
                  on_example: Callable[[bytes], None],
+                 on_gap: Callable[[int], None] | None = None, *,
+                 epoch_ms: int | None = None,
                  after_flush: Callable[[Callable[[], None]], None] | None = None) -> None:
         self.path = path
         self.on_entry = on_entry
         self.on_state = on_state
         self.on_example = on_example
+        self.on_gap = on_gap
         self.after_flush = after_flush
         self._received = 0  # ENTRY messages on this connection
         self._acked = 0  # ...of which acknowledged
         self._ack_due = False  # an acknowledgement waits for the hub's flush
         self._connection = 0  # which connection a pending acknowledgement belongs to
         self.replayed = 0  # entries dropped because their index was already delivered
+        self.gaps = 0  # holes in the numbering (entries the ingest dropped for this worker)
+        self.lost = 0  # entries in them
+        self._epoch = -1  # the last record's epoch and n
+        self._n = 0
+        self._own_epoch = int(time.time() * 1000) if epoch_ms is None else epoch_ms
+        self._own = 0
         self.connected = gevent.event.Event()
         self._want = 0
         self._example = False
@@ -423,6 +483,12 @@ class FeedSubscriber:
             return
         self._want = mask
         self._send_want()
+
+    @staticmethod
+    def locate(key: int) -> int | None:
+        """The number of the record with id ``key``: on one machine the id is the number
+        (``<epoch>-<n>``, ``core.resume.feed_number``)."""
+        return feed_number(key)
 
     def want_example(self, on: bool) -> None:
         """Set or clear the EXAMPLE bit of this worker's WANT."""
@@ -526,14 +592,42 @@ class FeedSubscriber:
 
     def _deliver(self, kind: int, value: Any) -> None:
         if kind == KIND_ENTRY:
+            stamp = self._stamp(value)
+            if stamp is None:
+                self.replayed += 1  # a record number delivered already (a replay)
+                return
             last = self._last_index.get(value.key, -1)
             if value.index <= last:
                 self.replayed += 1  # the worker exports it as certstream_feed_replayed_total
                 return
             self._last_index[value.key] = value.index
-            self.on_entry(value.mask, value.lite, value.full, value.domains, value.fields)
+            self.on_entry(value.mask, value.lite, value.full, value.domains, stamp)
         elif kind == KIND_STATE:
             self.on_state(value)
         elif kind == KIND_EXAMPLE:
             self.on_example(value)
         # A WANT from the ingest means nothing to a worker: ignore it.
+
+    def _stamp(self, entry: Entry) -> Stamp | None:
+        """The entry's stamp; ``None`` for a number of this epoch delivered already.  Holes
+        in the numbering are reported (``on_gap``) first."""
+        if not entry.mask & STAMP:
+            self._own += 1
+            epoch, n = self._own_epoch, self._own
+        else:
+            epoch, n = entry.epoch, entry.n
+            if epoch == self._epoch:
+                if n <= self._n:
+                    return None
+                if n > self._n + 1:
+                    lost = n - self._n - 1
+                    self.gaps += 1
+                    self.lost += lost
+                    log.warning("feed: %d entries never reached this worker (it was too far "
+                                "behind); its clients are told", lost)
+                    if self.on_gap is not None:
+                        self.on_gap(lost)
+            # A new epoch is a restarted ingest: it resumes every log where the state file
+            # says, so nothing is lost (and the index check drops what it repeats).
+            self._epoch, self._n = epoch, n
+        return Stamp(stamp_key(epoch, n), entry.seen, (epoch << EPOCH_SHIFT) | n, entry.fields)

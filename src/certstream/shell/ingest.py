@@ -490,7 +490,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     path = settings.feed_socket or os.path.join(
         tempfile.gettempdir(), f"certstream-feed-{os.getpid()}.sock"
     )
-    ingest = Ingest(settings, FeedPublisher(path))
+    # The workers' rings hold buffer_size records: a worker that starts later gets as many
+    # recent ones, so that clients resume on it as on the others.
+    ingest = Ingest(settings, FeedPublisher(path, replay=settings.buffer_size))
     gevent.signal_handler(signal.SIGTERM, ingest.stopping.set)
     gevent.signal_handler(signal.SIGINT, ingest.stopping.set)
     unblock_sigint()  # the master started us with it blocked (see shell.children)

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
+from certstream.core.resume import EPOCH_SHIFT, Stamp, feed_number, stamp_key
 from certstream.core.streams import STREAM_ALL, STREAM_DOMAINS, STREAM_FULL, STREAM_LITE
 from certstream.shell.feed import OnEntry, PayloadsLike
 
@@ -41,10 +43,14 @@ class LocalFeed:
     replayed = 0  # nor replayed
 
     def __init__(self, on_entry: OnEntry, on_state: Callable[[dict[str, Any]], None],
-                 on_example: Callable[[bytes], None],
+                 on_example: Callable[[bytes], None], epoch_ms: int | None = None,
                  after_flush: Callable[[Callable[[], None]], None] | None = None) -> None:
         self.on_entry = on_entry
         self.after_flush = after_flush
+        #: The ids' epoch and the last number given, as ``shell.feed.FeedPublisher``'s: every
+        #: entry gets the global id ``<epoch>-<n>`` (the SSE ``id:``, what clients resume from).
+        self.epoch_ms = int(time.time() * 1000) if epoch_ms is None else epoch_ms
+        self.numbered = 0
         self.on_state = on_state
         self.on_example = on_example
         #: The ingest's: called when the worker asks for an ``/example.json`` sample.
@@ -72,14 +78,17 @@ class LocalFeed:
         """Hand ``items`` to the hub; ``on_delivered`` once it has written them (see the
         module docstring; ``on_lost`` is never called)."""
         del on_lost
-        on_entry = self.on_entry
+        on_entry, epoch = self.on_entry, self.epoch_ms
         for _key, _index, p in items:
+            self.numbered += 1
+            n = self.numbered
+            stamp = Stamp(stamp_key(epoch, n), p.seen, (epoch << EPOCH_SHIFT) | n, p.fields)
             lite, full, domains = p.lite, p.full, p.domains
             mask = ((STREAM_LITE if lite is not None else 0)
                     | (STREAM_FULL if full is not None else 0)
                     | (STREAM_DOMAINS if domains is not None else 0))
             try:
-                on_entry(mask, lite, full, domains, p.fields)
+                on_entry(mask, lite, full, domains, stamp)
             except Exception:  # as FeedSubscriber: a consumer bug must not stop the ingest
                 log.exception("local feed: the worker failed on an entry")
         if on_delivered is None:
@@ -107,6 +116,11 @@ class LocalFeed:
         self.on_example_wanted = None
 
     # -- the worker's side (a subscriber, a ``shell.source.RecordSource``) ---------------------
+
+    @staticmethod
+    def locate(key: int) -> int | None:
+        """The number of the record with id ``key``: the id is the number, as on the feed."""
+        return feed_number(key)
 
     def run(self) -> None:
         return None  # nothing to read: the ingest publishes straight in

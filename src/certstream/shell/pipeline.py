@@ -6,10 +6,12 @@ some worker wants (and the filter field while some worker has filtered clients),
 and save the log's resume position once the batch is delivered (in every keeping-up client's
 socket on this machine; in Redis with its records on several).  A log's next batch waits
 until its previous one is saved, so a crash repeats at most one batch per log (see
-``certstream.shell.state``).  The last entry is kept (a reference, nothing built) so that a
-lite sample for /example.json can be built when a worker asks for one
-(``publish_example``).  Nothing is published while no worker is connected, because
-publishing to nobody would move the resume position past entries no worker received.
+``certstream.shell.state``).  An entry nobody wants is published without payloads, so that
+it is numbered (a client resuming later is told it missed it).  The last entry is kept (a
+reference, nothing built) so that a lite sample for /example.json can be built when a worker
+asks for one (``publish_example``).  Nothing is published while no worker is connected,
+because publishing to nobody would move the resume position past entries no worker
+received.
 
 The followers (``certstream.shell.follow_*``) call in; this module knows them only as the
 ``Delivering`` protocol, so that it imports none of them.
@@ -27,6 +29,7 @@ from typing import Any, Protocol
 import gevent
 
 from certstream.core.logspec import LogSpec
+from certstream.core.messages import Payloads
 from certstream.core.model import LogEntry, LogSource
 from certstream.core.streams import STREAM_LITE, STREAM_NAMES
 from certstream.errors import DecodeError
@@ -66,6 +69,7 @@ class Publisher(Protocol):
 
 class Builder(Protocol):
     def build(self, entry: LogEntry, source: LogSource, seen: float, streams: int) -> Any: ...
+    def seen_micros(self, seen: float) -> int: ...
 
 
 class Positions(Protocol):
@@ -156,6 +160,11 @@ class Pipeline:
                 continue
             last = entry
             if not wanted:
+                # Nothing built, but the entry is numbered all the same: a client that
+                # resumes later is told it happened (core.resume).
+                items.append((spec.key, entry.index,
+                              Payloads(None, None, None, None,
+                                       self.builder.seen_micros(time.time()))))
                 continue
             try:
                 payloads = self.builder.build(entry, source, time.time(), wanted)
@@ -181,7 +190,8 @@ class Pipeline:
         done = partial(self.positions.delivered, spec.key, next_index, tree_size)
         if items:
             self._publish(spec.name, items, done)
-            self.counters["published"] += len(items)
+            if wanted:
+                self.counters["published"] += len(items)
         else:
             done()
         if last is not None:

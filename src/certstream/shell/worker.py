@@ -59,7 +59,7 @@ from gunicorn.workers.ggevent import GeventWorker
 
 from certstream.config import Settings, load_settings, metrics_listener
 from certstream.core import frames
-from certstream.core.brokergap import gap_notice
+from certstream.core.resume import Stamp
 from certstream.core.routes import RouteTable
 from certstream.core.streams import STREAM_LITE
 from certstream.shell import metrics, sharedmem
@@ -101,6 +101,8 @@ FEED_WAIT_SECS = 10.0
 EXAMPLE_WAIT_SECS = 1.0
 #: A quick stop (SIGQUIT) gives the close frames this long to leave.
 QUICK_STOP_SECS = 0.5
+#: Server pings go out in slices this far apart (``_pings``).
+PING_STEP_SECS = 1.0
 
 
 def settings_for(app: object) -> Settings:
@@ -185,6 +187,20 @@ def _every(interval: float, action: Callable[[], None]) -> None:
             log.exception("periodic task %r failed", action)
 
 
+def _pings(hub: Hub, interval: float) -> None:
+    """Every WebSocket client gets a ping every ``interval``: a slice of them each second
+    (``Hub.ping_part``), not all at once."""
+    parts = max(1, round(interval / PING_STEP_SECS))
+    part = 0
+    while True:
+        gevent.sleep(interval / parts)
+        try:
+            hub.ping_part(part, parts)
+        except Exception:  # as in _every: one bad tick must not stop the pings for good
+            log.exception("pinging the clients failed")
+        part = (part + 1) % parts
+
+
 def _drain(pending: Any) -> list[int]:
     """Empty the master's signal queue as a worker inherited it: a ``queue.SimpleQueue``
     (gunicorn >= 25) or a list (before)."""
@@ -263,6 +279,7 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             close_code=ws.slow_client_close_code,
             on_wanted=self._on_wanted,
             flush_interval=self.settings.flush_interval_ms / 1000.0,
+            epoch_ms=int(time.time() * 1000),
         )
         self.metrics_sync = MetricsSync(self.hub, None)
         self.mem = sharedmem.shared()
@@ -294,23 +311,19 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         if self.feed is not None:
             self.feed.set_wanted(self._wanted(mask))
 
-    def _on_record(  # noqa: PLR0917 - the record source's callback (shell.source.OnRecord)
-        self, mask: int, lite: bytes | None, full: bytes | None, domains: bytes | None,
-        fields: bytes | None, record_id: str | None,
-    ) -> None:
-        # record_id: the broker's global id of the record (None on one machine); the hub
-        # does not use it yet (SSE ids and client resume build on it).
-        self.hub.publish(mask, lite, full, domains, fields)
+    def _on_record(self, mask: int, lite: bytes | None, full: bytes | None,
+                   domains: bytes | None, stamp: Stamp) -> None:
+        # stamp: the record's global id (the SSE id:), seen and number, for client resume.
+        self.hub.publish(mask, lite, full, domains, stamp=stamp)
         certs = self.ctx.certs
         if certs is not None and lite is not None:
             certs.add(lite)
 
     def _on_gap(self, lost: int) -> None:
-        """Records this worker's clients will never get: what came before goes out first,
-        then every client is told (``core.brokergap.gap_notice``)."""
-        self.hub.flush()
-        self.hub.broadcast(gap_notice(lost, ws=True), ws=True)
-        self.hub.broadcast(gap_notice(lost, ws=False), ws=False)
+        """Records this worker's clients will never get: a notice in every ring, after
+        what came before, so that every client is told in order, and so is a client that
+        resumes from before it (``core.fanout.Fanout.gap``)."""
+        self.hub.gap(lost)
 
     def _on_example(self, lite: bytes) -> None:
         self.hub.set_example(lite)
@@ -409,6 +422,7 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             self.feed.set_wanted(self._wanted(hub.wanted))
             self.metrics_sync.feed = self.feed
             self.ctx.broker_status = getattr(self.feed, "status", None)
+            self.ctx.locate = self.feed.locate
             feed_task = gevent.spawn(self.feed.run)
             if isinstance(self.feed, FeedSubscriber):
                 self._await_feed(self.feed)
@@ -416,7 +430,7 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             self.log.warning("no feed socket configured: serving without an ingest")
         servers = self._start_servers()
         tasks = [
-            gevent.spawn(_every, settings.websocket.ping_interval_secs, hub.ping_all),
+            gevent.spawn(_pings, hub, settings.websocket.ping_interval_secs),
             gevent.spawn(
                 _every, settings.sse.keepalive_secs,
                 lambda: hub.broadcast(frames.sse_comment(b"keep-alive"), ws=False),
@@ -448,13 +462,9 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         # Imported here: only an embedded worker follows logs.
         from certstream.shell.ingest import Ingest  # noqa: PLC0415
 
-        def on_entry(mask: int, lite: bytes | None, full: bytes | None, domains: bytes | None,
-                     fields: bytes | None) -> None:
-            self._on_record(mask, lite, full, domains, fields, None)
-
         # A batch is delivered once the hub has it in every keeping-up client's socket (the
         # same rule as the feed's ACK), and only then is its position saved.
-        feed = self.feed = LocalFeed(on_entry, self.hub.set_state, self._on_example,
+        feed = self.feed = LocalFeed(self._on_record, self.hub.set_state, self._on_example,
                                      after_flush=self.hub.after_flush)
         feed.set_wanted(self._wanted(self.hub.wanted))
         self.ingest = Ingest(self.settings, feed)
