@@ -51,7 +51,7 @@ demo: install clients ## no internet needed: serve the packaged recorded CT entr
 	$(VENV)/bin/certstream --demo
 
 test: $(TSTAMP) chromium redis  ## the whole suite: lint, types, unit, conformance, both _fast twins
-	$(VENV)/bin/ruff check src tests conformance bench
+	$(VENV)/bin/ruff check src tests conformance bench soak
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 	CERTSTREAM_NO_EXTENSIONS=1 $(PY) -m pytest -q -m "not slow" tests conformance

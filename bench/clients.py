@@ -19,30 +19,36 @@ from pathlib import Path
 from bench.common import cpu_seconds, pin
 
 SOURCE = Path(__file__).resolve().parent / "sink.c"
-_built: Path | None = None
+_built: dict[Path, Path] = {}
 
 
-def build_sink() -> Path:
-    """Compile sink.c once per run; raises RuntimeError naming the compiler's complaint."""
-    global _built
-    if _built is not None and _built.exists():
-        return _built
+def build_c(source: Path, libs: tuple[str, ...] = ()) -> Path:
+    """Compile one C client once per run, linked with ``libs``; raises RuntimeError naming
+    the compiler's complaint (the soak's checking clients are built the same way)."""
+    built = _built.get(source)
+    if built is not None and built.exists():
+        return built
     cc = shutil.which("gcc") or shutil.which("cc")
     if cc is None:
-        raise RuntimeError("no C compiler (gcc or cc) on PATH: the sink cannot be built")
+        raise RuntimeError(f"no C compiler (gcc or cc) on PATH: {source.name} cannot be built")
     tmp = Path(tempfile.mkdtemp(prefix="certstream-bench-"))
     atexit.register(shutil.rmtree, tmp, True)
-    out = tmp / "sink"
+    out = tmp / source.stem
     res = subprocess.run(
-        [cc, "-O2", "-Wall", "-o", str(out), str(SOURCE), "-lz"],
+        [cc, "-O2", "-Wall", "-o", str(out), str(source), *libs],
         check=False,
         capture_output=True,
         text=True,
     )
     if res.returncode != 0:
-        raise RuntimeError(f"building the sink failed:\n{res.stderr}")
-    _built = out
+        raise RuntimeError(f"building {source.name} failed:\n{res.stderr}")
+    _built[source] = out
     return out
+
+
+def build_sink() -> Path:
+    """Compile sink.c once per run (zlib inflates the compressed frames)."""
+    return build_c(SOURCE, ("-lz",))
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,12 @@ import), which reports CPU-seconds from ``time.process_time``: one process, one 
 that is one core.  Stages are timed as separate passes over the same bodies (decode only;
 decode + dedup; the whole pipeline), so the table shows where the time goes without a
 profiler's overhead; ``--profile`` adds a cProfile of the whole pipeline.
+
+Static-ct logs: the same entries as data tiles of 256 (``tile_leaves_from_entries``), read
+leaf by leaf (``read_data_tile``), with and without the hash check a follower makes of each
+full tile (every leaf hashed, the tile's tree hash compared with its node on level 1), and
+through the whole pipeline with and without it: the difference is what checking tiles
+against the checkpoint costs per entry.
 """
 
 from __future__ import annotations
@@ -28,14 +34,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from conformance.synth import unique_entries
+from conformance.synth import tile_leaves_from_entries, unique_entries
 
 from bench.common import REPO, Figure, Report
 from certstream import _fast
 from certstream.core import messages
 from certstream.core.dedup import DedupRing
 from certstream.core.leaves import decode_get_entries
+from certstream.core.merkle import tree_hash
 from certstream.core.model import LogSource
+from certstream.core.tiles import read_data_tile
 
 LIVE40 = REPO / "conformance" / "data" / "inputs" / "live40"
 BATCH = 256
@@ -59,6 +67,20 @@ def make_bodies(n: int, seed: int) -> list[tuple[int, bytes]]:
         (i, json.dumps({"entries": entries[i : i + BATCH]}).encode())
         for i in range(0, len(entries), BATCH)
     ]
+
+
+def make_tiles(n: int, seed: int) -> tuple[list[tuple[int, bytes]], dict[bytes, bytes]]:
+    """The same ``n`` unique entries as full data tiles (first index, body), and the issuers
+    their fingerprints name.  A last partial tile is dropped: every tile is checked whole."""
+    leaves, issuers = tile_leaves_from_entries(unique_entries(load_base(), n, seed))
+    return [(i, b"".join(leaves[i : i + 256])) for i in range(0, len(leaves) - 255, 256)], issuers
+
+
+def check_tile(first: int, read: Any, want: bytes) -> bool:
+    """What the static follower does with a full tile it read (``_mismatched``): every leaf
+    hashed, their tree hash compared with the tile's node on level 1."""
+    hashes = {leaf.index: leaf.leaf_hash() for leaf in read.leaves}
+    return tree_hash([hashes[first + i] for i in range(256)]) == want
 
 
 def dedup_key(cert_der: bytes) -> bytes:
@@ -115,20 +137,73 @@ def _stages() -> dict[str, Callable[[list[tuple[int, bytes]]], int]]:
     return stages
 
 
+def _tile_stages(
+    tiles: list[tuple[int, bytes]], issuers: dict[bytes, bytes]
+) -> dict[str, Callable[[list[tuple[int, bytes]]], int]]:
+    """The static-ct passes over data tiles, by name (each returns the entries it read)."""
+    # The level-1 nodes the check compares with, computed once here as a follower has
+    # them from the hash tiles it already checked.
+    nodes = {  # by the body's identity: the warm-up tiles have the same first indices
+        id(body): tree_hash([leaf.leaf_hash() for leaf in read_data_tile(body, first, 256).leaves])
+        for first, body in tiles
+    }
+    source = LogSource(name="Sycamore", url="https://log.sycamore.ct.letsencrypt.org/2026h2/")
+    every = messages.STREAM_LITE | messages.STREAM_FULL | messages.STREAM_DOMAINS
+
+    def read(tiles: list[tuple[int, bytes]], check: bool = False) -> int:
+        n = 0
+        for first, body in tiles:
+            got = read_data_tile(body, first, 256)
+            if check and not check_tile(first, got, nodes[id(body)]):
+                raise AssertionError(f"tile {first // 256} does not match")
+            n += len(got.leaves)
+        return n
+
+    def pipeline(tiles: list[tuple[int, bytes]], check: bool = False) -> int:
+        builder = messages.MessageBuilder("go")
+        ring = DedupRing(1 << 20, 3600)
+        now = 1_700_000_000.0
+        n = 0
+        for first, body in tiles:
+            got = read_data_tile(body, first, 256)
+            if check and not check_tile(first, got, nodes[id(body)]):
+                raise AssertionError(f"tile {first // 256} does not match")
+            for leaf in got.leaves:
+                e = leaf.to_entry(issuers)
+                if ring.add(dedup_key(e.cert_der), now):
+                    p = builder.build(e, source, now, every)
+                    n += (p.lite is not None) + (p.full is not None) + (p.domains is not None)
+        return n
+
+    return {
+        "tiles: read": read,
+        "tiles: read + hash check": lambda t: read(t, True),
+        "tiles: pipeline": pipeline,
+        "tiles: pipeline + hash check": lambda t: pipeline(t, True),
+    }
+
+
 def child(n: int, profile: bool) -> dict[str, Any]:
     """Run in a fresh interpreter: time each stage over n unique entries."""
     t0 = time.perf_counter()
     warm = make_bodies(min(n, 400), seed=1)
     bodies = make_bodies(n, seed=2)
     prep = time.perf_counter() - t0
+    tiles, issuers = make_tiles(n, seed=2)
+    warm_tiles, warm_issuers = make_tiles(min(n, 512), seed=1)
+    issuers.update(warm_issuers)
     stages = _stages()
-    out: dict[str, Any] = {"entries": n, "prep_s": prep, "stages": {}}
-    for name, fn in stages.items():
-        fn(warm)  # first-call costs (imports, caches) are not throughput
+    out: dict[str, Any] = {"entries": n, "tile_entries": len(tiles) * 256, "prep_s": prep,
+                           "stages": {}}
+    plans = [(name, fn, warm, bodies) for name, fn in stages.items()]
+    tile_stages = _tile_stages(tiles + warm_tiles, issuers)
+    plans += [(name, fn, warm_tiles, tiles) for name, fn in tile_stages.items()]
+    for name, fn, warm_input, timed_input in plans:
+        fn(warm_input)  # first-call costs (imports, caches) are not throughput
         best = float("inf")
         for _ in range(REPEAT):  # the best of a few: noise only ever adds time
             c0 = time.process_time()
-            count = fn(bodies)
+            count = fn(timed_input)
             best = min(best, time.process_time() - c0)
         out["stages"][name] = {"cpu_s": best, "count": count}
     out["compiled"] = dict(_fast.COMPILED)
@@ -170,7 +245,8 @@ def run(report: Report, entries: int, pure_entries: int, profile: bool = False) 
     rates: dict[str, dict[str, float]] = {"compiled": {}, "pure": {}}
     for label, res in (("compiled", comp), ("pure", pure)):
         for stage, st in res["stages"].items():
-            rates[label][stage] = res["entries"] / st["cpu_s"] if st["cpu_s"] > 0 else 0.0
+            count = res["tile_entries"] if stage.startswith("tiles") else res["entries"]
+            rates[label][stage] = count / st["cpu_s"] if st["cpu_s"] > 0 else 0.0
     for stage in comp["stages"]:
         final = stage == "pipeline"
         report.add(
@@ -202,6 +278,13 @@ def run(report: Report, entries: int, pure_entries: int, profile: bool = False) 
                 "" if any(comp["compiled"].values()) else "no compiled module loaded",
             )
         )
+    for label in ("compiled", "pure"):
+        r = rates[label]
+        if r.get("tiles: pipeline") and r.get("tiles: pipeline + hash check"):
+            cost = 1e6 / r["tiles: pipeline + hash check"] - 1e6 / r["tiles: pipeline"]
+            share = cost / (1e6 / r["tiles: pipeline"]) * 100
+            report.add(Figure("ingest", f"tiles: hash check per entry ({label})", cost, "us",
+                              note=f"{share:.1f} % of the tile pipeline"))
     if "pipeline, no stream wanted" in comp["stages"]:
         built = comp["stages"]["pipeline, no stream wanted"]["count"]
         report.add(Figure("ingest", "payloads built, no stream wanted", built, "payloads", "<=", 0))

@@ -43,7 +43,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -66,9 +66,14 @@ __all__ = ["FAULT_KINDS", "ReplayServer", "main", "tile_path"]
 TRANSPORT_FAULTS = frozenset({"429", "500", "timeout", "reset", "truncate"})
 #: Faults of a get-entries body: only a get-entries request that would succeed gets them.
 ENTRIES_FAULTS = frozenset({"bad_json", "bad_base64", "short", "empty", "garbage_entry"})
-#: Faults of a static-ct-api log's partial data tiles.
-TILE_FAULTS = frozenset({"partial_404"})
+#: Faults of a static-ct-api log's tiles: a partial data tile gone (404); a data tile with
+#: a byte changed inside its first leaf's certificate (its hash no longer matches) or with
+#: the length of the certificate of the leaf in its middle overrunning the tile (the
+#: lengths no longer add up); a hash tile with a byte changed.
+TILE_FAULTS = frozenset({"partial_404", "tile_corrupt", "tile_garble", "hash_corrupt"})
 FAULT_KINDS = TRANSPORT_FAULTS | ENTRIES_FAULTS | TILE_FAULTS
+_HASH_TILE_FAULTS = frozenset({"hash_corrupt"})
+_DATA_TILE_FAULTS = frozenset({"tile_corrupt", "tile_garble"})
 
 _TILE_RE = re.compile(r"^tile/(data|[0-5])/((?:x\d{3}/)*\d{3})(?:\.p/([1-9]\d{0,2}))?$")
 _ISSUER_RE = re.compile(r"^issuer/([0-9a-f]{64})$")
@@ -159,6 +164,30 @@ def _json(obj: object) -> _Response:
     return _Response(200, json.dumps(obj, separators=(",", ":")).encode())
 
 
+class _LeafHashes(Sequence[bytes]):
+    """Leaf hashes of get-entries entries, computed in order on first use and kept."""
+
+    def __init__(self, entries: Sequence[Mapping[str, str]]) -> None:
+        self.entries = entries
+        self._done: list[bytes] = []
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @overload
+    def __getitem__(self, k: int) -> bytes: ...
+    @overload
+    def __getitem__(self, k: slice) -> list[bytes]: ...
+
+    def __getitem__(self, k: int | slice) -> bytes | list[bytes]:
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        while len(self._done) <= k:
+            leaf = base64.b64decode(self.entries[len(self._done)]["leaf_input"])
+            self._done.append(hashlib.sha256(b"\x00" + leaf).digest())
+        return self._done[k]
+
+
 class _Rfc6962Log(_Log):
     kind = "rfc6962"
 
@@ -175,16 +204,16 @@ class _Rfc6962Log(_Log):
         super().__init__(path, len(entries), visible, signer)
         if first_index < 0 or max_batch < 1:
             raise ValueError("first_index must be >= 0 and max_batch >= 1")
-        self.entries = [
-            {"leaf_input": e["leaf_input"], "extra_data": e["extra_data"]} for e in entries
-        ]
+        # A list is copied; any other sequence (a UniqueEntryLog of a long run) is read as
+        # it is served, and its leaf hashes are computed as the tree grows.
+        self.entries: Sequence[Mapping[str, str]] = (
+            [{"leaf_input": e["leaf_input"], "extra_data": e["extra_data"]} for e in entries]
+            if isinstance(entries, list) else entries
+        )
         self.first_index = first_index
         self.max_batch = max_batch
         self.garbage: set[int] = set()
-        self._hashes = [
-            hashlib.sha256(b"\x00" + base64.b64decode(e["leaf_input"])).digest()
-            for e in self.entries
-        ]
+        self._hashes = _LeafHashes(self.entries)
         self._sth: dict[int, dict[str, object]] = {}
         #: Served instead of the real head while set (see ``ReplayServer.set_sth``).
         self.sth_override: dict[str, object] | None = None
@@ -272,8 +301,10 @@ class _StaticLog(_Log):
         self.origin = origin
         self.leaves = list(leaves)
         hashes = []
+        self.offsets = [0]  # where each leaf starts in the concatenation, and the end
         for leaf in self.leaves:
-            parts = split_tile_leaves(leaf)
+            self.offsets.append(self.offsets[-1] + len(leaf))
+            parts = split_tile_leaves(leaf, unknown_as=0)
             if len(parts) != 1:
                 raise ValueError("each leaf must be exactly one TileLeaf")
             hashes.append(te_leaf_hash(parts[0][1]))
@@ -309,6 +340,18 @@ class _StaticLog(_Log):
                 self._checkpoints[size] = body
             return body
 
+    def _damage(self, body: bytes, first: int, width: int, fault: str | None) -> bytes:
+        """A data tile with a ``tile_corrupt`` or ``tile_garble`` fault applied."""
+        if fault == "tile_corrupt":  # byte 60 lies in the first leaf's certificate or TBS
+            return body[:60] + bytes([body[60] ^ 0xFF]) + body[61:]
+        if fault == "tile_garble":
+            mid = first + width // 2
+            at = self.offsets[mid] - self.offsets[first]
+            precert = body[at + 9] == 1
+            at += 10 + (32 if precert else 0)  # the certificate's (or TBS's) uint24 length
+            return body[:at] + b"\xff\xff\xff" + body[at + 3 :]
+        return body
+
     def respond(self, rel: str, query: str, target: str) -> _Response:
         if rel == "checkpoint":
             return _Response(
@@ -338,12 +381,20 @@ class _StaticLog(_Log):
             size = self.visible
         if (index * 256 + width) * 256**level > size:
             return _error(404, "tile beyond the tree")
-        if level_s == "data" and width_s and self.take_fault(TILE_FAULTS, target):
+        if level_s != "data":
+            kinds = _HASH_TILE_FAULTS
+        else:
+            kinds = _DATA_TILE_FAULTS | ({"partial_404"} if width_s else set())
+        fault = self.take_fault(kinds, target)
+        if fault == "partial_404":
             return _error(404, "partial tile gone (injected)")
         if level_s == "data":
             body = b"".join(self.leaves[index * 256 : index * 256 + width])
+            body = self._damage(body, index * 256, width, fault)
         else:
             body = b"".join(self.node(level, index * 256 + j) for j in range(width))
+            if fault == "hash_corrupt":
+                body = bytes([body[0] ^ 0xFF]) + body[1:]
         return _Response(
             200,
             body,

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from certstream.demo.synth import (
     MerkleFrontier,
     SynthError,
+    UniqueEntryLog,
     entries_from_tile_leaves,
     leaf_hash,
     leaf_index_extension,
@@ -37,6 +38,7 @@ __all__ = [
     "MerkleFrontier",
     "SynthError",
     "TestSigner",
+    "UniqueEntryLog",
     "entries_from_tile_leaves",
     "leaf_hash",
     "leaf_index_extension",

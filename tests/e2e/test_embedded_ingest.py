@@ -26,6 +26,7 @@ from tests.support import RawWS, http_get, run_server
 from tests.support.data import INPUTS, ROOT
 from tests.support.net import free_port
 from tests.support.procs import clean_env
+from tests.support.wait import wait_until
 
 BIN = Path(sys.executable).parent
 CLEAN = "0 missing, 0 extra, 0 repeated, 0 out of order, 0 differing"
@@ -59,9 +60,7 @@ def _replay_config(url: str, state: Path) -> dict[str, Any]:
     return {
         "custom_logs": [{"name": "Replay log", "url": url, "start_index": 0,
                          "operator": "Replay"}],
-        # No periodic write within a test: only the writes at a stop are seen.
-        "ct_log": {"poll_interval_ms": 200, "state_file": str(state),
-                   "state_flush_secs": 3600},
+        "ct_log": {"poll_interval_ms": 200, "state_file": str(state)},
     }
 
 
@@ -94,6 +93,8 @@ def test_embedded_ingest_resumes_reports_and_counts(tmp_path: Path) -> None:
                 time.sleep(1.0)  # the worker wants lite before the log grows
                 replay.grow("/rfc6962/", 6)
                 assert _indices(ws, 6) == list(range(6))
+                # Saved once the hub has written the batch to its clients, not at a stop.
+                assert wait_until(lambda: state.exists() and _saved_next(state) == 6, 10)
             finally:
                 ws.close()
             status, _, body = http_get(srv.port, "/health/deep")

@@ -129,7 +129,6 @@ def base_config(tmp: Path, sock: str) -> dict[str, Any]:
         "ct_log": {
             "log_list_urls": [],
             "state_file": str(tmp / "state.json"),
-            "state_flush_secs": 0.3,
             "batch_size": 64,
             "fetch_concurrency": 4,
             "poll_interval_ms": 100,

@@ -58,7 +58,7 @@ def _replay() -> tuple[ReplayServer, dict[str, Any]]:
     config: dict[str, Any] = {
         "protocols": {"api": True},
         "ct_log": {"poll_interval_ms": 200, "retry_initial_delay_ms": 100,
-                   "retry_max_delay_ms": 500, "state_flush_secs": 0.3,
+                   "retry_max_delay_ms": 500,
                    "static_ct_checkpoint_signature": "enforce"},
         "custom_logs": [{"name": name, "url": replay.url + path, "start_index": first,
                          "operator": name} for name, path, first, _count in logs],
@@ -159,7 +159,7 @@ def test_spec_series_match_what_a_replay_run_sent() -> None:
 
             # A worker and the ingest die: both are restarted and counted, and what the
             # dead ingest counted stays in the sums (not counted twice by its successor).
-            time.sleep(1.0)  # positions flushed (state_flush_secs 0.3)
+            time.sleep(1.0)  # positions saved (after each delivered batch)
             worker, ingest = srv.worker_pids()[0], _ingest_pid(srv)
             assert ingest is not None
             os.kill(worker, signal.SIGKILL)

@@ -17,12 +17,12 @@ from certstream.shell.state import StateStore
 WRITER = """
 import sys, time
 from certstream.shell.state import StateStore
-st = StateStore(sys.argv[1], grace=0.0)
+st = StateStore(sys.argv[1])
 i = 0
 while True:
     i += 1
-    st.advance("k", i, i, now=float(i))
-    st.flush(now=float(i))
+    st.delivered("k", i, i, now=float(i))
+    st.flush()
     if i == 50:
         print("ready", flush=True)
 """

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -152,10 +153,17 @@ def test_positions_come_from_redis_and_only_then_from_the_local_file(
     positions = BrokerPositions(path, load_takeover(client, KEYS), pub)
     positions.load()
     assert positions.get(LOG) is not None and positions.get(LOG).next_index == 103  # type: ignore[union-attr]
-    positions.advance(LOG, 110, 110, 0.0)
-    pub.publish([(LOG, 103, P(b"y"))])
+    positions.sent(LOG)
+    # Delivered as soon as the record is queued: the position goes right behind it, and
+    # the one script writes both.
+    pub.publish([(LOG, 103, P(b"y"))], partial(positions.delivered, LOG, 110, 110))
+    assert positions.settle(LOG)
+    assert positions.saved()[LOG].next_index == 103  # not in Redis yet
     pub._drain_once()
-    positions.flush(time.time())
+    assert client.hget(KEYS.positions, LOG) == b"110:110"
+    assert positions.saved()[LOG].next_index == 110
+    positions.stop()
+    positions.flush()
     local = BrokerPositions(path, replace(load_takeover(client, KEYS), positions={}), pub)
     local.load()
     assert local.get(LOG) is not None and local.get(LOG).next_index == 110  # type: ignore[union-attr]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from prometheus_client import REGISTRY
 from tests.support.data import NAVIGLI, base_entries
 from tests.support.feed import FakeFeed
-from tests.support.pipeline import PickyBuilder, make_pipeline
+from tests.support.pipeline import IndexBuilder, make_pipeline
 from tests.support.wait import wait_until
 
 from certstream.config import CtLogSettings, settings_from_dict
@@ -147,7 +146,7 @@ def test_one_bad_certificate_costs_one_entry_even_a_builder_bug(
     replay.add_rfc6962_log("/p/", unique_entries(base_entries(), 50, 31), 0)
     replay.start()
     feed = FakeFeed(wanted=FULL)
-    pipeline, store = make_pipeline(feed, PickyBuilder(bug_at=7, bad_at=9), tmp_short)
+    pipeline, store = make_pipeline(feed, IndexBuilder(bug_at=7, bad_at=9), tmp_short)
     f = follower_for(replay, "/p/", pipeline, start_index=0)
     f.start()
     try:
@@ -161,7 +160,7 @@ def test_one_bad_certificate_costs_one_entry_even_a_builder_bug(
     # Asked, the sample is the lite form of the newest entry that passed dedup.
     pipeline.publish_example()
     assert feed.examples == [b"49"]
-    store.flush(time.time(), final=True)
+    store.flush()
     assert StateStore(str(tmp_short / "state.json")).load()[replay.url + "/p/"].next_index == 50
 
 
@@ -172,7 +171,7 @@ def test_http_400_never_jumps_ahead(replay: ReplayServer, tmp_short: Path) -> No
     replay.add_rfc6962_log("/q/", unique_entries(base_entries(), 30, 32), 100)
     replay.start()
     feed = FakeFeed(wanted=FULL)
-    pipeline, _ = make_pipeline(feed, PickyBuilder(-1, -1), tmp_short)
+    pipeline, _ = make_pipeline(feed, IndexBuilder(), tmp_short)
     f = follower_for(replay, "/q/", pipeline, start_index=90)
     f.start()
     try:
@@ -190,7 +189,7 @@ def test_readonly_log_stops_at_final_size(replay: ReplayServer, tmp_short: Path)
     replay.add_rfc6962_log("/r/", unique_entries(base_entries(), 60, 33), 0)
     replay.start()
     feed = FakeFeed(wanted=FULL)
-    pipeline, _ = make_pipeline(feed, PickyBuilder(-1, -1), tmp_short)
+    pipeline, _ = make_pipeline(feed, IndexBuilder(), tmp_short)
     f = follower_for(replay, "/r/", pipeline, start_index=0, stop_at=37)
     f.start()
     try:
@@ -228,7 +227,7 @@ def test_static_logs_share_one_issuer_cache_and_survive_a_partial_404(
     replay.start()
     replay.inject("/s1/", "partial_404")
     feed = FakeFeed(wanted=FULL)
-    pipeline, _ = make_pipeline(feed, PickyBuilder(-1, -1), tmp_short)
+    pipeline, _ = make_pipeline(feed, IndexBuilder(), tmp_short)
     issuers = IssuerCache(HTTPClient("certstream-test", 2.0))
     f1 = static_follower(replay, "/s1/", pipeline, issuers, start_index=0, spki=signer.spki_der)
     f2 = static_follower(replay, "/s2/", pipeline, issuers, start_index=0, spki=signer.spki_der)

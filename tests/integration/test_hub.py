@@ -10,28 +10,16 @@ from collections.abc import Iterator
 import gevent
 import gevent.socket
 import pytest
+from tests.support.sessions import ws_session
 from tests.support.wsframes import read_frames
-from wsproto import ConnectionType, WSConnection
-from wsproto.events import Request
 
 from certstream.core import frames
 from certstream.core.routes import STREAM_DOMAINS, STREAM_FULL, STREAM_LITE, RouteTable
-from certstream.core.session import NEED_DATA, Session
+from certstream.core.session import Session
 from certstream.shell.hub import Client, Hub
 
 PAYLOADS = [json.dumps({"message_type": "certificate_update", "n": i}).encode() + b"\n"
             for i in range(50)]
-
-
-def _ws_session() -> Session:
-    session = Session(RouteTable())
-    client = WSConnection(ConnectionType.CLIENT)
-    session.receive_data(client.send(Request(host="x", target="/")))
-    while session.next_event() is not NEED_DATA:
-        pass
-    session.accept_websocket()
-    session.data_to_send()
-    return session
 
 
 class Peer:
@@ -76,7 +64,7 @@ def _pair(made: Pairs, small: bool = False) -> tuple[gevent.socket.socket, Peer]
 
 def _add(hub: Hub, sock: gevent.socket.socket, stream: int = STREAM_LITE,
          ws: bool = True) -> Client:
-    return hub.add(sock, _ws_session() if ws else Session(RouteTable()), stream, is_ws=ws)
+    return hub.add(sock, ws_session() if ws else Session(RouteTable()), stream, is_ws=ws)
 
 
 def test_every_client_gets_every_frame_in_one_write(pairs: Pairs) -> None:

@@ -17,7 +17,7 @@ from conformance.replay import ReplayServer
 from conformance.synth import make_test_signer, unique_entries
 from tests.support.data import base_entries
 from tests.support.feed import FULL, FakeFeed
-from tests.support.pipeline import PickyBuilder, make_pipeline
+from tests.support.pipeline import IndexBuilder, make_pipeline
 from tests.support.wait import wait_until
 
 from certstream.config import CtLogSettings, settings_from_dict
@@ -68,7 +68,7 @@ def test_enforce_never_reads_past_an_unverified_head_and_recovers(
     add_log(replay, "/e/", 40, 16, 41)
     replay.start()
     feed = FakeFeed(wanted=FULL)
-    pipeline, _ = make_pipeline(feed, PickyBuilder(-1, -1), tmp_short)
+    pipeline, _ = make_pipeline(feed, IndexBuilder(), tmp_short)
     f = follower(replay, "/e/", pipeline, "enforce")
     f.start()
     try:
@@ -100,7 +100,7 @@ def test_warn_uses_an_unverified_head_and_counts_it(
     replay.start()
     replay.set_sth("/w/", forged_head(24, b"\x22" * 32, OTHER_KEY.key))
     feed = FakeFeed(wanted=FULL)
-    pipeline, _ = make_pipeline(feed, PickyBuilder(-1, -1), tmp_short)
+    pipeline, _ = make_pipeline(feed, IndexBuilder(), tmp_short)
     f = follower(replay, "/w/", pipeline, "warn")
     f.start()
     try:
@@ -120,7 +120,7 @@ def test_a_second_root_for_a_size_is_refused(
     add_log(replay, "/f/", 30, 20, 43)
     replay.start()
     feed = FakeFeed(wanted=FULL)
-    pipeline, _ = make_pipeline(feed, PickyBuilder(-1, -1), tmp_short)
+    pipeline, _ = make_pipeline(feed, IndexBuilder(), tmp_short)
     f = follower(replay, "/f/", pipeline, mode)
     f.start()
     try:
@@ -146,7 +146,7 @@ def test_with_off_heads_are_not_checked(
     replay.start()
     replay.set_sth("/o/", forged_head(12, b"\x44" * 32, OTHER_KEY.key))
     feed = FakeFeed(wanted=FULL)
-    pipeline, _ = make_pipeline(feed, PickyBuilder(-1, -1), tmp_short)
+    pipeline, _ = make_pipeline(feed, IndexBuilder(), tmp_short)
     f = follower(replay, "/o/", pipeline, "off")
     f.start()
     try:

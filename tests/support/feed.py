@@ -6,7 +6,7 @@ import contextlib
 import os
 import socket
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tests.support.wait import wait_until
@@ -131,16 +131,25 @@ class FakeFeed:
             with contextlib.suppress(OSError):
                 conn.sendall(data)
 
-    def publish(self, items: Sequence[tuple[str, int, Any]]) -> None:
+    def publish(self, items: Sequence[tuple[str, int, Any]],
+                on_delivered: Callable[[], None] | None = None,
+                on_lost: Callable[[], None] | None = None) -> None:
         """ENTRY messages, all in one write (as the ingest sends a batch): ``(log key, index,
         payloads)`` with ``lite``, ``full``, ``domains`` and optionally ``fields`` (the filter
-        field) attributes, as ``Pipeline`` publishes them."""
+        field) attributes, as ``Pipeline`` publishes them.  Delivered at once (the test
+        stands for workers that got them): ``on_delivered`` is called before this returns."""
         self.items.extend(items)
         if self._listener is not None:
             self._send(b"".join(
                 encode_entry(key, index, p.lite, p.full, p.domains,
                              fields=getattr(p, "fields", None))
                 for key, index, p in items))
+        if on_delivered is not None:
+            on_delivered()
+
+    def indices(self, key_suffix: str = "") -> list[int]:
+        """The indices published, in order, of the logs whose key ends with ``key_suffix``."""
+        return [i for k, i, _p in self.items if k.endswith(key_suffix)]
 
     def publish_one(self, lite: bytes | None = None, full: bytes | None = None,
                     domains: bytes | None = None, *, key: str = "test-log") -> int:

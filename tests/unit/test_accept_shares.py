@@ -14,6 +14,15 @@ def test_a_worker_defers_to_a_peer_only_while_it_accepts() -> None:
     mem = SharedMemory(rows=4, addresses=64)  # as two forked workers see the master's pages
     row_a, row_b = mem.claim(os.getpid()), mem.claim(os.getppid())
     a, b = AcceptShares(100, mem, row_a), AcceptShares(100, mem, row_b)
+    # Claimed but not ready to accept yet (waiting for the feed): not up, not a peer.
+    mem.mark_running(row_a)
+    assert a.live() == 1
+    a.opened()
+    a.opened()
+    assert a.wait(99.0) == 0  # b is starting: nobody to defer to
+    a.closed()
+    a.closed()
+    mem.mark_running(row_b)
     assert a.live() == b.live() == 2  # what a starting worker waits for
     t = 100.0
     assert a.wait(t) == 0
@@ -51,6 +60,7 @@ def test_a_worker_at_its_limit_waits_for_a_connection_to_end() -> None:
 def test_a_row_that_is_not_running_is_not_a_peer() -> None:
     mem = SharedMemory(rows=4, addresses=64)
     row = mem.claim(os.getpid())
+    mem.mark_running(row)
     # A row still held by a worker that died (the master has not reclaimed it yet), with
     # none open: were it a peer, a would defer to it.
     assert mem.claim(2**22 + 4321) > row  # above Linux's pid_max default: never a live process

@@ -213,7 +213,6 @@ BAD: list[tuple[str, dict[str, str], str, str]] = [
      "-1"),
     ("ct_log: {retry_initial_delay_ms: 5000, retry_max_delay_ms: 10}", {},
      "ct_log.retry_max_delay_ms", "10"),
-    ("ct_log: {state_flush_secs: 0}", {}, "ct_log.state_flush_secs", "0"),
     ("ct_log: 5", {}, "ct_log", "5"),
     ("", {"CERTSTREAM_OUTPUT_PROFILE": "elixir"}, "output.profile", "elixir"),
     ("websocket: {slow_client_close_code: 1006}", {}, "websocket.slow_client_close_code", "1006"),

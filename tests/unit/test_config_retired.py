@@ -13,7 +13,7 @@ from certstream.config import RETIRED_KEYS, CtLogSettings, Settings, load_settin
 
 def test_retired_keys_are_not_settings() -> None:
     assert set(RETIRED_KEYS) == {"ct_log.health_check_interval_secs",
-                                 "ct_log.retry_max_attempts"}
+                                 "ct_log.retry_max_attempts", "ct_log.state_flush_secs"}
     for path in RETIRED_KEYS:
         assert not hasattr(CtLogSettings(), path.split(".", 1)[1])
 

@@ -11,8 +11,9 @@ import pytest
 
 from certstream.core.checkpoint import verify_checkpoint
 from certstream.core.leaves import decode_entry, decode_get_entries
+from certstream.core.merkle import TileTree, edge_tiles, tree_hash
 from certstream.core.sth import verify_sth
-from certstream.core.tiles import data_tile_path, parse_data_tile
+from certstream.core.tiles import data_tile_path, hash_tile_path, parse_data_tile
 from certstream.demo import ctlog
 from certstream.demo.corpus import Corpus, load_corpus
 from certstream.demo.ctlog import BACKLOG, DEMO_LOGS, MAX_BATCH, DemoLogs
@@ -163,6 +164,27 @@ def test_checkpoint_verifies_and_tiles_decode(logs: DemoLogs, path: str) -> None
     assert len(certs) == cp.size
 
 
+@pytest.mark.parametrize("path", _static_paths())
+def test_hash_tiles_tie_the_data_tiles_to_the_checkpoint(logs: DemoLogs, path: str) -> None:
+    now = T0 + 300.0  # 32 + 3,000 entries: hash tiles of levels 0 and 1
+    cp = verify_checkpoint(_get(logs, path + "checkpoint", now)[1],
+                           "127.0.0.1:9" + path.rstrip("/"), _spki(logs, path))
+    edges = {}
+    for level, n, width in edge_tiles(cp.size):
+        status, body = _get(logs, path + hash_tile_path(level, n, width), now)
+        assert status == 200 and len(body) == 32 * width
+        edges[level] = body
+    assert len(edges) == 2
+    tree = TileTree(cp.size, cp.root_hash, edges)  # raises unless they hash to the root
+    # A full data tile is node n of level 1; its leaves, through the full level-0 tile.
+    n = 7
+    leaves = parse_data_tile(_get(logs, path + data_tile_path(n), now)[1], n * 256, 256)
+    assert tree_hash([leaf.leaf_hash() for leaf in leaves]) == tree.node(1, n)
+    assert tree.missing(0, n * 256 + 3) == [(0, n)]
+    tree.add_full(0, n, _get(logs, path + hash_tile_path(0, n), now)[1])  # checked there
+    assert tree.node(0, n * 256 + 3) == leaves[3].leaf_hash()
+
+
 def test_static_paths_outside_the_tree_are_404(logs: DemoLogs) -> None:
     now = T0  # BACKLOG entries: only a partial first tile
     path = "/navigli2025h2/"
@@ -170,7 +192,10 @@ def test_static_paths_outside_the_tree_are_404(logs: DemoLogs) -> None:
     assert _get(logs, path + data_tile_path(0, BACKLOG), now)[0] == 200
     assert _get(logs, path + data_tile_path(0, BACKLOG + 1), now)[0] == 404
     assert _get(logs, path + "tile/data/000.p/256", now)[0] == 404
-    assert _get(logs, path + "tile/0/000", now)[0] == 404  # no hash tiles
+    assert _get(logs, path + "tile/0/000", now)[0] == 404  # a full hash tile: not yet
+    assert _get(logs, path + hash_tile_path(0, 0, BACKLOG), now)[0] == 200
+    assert _get(logs, path + hash_tile_path(0, 0, BACKLOG + 1), now)[0] == 404
+    assert _get(logs, path + "tile/1/000.p/1", now)[0] == 404  # 256 entries: not yet
     assert _get(logs, path + "issuer/" + "00" * 32, now)[0] == 404
     assert logs.respond("POST", path + "checkpoint", "", now).status == 405
     assert logs.respond("GET", "/nowhere/", "", now).status == 404

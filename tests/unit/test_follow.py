@@ -63,7 +63,7 @@ def test_short_batch_requeues_rest_first_and_adapts_batch() -> None:
     # The rest of the short window comes back before anything new.
     nxt = p.next_window()
     assert nxt == Window(32, 99)
-    assert p.batch_size == 32
+    assert p.window_size == 32 and p.batch_size == 100
     p.complete(w2, 32, "c")
     p.complete(nxt, 32, "b")
     assert p.ready() == [(32, "b")]

@@ -10,7 +10,7 @@ import gevent
 import pytest
 from conformance.synth import make_test_signer
 from tests.support.feed import FakeFeed
-from tests.support.pipeline import PickyBuilder, make_pipeline
+from tests.support.pipeline import IndexBuilder, make_pipeline
 
 from certstream.config import CtLogSettings, settings_from_dict
 from certstream.core.logspec import FollowerSettings, LogSpec
@@ -77,12 +77,12 @@ def test_examples_are_built_only_on_request(tmp_path: Path) -> None:
     feed = FakeFeed(wanted=0)  # nobody connected to any stream
     calls: list[int] = []
 
-    class Counting(PickyBuilder):
+    class Counting(IndexBuilder):
         def build(self, entry: Any, source: Any, seen: float, streams: int) -> Payloads:
             calls.append(streams)
             return super().build(entry, source, seen, streams)
 
-    pipeline, _ = make_pipeline(feed, Counting(-1, -1), tmp_path)
+    pipeline, _ = make_pipeline(feed, Counting(), tmp_path)
     f: Any = _StubFollower()
     # Asked before any entry: the request waits for the first delivered entry.
     pipeline.publish_example()
@@ -107,7 +107,7 @@ def test_a_growing_log_is_polled_more_often(
 ) -> None:
     slept: list[float] = []
     monkeypatch.setattr(gevent, "sleep", slept.append)  # what follow_base sleeps with
-    pipeline, _ = make_pipeline(FakeFeed(wanted=FULL), PickyBuilder(-1, -1), tmp_path)
+    pipeline, _ = make_pipeline(FakeFeed(wanted=FULL), IndexBuilder(), tmp_path)
     spec = LogSpec("k", "K", "https://k.example/")
     f = make_follower(
         spec, FollowerSettings.from_ct_log(CtLogSettings(poll_interval_ms=1000)),

@@ -41,20 +41,25 @@ if TYPE_CHECKING:
     )
     from certstream._fast._json_py import CertWriter
     from certstream._fast._leaf_py import (
+        BadLeaf,
         TileLeaf,
+        TileRead,
         b64decode,
         decode_entry,
         decode_get_entries_fast,
         parse_data_tile,
+        read_data_tile,
     )
 
 __all__ = [
     "COMPILED",
     "MODULES",
     "NO_EXTENSIONS",
+    "BadLeaf",
     "CertWriter",
     "DedupRing",
     "TileLeaf",
+    "TileRead",
     "b64decode",
     "decode_entry",
     "decode_get_entries_fast",
@@ -63,6 +68,7 @@ __all__ = [
     "parse_certificate",
     "parse_data_tile",
     "parse_tbs",
+    "read_data_tile",
     "sse_comment",
     "sse_event",
     "ws_close_frame",
@@ -85,8 +91,8 @@ COMPILED: dict[str, bool] = {}
 # What the package takes from each twin (the names above, by the module that defines them).
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "_der": ("parse_certificate", "parse_tbs"),
-    "_leaf": ("TileLeaf", "b64decode", "decode_entry", "decode_get_entries_fast",
-              "parse_data_tile"),
+    "_leaf": ("BadLeaf", "TileLeaf", "TileRead", "b64decode", "decode_entry",
+              "decode_get_entries_fast", "parse_data_tile", "read_data_tile"),
     "_dedup": ("DedupRing",),
     "_frames": ("join_ws_frames", "sse_comment", "sse_event", "ws_close_frame",
                 "ws_compressed_frame", "ws_frame", "ws_ping_frame", "ws_pong_frame"),

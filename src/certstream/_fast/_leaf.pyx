@@ -20,11 +20,21 @@ from libc.string cimport memcmp, memcpy
 import binascii
 from certstream._fast._slots import slot_setters
 
-from certstream._fast._leaf_py import TileLeaf
+from certstream._fast._leaf_py import BadLeaf, TileLeaf, TileRead, leaf_span
 from certstream.core.model import LogEntry
 from certstream.errors import DecodeError, LocalProtocolError
 
-__all__ = ["TileLeaf", "b64decode", "decode_entry", "decode_get_entries_fast", "parse_data_tile"]
+__all__ = [
+    "BadLeaf",
+    "TileLeaf",
+    "TileRead",
+    "b64decode",
+    "decode_entry",
+    "decode_get_entries_fast",
+    "leaf_span",
+    "parse_data_tile",
+    "read_data_tile",
+]
 
 
 cdef extern from "Python.h":
@@ -433,8 +443,69 @@ cdef uint64_t _leaf_index(
     return value
 
 
+cdef object _tile_leaf(
+    const unsigned char *b, Py_ssize_t pos, Py_ssize_t end, object index, Py_ssize_t *out_pos
+):
+    """Decode the TileLeaf at ``pos``, strictly; ``out_pos`` gets the position after it."""
+    cdef Py_ssize_t start = pos
+    cdef Py_ssize_t ext_len, chain_len, cbody, body, body_len, p
+    cdef uint64_t ts, leaf_index
+    cdef int entry_type
+    cdef bytes merkle_leaf, cert
+    cdef object tbs, ikh
+    cdef char *ml
+    pos = _timestamped_entry(b, pos, end, "tile leaf", index, &ts, &entry_type, &body, &body_len)
+    if pos + 2 > end:
+        raise _fail(index, "tile leaf: extensions length truncated")
+    ext_len = _u16(b, pos)
+    pos += 2
+    if pos + ext_len > end:
+        raise _fail(index, f"tile leaf: extensions length {ext_len} overruns the data")
+    leaf_index = _leaf_index(b, pos, pos + ext_len, index)
+    pos += ext_len
+    # merkle_leaf = 00 (version) ‖ 00 (leaf_type) ‖ TimestampedEntry
+    merkle_leaf = PyBytes_FromStringAndSize(NULL, pos - start + 2)
+    ml = PyBytes_AS_STRING(merkle_leaf)
+    ml[0] = 0
+    ml[1] = 0
+    memcpy(ml + 2, b + start, pos - start)
+    if entry_type == PRECERT:
+        cbody = _opaque24(b, pos, end, "tile leaf: pre_certificate", index)
+        cert = _slice(b, cbody, _u24(b, pos))
+        pos = cbody + _u24(b, pos)
+        tbs = _slice(b, body, body_len)
+        ikh = _slice(b, body - 35, 32)
+    else:
+        cert = _slice(b, body, body_len)
+        tbs = None
+        ikh = None
+    if pos + 2 > end:
+        raise _fail(index, "tile leaf: chain length truncated")
+    chain_len = _u16(b, pos)
+    pos += 2
+    if chain_len % 32:
+        raise _fail(index, f"tile leaf: chain length {chain_len} is not a multiple of 32")
+    if pos + chain_len > end:
+        raise _fail(index, f"tile leaf: chain length {chain_len} overruns the data")
+    fps = tuple([_slice(b, p, 32) for p in range(pos, pos + chain_len, 32)])
+    pos += chain_len
+    if leaf_index != index:
+        raise _fail(index, f"tile leaf: leaf_index {leaf_index} at position of {index}")
+    out_pos[0] = pos
+    return TileLeaf(
+        index=index,
+        timestamp=ts,
+        entry_type=entry_type,
+        cert_der=cert,
+        tbs_der=tbs,
+        issuer_key_hash=ikh,
+        fingerprints=fps,
+        merkle_leaf=merkle_leaf,
+    )
+
+
 def parse_data_tile(data, first_index, expected):
-    """Decode a static-ct-api data tile holding exactly ``expected`` leaves."""
+    """Decode a static-ct-api data tile holding exactly ``expected`` leaves, strictly."""
     if not 1 <= expected <= 256:
         raise LocalProtocolError(f"a data tile holds 1..256 leaves, not {expected}")
     if not PyBytes_CheckExact(data):
@@ -442,73 +513,53 @@ def parse_data_tile(data, first_index, expected):
     cdef const unsigned char *b = <const unsigned char *>PyBytes_AS_STRING(data)
     cdef Py_ssize_t end = len(data)
     cdef Py_ssize_t pos = 0
-    cdef Py_ssize_t start, ext_len, chain_len, cbody, body, body_len, p
-    cdef uint64_t ts, leaf_index
-    cdef int entry_type
     cdef int i
     cdef int count = expected
     cdef list leaves = []
-    cdef bytes merkle_leaf, cert
-    cdef object tbs, ikh, index
-    cdef char *ml
+    cdef object index
     for i in range(count):
         index = first_index + i
         if pos >= end:
             raise _fail(index, f"data tile: ends after {i} of {expected} leaves")
-        start = pos
-        pos = _timestamped_entry(
-            b, pos, end, "tile leaf", index, &ts, &entry_type, &body, &body_len
-        )
-        if pos + 2 > end:
-            raise _fail(index, "tile leaf: extensions length truncated")
-        ext_len = _u16(b, pos)
-        pos += 2
-        if pos + ext_len > end:
-            raise _fail(index, f"tile leaf: extensions length {ext_len} overruns the data")
-        leaf_index = _leaf_index(b, pos, pos + ext_len, index)
-        pos += ext_len
-        # merkle_leaf = 00 (version) ‖ 00 (leaf_type) ‖ TimestampedEntry
-        merkle_leaf = PyBytes_FromStringAndSize(NULL, pos - start + 2)
-        ml = PyBytes_AS_STRING(merkle_leaf)
-        ml[0] = 0
-        ml[1] = 0
-        memcpy(ml + 2, b + start, pos - start)
-        if entry_type == PRECERT:
-            cbody = _opaque24(b, pos, end, "tile leaf: pre_certificate", index)
-            cert = _slice(b, cbody, _u24(b, pos))
-            pos = cbody + _u24(b, pos)
-            tbs = _slice(b, body, body_len)
-            ikh = _slice(b, body - 35, 32)
-        else:
-            cert = _slice(b, body, body_len)
-            tbs = None
-            ikh = None
-        if pos + 2 > end:
-            raise _fail(index, "tile leaf: chain length truncated")
-        chain_len = _u16(b, pos)
-        pos += 2
-        if chain_len % 32:
-            raise _fail(index, f"tile leaf: chain length {chain_len} is not a multiple of 32")
-        if pos + chain_len > end:
-            raise _fail(index, f"tile leaf: chain length {chain_len} overruns the data")
-        fps = tuple([_slice(b, p, 32) for p in range(pos, pos + chain_len, 32)])
-        pos += chain_len
-        if leaf_index != index:
-            raise _fail(index, f"tile leaf: leaf_index {leaf_index} at position of {index}")
-        leaves.append(
-            TileLeaf(
-                index=index,
-                timestamp=ts,
-                entry_type=entry_type,
-                cert_der=cert,
-                tbs_der=tbs,
-                issuer_key_hash=ikh,
-                fingerprints=fps,
-                merkle_leaf=merkle_leaf,
-            )
-        )
+        leaves.append(_tile_leaf(b, pos, end, index, &pos))
     if pos != end:
         last = first_index + expected - 1
         raise _fail(last, f"data tile: {end - pos} trailing bytes after {expected} leaves")
     return leaves
 
+
+def read_data_tile(data, first_index, expected):
+    """Decode a data tile leaf by leaf (see the pure twin); a leaf that fails goes to the
+    pure twin's ``leaf_span``, so both twins skip exactly the same bytes."""
+    if not 1 <= expected <= 256:
+        raise LocalProtocolError(f"a data tile holds 1..256 leaves, not {expected}")
+    if not PyBytes_CheckExact(data):
+        data = bytes(data)
+    cdef const unsigned char *b = <const unsigned char *>PyBytes_AS_STRING(data)
+    cdef Py_ssize_t end = len(data)
+    cdef Py_ssize_t pos = 0
+    cdef Py_ssize_t start
+    cdef int i
+    cdef int count = expected
+    cdef list leaves = []
+    cdef list bad = []
+    cdef object index, span
+    for i in range(count):
+        index = first_index + i
+        if pos >= end:
+            return TileRead(leaves, bad, i, _fail(
+                index, f"data tile: ends after {i} of {expected} leaves"))
+        start = pos
+        try:
+            leaves.append(_tile_leaf(b, pos, end, index, &pos))
+        except DecodeError as exc:
+            span = leaf_span(data, start, end, index, i == count - 1)
+            if span is None:
+                return TileRead(leaves, bad, i, exc)
+            bad.append(BadLeaf(index, exc, b"\x00\x00" + data[start : span[0]]))
+            pos = span[1]
+    if pos != end:
+        last = first_index + expected - 1
+        return TileRead(leaves, bad, expected, _fail(
+            last, f"data tile: {end - pos} trailing bytes after {expected} leaves"))
+    return TileRead(leaves, bad, expected, None)

@@ -25,7 +25,17 @@ from dataclasses import dataclass
 from certstream.core.model import PRECERT_ENTRY, X509_ENTRY, LogEntry
 from certstream.errors import DecodeError, LocalProtocolError
 
-__all__ = ["TileLeaf", "b64decode", "decode_entry", "decode_get_entries_fast", "parse_data_tile"]
+__all__ = [
+    "BadLeaf",
+    "TileLeaf",
+    "TileRead",
+    "b64decode",
+    "decode_entry",
+    "decode_get_entries_fast",
+    "leaf_span",
+    "parse_data_tile",
+    "read_data_tile",
+]
 
 _LEAF_INDEX_EXT = 0  # static-ct-api ExtensionType leaf_index
 _FINGERPRINT_LEN = 32
@@ -59,16 +69,19 @@ class TileLeaf:
         """RFC 6962 leaf hash: SHA-256(0x00 || MerkleTreeLeaf)."""
         return hashlib.sha256(b"\x00" + self.merkle_leaf).digest()
 
-    def to_entry(self, issuers: Mapping[bytes, bytes]) -> LogEntry:
+    def to_entry(self, issuers: Mapping[bytes, bytes], missing_ok: bool = False) -> LogEntry:
         """The ``LogEntry`` for this leaf, its chain looked up in ``issuers`` (fingerprint→DER).
 
-        The ingest fetches every issuer before calling this, so a missing one is an error of
-        the tile (or of the issuer endpoint), reported against this entry.
+        A fingerprint missing from ``issuers`` is a ``DecodeError`` reported against this
+        entry; with ``missing_ok`` it is left out of the chain instead (an issuer the log
+        cannot serve: the entry goes out with the chain it has).
         """
         chain = []
         for fp in self.fingerprints:
             der = issuers.get(fp)
             if der is None:
+                if missing_ok:
+                    continue
                 raise DecodeError(
                     f"index {self.index}: issuer {fp.hex()} is not available", index=self.index
                 )
@@ -229,12 +242,55 @@ def _leaf_index(buf: bytes, pos: int, end: int, index: int) -> int:
     return found
 
 
+def _tile_leaf(data: bytes, pos: int, end: int, index: int) -> tuple[TileLeaf, int]:
+    """Decode the TileLeaf at ``pos``, strictly; returns it and the position after it."""
+    start = pos
+    timestamp, entry_type, body, ikh, pos = _timestamped_entry(data, pos, end, "tile leaf", index)
+    if pos + 2 > end:
+        raise _fail(index, "tile leaf: extensions length truncated")
+    ext_len = (data[pos] << 8) | data[pos + 1]
+    pos += 2
+    if pos + ext_len > end:
+        raise _fail(index, f"tile leaf: extensions length {ext_len} overruns the data")
+    leaf_index = _leaf_index(data, pos, pos + ext_len, index)
+    pos += ext_len
+    merkle_leaf = b"\x00\x00" + data[start:pos]
+    if entry_type == PRECERT_ENTRY:
+        cert, pos = _opaque24(data, pos, end, "tile leaf: pre_certificate", index)
+        tbs: bytes | None = body
+    else:
+        cert, tbs = body, None
+    if pos + 2 > end:
+        raise _fail(index, "tile leaf: chain length truncated")
+    chain_len = (data[pos] << 8) | data[pos + 1]
+    pos += 2
+    if chain_len % _FINGERPRINT_LEN:
+        raise _fail(index, f"tile leaf: chain length {chain_len} is not a multiple of 32")
+    if pos + chain_len > end:
+        raise _fail(index, f"tile leaf: chain length {chain_len} overruns the data")
+    fps = tuple(data[p : p + _FINGERPRINT_LEN] for p in range(pos, pos + chain_len, 32))
+    pos += chain_len
+    if leaf_index != index:
+        raise _fail(index, f"tile leaf: leaf_index {leaf_index} at position of {index}")
+    leaf = TileLeaf(
+        index=index,
+        timestamp=timestamp,
+        entry_type=entry_type,
+        cert_der=cert,
+        tbs_der=tbs,
+        issuer_key_hash=ikh,
+        fingerprints=fps,
+        merkle_leaf=merkle_leaf,
+    )
+    return leaf, pos
+
+
 def parse_data_tile(data: bytes, first_index: int, expected: int) -> list[TileLeaf]:
-    """Decode a static-ct-api data tile holding exactly ``expected`` leaves.
+    """Decode a static-ct-api data tile holding exactly ``expected`` leaves, strictly: the
+    first bad leaf fails the whole tile (``read_data_tile`` reads on past it).
 
     ``first_index`` is the log index of the first leaf (``N * 256`` for tile ``N``); each
-    leaf's ``leaf_index`` extension must equal its position.  One bad leaf fails the whole
-    tile: the records have no framing of their own, so nothing after it can be trusted.
+    leaf's ``leaf_index`` extension must equal its position.
     """
     if not 1 <= expected <= 256:
         raise LocalProtocolError(f"a data tile holds 1..256 leaves, not {expected}")
@@ -247,49 +303,139 @@ def parse_data_tile(data: bytes, first_index: int, expected: int) -> list[TileLe
         index = first_index + i
         if pos >= end:
             raise _fail(index, f"data tile: ends after {i} of {expected} leaves")
-        start = pos
-        timestamp, entry_type, body, ikh, pos = _timestamped_entry(
-            data, pos, end, "tile leaf", index
-        )
-        if pos + 2 > end:
-            raise _fail(index, "tile leaf: extensions length truncated")
-        ext_len = (data[pos] << 8) | data[pos + 1]
-        pos += 2
-        if pos + ext_len > end:
-            raise _fail(index, f"tile leaf: extensions length {ext_len} overruns the data")
-        leaf_index = _leaf_index(data, pos, pos + ext_len, index)
-        pos += ext_len
-        merkle_leaf = b"\x00\x00" + data[start:pos]
-        if entry_type == PRECERT_ENTRY:
-            cert, pos = _opaque24(data, pos, end, "tile leaf: pre_certificate", index)
-            tbs: bytes | None = body
-        else:
-            cert, tbs = body, None
-        if pos + 2 > end:
-            raise _fail(index, "tile leaf: chain length truncated")
-        chain_len = (data[pos] << 8) | data[pos + 1]
-        pos += 2
-        if chain_len % _FINGERPRINT_LEN:
-            raise _fail(index, f"tile leaf: chain length {chain_len} is not a multiple of 32")
-        if pos + chain_len > end:
-            raise _fail(index, f"tile leaf: chain length {chain_len} overruns the data")
-        fps = tuple(data[p : p + _FINGERPRINT_LEN] for p in range(pos, pos + chain_len, 32))
-        pos += chain_len
-        if leaf_index != index:
-            raise _fail(index, f"tile leaf: leaf_index {leaf_index} at position of {index}")
-        leaves.append(
-            TileLeaf(
-                index=index,
-                timestamp=timestamp,
-                entry_type=entry_type,
-                cert_der=cert,
-                tbs_der=tbs,
-                issuer_key_hash=ikh,
-                fingerprints=fps,
-                merkle_leaf=merkle_leaf,
-            )
-        )
+        leaf, pos = _tile_leaf(data, pos, end, index)
+        leaves.append(leaf)
     if pos != end:
         last = first_index + expected - 1
         raise _fail(last, f"data tile: {end - pos} trailing bytes after {expected} leaves")
     return leaves
+
+
+@dataclass(frozen=True, slots=True)
+class BadLeaf:
+    """A leaf of a data tile that could be framed but not decoded: skipped alone.
+
+    ``merkle_leaf`` (``00 00 ‖ TimestampedEntry``) is kept so that the leaf can still be
+    checked against its hash tile: a leaf the log really stored is skipped at once, one
+    that does not match is a corrupted copy, fetched again.
+    """
+
+    index: int
+    error: DecodeError
+    merkle_leaf: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TileRead:
+    """A data tile read leaf by leaf (``read_data_tile``).
+
+    ``leaves`` decoded and ``bad`` did not, each at its own index; together they are the
+    first ``framed`` positions of the tile.  ``broken`` says why the rest could not be
+    read (its lengths do not add up), or that bytes were left over after every leaf
+    (then ``framed`` is the whole tile); None when the tile was whole.
+    """
+
+    leaves: list[TileLeaf]
+    bad: list[BadLeaf]
+    framed: int
+    broken: DecodeError | None
+
+
+def read_data_tile(data: bytes, first_index: int, expected: int) -> TileRead:
+    """Decode a data tile of ``expected`` leaves leaf by leaf: a leaf that does not decode
+    but whose lengths add up (an unknown entry_type, a wrong leaf_index, an empty
+    certificate...) is a ``BadLeaf`` and the next one is read; the first leaf that cannot
+    be framed ends the reading (``broken``)."""
+    if not 1 <= expected <= 256:
+        raise LocalProtocolError(f"a data tile holds 1..256 leaves, not {expected}")
+    if type(data) is not bytes:
+        data = bytes(data)
+    end = len(data)
+    pos = 0
+    leaves: list[TileLeaf] = []
+    bad: list[BadLeaf] = []
+    for i in range(expected):
+        index = first_index + i
+        if pos >= end:
+            return TileRead(leaves, bad, i, _fail(index, f"data tile: ends after {i} of "
+                                                         f"{expected} leaves"))
+        start = pos
+        try:
+            leaf, pos = _tile_leaf(data, pos, end, index)
+        except DecodeError as exc:
+            span = leaf_span(data, start, end, index, i == expected - 1)
+            if span is None:
+                return TileRead(leaves, bad, i, exc)
+            bad.append(BadLeaf(index, exc, b"\x00\x00" + data[start : span[0]]))
+            pos = span[1]
+            continue
+        leaves.append(leaf)
+    if pos != end:
+        last = first_index + expected - 1
+        return TileRead(leaves, bad, expected, _fail(
+            last, f"data tile: {end - pos} trailing bytes after {expected} leaves"))
+    return TileRead(leaves, bad, expected, None)
+
+
+def _skip24(data: bytes, pos: int, end: int) -> int:
+    """The position after ``uint24 length ‖ bytes`` at ``pos``, or -1 if it overruns (or
+    ``pos`` is -1 already)."""
+    if pos < 0 or pos + 3 > end:
+        return -1
+    pos += 3 + ((data[pos] << 16) | (data[pos + 1] << 8) | data[pos + 2])
+    return pos if pos <= end else -1
+
+
+def _skip16(data: bytes, pos: int, end: int) -> int:
+    """The same for ``uint16 length ‖ bytes``."""
+    if pos < 0 or pos + 2 > end:
+        return -1
+    pos += 2 + ((data[pos] << 8) | data[pos + 1])
+    return pos if pos <= end else -1
+
+
+def leaf_span(
+    data: bytes, start: int, end: int, index: int, last: bool
+) -> tuple[int, int] | None:
+    """Where the TileLeaf at ``start`` (log index ``index``) ends, by its lengths alone:
+    ``(end of its TimestampedEntry, end of the leaf)``, or None if they do not add up.
+
+    Both twins call this one function on the slow path (after a leaf failed to decode), so
+    they skip exactly the same bytes.  For a known entry_type the lengths say it all.  An
+    unknown entry_type has no known layout: the TimestampedEntry is taken to end with its
+    ``leaf_index`` extension (``00 08 ‖ 00 0005 ‖ index``, the bytes every static-ct leaf
+    ends that part with), followed by the tail of an x509 or a precert leaf; a guess is
+    kept only if the next leaf then decodes with the next index (or, for the ``last``
+    leaf, the data ends exactly there).
+    """
+    if start + 10 > end:
+        return None
+    entry_type = (data[start + 8] << 8) | data[start + 9]
+    if entry_type in (X509_ENTRY, PRECERT_ENTRY):
+        precert = entry_type == PRECERT_ENTRY
+        # TimestampedEntry: [issuer_key_hash ‖] body ‖ extensions; then [pre_certificate ‖]
+        # the fingerprints.
+        te_end = _skip16(data, _skip24(data, start + 10 + (32 if precert else 0), end), end)
+        pos = _skip24(data, te_end, end) if precert else te_end
+        pos = _skip16(data, pos, end)
+        return None if pos < 0 else (te_end, pos)
+    marker = b"\x00\x08\x00\x00\x05" + index.to_bytes(5, "big")
+    q = data.find(marker, start + 10, end)
+    while q >= 0:
+        te_end = q + len(marker)
+        for precert_tail in (False, True):
+            pos = _skip16(data, _skip24(data, te_end, end) if precert_tail else te_end, end)
+            if pos < 0:
+                continue
+            if pos == end if last else _next_leaf_fits(data, pos, end, index + 1):
+                return te_end, pos
+        q = data.find(marker, q + 1, end)
+    return None
+
+
+def _next_leaf_fits(data: bytes, pos: int, end: int, index: int) -> bool:
+    try:
+        _tile_leaf(data, pos, end, index)
+    except DecodeError:
+        return False
+    return True

@@ -76,6 +76,8 @@ RETIRED_KEYS = {
         "log health is judged on every request to the log, not on a timer",
     "ct_log.retry_max_attempts":
         "a failing log is retried forever, with backoff, so that no entry is lost",
+    "ct_log.state_flush_secs":
+        "each log's position is saved right after each batch its clients received",
 }
 
 
@@ -294,7 +296,6 @@ class CtLogSettings:
     healthy_threshold: int = field(default=2, metadata=_POSITIVE)
     unhealthy_threshold: int = field(default=5, metadata=_POSITIVE)
     state_file: str = field(default="certstream_state.json", metadata=_NON_EMPTY)
-    state_flush_secs: float = field(default=5.0, metadata=_POSITIVE_FLOAT)
     # The spec's documented 256: catching up is as fast as with 1024 whatever the log's cap
     # (the ingest's CPU, or Google's 32 per request, is the limit), and a log that serves
     # 1024 per request holds 4x less response data in flight (bench/batch_size.py, README).

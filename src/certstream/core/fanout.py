@@ -30,7 +30,9 @@ Theory of operation (the measured costs behind it are in ``certstream.shell.hub`
   ``close_code`` and a reason naming the count.
 
 ``flush_interval`` coalesces writes: the flusher waits ``flush_delay(now)`` after its last
-flush, so a client behind by k entries costs one write for all k.
+flush, so a client behind by k entries costs one write for all k.  ``after_flush`` runs a
+callback once what was published so far has been written (the worker acknowledges the
+feed's entries with it).
 
 Subscriptions keep all of that (see "Subscriptions" in the design notes):
 
@@ -178,6 +180,7 @@ class Fanout(Generic[C]):
         self._views = 0  # live views: entries are matched only while there is one
         self._dirty: set[Group] = set()
         self._unflushed = 0
+        self._after: list[Callable[[], None]] = []
         self._flush_every = max(1, min(256, buffer_size // 2))
         #: Called when there is something to flush (the shell sets its flusher's wake-up).
         self._wake: Callable[[], None] = _nothing
@@ -187,7 +190,7 @@ class Fanout(Generic[C]):
 
     # -- the I/O, supplied by the subclass ---------------------------------------------------
 
-    def _write_now(self, cursor: C, data: bytes | memoryview) -> None:
+    def _write_now(self, cursor: C, data: bytes) -> None:
         """Write ``data`` to ``cursor``'s connection; set ``cursor.busy`` if it is not all
         written yet (whoever finishes it sends ``owed(cursor)`` next)."""
         raise NotImplementedError
@@ -620,6 +623,19 @@ class Fanout(Generic[C]):
         writes are coalesced to one per ``flush_interval`` after ``last_flush``."""
         return self.last_flush + self.flush_interval - now
 
+    def after_flush(self, done: Callable[[], None]) -> None:
+        """Call ``done`` once everything published so far has been written: at the end of
+        the next ``flush``, or now if nothing is pending; through ``_flushed``, which the
+        shell overrides to wait for the clients whose writes it had to leave half done."""
+        if self._dirty:
+            self._after.append(done)
+        else:
+            self._flushed([done])
+
+    def _flushed(self, callbacks: list[Callable[[], None]]) -> None:
+        for done in callbacks:
+            done()
+
     def flush(self) -> None:
         """Write every client of every dirty ring and view what it has pending (see the
         module docstring)."""
@@ -641,6 +657,9 @@ class Fanout(Generic[C]):
                     by_bits.setdefault(client.wbits, []).append(client)
                 for wbits, clients in by_bits.items():
                     self._flush_clients(group, clients, partial(group.z_range, wbits=wbits))
+        if self._after:
+            after, self._after = self._after, []
+            self._flushed(after)
         self.on_change()
 
     def _flush_clients(

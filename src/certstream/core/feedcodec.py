@@ -27,6 +27,10 @@ Wire format, one message at a time over a stream socket::
 ``EXAMPLE`` (4, ingest -> worker)
     A lite payload of the newest entry, so ``/example.json`` has a sample even when nobody
     follows lite (see ``certstream.shell.feed`` for when it is built and sent).
+``ACK`` (5, worker -> ingest)
+    ``uint64`` count of the ENTRY messages received on this connection that the worker has
+    written to every client that keeps up: the ingest saves a log's position only once
+    every worker has acknowledged its batch (see ``certstream.shell.state``).
 
 Plain code over bytes, as h11 is: ``encode_*`` make messages, :class:`FeedDecoder` splits a
 byte stream back into them.  The sockets are ``certstream.shell.feed``'s.
@@ -53,6 +57,7 @@ from certstream.errors import RemoteProtocolError
 __all__ = [
     "EXAMPLE",
     "FIELDS",
+    "KIND_ACK",
     "KIND_ENTRY",
     "KIND_EXAMPLE",
     "KIND_STATE",
@@ -62,13 +67,14 @@ __all__ = [
     "Entry",
     "FeedDecoder",
     "Message",
+    "encode_ack",
     "encode_entry",
     "encode_example",
     "encode_state",
     "encode_want",
 ]
 
-KIND_ENTRY, KIND_STATE, KIND_WANT, KIND_EXAMPLE = 1, 2, 3, 4
+KIND_ENTRY, KIND_STATE, KIND_WANT, KIND_EXAMPLE, KIND_ACK = 1, 2, 3, 4, 5
 #: WANT bit: "send me a lite sample" (not a stream: nothing is built for it per entry).
 EXAMPLE = 8
 #: ENTRY and WANT bit: the entry's filter field (see the module docstring).
@@ -82,6 +88,7 @@ _HEAD = struct.Struct(">IB")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _ENTRY_TAIL = struct.Struct(">QB")
+_U64 = struct.Struct(">Q")
 _STAMP = struct.Struct(">QQQ")
 # The optional parts of an ENTRY, in wire order: the payloads, then the filter field.
 _ENTRY_PARTS = (*STREAMS, FIELDS)
@@ -133,6 +140,10 @@ def encode_example(lite: bytes) -> bytes:
     return _frame(KIND_EXAMPLE, lite)
 
 
+def encode_ack(count: int) -> bytes:
+    return _frame(KIND_ACK, _U64.pack(count))
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """A decoded ENTRY message."""
@@ -151,7 +162,7 @@ class Entry:
     seen: int = 0
 
 
-Message = tuple[int, Any]  # (KIND_*, Entry | dict | int | bytes)
+Message = tuple[int, Any]  # (KIND_*, Entry | dict | int | bytes); ACK and WANT are ints
 
 
 class FeedDecoder:
@@ -200,6 +211,10 @@ def _decode_body(kind: int, body: bytes) -> Any:
         return body[0]
     if kind == KIND_EXAMPLE:
         return body
+    if kind == KIND_ACK:
+        if len(body) != _U64.size:
+            raise RemoteProtocolError("feed ACK body must be 8 bytes")
+        return _U64.unpack(body)[0]
     raise RemoteProtocolError(f"unknown feed message kind {kind}")
 
 

@@ -15,10 +15,26 @@ head"; peer-go: tiled off-by-one):
 
 * A window never reaches past the tree size of the STH we fetched:
   ``end = min(start + batch - 1, tree_size - 1)`` (both bounds inclusive).
-* A short batch is accepted; the rest of its window is asked for again, first, and the
-  planner shrinks its batch to what the log served, so later windows match the log's cap.
+* A short batch is accepted; the rest of its window is asked for again, first.
+* New windows are sized to the log's cap as the planner learns it (``window_size``, at
+  most ``batch_size``; logs cap at 32, 256, 1,000 or 1,024 entries): a window sized to the
+  cap comes back whole, and windows that overlap the cap would only be answered in pieces.
+  A short answer teaches the cap only when its window ends before the tree head's last
+  entry, and never below the largest answer among the last ``RECENT`` such windows: a
+  window cut by the tree's end, a backend one entry behind its head, or one busy answer
+  must not make the log crawl at one entry per request for the life of the follower.
+  After ``PROBE_AFTER`` whole answers in a row, one window asks for twice as many (a log
+  that raised its cap, a cap learned from an aligned answer); a probe answered short costs
+  no request (its rest is the next window anyway) and the next probe waits twice as long.
 * An empty batch or a failure (400 included) re-queues the same window; nothing is ever
   skipped.  The caller backs off (see ``certstream.core.backoff``).
+* A tree head whose signature did not verify (``sth_signature: warn`` uses it anyway) is
+  trusted only as far as the log serves: when the log answers 400 for a window past the
+  last verified size (``refuse``), the tree size drops to that window's start, the window
+  waits until a head covers it, and that same unverified size is not used again.  So a
+  bad head claiming a larger tree costs at most the windows in flight, not a 400 per
+  retry until the real tree catches up; a verified head is never refused for being
+  smaller than an unverified one.
 * The number of windows in flight or waiting to be released is bounded by ``concurrency``,
   so one stuck window cannot make the others pile up results without limit.
 
@@ -28,12 +44,15 @@ The planner never reads a clock and never does I/O; the shell drives it.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from certstream.errors import LocalProtocolError
 
 __all__ = [
+    "PROBE_AFTER",
+    "RECENT",
     "TILE_WIDTH",
     "TileRequest",
     "Window",
@@ -44,6 +63,12 @@ __all__ = [
 T = TypeVar("T")
 
 TILE_WIDTH = 256
+#: Whole answers in a row before a window asks for twice the learned cap.
+PROBE_AFTER = 8
+#: ...and at most this many after probes that came back short.
+PROBE_MAX = 256
+#: Whole windows whose answers bound how far one short answer may shrink the cap.
+RECENT = 16
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -73,12 +98,26 @@ class WindowPlanner(Generic[T]):
             raise LocalProtocolError("next_index >= 0, batch_size >= 1, concurrency >= 1")
         #: Every index below this has been released by ``ready``.
         self.next_index = next_index
-        #: The tree size of the newest STH; never shrinks.
+        #: The tree size windows are planned against: the newest head's, or less when the
+        #: log refused entries an unverified head claimed (see ``refuse``).
         self.tree_size = tree_size
+        #: The largest verified tree size; never shrinks.
+        self.verified_size = tree_size
+        # The unverified tree size in use, and one the log refused to serve (not used again).
+        self._claim: int | None = None
+        self._refuted: int | None = None
         #: Readonly logs: stop here (their final tree size) even if an STH says more.
         self.stop_at = stop_at
+        #: The configured batch: no window is ever wider.
         self.batch_size = batch_size
+        #: The width of new windows: the log's cap as learned so far (see the module doc).
+        self.window_size = batch_size
         self.concurrency = concurrency
+        # Answers to the last RECENT whole windows, and the probing schedule.
+        self._recent: deque[int] = deque(maxlen=RECENT)
+        self._streak = 0
+        self._probe_every = PROBE_AFTER
+        self._probe: Window | None = None
         # First index not covered by any window handed out so far.
         self._planned = next_index
         # Windows that must be (re)issued before new ones, lowest start first.
@@ -89,11 +128,35 @@ class WindowPlanner(Generic[T]):
 
     # -- inputs ------------------------------------------------------------------------
 
-    def set_tree_size(self, size: int) -> bool:
-        """Record a new STH tree size.  Returns False (and keeps the old one) if it shrank."""
-        if size < self.tree_size:
+    def set_tree_size(self, size: int, verified: bool = True) -> bool:
+        """Record a new STH tree size.  Returns False (and keeps the old one) if it is
+        smaller than a verified one.  An unverified size is used (see ``refuse``) unless
+        the log already refused it."""
+        if size < self.verified_size:
             return False
-        self.tree_size = size
+        if verified:
+            self.verified_size = self.tree_size = size
+            self._claim = None
+        elif size != self._refuted and size > self.tree_size:
+            self.tree_size = self._claim = size
+        return True
+
+    def refuse(self, window: Window) -> bool:
+        """The log answered that it has no entry ``window.start`` (HTTP 400).
+
+        The window is asked for again later, as after ``fail``.  Returns True when the
+        window lies past the last verified tree size: then only an unverified head claimed
+        it, the tree size drops to ``window.start`` and the window waits until a head
+        covers it again.  False (an ordinary failure) when a verified head promised it.
+        """
+        self._take(window)
+        heapq.heappush(self._retry, window)
+        if window.start < self.verified_size:
+            return False
+        if self.tree_size > window.start:
+            if self._claim is not None:
+                self._refuted = self._claim
+            self.tree_size = window.start
         return True
 
     def complete(self, window: Window, count: int, result: T) -> None:
@@ -105,11 +168,33 @@ class WindowPlanner(Generic[T]):
             heapq.heappush(self._retry, window)
             return
         if count < window.size:
-            # The log caps its batches: ask for the rest first, and size later windows to
-            # the cap so the next ones come back whole.
+            # Ask for the rest first: the log caps its batches, or its backend is behind.
             heapq.heappush(self._retry, Window(window.start + count, window.end))
-            self.batch_size = min(self.batch_size, count)
+        self._learn(window, count)
         self._done[window.start] = (count, result)
+
+    def _learn(self, window: Window, count: int) -> None:
+        """Size later windows to the log's cap (see the module docstring)."""
+        probe = window == self._probe
+        if probe:
+            self._probe = None
+        elif window.end >= self.tree_size - 1:
+            # It reaches the head: cut by the tree's end, or answered short by a backend
+            # that is behind the head we were shown.  Either way it says nothing of the cap.
+            return
+        self._recent.append(count)
+        if count < window.size:
+            self._streak = 0
+            if probe:
+                self._probe_every = min(self._probe_every * 2, PROBE_MAX)
+            # Never below what the log served whole windows lately: one short answer is
+            # not a cap, a run of them is.
+            self.window_size = max(count, *self._recent, 1)
+            return
+        self._streak += 1
+        if probe:
+            self.window_size = window.size
+            self._probe_every = PROBE_AFTER
 
     def fail(self, window: Window) -> None:
         """The request for ``window`` failed as a whole; it will be handed out again."""
@@ -134,15 +219,24 @@ class WindowPlanner(Generic[T]):
         """The next request to issue, or None (enough in flight, or nothing to read)."""
         if len(self._inflight) >= self.concurrency:
             return None
-        if self._retry:
+        limit = self.limit
+        if self._retry and self._retry[0].start < limit:
             window = heapq.heappop(self._retry)
         else:
-            limit = self.limit
+            # Windows still in _retry start past the tree size (see ``refuse``), and so
+            # does every window not planned yet.
             if self._planned >= limit or self.outstanding >= self.concurrency:
                 return None
-            end = min(self._planned + self.batch_size - 1, limit - 1)
+            width = self.window_size
+            probing = self._streak >= self._probe_every and width < self.batch_size
+            if probing:
+                width = min(self.batch_size, width * 2)
+            end = min(self._planned + width - 1, limit - 1)
             window = Window(self._planned, end)
             self._planned = end + 1
+            if probing and window.size == width:
+                self._streak = 0
+                self._probe = window
         self._inflight.add(window)
         return window
 

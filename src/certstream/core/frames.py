@@ -33,9 +33,28 @@ __all__ = [
     "ws_close_frame",
     "ws_compressed_frame",
     "ws_frame",
+    "ws_frame_end",
     "ws_ping_frame",
     "ws_pong_frame",
 ]
+
+
+def ws_frame_end(buf: bytes, pos: int) -> int:
+    """The first frame boundary at or after ``pos`` in ``buf``, which holds whole unmasked
+    frames from its start (what the hub writes).  Used when a slow client is closed in the
+    middle of a write: the frame on the wire is finished, everything after it dropped.
+    Plain Python: it walks headers only, and only on that rare path."""
+    i, n = 0, len(buf)
+    while i < pos and i < n:
+        size = buf[i + 1] & 0x7F
+        if size == 126:
+            size, head = int.from_bytes(buf[i + 2 : i + 4], "big"), 4
+        elif size == 127:
+            size, head = int.from_bytes(buf[i + 2 : i + 10], "big"), 10
+        else:
+            head = 2
+        i += head + size
+    return min(i, n)
 
 if not TYPE_CHECKING:  # mypy reads the imports above; a module __getattr__ would hide typos
 

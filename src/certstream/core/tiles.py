@@ -1,7 +1,8 @@
 """static-ct-api (tiled log) helpers: tile paths, data-tile decoding, hash checks, gzip.
 
-``parse_data_tile`` and ``TileLeaf`` come from ``certstream._fast`` (the compiled ``_leaf`` or
-its pure twin).  Everything else here is small enough that C would not help.
+``parse_data_tile``, ``read_data_tile`` and their results come from ``certstream._fast`` (the
+compiled ``_leaf`` or its pure twin).  Everything else here is small enough that C would not
+help.  The hash tiles that authenticate data tiles are ``certstream.core.merkle``'s.
 
 Paths follow C2SP tlog-tiles: the tile number is split into 3-digit groups, every group but
 the last prefixed with ``x`` (``1234067`` → ``x001/x234/067``), and a partial tile of width
@@ -12,12 +13,14 @@ from __future__ import annotations
 
 import zlib
 
-from certstream._fast import TileLeaf, parse_data_tile
+from certstream._fast import BadLeaf, TileLeaf, TileRead, parse_data_tile, read_data_tile
 from certstream.errors import DecodeError, LocalProtocolError
 
 __all__ = [
     "TILE_WIDTH",
+    "BadLeaf",
     "TileLeaf",
+    "TileRead",
     "check_leaf_hashes",
     "data_tile_path",
     "data_tiles_for",
@@ -25,6 +28,7 @@ __all__ = [
     "issuer_path",
     "maybe_gunzip",
     "parse_data_tile",
+    "read_data_tile",
     "tile_path",
 ]
 

@@ -8,13 +8,16 @@ public logs:
   Merkle root of the entries served) and ``ct/v1/get-entries`` (at most ``MAX_BATCH``
   entries, HTTP 400 outside the tree, as Trillian's CTFE does);
 * static-ct-api logs answer ``checkpoint`` (a signed note over the root of their tile
-  leaves), ``tile/data/<N>[.p/<W>]`` and ``issuer/<sha256>``.
+  leaves), ``tile/data/<N>[.p/<W>]``, the hash tiles ``tile/<L>/<N>[.p/<W>]`` that tie
+  the data tiles to that root (the follower checks every data tile with them), and
+  ``issuer/<sha256>``.
 
 Entry ``i`` of a log is base entry ``i % len(base)`` with a serial number of its own
 (``rewrite_entry``, seeded by the log) and the timestamp of a steady clock: the log started
 with ``backlog`` entries and gains ``rate`` entries per second from ``start``.  Entries are
 computed, not stored, so the log grows for ever in constant memory (a bounded cache holds
-the recent ones, the Merkle frontier is O(log n)).
+the recent ones, the Merkle frontier is O(log n), and a bounded cache the subtree hashes of
+the hash tiles, any of which can be computed again from the entries).
 
 Sans-IO: :meth:`DemoLogs.respond` takes the request and the time and returns the response;
 ``certstream.demo.server`` puts it behind a socket.
@@ -37,6 +40,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from certstream.core.checkpoint import sign_checkpoint
+from certstream.core.merkle import tree_hash
 from certstream.core.sth import sign_sth
 from certstream.core.tiles import TILE_WIDTH
 from certstream.demo.corpus import Corpus
@@ -67,6 +71,9 @@ BACKLOG = 32
 MAX_BATCH = 256
 #: Generated entries kept for the requests that follow (the ingest reads each once or twice).
 CACHE_ENTRIES = 4096
+#: Subtree hashes of the hash tiles above level 0 kept (each the root of 256**L entries):
+#: the edge tiles near the head are asked for at every checkpoint; older ones are rare.
+SUBTREE_CACHE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,19 +243,20 @@ class Rfc6962DemoLog(GrowingLog):
         return _json({"entries": [self.entry(i) for i in range(start, end + 1)]})
 
 
-_TILE = re.compile(r"^tile/data/((?:x\d{3}/)*\d{3})(?:\.p/(\d{1,3}))?$")
+_TILE = re.compile(r"^tile/(data|[0-5])/((?:x\d{3}/)*\d{3})(?:\.p/(\d{1,3}))?$")
 _ISSUER = re.compile(r"^issuer/([0-9a-f]{64})$")
 
 
 class StaticDemoLog(GrowingLog):
-    """``checkpoint``, ``tile/data/...`` and ``issuer/...`` (no hash tiles: followers that
-    only read entries do not need them)."""
+    """``checkpoint``, ``tile/data/...``, the hash tiles ``tile/<L>/...`` and
+    ``issuer/...``."""
 
     def __init__(self, *args: Any, origin: str, issuers: Mapping[bytes, bytes],
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.origin = origin
         self.issuers = {fp.hex(): der for fp, der in issuers.items()}
+        self._subtrees: OrderedDict[tuple[int, int], bytes] = OrderedDict()
 
     def _encode(self, entry: dict[str, str], index: int) -> bytes:
         leaves, _ = tile_leaves_from_entries([entry], index)
@@ -260,6 +268,23 @@ class StaticDemoLog(GrowingLog):
     def _leaf_hash(self, index: int) -> bytes:
         ((_, timestamped_entry),) = split_tile_leaves(self.tile_leaf(index))
         return leaf_hash(timestamped_entry)
+
+    def subtree_hash(self, level: int, index: int) -> bytes:
+        """Hash ``index`` of hash-tile level ``level``: the root of the ``256**level``
+        entries from ``index * 256**level`` on (level 0: an entry's leaf hash)."""
+        if level == 0:
+            return self._leaf_hash(index)
+        key = (level, index)
+        node = self._subtrees.get(key)
+        if node is not None:
+            self._subtrees.move_to_end(key)
+            return node
+        first = index * TILE_WIDTH
+        node = tree_hash([self.subtree_hash(level - 1, first + k) for k in range(TILE_WIDTH)])
+        self._subtrees[key] = node
+        if len(self._subtrees) > SUBTREE_CACHE:
+            self._subtrees.popitem(last=False)
+        return node
 
     def checkpoint(self, now: float) -> bytes:
         size = self.size(now)
@@ -285,14 +310,18 @@ class StaticDemoLog(GrowingLog):
         m = _TILE.match(rel)
         if m is None:
             return _error(404, "not found")
-        n = int(m.group(1).replace("x", "").replace("/", ""))
-        width = int(m.group(2)) if m.group(2) else TILE_WIDTH
-        if not 1 <= width <= TILE_WIDTH or (m.group(2) and width == TILE_WIDTH):
+        n = int(m.group(2).replace("x", "").replace("/", ""))
+        width = int(m.group(3)) if m.group(3) else TILE_WIDTH
+        if not 1 <= width <= TILE_WIDTH or (m.group(3) and width == TILE_WIDTH):
             return _error(404, "bad partial tile width")
         first = n * TILE_WIDTH
-        if first + width > self.size(now):
+        level = 0 if m.group(1) == "data" else int(m.group(1))
+        if (first + width) * TILE_WIDTH**level > self.size(now):
             return _error(404, "tile beyond the tree")
-        body = b"".join(self.tile_leaf(first + j) for j in range(width))
+        if m.group(1) == "data":
+            body = b"".join(self.tile_leaf(first + j) for j in range(width))
+        else:
+            body = b"".join(self.subtree_hash(level, first + j) for j in range(width))
         return Response(200, body, "application/octet-stream", immutable=True)
 
 

@@ -4,11 +4,13 @@ the lease, never from the caller's greenlet.
 The ingest's ``Pipeline`` sees :class:`BrokerPublisher` as its publisher and
 :class:`BrokerPositions` as its positions, exactly as it sees the Unix feed and the state
 file on one machine.  ``publish`` numbers each entry (``seq``, see ``core.brokerrecord``),
-encodes it once and queues it; ``advance`` queues the log's new position behind it.  A
-drainer greenlet writes everything queued in one call of the ``PUBLISH`` script: the lease
-check, the ``XADD``s (``MAXLEN ~ broker.retention``) and the positions in one atomic step.
-So the positions in Redis always say exactly what the stream holds, and an ingest that
-takes over starts where the leader stopped: no gap, no repeat.
+encodes it once and queues it, then reports the batch delivered, and the positions queue the
+log's new position right behind it (``advance``; no greenlet switch in between).  A drainer
+greenlet writes everything queued in one call of the ``PUBLISH`` script: the lease check,
+the ``XADD``s (``MAXLEN ~ broker.retention``) and the positions in one atomic step.  So a
+position is in Redis exactly when its records are, the positions in Redis always say
+exactly what the stream holds, and an ingest that takes over starts where the leader
+stopped: no gap, no repeat.
 
 Failures: while Redis is unreachable the queue waits and the drainer retries the same batch
 with backoff (the script skips records it already wrote, by ``seq``, so a retry after a
@@ -179,22 +181,30 @@ class BrokerPublisher:
     def pending_bytes(self) -> int:
         return self._queued_bytes
 
-    def publish(self, items: Sequence[tuple[str, int, PayloadsLike]]) -> None:
-        if not items:
-            return
-        while self._queued_bytes >= self.settings.buffer_bytes and not self.lost.is_set():
-            self._space.clear()
-            self._space.wait(1.0)  # Redis is away: the follower waits, nothing is dropped
-        if self.lost.is_set():
-            self.dropped += len(items)
-            return
-        for key, index, p in items:
-            blob = encode_record(self.epoch, self.next_seq, key, index, p.lite, p.full,
-                                 p.domains, seen=p.seen, fields=p.fields)
-            self._queue.append(("r", self.next_seq, blob))
-            self._queued_bytes += len(blob)
-            self.next_seq += 1
-        self._wake.set()
+    def publish(self, items: Sequence[tuple[str, int, PayloadsLike]],
+                on_delivered: Callable[[], None] | None = None,
+                on_lost: Callable[[], None] | None = None) -> None:
+        """Queue ``items``; then ``on_delivered``, at once: what it queues (the log's
+        position, see :class:`BrokerPositions`) goes into Redis in the same step as these
+        records.  ``on_lost`` is never called: records dropped when the term ends are read
+        again by the next leader, from the positions it finds."""
+        del on_lost
+        if items:
+            while self._queued_bytes >= self.settings.buffer_bytes and not self.lost.is_set():
+                self._space.clear()
+                self._space.wait(1.0)  # Redis is away: the follower waits, nothing is dropped
+            if self.lost.is_set():
+                self.dropped += len(items)
+                return
+            for key, index, p in items:
+                blob = encode_record(self.epoch, self.next_seq, key, index, p.lite, p.full,
+                                     p.domains, seen=p.seen, fields=p.fields)
+                self._queue.append(("r", self.next_seq, blob))
+                self._queued_bytes += len(blob)
+                self.next_seq += 1
+            self._wake.set()
+        if on_delivered is not None and not self.lost.is_set():
+            on_delivered()
 
     def advance(self, key: str, next_index: int, tree_size: int) -> None:
         """The log's position after the records queued before it (written with them)."""
@@ -387,13 +397,22 @@ class BrokerPublisher:
 
 
 class BrokerPositions:
-    """The ``positions`` of the ingest's pipeline in ``role: ingest``.
+    """The ``positions`` of the ingest's pipeline in ``role: ingest``: the protocol of
+    ``shell.state.StateStore`` (``sent``, ``delivered``, ``settle``, ``saved``...), where
+    delivered means in Redis.
+
+    ``delivered`` queues the log's position right behind the batch's records (the
+    publisher reports a batch delivered as soon as its records are queued), and the one
+    ``PUBLISH`` script writes records and positions together: a position is in Redis
+    exactly when its records are, never before (no gap) and never after (no repeat).  So
+    ``settle`` need not wait for a batch as the state file must: the order of the queue is
+    the guarantee, and ``broker.buffer_bytes`` bounds what it holds.  No worker
+    acknowledges anything here: the edges read Redis at their own pace.
 
     ``get`` answers from Redis (read when the lease was taken), else from the local state
     file (``ct_log.state_file``), which is only a fallback: it holds the positions Redis
-    confirmed while this node led, and is read only for logs Redis has no position for
-    (a Redis that lost its data).  ``advance`` queues the position behind the log's records
-    (see :class:`BrokerPublisher`).
+    confirmed while this node led (as delivered positions of a ``StateStore``), and is read
+    only for logs Redis has no position for (a Redis that lost its data).
     """
 
     def __init__(self, path: str, takeover: Takeover, publisher: BrokerPublisher) -> None:
@@ -410,17 +429,40 @@ class BrokerPositions:
         pos = self.redis.get(key)
         return pos if pos is not None else self.store.get(key)
 
-    def advance(self, key: str, next_index: int, tree_size: int, now: float) -> None:
+    def saved(self) -> dict[str, LogPosition]:
+        """The positions Redis holds (what a new leader would resume from)."""
+        return {**self.store.saved(), **self.redis}
+
+    def sent(self, key: str) -> None:
+        del key  # nothing to wait for: see the class docstring
+
+    def delivered(self, key: str, next_index: int, tree_size: int,
+                  now: float | None = None) -> None:
+        """Queue ``key``'s position behind the records queued before it."""
         del now
         self.publisher.advance(key, next_index, tree_size)
 
+    def settle(self, key: str) -> bool:
+        del key
+        return True
+
     def _confirmed(self, key: str, next_index: int, tree_size: int) -> None:
         self.redis[key] = LogPosition(next_index, tree_size)
-        self.store.advance(key, next_index, tree_size, time.time())
+        self.store.delivered(key, next_index, tree_size)
 
-    def flush(self, now: float, final: bool = False) -> bool:
-        del final  # every position here is confirmed by Redis already
-        return self.store.flush(now, final=True)
+    def start(self) -> None:
+        self.store.start()
+
+    def stop(self) -> None:
+        self.store.stop()
+
+    def flush(self) -> bool:
+        """Write the local fallback file now (every position in it is in Redis already)."""
+        return self.store.flush()
+
+    def freeze(self) -> None:
+        """Nothing to freeze: no acknowledgement from a dying worker vouches for a position
+        here (the positions go into Redis with their records)."""
 
     def keys(self) -> Iterable[str]:
         return self.redis.keys()

@@ -17,17 +17,29 @@ its last ``replay`` entries and sends them to each worker that connects, before 
 new: a worker started later (a restart, a reload) holds the same recent records as the
 others, so a client can resume on any worker.
 
-Exactly-once across an ingest restart: the ingest persists a log's next index only after
-publishing, so a restarted ingest may repeat the last few entries of a log.  The subscriber
-remembers the highest index delivered per log key and drops (and counts) anything not above it;
-within one epoch it also drops a record number it had (the replay to a worker that
-reconnects), and a hole in the numbers is a gap its clients are told of (``on_gap``: entries
-the publisher dropped for it while it was too far behind).
+Exactly-once across an ingest restart: the ingest persists a log's next index only once the
+workers acknowledged the batch before it (see "Delivery"), so a restarted ingest may send a
+log's last batch again.  The subscriber remembers the highest index delivered per log key and
+drops (and counts) anything not above it; within one epoch it also drops a record number it
+had (the replay to a worker that reconnects), and a hole in the numbers is a gap its clients
+are told of (``on_gap``: entries the publisher dropped for it while it was too far behind).
 
 Slow workers: the publisher never writes from the caller's greenlet.  Each worker has an
 outbound buffer drained by its own writer greenlet; past ``max_pending_bytes`` entries for that
 worker are dropped and counted, so one stuck worker can neither block the ingest nor grow its
 memory, and the other workers are not affected.
+
+Delivery: ``publish(items, on_delivered, on_lost)`` calls ``on_delivered`` once every worker
+that was sent the items has acknowledged them (ACK: written to its clients) or has gone, at
+least one having acknowledged them; the ingest saves a log's position only then (see
+``certstream.shell.state``).  A worker that goes takes its clients' connections with it, and
+they reconnect to the others; but if every worker a batch went to is gone before one of them
+acknowledged it (the only worker crashed, the master died and took them all), nobody got it:
+``on_lost`` is called instead and the ingest publishes the batch again once a worker is back.
+A worker that has not acknowledged a batch within ``ACK_TIMEOUT`` stops holding it back, with
+a warning.  The subscriber acknowledges what it received once its hub has flushed it
+(``after_flush``), as a count of the ENTRY messages of its connection, the recent entries
+replayed to it on connecting included (the publisher counts them in ``_Peer.sent`` too).
 """
 
 from __future__ import annotations
@@ -39,6 +51,7 @@ import stat
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 import gevent
@@ -49,6 +62,7 @@ from gevent import socket
 from certstream.core.feedcodec import (
     EXAMPLE,
     FIELDS,
+    KIND_ACK,
     KIND_ENTRY,
     KIND_EXAMPLE,
     KIND_STATE,
@@ -56,6 +70,7 @@ from certstream.core.feedcodec import (
     STAMP,
     Entry,
     FeedDecoder,
+    encode_ack,
     encode_entry,
     encode_example,
     encode_state,
@@ -66,10 +81,12 @@ from certstream.core.streams import STREAM_ALL
 from certstream.errors import RemoteProtocolError
 from certstream.shell.metrics import FEED_DROPPED
 
-__all__ = ["FeedPublisher", "FeedSubscriber", "PayloadsLike"]
+__all__ = ["ACK_TIMEOUT", "FeedPublisher", "FeedSubscriber", "PayloadsLike"]
 
 log = logging.getLogger(__name__)
 
+#: The longest a batch waits for a worker's acknowledgement before it counts as delivered.
+ACK_TIMEOUT = 5.0
 #: Queued messages are joined into writes of about this size (one write per wake-up when
 #: the worker keeps up, a bounded copy when it is behind).
 WRITE_CHUNK = 256 * 1024
@@ -94,9 +111,11 @@ class PayloadsLike(Protocol):
 
 
 class _Peer:
-    """One connected worker: its WANT mask and a bounded outbound buffer."""
+    """One connected worker: its WANT mask, a bounded outbound buffer, and how many ENTRY
+    messages it was sent and has acknowledged."""
 
-    __slots__ = ("dropped", "pending", "pending_bytes", "sock", "wake", "want")
+    __slots__ = ("acked", "dropped", "gone", "pending", "pending_bytes", "sent", "sock",
+                 "wake", "want")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -104,7 +123,31 @@ class _Peer:
         self.pending: deque[bytes] = deque()
         self.pending_bytes = 0  # queued + in flight: what this peer costs us in memory
         self.dropped = 0
+        self.sent = 0
+        self.acked = 0
+        self.gone = False
         self.wake = gevent.event.Event()
+
+
+class _Batch:
+    """A published batch waiting for its acknowledgements: (peer, its ``sent`` count once
+    the batch was queued) for each peer it went to."""
+
+    __slots__ = ("done", "ends", "lost", "since")
+
+    def __init__(self, ends: list[tuple[_Peer, int]], done: Callable[[], None],
+                 lost: Callable[[], None] | None) -> None:
+        self.ends = ends
+        self.done = done
+        self.lost = lost
+        self.since = time.monotonic()
+
+    def settled(self) -> bool:
+        """Each worker it went to has acknowledged it or gone."""
+        return all(peer.gone or peer.acked >= end for peer, end in self.ends)
+
+    def reached_someone(self) -> bool:
+        return any(peer.acked >= end for peer, end in self.ends)
 
 
 class FeedPublisher:
@@ -128,8 +171,12 @@ class FeedPublisher:
         self._greenlets: list[gevent.Greenlet] = []
         self._last_state: bytes | None = None
         self._last_example: bytes | None = None
+        self._unacked: deque[_Batch] = deque()  # in publish order
+        self.ack_timeouts = 0  # batches counted as delivered without every acknowledgement
         #: Called (from the feed's reader greenlet) when a worker asks for a sample.
         self.on_example_wanted: Callable[[], None] | None = None
+        #: Called when a worker leaves, before what it had not acknowledged is settled.
+        self.on_peer_gone: Callable[[], None] | None = None
 
     def start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -141,6 +188,7 @@ class FeedPublisher:
         listener.listen(128)
         self._listener = listener
         self._greenlets.append(gevent.spawn(self._accept_loop, listener))
+        self._greenlets.append(gevent.spawn(self._ack_watch))
 
     def connected(self) -> int:
         """Workers connected right now."""
@@ -155,34 +203,47 @@ class FeedPublisher:
         return mask & (STREAM_ALL | FIELDS)
 
     def pending_bytes(self) -> int:
-        """Bytes queued for or being written to the workers right now.  At 0 everything
-        published is in the workers' sockets: the ingest persists its newest positions."""
+        """Bytes queued for or being written to the workers right now (the ingest's heap
+        trimmer waits for a burst to be taken)."""
         return sum(peer.pending_bytes for peer in self._peers)
 
     def example_wanted(self) -> bool:
         return any(peer.want & EXAMPLE for peer in self._peers)
 
-    def publish(self, items: Sequence[tuple[str, int, PayloadsLike]]) -> None:
-        if not items or not self._peers:
+    def publish(self, items: Sequence[tuple[str, int, PayloadsLike]],
+                on_delivered: Callable[[], None] | None = None,
+                on_lost: Callable[[], None] | None = None) -> None:
+        """Send ``items`` to every worker; ``on_delivered`` is called once each worker they
+        went to has acknowledged them or gone (at once if they went to none), ``on_lost``
+        instead if they all went before one acknowledged them (see the module docstring)."""
+        ends: list[tuple[_Peer, int]] = []
+        if items and self._peers:
+            first, epoch = self.numbered + 1, self.epoch_ms
+            self.numbered += len(items)
+            data = b"".join(
+                encode_entry(k, i, p.lite, p.full, p.domains, fields=p.fields,
+                             stamp=(epoch, first + n, p.seen))
+                for n, (k, i, p) in enumerate(items)
+            )
+            self._remember(data, len(items))
+            for peer in self._peers:
+                if peer.pending_bytes + len(data) > self.max_pending_bytes:
+                    peer.dropped += len(items)
+                    self.dropped += len(items)
+                    FEED_DROPPED.inc(len(items))
+                    if peer.dropped == len(items) or peer.dropped % 1000 < len(items):
+                        log.warning("feed: a worker is too far behind; %d entries dropped "
+                                    "for it", peer.dropped)
+                    continue
+                self._enqueue(peer, data)
+                peer.sent += len(items)
+                ends.append((peer, peer.sent))
+        if on_delivered is None:
             return
-        first, epoch = self.numbered + 1, self.epoch_ms
-        self.numbered += len(items)
-        data = b"".join(
-            encode_entry(k, i, p.lite, p.full, p.domains, fields=p.fields,
-                         stamp=(epoch, first + n, p.seen))
-            for n, (k, i, p) in enumerate(items)
-        )
-        self._remember(data, len(items))
-        for peer in self._peers:
-            if peer.pending_bytes + len(data) > self.max_pending_bytes:
-                peer.dropped += len(items)
-                self.dropped += len(items)
-                FEED_DROPPED.inc(len(items))
-                if peer.dropped == len(items) or peer.dropped % 1000 < len(items):
-                    log.warning("feed: a worker is too far behind; %d entries dropped for it",
-                                peer.dropped)
-                continue
-            self._enqueue(peer, data)
+        if ends:
+            self._unacked.append(_Batch(ends, on_delivered, on_lost))
+        else:
+            self._deliver(on_delivered)
 
     def _remember(self, data: bytes, entries: int) -> None:
         if not self.replay:
@@ -212,6 +273,38 @@ class FeedPublisher:
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
 
+    def _settle(self) -> None:
+        """Report every batch, oldest first, that each of its workers has acknowledged or
+        left: delivered, or lost if none of them acknowledged it."""
+        unacked = self._unacked
+        while unacked and unacked[0].settled():
+            batch = unacked.popleft()
+            if batch.reached_someone() or batch.lost is None:
+                self._deliver(batch.done)
+            else:
+                self._deliver(batch.lost)
+
+    @staticmethod
+    def _deliver(done: Callable[[], None]) -> None:
+        try:
+            done()
+        except Exception:  # a failing callback must not cut a worker off the feed
+            log.exception("feed: a delivery callback failed")
+
+    def _ack_watch(self) -> None:
+        while True:
+            gevent.sleep(ACK_TIMEOUT / 5)
+            cutoff = time.monotonic() - ACK_TIMEOUT
+            late = 0
+            while self._unacked and self._unacked[0].since < cutoff:
+                late += 1
+                self._deliver(self._unacked.popleft().done)
+            if late:
+                self.ack_timeouts += late
+                log.warning("feed: %d batch(es) not acknowledged by every worker within %.0fs;"
+                            " their positions are saved anyway", late, ACK_TIMEOUT)
+            self._settle()
+
     # Small messages (STATE, EXAMPLE) go to every peer under the same memory bound.
     def _broadcast(self, data: bytes) -> None:
         for peer in self._peers:
@@ -239,13 +332,15 @@ class FeedPublisher:
                     self._enqueue(peer, data)
             room = self.max_pending_bytes - peer.pending_bytes
             replay = []
-            for data, _n in reversed(self._recent):
+            for data, n in reversed(self._recent):
                 room -= len(data)
                 if room < 0:
                     break
-                replay.append(data)
-            for data in reversed(replay):
+                replay.append((data, n))
+            for data, n in reversed(replay):
                 self._enqueue(peer, data)
+                # ENTRY messages on this connection: its acknowledgements count them too.
+                peer.sent += n
             # Forget the greenlets of workers that went away (workers restart over months).
             self._greenlets = [g for g in self._greenlets if not g.dead]
             self._greenlets += (gevent.spawn(self._writer, peer), gevent.spawn(self._reader, peer))
@@ -290,12 +385,18 @@ class FeedPublisher:
                 if not data:
                     break
                 decoder.receive_data(data)
+                acked = False
                 while (msg := decoder.next_message()) is not None:
-                    if msg[0] == KIND_WANT:
+                    if msg[0] == KIND_ACK:
+                        peer.acked = max(peer.acked, msg[1])
+                        acked = True
+                    elif msg[0] == KIND_WANT:
                         asked = msg[1] & EXAMPLE and not peer.want & EXAMPLE
                         peer.want = msg[1]
                         if asked and self.on_example_wanted is not None:
                             self._example_wanted()
+                if acked:
+                    self._settle()
         except (OSError, RemoteProtocolError) as exc:
             log.warning("feed: dropping a worker connection: %s", exc)
         finally:
@@ -312,10 +413,17 @@ class FeedPublisher:
         if peer in self._peers:
             self._peers.remove(peer)
             peer.want = 0
+            peer.gone = True
             peer.pending.clear()
             peer.wake.set()  # let its writer wake up and find the socket closed
             with contextlib.suppress(OSError):
                 peer.sock.close()
+            if self.on_peer_gone is not None:
+                try:
+                    self.on_peer_gone()
+                except Exception:
+                    log.exception("feed: on_peer_gone failed")
+            self._settle()  # what only it had not acknowledged is delivered to the others
 
 
 # -- subscriber (worker side) --------------------------------------------------------------
@@ -334,19 +442,27 @@ class FeedSubscriber:
     ids gets this worker's own, from ``epoch_ms``).  ``on_gap(lost)`` is called before an
     entry when entries of its epoch never came.  ``on_state(state)`` gets each STATE object,
     ``on_example(lite)`` each sample payload.  ``want_example(True)`` asks the ingest for a
-    sample (see EXAMPLE in the module doc).
+    sample (see EXAMPLE in the module doc).  ``after_flush(done)`` (the hub's) calls ``done``
+    once what ``on_entry`` was given has been written to the clients; the ENTRY messages
+    received are acknowledged then (without it, as soon as they are dispatched).
     """
 
     def __init__(self, path: str, on_entry: OnEntry,
                  on_state: Callable[[dict[str, Any]], None],
                  on_example: Callable[[bytes], None],
                  on_gap: Callable[[int], None] | None = None, *,
-                 epoch_ms: int | None = None) -> None:
+                 epoch_ms: int | None = None,
+                 after_flush: Callable[[Callable[[], None]], None] | None = None) -> None:
         self.path = path
         self.on_entry = on_entry
         self.on_state = on_state
         self.on_example = on_example
         self.on_gap = on_gap
+        self.after_flush = after_flush
+        self._received = 0  # ENTRY messages on this connection
+        self._acked = 0  # ...of which acknowledged
+        self._ack_due = False  # an acknowledgement waits for the hub's flush
+        self._connection = 0  # which connection a pending acknowledgement belongs to
         self.replayed = 0  # entries dropped because their index was already delivered
         self.gaps = 0  # holes in the numbering (entries the ingest dropped for this worker)
         self.lost = 0  # entries in them
@@ -403,6 +519,9 @@ class FeedSubscriber:
                 continue
             delay = 0.05
             self._sock = sock
+            self._connection += 1
+            self._received = self._acked = 0
+            self._ack_due = False
             self._send_want()
             self.connected.set()
             try:
@@ -432,7 +551,37 @@ class FeedSubscriber:
             decoder.receive_data(data)
             del data  # not held (up to 256 KiB) while the next recv waits
             while (msg := decoder.next_message()) is not None:
+                if msg[0] == KIND_ENTRY:
+                    self._received += 1
                 self._dispatch(*msg)
+            if self._received > self._acked and not self._ack_due:
+                self._ack_soon()
+
+    def _ack_soon(self) -> None:
+        """Acknowledge the ENTRY messages received so far once the hub has written them."""
+        self._ack_due = True
+        done = partial(self._ack, self._connection, self._received)
+        if self.after_flush is None:
+            done()
+        else:
+            self.after_flush(done)
+
+    def _ack(self, connection: int, count: int) -> None:
+        """The first ``count`` ENTRY messages of ``connection`` are written: say so (see ACK
+        in the module doc).  Only those: what arrived after the acknowledgement was asked
+        for may not be written yet, and gets an acknowledgement of its own."""
+        if connection != self._connection:
+            return  # for a connection that is gone
+        self._ack_due = False
+        sock = self._sock
+        if sock is None:
+            return
+        if count > self._acked:
+            self._acked = count
+            with self._send_lock, contextlib.suppress(OSError):
+                sock.sendall(encode_ack(count))
+        if self._received > self._acked:
+            self._ack_soon()
 
     def _dispatch(self, kind: int, value: Any) -> None:
         try:

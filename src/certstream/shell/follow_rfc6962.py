@@ -18,7 +18,7 @@ from certstream.core.model import LogEntry
 from certstream.core.sth import SignatureError, SignedTreeHead, parse_sth, verify_sth
 from certstream.errors import DecodeError
 from certstream.shell.follow_base import LogFollower
-from certstream.shell.httpclient import HTTPError
+from certstream.shell.httpclient import HTTPError, HTTPStatusError
 from certstream.shell.logformat import ct_context
 
 __all__ = ["Rfc6962Follower"]
@@ -42,9 +42,10 @@ class Rfc6962Follower(LogFollower):
 
     def run(self) -> None:
         while not self.finished:
-            size = self._get_sth()
-            if size is None:
+            head = self._get_sth()
+            if head is None:
                 continue
+            size, verified = head
             planner = self._planner
             if planner is None:
                 start = self.start_position(size)
@@ -55,8 +56,8 @@ class Rfc6962Follower(LogFollower):
                 self.next_index = start
                 log.info("log %s: starting at index %d (tree size %d)",
                          self.spec.name, start, size, extra=ct_context(self.spec.name, start))
-            if not planner.set_tree_size(size):
-                self.failed("sth_shrank", f"tree size {size} < {planner.tree_size}")
+            if not planner.set_tree_size(size, verified):
+                self.failed("sth_shrank", f"tree size {size} < {planner.verified_size}")
                 continue
             grew = planner.tree_size > self.tree_size
             self.tree_size = planner.tree_size
@@ -68,13 +69,15 @@ class Rfc6962Follower(LogFollower):
                 return
             self.pause(grew)
 
-    def _get_sth(self) -> int | None:
+    def _get_sth(self) -> tuple[int, bool] | None:
+        """The head's tree size and whether it is to be trusted (see ``_check_sth``), or
+        None when there is no usable head this time."""
         try:
             body = self.fetch(self.spec.url + "ct/v1/get-sth", data=False)
             doc = json.loads(body)
             if not isinstance(doc, dict):
                 raise DecodeError("get-sth: not a JSON object")
-            size, root = self._check_sth(doc)
+            size, root, verified = self._check_sth(doc)
         except SignatureError as exc:  # only raised under "enforce"
             self.failed("sth_signature", f"get-sth: {exc}")
             return None
@@ -98,14 +101,17 @@ class Rfc6962Follower(LogFollower):
             if head is None or size >= head[0]:
                 self._head = (size, root)
         self.succeeded()
-        return size
+        return size, verified
 
-    def _check_sth(self, doc: dict[str, Any]) -> tuple[int, bytes | None]:
-        """Tree size and root hash of a get-sth object, its signature checked as configured.
+    def _check_sth(self, doc: dict[str, Any]) -> tuple[int, bytes | None, bool]:
+        """Tree size, root hash and trust of a get-sth object, its signature checked as
+        configured.
 
         Raises DecodeError for a head that must not be used (malformed, or unverified under
         ``enforce``).  Without a key, or with ``off``, only tree_size must be sound, as
-        before verification existed; the root is then compared only when it parses.
+        before verification existed; the root is then compared only when it parses, and
+        the head is trusted as before.  Under ``warn`` a head whose signature fails is
+        used but not trusted: the planner reads it only as far as the log serves.
         """
         mode = self.cfg.sth_signature
         if mode == "off" or self.spec.spki is None:
@@ -115,9 +121,9 @@ class Rfc6962Follower(LogFollower):
             if not isinstance(size, int) or isinstance(size, bool) or size < 0:
                 raise DecodeError(f"get-sth: bad tree_size {size!r:.40}")
             try:
-                return size, parse_sth(doc).root_hash
+                return size, parse_sth(doc).root_hash, True
             except DecodeError:
-                return size, None
+                return size, None, True
         try:
             head: SignedTreeHead = verify_sth(doc, self.spec.spki)
         except DecodeError as exc:
@@ -127,9 +133,9 @@ class Rfc6962Follower(LogFollower):
             self.bad_signatures += 1
             self._metric("LOG_ERRORS", self.spec.name, "sth_signature")
             self._warn_once(f"tree head not verified ({exc}); using it anyway")
-            return head.tree_size, head.root_hash
+            return head.tree_size, head.root_hash, False
         self._warned = ""
-        return head.tree_size, head.root_hash
+        return head.tree_size, head.root_hash, True
 
     def _drain(self, planner: WindowPlanner[tuple[list[LogEntry], int]]) -> None:
         results: gevent.queue.Queue[tuple[Window, object]] = gevent.queue.Queue()
@@ -145,7 +151,14 @@ class Rfc6962Follower(LogFollower):
             w, outcome = results.get()
             inflight -= 1
             if isinstance(outcome, Exception):
-                planner.fail(w)
+                if not (isinstance(outcome, HTTPStatusError) and outcome.status == 400):
+                    planner.fail(w)
+                elif planner.refuse(w):
+                    # Past the last verified size: only an unverified head said these
+                    # entries exist.  Read what the log serves; wait for a good head.
+                    self.failed("sth_refuted", f"get-entries from {w.start} answered 400 "
+                                f"under an unverified tree head; reading up to {w.start}")
+                    continue
                 self.failed_exc(outcome)
                 continue
             assert isinstance(outcome, tuple)

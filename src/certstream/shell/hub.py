@@ -23,6 +23,17 @@ frames into one write costs ~0.4 µs per frame) decide the shape:
   progress for ``send_timeout`` is cut off.
 * **Control frames** (pongs, server pings, heartbeats, closes) go through the same write path,
   so they never land inside a data frame a busy writer has half sent.
+* **Acknowledgements wait for the kernel.**  ``after_flush`` (the feed's ACK) fires once
+  what was published is in every client's socket: a client whose write was left half done
+  (busy) is waited for until its writer caught up, unless it has been busy for
+  ``SLOW_GRACE`` (then it is a slow client, which may lose what is pending for it anyway,
+  and must not hold the ingest back).  Otherwise a kill -9 right after the ACK would lose
+  the unsent part while the ingest had already saved the position past it.
+* **Closing is bounded.**  A client closed for being slow loses what is pending for it: its
+  writer finishes only the frame already on the wire (``frames.ws_frame_end``), then sends
+  the Close frame (an SSE stream just ends).  Any close completes, Close frame sent and the
+  client's reply awaited, within ``_CLOSE_LINGER_SECS``; past that the connection is reset,
+  so a client that stopped reading frees its socket and kernel buffers at once.
 
 The hub keeps counts per stream and transport so the worker can tell the ingest which stream
 types it wants (``on_wanted`` whenever a stream's subscriber count goes 0 <-> 1) and serve
@@ -36,7 +47,9 @@ import contextlib
 import logging
 import os
 import socket
+import struct
 import time
+from collections import deque
 from collections.abc import Callable
 
 import gevent
@@ -53,18 +66,34 @@ __all__ = ["Client", "Hub", "Ring"]
 
 log = logging.getLogger(__name__)
 
-# How long a closing connection may linger (waiting for the client's Close reply) before
-# the socket is shut down for good.
+# How long a closing connection may take (its last frame and Close out, the client's Close
+# reply in) before the socket is reset.
 _CLOSE_LINGER_SECS = 5.0
+_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() resets, dropping unsent data
+#: A client busy this long is slow: acknowledgements no longer wait for it.
+SLOW_GRACE = 2.0
+_ACK_CHECK = 0.02
 # ``Client.fd`` once its socket is closed: never write to a file descriptor number that the
 # kernel may already have given to another connection.
 _GONE = -2
 
 
+class _Drain:
+    """What a busy client's writer is sending: ``buf`` (whole frames from its start) up to
+    ``stop``, ``pos`` bytes of it sent."""
+
+    __slots__ = ("buf", "pos", "stop")
+
+    def __init__(self, buf: bytes, pos: int = 0) -> None:
+        self.buf = buf
+        self.pos = pos
+        self.stop = len(buf)
+
+
 class Client(Cursor):
     """One streaming client: a cursor with its socket.  Buffers only while it is behind."""
 
-    __slots__ = ("backlog", "fd", "session", "sock", "writer")
+    __slots__ = ("backlog", "deadline", "drain", "fd", "session", "sock", "writer")
 
     # ``sock``: gevent's socket (TLS), or a bare ``_socket.socket`` once a reader owns the
     # connection (``shell.reader``); the hub only writes, shuts down and closes it.
@@ -76,7 +105,9 @@ class Client(Cursor):
         # their SSL object, so they always take the writer-greenlet path (fd -1).
         self.fd = sock.fileno() if not hasattr(sock, "do_handshake") else -1
         self.session = session
-        self.backlog: list[bytes | memoryview] | None = None
+        self.backlog: list[bytes] | None = None  # whole frames, after ``drain``
+        self.drain: _Drain | None = None
+        self.deadline = 0.0  # monotonic time by which a closing client must be gone
         self.writer: gevent.Greenlet | None = None
 
 
@@ -102,6 +133,10 @@ class Hub(Fanout[Client]):
         self._wake = self._wakeup.set
         self._flusher: gevent.Greenlet | None = None
         self._stopping = False
+        # Busy clients (since when), and acknowledgements waiting for some of them.
+        self._busy: dict[Client, float] = {}
+        self._deferred: deque[tuple[float, list[Callable[[], None]]]] = deque()
+        self._deferred_waiter: gevent.Greenlet | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -131,6 +166,7 @@ class Hub(Fanout[Client]):
     def remove(self, client: Client) -> None:
         """Forget ``client`` (its connection ended); stops its writer greenlet if any."""
         client.fd = _GONE
+        self._busy.pop(client, None)
         writer, client.writer = client.writer, None
         if writer is not None and writer is not gevent.getcurrent():
             writer.kill(block=False)
@@ -165,12 +201,24 @@ class Hub(Fanout[Client]):
             if ((id(client) >> 4) * 2654435761 >> 16) % parts == part:
                 self._write(client, frame)
 
-    def close_client(self, client: Client, code: int, reason: str) -> None:
+    def close_client(self, client: Client, code: int, reason: str, *,
+                     drop_pending: bool = False) -> None:
         """End ``client``: a Close frame (WebSocket) or the end of the response (SSE), then
-        the socket is shut down once that is flushed."""
+        the socket is shut down once that is flushed, within ``_CLOSE_LINGER_SECS`` in any
+        case.  ``drop_pending``: what is still queued for it is dropped first (all but the
+        rest of the frame on the wire)."""
         if client.closing:
             return
         self._detach(client)
+        client.deadline = time.monotonic() + _CLOSE_LINGER_SECS
+        if drop_pending and client.busy:
+            client.backlog = None
+            drain = client.drain
+            if drain is not None:
+                drain.stop = frames.ws_frame_end(drain.buf, drain.pos) if client.is_ws else 0
+            if not client.is_ws:
+                self._abort(client)  # an SSE stream ends with the connection, at once
+                return
         data = b""
         if client.is_ws:
             client.session.close_websocket(code, reason)
@@ -190,9 +238,32 @@ class Hub(Fanout[Client]):
 
     def _close_slow(self, client: Client, dropped: int) -> None:
         log.info("closing a slow client: %d frames dropped", dropped)
-        super()._close_slow(client, dropped)
+        self.close_client(client, self.close_code, f"too slow: {dropped} messages dropped",
+                          drop_pending=True)
 
     # -- the write path ----------------------------------------------------------------------
+
+    # -- acknowledgements -------------------------------------------------------------------
+
+    def _flushed(self, callbacks: list[Callable[[], None]]) -> None:
+        """Run ``callbacks`` once no client that was busy now (and not yet slow) still is."""
+        if not self._busy and not self._deferred:
+            super()._flushed(callbacks)
+            return
+        self._deferred.append((time.monotonic(), callbacks))
+        if self._deferred_waiter is None or self._deferred_waiter.dead:
+            self._deferred_waiter = gevent.spawn(self._release_deferred)
+
+    def _release_deferred(self) -> None:
+        deferred = self._deferred
+        while deferred:
+            at, callbacks = deferred[0]
+            now = time.monotonic()
+            if any(since <= at and now - since < SLOW_GRACE for since in self._busy.values()):
+                gevent.sleep(_ACK_CHECK)
+                continue
+            deferred.popleft()
+            super()._flushed(callbacks)
 
     def _flush_loop(self) -> None:
         while not self._stopping:
@@ -213,8 +284,9 @@ class Hub(Fanout[Client]):
         else:
             self._write_now(client, data)
 
-    def _write_now(self, client: Client, data: bytes | memoryview) -> None:
-        """Non-blocking write; whatever the kernel does not take goes to a writer greenlet."""
+    def _write_now(self, client: Client, data: bytes) -> None:
+        """Non-blocking write of whole frames; whatever the kernel does not take goes to a
+        writer greenlet."""
         if client.fd == _GONE:
             return
         sent = 0
@@ -229,60 +301,67 @@ class Hub(Fanout[Client]):
         self.bytes_sent += sent
         if sent < len(data):
             client.busy = True
-            self._backlog(client).append(memoryview(data)[sent:])
+            self._busy[client] = time.monotonic()
+            client.drain = _Drain(data, sent)
             client.writer = gevent.spawn(self._slow_writer, client)
 
     @staticmethod
-    def _backlog(client: Client) -> list[bytes | memoryview]:
+    def _backlog(client: Client) -> list[bytes]:
         if client.backlog is None:
             client.backlog = []
         return client.backlog
 
     def _slow_writer(self, client: Client) -> None:
-        sock = client.sock
         try:
             while True:
-                backlog = client.backlog
-                if backlog:
-                    data: bytes | memoryview = b"".join(backlog) if len(backlog) > 1 else backlog[0]
-                    backlog.clear()
-                elif not client.closing and client.seq < client.ring.next_seq:
-                    data = self.owed(client)
-                    if not data:
-                        continue  # closed for its budget: the Close frame is in the backlog
-                else:
-                    break
-                self._drain(client, sock, data)
+                if client.drain is None:
+                    backlog = client.backlog
+                    if backlog:
+                        data = b"".join(backlog) if len(backlog) > 1 else backlog[0]
+                        backlog.clear()
+                    elif not client.closing and client.seq < client.ring.next_seq:
+                        data = self.owed(client)
+                        if not data:
+                            continue  # closed for its budget: the Close frame is in the backlog
+                    else:
+                        break
+                    client.drain = _Drain(data)
+                self._drain(client, client.drain)
+                client.drain = None
         except (OSError, gevent.Timeout) as exc:
             log.debug("dropping a client that does not read: %s", exc)
-            self._abort(client)
+            self._abort(client, reset=True)
             return
         finally:
             client.busy = False
             client.writer = None
+            client.drain = None
+            self._busy.pop(client, None)
         if client.closing:
             self._finish_close(client)
 
-    def _drain(self, client: Client, sock: _socket.socket, data: bytes | memoryview) -> None:
-        """Write all of ``data``, waiting for the socket; at most ``send_timeout`` without
-        progress."""
-        if client.fd == _GONE:
-            raise OSError("connection closed")
-        if client.fd < 0:
-            with gevent.Timeout(self.send_timeout):
-                sock.sendall(data)
-            self.bytes_sent += len(data)
-            return
-        view = memoryview(data)
-        while view:
-            try:
-                sent = os.write(client.fd, view)
-            except BlockingIOError:
-                wait_write(client.fd, timeout=self.send_timeout,
-                           timeout_exc=gevent.Timeout(self.send_timeout))
-                continue
+    def _drain(self, client: Client, drain: _Drain) -> None:
+        """Write ``drain.buf`` up to ``drain.stop`` (which a close may lower meanwhile),
+        waiting for the socket: at most ``send_timeout`` without progress, and a closing
+        client no longer than its deadline."""
+        while drain.pos < drain.stop:
+            if client.fd == _GONE:
+                raise OSError("connection closed")
+            timeout = self.send_timeout
+            if client.closing:
+                timeout = min(timeout, max(0.0, client.deadline - time.monotonic()))
+            view = memoryview(drain.buf)[drain.pos : drain.stop]
+            if client.fd < 0:  # TLS: through the SSL object
+                with gevent.Timeout(timeout):
+                    sent = client.sock.send(view)
+            else:
+                try:
+                    sent = os.write(client.fd, view)
+                except BlockingIOError:
+                    wait_write(client.fd, timeout=timeout, timeout_exc=gevent.Timeout(timeout))
+                    continue
             self.bytes_sent += sent
-            view = view[sent:]
+            drain.pos += sent
 
     def _finish_close(self, client: Client) -> None:
         if not client.is_ws:
@@ -291,14 +370,19 @@ class Hub(Fanout[Client]):
             self._abort(client)
             return
         # Half-close: the client still reads our Close frame and replies; its reader sees
-        # its EOF.  A client that never answers is cut off after a while.
+        # its EOF.  A client that never answers is cut off at its deadline.
         with contextlib.suppress(OSError):
             client.sock.shutdown(socket.SHUT_WR)
-        gevent.spawn_later(_CLOSE_LINGER_SECS, self._abort, client)
+        gevent.spawn_later(max(0.0, client.deadline - time.monotonic()), self._abort, client,
+                           reset=True)
 
-    def _abort(self, client: Client) -> None:
-        """Cut the connection now; its reader ends and closes the socket."""
+    def _abort(self, client: Client, *, reset: bool = False) -> None:
+        """Cut the connection now; its reader ends and closes the socket.
+        ``reset``: the client stopped reading, so its unsent data is dropped (RST), not
+        left in the kernel for a peer that may never take it."""
         if not client.closing:
             self._detach(client)
         with contextlib.suppress(OSError):
+            if reset:
+                client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
             client.sock.shutdown(socket.SHUT_RDWR)

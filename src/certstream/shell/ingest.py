@@ -2,15 +2,16 @@
 
 Run as ``python -m certstream.shell.ingest`` (the gunicorn master starts it from
 ``when_ready``).  One greenlet per log (see ``certstream.shell.followers``), plus a few
-housekeeping greenlets: the log-list refresher, the state flusher, the STATE publisher and
-the parent watchdog.
+housekeeping greenlets: the log-list refresher, the state writer (``shell.state``), the
+STATE publisher and the parent watchdog.
 
 gevent's monkey-patching happens here, at the top of the process entry, and nowhere else:
 the sans-IO core stays importable without it.
 
-Exit paths: SIGTERM/SIGINT (stop followers, let the feed drain, write the final state,
-close the feed, exit 0), and the death of the parent (``os.getppid()`` no longer equals
-``CERTSTREAM_MASTER_PID``), so an ingest never outlives its server.
+Exit paths: SIGTERM/SIGINT (stop followers, let the feed drain and the workers acknowledge,
+write the delivered positions, close the feed, exit 0), and the death of the parent
+(``os.getppid()`` no longer equals ``CERTSTREAM_MASTER_PID``), so an ingest never outlives
+its server: then the state is frozen first (see ``Ingest._master_gone``).
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ FEED_BUSY_BYTES = 256 * 1024
 WATCHDOG_INTERVAL = 1.0
 #: How long the feed's writer greenlets get to drain at shutdown before the final flush.
 DRAIN_SECS = 1.0
+#: How often certstream-server-go's ct_index.json is brought up to the saved positions.
+CT_INDEX_INTERVAL = 5.0
 #: A log list that cannot be fetched is reported once, then at most this often.
 LIST_REMIND_SECS = 600.0
 
@@ -126,8 +129,8 @@ class IngestFeed(Publisher, Protocol):
     def publish_state(self, state: Mapping[str, object]) -> None: ...
 
     def pending_bytes(self) -> int:
-        """Published bytes not yet handed to the workers (0: the newest positions are safe
-        to persist, see ``flush_state``)."""
+        """Published bytes not yet handed to the workers (the heap trimmer waits for a
+        burst to be taken)."""
         ...
 
 
@@ -159,6 +162,9 @@ class Ingest:
             self.dedup,
             self.state,
             workers_connected=self.feed.connected,
+            # The first batch waits for every worker of this machine to subscribe; a
+            # broker's edges come and go on their own (one is enough, as ever).
+            expected_workers=settings.workers if isinstance(feed, FeedPublisher) else 1,
             metrics=self.metrics,
         )
         self.politeness = Politeness(
@@ -174,6 +180,8 @@ class Ingest:
             self.pipeline.on_entries = IngestCounts()
         # /example.json samples are built only when a worker asks (nothing while idle).
         self.feed.on_example_wanted = self.pipeline.publish_example
+        if isinstance(feed, FeedPublisher):
+            feed.on_peer_gone = self._peer_gone
         self.fcfg = FollowerSettings.from_ct_log(ct)
         self.config_specs = specs_from_settings(settings)
         self.discovered: list[LogSpec] = []
@@ -248,13 +256,8 @@ class Ingest:
         self._housekeeping.append(g)
         return g
 
-    def flush_state(self) -> None:
-        # If the feed can say that nothing published is still queued in this process,
-        # the newest positions are safe to persist now (a smaller replay after a crash);
-        # otherwise the state store keeps its grace period.
-        pending = getattr(self.feed, "pending_bytes", None)
-        drained = callable(pending) and pending() == 0
-        self.state.flush(time.time(), final=drained)
+    def update_ct_index(self) -> None:
+        """Bring certstream-server-go's ct_index.json up to the saved positions."""
         if self.ct_index is not None:
             self.ct_index.update(self.state.saved())
 
@@ -343,12 +346,29 @@ class Ingest:
             gevent.sleep(ct.log_list_refresh_secs if ok else min(60, ct.log_list_refresh_secs))
 
     def _watchdog(self, master_pid: int) -> None:
-        while True:
-            if os.getppid() != master_pid:
-                log.warning("parent process %d is gone; stopping", master_pid)
-                self.stopping.set()
-                return
+        while not self._master_gone(master_pid):
             gevent.sleep(WATCHDOG_INTERVAL)
+
+    def _peer_gone(self) -> None:
+        """A worker left the feed: if the master died, so are all the workers, now or in a
+        moment (see ``_master_gone``)."""
+        master = os.environ.get(MASTER_PID_ENV, "")
+        if master.isdigit():
+            self._master_gone(int(master))
+
+    def _master_gone(self, master_pid: int) -> bool:
+        """When the master is gone, its workers exit one by one and their clients with
+        them: an acknowledgement from the last workers no longer means the others' clients
+        got a batch.  So positions are frozen at what every client had (nothing more is
+        published or saved; a restart sends the rest again) and the ingest stops."""
+        if os.getppid() == master_pid:
+            return False
+        if not self.stopping.is_set():
+            log.warning("parent process %d is gone; saving no more positions and stopping",
+                        master_pid)
+        self.state.freeze()
+        self.stopping.set()
+        return True
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -359,7 +379,9 @@ class Ingest:
         self.reconcile()
         if self.settings.ct_log.log_list_urls:
             self._housekeeping.append(gevent.spawn(self._discovery_loop))
-        self._every(self.settings.ct_log.state_flush_secs, self.flush_state)
+        self.state.start()
+        if self.ct_index is not None:
+            self._every(CT_INDEX_INTERVAL, self.update_ct_index)
         self._every(STATE_INTERVAL, self.publish_state)
         self._every(TRIM_INTERVAL, self.trimmer.tick)
         gevent.spawn_later(0.2, self.publish_state)
@@ -371,12 +393,13 @@ class Ingest:
         for f in list(self.followers.values()):
             f.stop()
         gevent.killall(self._housekeeping, block=False)
-        # The feed writes from its own greenlets: give them a moment to hand the last
-        # published entries to the workers before the final positions are written.
+        # The feed writes from its own greenlets: give the last published entries a moment
+        # to reach the workers and be acknowledged; then write what was delivered (never
+        # more: a worker that is gone may not have got the rest).
         gevent.sleep(DRAIN_SECS)
-        self.state.flush(time.time(), final=True)
-        if self.ct_index is not None:
-            self.ct_index.update(self.state.saved())
+        self.state.stop()
+        self.state.flush()
+        self.update_ct_index()
         self.feed.close()
         self.http.close()
 

@@ -10,6 +10,11 @@ shapes a STATE from the feed socket has.
 
 Nothing is replayed across an ingest restart here (the ingest lives and dies with the
 worker), so there is no per-log index filter as in ``FeedSubscriber``.
+
+Delivery, as on the feed socket: a batch is delivered, and the ingest may save its log's
+position, once the hub has written it into the socket of every client that keeps up
+(``after_flush``, the hub's: the same rule as a worker's ACK).  There is no other worker
+a batch could be lost with: the ingest dies with this one, so ``on_lost`` is never called.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from certstream.core.resume import EPOCH_SHIFT, Stamp, feed_number, stamp_key
@@ -37,8 +43,10 @@ class LocalFeed:
     replayed = 0  # nor replayed
 
     def __init__(self, on_entry: OnEntry, on_state: Callable[[dict[str, Any]], None],
-                 on_example: Callable[[bytes], None], epoch_ms: int | None = None) -> None:
+                 on_example: Callable[[bytes], None], epoch_ms: int | None = None,
+                 after_flush: Callable[[Callable[[], None]], None] | None = None) -> None:
         self.on_entry = on_entry
+        self.after_flush = after_flush
         #: The ids' epoch and the last number given, as ``shell.feed.FeedPublisher``'s: every
         #: entry gets the global id ``<epoch>-<n>`` (the SSE ``id:``, what clients resume from).
         self.epoch_ms = int(time.time() * 1000) if epoch_ms is None else epoch_ms
@@ -62,9 +70,14 @@ class LocalFeed:
         return self._want & STREAM_ALL
 
     def pending_bytes(self) -> int:
-        return 0  # published is delivered to the hub: the newest positions are safe to persist
+        return 0  # nothing is queued: published is in the hub
 
-    def publish(self, items: Sequence[tuple[str, int, PayloadsLike]]) -> None:
+    def publish(self, items: Sequence[tuple[str, int, PayloadsLike]],
+                on_delivered: Callable[[], None] | None = None,
+                on_lost: Callable[[], None] | None = None) -> None:
+        """Hand ``items`` to the hub; ``on_delivered`` once it has written them (see the
+        module docstring; ``on_lost`` is never called)."""
+        del on_lost
         on_entry, epoch = self.on_entry, self.epoch_ms
         for _key, _index, p in items:
             self.numbered += 1
@@ -78,6 +91,20 @@ class LocalFeed:
                 on_entry(mask, lite, full, domains, stamp)
             except Exception:  # as FeedSubscriber: a consumer bug must not stop the ingest
                 log.exception("local feed: the worker failed on an entry")
+        if on_delivered is None:
+            return
+        done = partial(self._delivered, on_delivered)
+        if self.after_flush is None:
+            done()
+        else:
+            self.after_flush(done)
+
+    @staticmethod
+    def _delivered(on_delivered: Callable[[], None]) -> None:
+        try:
+            on_delivered()
+        except Exception:  # runs in the hub's flush: a failing callback must not stop it
+            log.exception("local feed: a delivery callback failed")
 
     def publish_state(self, state: Mapping[str, object]) -> None:
         self.on_state(json.loads(json.dumps(state)))

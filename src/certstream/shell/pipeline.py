@@ -3,12 +3,15 @@
 ``Pipeline.deliver`` is shared by all log followers: dedup (by SHA-256 of the certificate as
 emitted, so a precert and its final certificate are two entries), build only the streams
 some worker wants (and the filter field while some worker has filtered clients), publish,
-and only then advance the log's resume position.  An entry nobody wants is published
-without payloads, so that it is numbered (a client resuming later is told it missed it).
-The last entry is kept (a reference, nothing built) so that a lite sample for /example.json
-can be built when a worker asks for one (``publish_example``).  Nothing is published while
-no worker is connected, because publishing to nobody would move the resume position past
-entries no worker received.
+and save the log's resume position once the batch is delivered (in every keeping-up client's
+socket on this machine; in Redis with its records on several).  A log's next batch waits
+until its previous one is saved, so a crash repeats at most one batch per log (see
+``certstream.shell.state``).  An entry nobody wants is published without payloads, so that
+it is numbered (a client resuming later is told it missed it).  The last entry is kept (a
+reference, nothing built) so that a lite sample for /example.json can be built when a worker
+asks for one (``publish_example``).  Nothing is published while no worker is connected,
+because publishing to nobody would move the resume position past entries no worker
+received.
 
 The followers (``certstream.shell.follow_*``) call in; this module knows them only as the
 ``Delivering`` protocol, so that it imports none of them.
@@ -20,6 +23,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 import gevent
@@ -34,6 +38,9 @@ from certstream.shell.logformat import ct_context
 __all__ = ["Delivering", "Pipeline"]
 
 log = logging.getLogger("certstream.ingest")
+
+#: At a start, how long the first batch waits for the other workers once one is connected.
+WORKERS_WAIT = 5.0
 
 # (bit, name) pairs, iterated once per published entry.
 _STREAM_NAMES = tuple(STREAM_NAMES.items())
@@ -55,7 +62,8 @@ class Publisher(Protocol):
     """What the pipeline needs of ``certstream.shell.feed.FeedPublisher``."""
 
     def wanted(self) -> int: ...
-    def publish(self, items: Any) -> None: ...
+    def publish(self, items: Any, on_delivered: Callable[[], None] | None = None,
+                on_lost: Callable[[], None] | None = None) -> None: ...
     def publish_example(self, lite: bytes) -> None: ...
 
 
@@ -65,7 +73,12 @@ class Builder(Protocol):
 
 
 class Positions(Protocol):
-    def advance(self, key: str, next_index: int, tree_size: int, now: float) -> None: ...
+    """What the pipeline needs of ``certstream.shell.state.StateStore``."""
+
+    def sent(self, key: str) -> None: ...
+    def delivered(self, key: str, next_index: int, tree_size: int,
+                  now: float | None = None) -> None: ...
+    def settle(self, key: str) -> bool: ...
 
 
 class Dedup(Protocol):
@@ -83,6 +96,7 @@ class Pipeline:
         positions: Positions,
         *,
         workers_connected: Callable[[], int] | None = None,
+        expected_workers: int = 1,
         metrics: Any = None,
     ) -> None:
         self.publisher = publisher
@@ -90,6 +104,7 @@ class Pipeline:
         self.dedup = dedup
         self.positions = positions
         self.workers_connected = workers_connected
+        self.expected_workers = expected_workers
         self.metrics = metrics
         self.counters: dict[str, int] = {
             "published": 0, "duplicates": 0, "skipped": 0, "build_errors": 0,
@@ -107,12 +122,18 @@ class Pipeline:
 
     def wait_for_workers(self) -> None:
         """Publishing to nobody would advance the resume position past entries no worker
-        received; wait until one is connected (then give it a moment to send its WANT)."""
+        received; wait until one is connected, then (at most ``WORKERS_WAIT`` more) until
+        all ``expected_workers`` are: a worker that subscribes a moment after the first
+        would miss the first batches, and its clients with it.  Then give them a moment to
+        send their WANT."""
         if self.workers_connected is None or self.workers_connected() > 0:
             return
         log.info("no worker connected to the feed; waiting before publishing")
         while self.workers_connected() == 0:
             gevent.sleep(0.1)
+        deadline = time.monotonic() + WORKERS_WAIT
+        while self.workers_connected() < self.expected_workers and time.monotonic() < deadline:
+            gevent.sleep(0.05)
         gevent.sleep(0.5)
 
     def deliver(
@@ -120,6 +141,9 @@ class Pipeline:
     ) -> None:
         """Publish ``entries`` (in index order) and mark every index < next_index done."""
         spec = follower.spec
+        # The log's previous batch is delivered and on disk: from here on a crash repeats
+        # at most this batch.
+        self.positions.settle(spec.key)
         self.wait_for_workers()
         if self.on_entries is not None:
             self.on_entries(spec, entries)
@@ -161,16 +185,35 @@ class Pipeline:
                     self.inc("PAYLOADS_BUILT", stream)
             items.append((spec.key, entry.index, payloads))
             self.inc("ENTRIES", spec.name, "precert" if entry.is_precert else "x509")
+        follower.next_index = next_index
+        self.positions.sent(spec.key)
+        done = partial(self.positions.delivered, spec.key, next_index, tree_size)
         if items:
-            self.publisher.publish(items)
+            self._publish(spec.name, items, done)
             if wanted:
                 self.counters["published"] += len(items)
-        follower.next_index = next_index
-        self.positions.advance(spec.key, next_index, tree_size, time.time())
+        else:
+            done()
         if last is not None:
             self._last = (last, source)
             if self._example_pending:
                 self.publish_example()
+
+    def _publish(self, name: str, items: list[Any], done: Callable[[], None]) -> None:
+        self.publisher.publish(items, done, partial(self._lost, name, items, done))
+
+    def _lost(self, name: str, items: list[Any], done: Callable[[], None]) -> None:
+        """Every worker a batch went to is gone before one wrote it: publish it again once a
+        worker is back (the log's next batch waits for this one, see ``deliver``)."""
+        log.warning("log %s: the workers that were sent %d entries are gone; sending them "
+                    "again when a worker is back", name, len(items), extra=ct_context(name))
+        self.counters["republished"] = self.counters.get("republished", 0) + len(items)
+
+        def again() -> None:
+            self.wait_for_workers()
+            self._publish(name, items, done)
+
+        gevent.spawn(again)
 
     def publish_example(self) -> None:
         """A worker asked for a lite sample: build it from the newest entry and publish it

@@ -22,7 +22,11 @@ under the lock, so no process sees a half-written value.
 
 Rows: row 0 holds what workers that are gone had sent (frames, bytes, ...); each live worker
 claims a row at start (:meth:`SharedMemory.claim`) and writes only its own.  Workers that
-balance their accepts (``shell.fairserver``) read each other's ``open`` count and state.
+balance their accepts (``shell.fairserver``) read each other's ``open`` count and state.  A
+row is ``STARTING`` from its claim until its worker is about to accept
+(:meth:`SharedMemory.mark_running`, once it is subscribed to the ingest's feed): a peer
+neither balances with it nor counts it as up before, so that at a start the workers begin
+accepting together however long each one's feed took.
 When a worker exits, the master's ``child_exit`` hook reclaims its row
 (:meth:`SharedMemory.reclaim`): its connections leave the totals and its column of the
 address table, its traffic moves to row 0, and the hook learns whether it stopped cleanly
@@ -46,6 +50,7 @@ from certstream.core.slottable import KEY_END, SlotTable
 __all__ = [
     "FIELDS",
     "RUNNING",
+    "STARTING",
     "STATS_FIELDS",
     "STOPPED",
     "ProcessLock",
@@ -67,7 +72,7 @@ STATS_FIRST = _F["ws_lite"]
 STATS_FIELDS = FIELDS[STATS_FIRST:]
 #: The fields that add up over time and survive their worker in row 0.
 CUMULATIVE = ("frames_lite", "frames_full", "frames_domains", "bytes", "drops", "slow_closed")
-FREE, RUNNING, STOPPED = 0, 1, 2
+FREE, RUNNING, STOPPED, STARTING = 0, 1, 2, 3
 
 _Q = struct.Struct("=q")
 _ROW = struct.Struct("=" + "q" * len(FIELDS))
@@ -194,9 +199,16 @@ class SharedMemory:
                 return -1
             if self.get(free, "state") != FREE:
                 self._retire(free)
-            _ROW.pack_into(self.mem, self.row_at(free), pid, RUNNING,
+            _ROW.pack_into(self.mem, self.row_at(free), pid, STARTING,
                            *([0] * (len(FIELDS) - 2)))
             return free
+
+    def mark_running(self, row: int) -> None:
+        """This worker is about to accept connections: its peers balance with it from now
+        on (see "Rows" in the module docstring)."""
+        with self.lock:
+            if self.get(row, "state") == STARTING:
+                _Q.pack_into(self.mem, self.field_at(row, "state"), RUNNING)
 
     def mark_stopped(self, row: int) -> None:
         """This worker is stopping cleanly (its clients are closed); it accepts no more, so

@@ -15,6 +15,11 @@ runs it in a greenlet, tells it which streams its clients want, and receives
     records its clients will never get (the broker lost or trimmed them before this worker
     read them, the feed dropped them while this worker was too far behind;
     ``core.resume.UNKNOWN`` when nobody knows how many): the worker tells every client.
+``after_flush(done)``
+    the hub's: ``done`` runs once what ``on_record`` was given is in every keeping-up
+    client's socket.  The Unix feed acknowledges its entries to the ingest then, which
+    saves the logs' positions only once acknowledged; the broker needs no acknowledgement
+    (the ingest writes the positions into Redis with the records).
 
 and answers ``locate(key)``: the number of the record with id ``key`` (``None`` if the
 source no longer knows it), for a client resuming from before everything the hub holds.
@@ -54,7 +59,9 @@ class RecordSource(Protocol):
 
 def open_source(settings: Settings, feed_path: str, on_record: OnRecord, *,
                 on_state: Callable[[dict[str, Any]], None], on_example: Callable[[bytes], None],
-                on_gap: Callable[[int], None]) -> RecordSource | None:
+                on_gap: Callable[[int], None],
+                after_flush: Callable[[Callable[[], None]], None] | None = None,
+                ) -> RecordSource | None:
     """The source this worker's role reads, or None (one machine without a feed socket)."""
     if settings.role != "all":
         from certstream.shell.brokersub import BrokerSubscriber  # noqa: PLC0415 - see doc
@@ -64,4 +71,5 @@ def open_source(settings: Settings, feed_path: str, on_record: OnRecord, *,
                                 preload=settings.buffer_size)
     if not feed_path:
         return None
-    return FeedSubscriber(feed_path, on_record, on_state, on_example, on_gap)
+    return FeedSubscriber(feed_path, on_record, on_state, on_example, on_gap,
+                          after_flush=after_flush)

@@ -3,33 +3,55 @@
 Format: ``{"version": 1, "logs": {"<log key>": {"next_index": N, "tree_size": T,
 "updated": unix_time}}}``.
 
-Written atomically (temp file in the same directory, fsync, rename, fsync the directory),
-so a crash at any instant leaves either the old or the new file, never a torn one.
+Written atomically (``shell.atomicfile``: temp file in the same directory, fsync, rename,
+fsync the directory), so a crash at any instant leaves either the old or the new file,
+never a torn one.
 
-Why positions are persisted with a lag: the follower calls ``advance`` right after handing
-a batch to the feed publisher, but the publisher may still hold those bytes in a per-worker
-buffer in this process; a kill -9 at that moment would lose them while the file already
-says they were sent.  So ``advance`` records (time, index) marks, and a flush writes for
-each log the newest index that was published at least ``grace`` seconds ago.  A restart
-may then re-publish a few seconds of entries, which the feed subscribers drop by
-(log key, index); it never skips one.  ``flush(final=True)`` at a clean shutdown (after
-the publisher has been closed) writes the latest positions.
+When a position is saved, and what a crash costs
+------------------------------------------------
+A position is saved only once its batch is *delivered*: every connected worker has told
+the feed publisher (an ACK record, see ``certstream.core.feedcodec``) that the batch is in
+the socket of every client that keeps up (see ``certstream.shell.hub``).  Published is not
+enough: until then the entries may still sit in the publisher's buffer, in the kernel
+between the processes, or in the worker's memory, and a kill -9 of the whole server would
+lose them while the file already said they were sent; saving later than delivery only
+costs repeats, saving earlier would skip.
+
+``sent`` marks a batch in flight; ``delivered`` records its position and wakes the writer,
+which writes at most every ``WRITE_INTERVAL`` (each write is ~1 ms, most of it fsync, and
+blocks the process: at 100 logs one write per delivered batch would cost a tenth of a
+core); ``settle`` lets the next batch of that log wait until its predecessor is on disk.
+So when the whole server is killed, each log repeats at most the one batch that was in
+flight, and skips nothing.  A worker that never acknowledges does not hold positions back
+for long (``certstream.shell.feed.ACK_TIMEOUT``), and a disk that refuses writes does not
+stall the logs (``SETTLE_TIMEOUT``): both are logged.  When the gunicorn master dies, the
+ingest ``freeze``s the store: its workers exit one after the other, and a batch the last of
+them acknowledged may be one the first ones' clients never got.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections import deque
+import time
 from dataclasses import dataclass
+
+import gevent
+import gevent.event
 
 from certstream.shell.atomicfile import atomic_write
 
-__all__ = ["LogPosition", "StateStore"]
+__all__ = ["SETTLE_TIMEOUT", "WRITE_INTERVAL", "LogPosition", "StateStore"]
 
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
+#: Writes are at least this far apart; the positions delivered meanwhile go in one write.
+WRITE_INTERVAL = 0.05
+#: The longest a log's next batch waits for its predecessor to be on disk.
+SETTLE_TIMEOUT = 10.0
+#: After a failed write, the next try.
+_RETRY_SECS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +62,23 @@ class LogPosition:
 
 
 class StateStore:
-    def __init__(self, path: str, grace: float = 1.0) -> None:
+    """Positions by log key: read at start, written after each delivered batch (see the
+    module docstring).  The writer greenlet starts with the first delivered batch."""
+
+    def __init__(self, path: str, write_interval: float = WRITE_INTERVAL) -> None:
         self.path = path
-        self.grace = grace
-        self._saved: dict[str, LogPosition] = {}
-        # key -> marks (time, next_index, tree_size), oldest first, not yet persisted.
-        self._marks: dict[str, deque[tuple[float, int, int]]] = {}
-        self._unwritten = False
+        self.write_interval = write_interval
+        self.writes = 0  # files written (for the benchmarks and the tests)
+        self._saved: dict[str, LogPosition] = {}  # on disk
+        self._latest: dict[str, LogPosition] = {}  # delivered, maybe not on disk yet
+        self._inflight: dict[str, int] = {}  # batches sent but not delivered yet, by key
+        self._dirty = False
+        self._wake = gevent.event.Event()
+        self._written = gevent.event.Event()  # replaced by a fresh one after each write
+        self._changed = gevent.event.Event()  # ...and this one after each delivered batch
+        self._writer: gevent.Greenlet | None = None
+        self._last_write = 0.0
+        self.frozen = False
 
     # -- reading -----------------------------------------------------------------------
 
@@ -83,60 +115,121 @@ class StateStore:
             log.error("ignoring unreadable state file %s: %s", self.path, exc)
             return {}
         self._saved = dict(out)
+        self._latest = dict(out)
         return out
+
+    def get(self, key: str) -> LogPosition | None:
+        """The newest delivered position of ``key`` (on disk or about to be)."""
+        return self._latest.get(key)
 
     def saved(self) -> dict[str, LogPosition]:
         """The positions the file holds now (what a restart would resume from)."""
         return dict(self._saved)
 
-    def get(self, key: str) -> LogPosition | None:
-        marks = self._marks.get(key)
-        if marks:
-            _, nxt, ts = marks[-1]
-            return LogPosition(nxt, ts)
-        return self._saved.get(key)
+    # -- the life of a batch -------------------------------------------------------------
+
+    def sent(self, key: str) -> None:
+        """A batch of ``key`` is published; its position follows with ``delivered``."""
+        self._inflight[key] = self._inflight.get(key, 0) + 1
+
+    def delivered(self, key: str, next_index: int, tree_size: int,
+                  now: float | None = None) -> None:
+        """Every entry of ``key`` below ``next_index`` has reached the workers' clients."""
+        left = self._inflight.get(key, 0) - 1
+        if left > 0:
+            self._inflight[key] = left
+        else:
+            self._inflight.pop(key, None)
+        changed, self._changed = self._changed, gevent.event.Event()
+        changed.set()
+        prev = self._latest.get(key)
+        if prev is not None and prev.next_index > next_index:
+            return  # never move back (batches of one log are delivered in order anyway)
+        self._latest[key] = LogPosition(next_index, tree_size, time.time() if now is None else now)
+        self._dirty = True
+        self._wake.set()
+        if self._writer is None:
+            self._writer = gevent.spawn(self._write_loop)
+
+    def settle(self, key: str, timeout: float = SETTLE_TIMEOUT) -> bool:
+        """Wait until no batch of ``key`` is in flight and its position is on disk.
+
+        A batch in flight is waited for as long as it takes: the feed reports each one
+        delivered (at the latest after ``ACK_TIMEOUT``) or publishes it again, and reading
+        on before would let a later position be saved over it.  The write is waited for at
+        most ``timeout``: a disk that refuses writes must not stall the logs (False, logged).
+        Once ``frozen``, it never returns: nothing more may be published.
+        """
+        while self.frozen:
+            gevent.sleep(1.0)
+        while self._inflight.get(key):
+            self._changed.wait(timeout)
+        deadline = time.monotonic() + timeout
+        while self._latest.get(key) != self._saved.get(key):
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._written.wait(left):
+                log.warning("state: the position of %s is not on disk after %.0fs; "
+                            "reading on", key, timeout)
+                return False
+        return True
 
     # -- writing -----------------------------------------------------------------------
 
-    def advance(self, key: str, next_index: int, tree_size: int, now: float) -> None:
-        """Every entry of ``key`` below ``next_index`` has been published at ``now``."""
-        marks = self._marks.setdefault(key, deque())
-        if marks and marks[-1][0] == now:
-            marks.pop()
-        marks.append((now, next_index, tree_size))
+    def start(self) -> None:
+        if self._writer is None:
+            self._writer = gevent.spawn(self._write_loop)
 
-    def flush(self, now: float, final: bool = False) -> bool:
-        """Persist positions old enough (all of them when ``final``).  True if written."""
-        changed = False
-        cutoff = now - self.grace
-        for key, marks in self._marks.items():
-            best: tuple[float, int, int] | None = None
-            while marks and (final or marks[0][0] <= cutoff):
-                best = marks.popleft()
-            if best is not None:
-                prev = self._saved.get(key)
-                if prev is None or prev.next_index != best[1] or prev.tree_size != best[2]:
-                    self._saved[key] = LogPosition(best[1], best[2], now)
-                    changed = True
-        if not (changed or self._unwritten):
+    def stop(self) -> None:
+        """Stop the writer (then ``flush`` writes what is delivered)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.kill(block=True, timeout=5)
+
+    def _write_loop(self) -> None:
+        while True:
+            self._wake.wait()
+            delay = self._last_write + self.write_interval - time.monotonic()
+            if delay > 0:
+                gevent.sleep(delay)
+            self._wake.clear()
+            if not self.flush() and self._dirty:
+                gevent.sleep(_RETRY_SECS)
+                self._wake.set()
+
+    def freeze(self) -> None:
+        """Save nothing from now on (the server is going down and a delivery no longer
+        means every client got it; see ``certstream.shell.ingest``)."""
+        self.frozen = True
+
+    def flush(self, now: float | None = None) -> bool:
+        """Write every delivered position now, if any changed (never one still in flight:
+        ``delivered`` has not been called for it).  True if written."""
+        if not self._dirty or self.frozen:
             return False
+        positions = dict(self._latest)
         try:
-            self._write()
+            self._write(positions)
         except OSError as exc:
-            # Disk full, directory gone...: keep running and try again at the next flush.
+            # Disk full, directory gone...: keep running and try again.
             log.error("cannot write state file %s: %s", self.path, exc)
-            self._unwritten = True
             return False
-        self._unwritten = False
+        finally:
+            self._last_write = time.monotonic()
+        self._saved = positions
+        self._dirty = positions != self._latest
+        self.writes += 1
+        done, self._written = self._written, gevent.event.Event()
+        done.set()
         return True
 
-    def _write(self) -> None:
+    def _write(self, positions: dict[str, LogPosition]) -> None:
         doc = {
             "version": STATE_VERSION,
             "logs": {
                 k: {"next_index": p.next_index, "tree_size": p.tree_size, "updated": p.updated}
-                for k, p in sorted(self._saved.items())
+                for k, p in sorted(positions.items())
             },
         }
-        data = json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n"
+        # Compact, so the C encoder writes it (indent= takes the pure-Python one).
+        data = json.dumps(doc, separators=(",", ":")).encode() + b"\n"
         atomic_write(self.path, data, prefix=".state-")

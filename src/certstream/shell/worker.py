@@ -66,6 +66,7 @@ from certstream.shell import metrics, sharedmem
 from certstream.shell.conn import serve
 from certstream.shell.endpoints import CertCache, ServerContext, access_for
 from certstream.shell.fairserver import AcceptShares, FairStreamServer
+from certstream.shell.feed import FeedSubscriber
 from certstream.shell.hub import Hub
 from certstream.shell.livepage import favicon, live_page
 from certstream.shell.localfeed import LocalFeed
@@ -94,6 +95,8 @@ SHUTDOWN_REASON = "server shutting down"
 EXAMPLE_FRESH_SECS = 10.0
 #: How long a starting worker waits for the others before it accepts connections anyway.
 PEERS_WAIT_SECS = 3.0
+#: At start, how long a worker waits for the ingest's feed before it accepts clients.
+FEED_WAIT_SECS = 10.0
 #: How long ``/example.json`` waits for the ingest's sample before answering with what it has.
 EXAMPLE_WAIT_SECS = 1.0
 #: A quick stop (SIGQUIT) gives the close frames this long to leave.
@@ -406,22 +409,26 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         return self.settings.feed_socket or os.environ.get("CERTSTREAM_FEED_SOCKET", "")
 
     def run(self) -> None:
-        servers = self._start_servers()
         hub, settings = self.hub, self.settings
         hub.start()
+        feed_task = None
         if settings.ingest.mode == "embedded":
             self._start_ingest()
         else:
             self.feed = open_source(settings, self._feed_path(), self._on_record,
                                     on_state=hub.set_state, on_example=self._on_example,
-                                    on_gap=self._on_gap)
+                                    on_gap=self._on_gap, after_flush=hub.after_flush)
         if self.feed is not None:
             self.feed.set_wanted(self._wanted(hub.wanted))
             self.metrics_sync.feed = self.feed
             self.ctx.broker_status = getattr(self.feed, "status", None)
             self.ctx.locate = self.feed.locate
+            feed_task = gevent.spawn(self.feed.run)
+            if isinstance(self.feed, FeedSubscriber):
+                self._await_feed(self.feed)
         else:
             self.log.warning("no feed socket configured: serving without an ingest")
+        servers = self._start_servers()
         tasks = [
             gevent.spawn(_pings, hub, settings.websocket.ping_interval_secs),
             gevent.spawn(
@@ -435,8 +442,8 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             tasks.append(gevent.spawn(watcher.run))
         if settings.websocket.heartbeat_secs > 0 or watcher is not None:
             tasks.append(gevent.spawn(self._heartbeats))
-        if self.feed is not None:
-            tasks.append(gevent.spawn(self.feed.run))
+        if feed_task is not None:
+            tasks.append(feed_task)
 
         try:
             while self.alive:
@@ -446,8 +453,8 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         finally:
             if self.ingest is not None:
                 # Also on a quick exit (SIGQUIT, SIGINT), which skips _shutdown: the next
-                # start resumes where this one published.
-                self.ingest.state.flush(time.time(), final=True)
+                # start resumes after what this one delivered (never more: see shell.state).
+                self.ingest.state.flush()
 
     def _start_ingest(self) -> None:
         """``ingest.mode: embedded``: follow the logs in this worker, publishing straight
@@ -455,7 +462,10 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         # Imported here: only an embedded worker follows logs.
         from certstream.shell.ingest import Ingest  # noqa: PLC0415
 
-        feed = self.feed = LocalFeed(self._on_record, self.hub.set_state, self._on_example)
+        # A batch is delivered once the hub has it in every keeping-up client's socket (the
+        # same rule as the feed's ACK), and only then is its position saved.
+        feed = self.feed = LocalFeed(self._on_record, self.hub.set_state, self._on_example,
+                                     after_flush=self.hub.after_flush)
         feed.set_wanted(self._wanted(self.hub.wanted))
         self.ingest = Ingest(self.settings, feed)
         self.ingest.start(watch_parent=False)  # gunicorn's notify() watches the master
@@ -473,6 +483,8 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
                                             self.mem if balance else None, self.row)
         # A streaming connection a reader holds ends there, not in its handler.
         self.ctx.on_end = shares.closed
+        if self.mem is not None and self.row >= 0:
+            self.mem.mark_running(self.row)  # subscribed to the feed: its peers may count it
         if balance:
             self._await_peers(shares)
         elif self.cfg.workers > 1:
@@ -490,11 +502,25 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             servers.append(server)
         return servers
 
+    def _await_feed(self, feed: FeedSubscriber) -> None:
+        """Accept no client before the feed is there (at most ``FEED_WAIT_SECS``): a client
+        let in before would miss what the ingest sends meanwhile, which the workers already
+        subscribed pass on (a restart, or an ingest that starts publishing as soon as its
+        first worker is there)."""
+        deadline = time.monotonic() + FEED_WAIT_SECS
+        while not feed.connected.is_set() and time.monotonic() < deadline:
+            self.notify()
+            feed.connected.wait(0.1)
+        if not feed.connected.is_set():
+            self.log.warning("the feed is not there after %.0f s: accepting clients anyway",
+                             FEED_WAIT_SECS)
+
     def _await_peers(self, shares: AcceptShares) -> None:
         """At start, let the other workers come up (at most ``PEERS_WAIT_SECS``) before
         accepting: clients reconnect in a crowd when a server restarts, and the first worker
-        up would otherwise take all of them while the others are still booting.  A worker
-        restarted alone finds its peers there and does not wait."""
+        up would otherwise take all of them while the others are still booting or waiting
+        for their feed (a peer counts once it is ready to accept, ``mark_running``).  A
+        worker restarted alone finds its peers there and does not wait."""
         deadline = time.monotonic() + PEERS_WAIT_SECS
         while shares.live() < self.cfg.workers and time.monotonic() < deadline:
             self.notify()
