@@ -66,7 +66,7 @@ from certstream.shell import metrics, sharedmem
 from certstream.shell.conn import serve
 from certstream.shell.endpoints import CertCache, ServerContext, access_for
 from certstream.shell.fairserver import AcceptShares, FairStreamServer
-from certstream.shell.feed import FeedSubscriber
+from certstream.shell.feedsub import FeedSubscriber
 from certstream.shell.hub import Hub
 from certstream.shell.livepage import favicon, live_page
 from certstream.shell.localfeed import LocalFeed
