@@ -38,6 +38,7 @@ from certstream.config.convert import (
     overlay_env,
     unknown_env_names,
 )
+from certstream.config.crosschecks import metrics_listener
 from certstream.config.goformat import GoMapping, go_env_in, is_go_format, translate
 from certstream.config.schema import (
     KNOWN_LOG_STATES,
@@ -62,7 +63,6 @@ from certstream.config.schema import (
     StaticLog,
     StreamsSettings,
     WebSocketSettings,
-    metrics_listener,
 )
 from certstream.errors import ConfigError
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from certstream.config.crosschecks import cross_checks
 from certstream.config.goformat import GO_ENV_NAMES
 from certstream.config.schema import (
     KEY_ALIASES,
@@ -23,7 +24,6 @@ from certstream.config.schema import (
     RETIRED_KEYS,
     SECTIONS,
     Settings,
-    cross_checks,
 )
 from certstream.errors import ConfigError
 

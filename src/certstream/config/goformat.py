@@ -25,7 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from certstream.config.schema import Settings, is_ip_or_cidr, is_url_path
+from certstream.config.rules import is_ip_or_cidr, is_url_path
+from certstream.config.schema import Settings
 from certstream.errors import ConfigError
 
 __all__ = [
