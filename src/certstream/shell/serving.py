@@ -17,7 +17,8 @@ from certstream.config import Settings, metrics_listener
 from certstream.core import frames
 from certstream.core.routes import RouteTable
 from certstream.shell import metrics, sharedmem
-from certstream.shell.endpoints import ServerContext, access_for
+from certstream.shell.access import access_for
+from certstream.shell.endpoints import ServerContext
 from certstream.shell.hub import Hub
 from certstream.shell.livepage import favicon, live_page
 from certstream.shell.metricsview import MetricsView

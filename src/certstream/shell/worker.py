@@ -61,8 +61,10 @@ from certstream.core import frames
 from certstream.core.resume import Stamp
 from certstream.core.streams import STREAM_LITE
 from certstream.shell import sharedmem
+from certstream.shell.access import access_for
+from certstream.shell.certcache import CertCache
 from certstream.shell.conn import serve
-from certstream.shell.endpoints import CertCache, ServerContext, access_for
+from certstream.shell.endpoints import ServerContext
 from certstream.shell.fairserver import AcceptShares, FairStreamServer
 from certstream.shell.feedsub import FeedSubscriber
 from certstream.shell.hub import Hub
