@@ -39,7 +39,8 @@ from certstream.config.convert import (
     unknown_env_names,
 )
 from certstream.config.crosschecks import metrics_listener
-from certstream.config.goformat import GoMapping, go_env_in, is_go_format, translate
+from certstream.config.goformat import GoMapping, translate
+from certstream.config.gokeys import go_env_in, is_go_format
 from certstream.config.schema import (
     KNOWN_LOG_STATES,
     RETIRED_KEYS,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from certstream.config.crosschecks import cross_checks
-from certstream.config.goformat import GO_ENV_NAMES
+from certstream.config.gokeys import GO_ENV_NAMES
 from certstream.config.schema import (
     KEY_ALIASES,
     LOG_ENTRY_TYPES,

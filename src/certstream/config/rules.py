@@ -3,8 +3,8 @@ the words of the error naming what is allowed.
 
 A field of ``certstream.config.schema`` carries one of these as its metadata (``check``,
 ``allowed``, ``items``); ``certstream.config.convert`` applies it to the converted value.
-The predicates are shared with the loaders (``certstream.config.goformat`` checks the
-certstream-server-go keys it translates with them).
+The predicates are shared with the loaders (``certstream.config.gokeys`` checks the
+certstream-server-go keys it reads with them).
 """
 
 from __future__ import annotations
