@@ -38,7 +38,7 @@ from tests.support.wait import wait_until
 
 from certstream.core.resume import Stamp
 from certstream.core.streams import STREAM_FULL as FULL
-from certstream.shell.feed import FeedSubscriber
+from certstream.shell.feedsub import FeedSubscriber
 
 SKIP_RE = re.compile(r"SKIP log=(\S+) index=(\d+)")
 START_RE = re.compile(r"log (\S+): starting at index (\d+)")

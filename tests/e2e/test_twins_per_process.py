@@ -32,7 +32,8 @@ print(" ".join(sorted(m for m in sys.modules
 _HEAVY = ("cryptography", "gevent", "greenlet", "h11", "wsproto", "prometheus_client")
 _CORE = ("certstream._fast.", "certstream.core.")
 _SHELL = ("certstream.shell.worker", "certstream.shell.hub", "certstream.shell.conn",
-          "certstream.shell.ingest", "certstream.shell.feed", "certstream.shell.metrics")
+          "certstream.shell.ingest", "certstream.shell.feed", "certstream.shell.feedsub",
+          "certstream.shell.metrics")
 # The core modules the master does need, both plain standard-library code: the layout of
 # the memory it maps for the workers' shared limits, and the size of a rate state in it.
 _MASTER_CORE = ("certstream.core.slottable", "certstream.core.ratelimit")

@@ -37,8 +37,8 @@ from certstream.core.streams import STREAM_LITE as LITE
 from certstream.shell.feed import (
     WRITE_CHUNK,
     FeedPublisher,
-    FeedSubscriber,
 )
+from certstream.shell.feedsub import FeedSubscriber
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ from certstream.core.messages import Payloads
 from certstream.core.model import LogEntry
 from certstream.core.streams import STREAM_LITE
 from certstream.shell import feed as feed_module
-from certstream.shell.feed import FeedPublisher, FeedSubscriber
+from certstream.shell.feed import FeedPublisher
+from certstream.shell.feedsub import FeedSubscriber
 from certstream.shell.pipeline import Pipeline
 from certstream.shell.state import StateStore
 

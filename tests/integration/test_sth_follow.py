@@ -25,8 +25,8 @@ from certstream.core.logspec import FollowerSettings, LogSpec
 from certstream.core.sth import sign_sth
 from certstream.shell.followers import Rfc6962Follower, make_follower
 from certstream.shell.httpclient import HTTPClient
-from certstream.shell.ingest import specs_from_settings
 from certstream.shell.issuers import IssuerCache
+from certstream.shell.logselect import specs_from_settings
 from certstream.shell.pipeline import Pipeline
 from certstream.shell.politeness import Politeness
 

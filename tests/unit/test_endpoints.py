@@ -12,11 +12,10 @@ from certstream.config import AuthSettings, ConnectionLimitSettings, RateLimitSe
 from certstream.core.ratelimit import RateRule
 from certstream.core.routes import Route, RouteTable
 from certstream.core.session import RequestReceived
+from certstream.shell.access import Access, access_for
+from certstream.shell.certcache import CertCache
 from certstream.shell.endpoints import (
-    Access,
-    CertCache,
     ServerContext,
-    access_for,
     admit_stream,
     answer,
     log_counts,

@@ -11,7 +11,8 @@ import pytest
 
 from certstream import config
 from certstream.config import load_settings, load_settings_report, metrics_listener
-from certstream.config.goformat import GO_ENV_NAMES, GO_KEYS, GO_STATES, GOOGLE_LOG_LIST
+from certstream.config.goformat import GO_STATES, GOOGLE_LOG_LIST
+from certstream.config.gokeys import GO_ENV_NAMES, GO_KEYS
 from certstream.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

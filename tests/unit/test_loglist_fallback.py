@@ -14,6 +14,7 @@ import pytest
 from certstream.config import load_settings
 from certstream.core import loglist
 from certstream.shell import ingest as ingest_mod
+from certstream.shell import logselect
 from certstream.shell.feed import FeedPublisher
 from certstream.shell.httpclient import HTTPConnectionError
 
@@ -22,7 +23,7 @@ def test_packaged_list_is_googles_and_verifies() -> None:
     body, sig = loglist.packaged_google_list()
     assert loglist.verify_google_list(body, sig)
     assert not loglist.verify_google_list(body.replace(b"usable", b"usablE", 1), sig)
-    source, logs = ingest_mod.packaged_log_list()
+    source, logs = logselect.packaged_log_list()
     assert source == "google" and len(logs) > 20
 
 
@@ -49,14 +50,14 @@ def test_unreachable_google_list_falls_back_to_the_snapshot(
     monkeypatch.setattr(ingest_mod, "fetch_log_list", _unreachable)
     monkeypatch.setattr(ing, "reconcile", lambda: None)  # no followers in a unit test
     ing.refresh_log_lists()
-    expected = ingest_mod.select_specs(
-        {loglist.GOOGLE_LOG_LIST_URL: ingest_mod.packaged_log_list()}, ing.settings
+    expected = logselect.select_specs(
+        {loglist.GOOGLE_LOG_LIST_URL: logselect.packaged_log_list()}, ing.settings
     )
     assert ing.discovered == expected and len(expected) > 10
     assert ing._packaged == {loglist.GOOGLE_LOG_LIST_URL}
 
     # Once the live list arrives it replaces the snapshot.
-    live = ("google", ingest_mod.packaged_log_list()[1][:3])
+    live = ("google", logselect.packaged_log_list()[1][:3])
     monkeypatch.setattr(ingest_mod, "fetch_log_list", lambda http, url: live)
     ing.refresh_log_lists()
     assert not ing._packaged

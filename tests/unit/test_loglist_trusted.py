@@ -11,7 +11,7 @@ from typing import Any
 
 from certstream.config import CtLogSettings, Settings
 from certstream.core.loglist import LogInfo, parse_log_list, select_logs
-from certstream.shell.ingest import select_specs
+from certstream.shell.logselect import select_specs
 
 LISTS = Path(__file__).resolve().parents[1] / "fixtures" / "ct" / "loglists"
 GOOGLE_PATH = LISTS / "google_log_list_v3_85.92.json"

@@ -18,8 +18,8 @@ from certstream.core.messages import STREAM_LITE, Payloads
 from certstream.core.streams import STREAM_FULL as FULL
 from certstream.shell.followers import make_follower
 from certstream.shell.httpclient import HTTPClient
-from certstream.shell.ingest import specs_from_settings
 from certstream.shell.issuers import IssuerCache
+from certstream.shell.logselect import specs_from_settings
 from certstream.shell.politeness import Politeness
 
 

@@ -7,7 +7,8 @@ from certstream.core.clientip import AllowList
 from certstream.core.ratelimit import RateRule
 from certstream.core.routes import Route
 from certstream.core.session import RequestReceived
-from certstream.shell.endpoints import Access, ServerContext, refuse
+from certstream.shell.access import Access
+from certstream.shell.endpoints import ServerContext, refuse
 from certstream.shell.hub import Hub
 
 

@@ -38,7 +38,9 @@ from certstream.config.convert import (
     overlay_env,
     unknown_env_names,
 )
-from certstream.config.goformat import GoMapping, go_env_in, is_go_format, translate
+from certstream.config.crosschecks import metrics_listener
+from certstream.config.goformat import GoMapping, translate
+from certstream.config.gokeys import go_env_in, is_go_format
 from certstream.config.schema import (
     KNOWN_LOG_STATES,
     RETIRED_KEYS,
@@ -62,7 +64,6 @@ from certstream.config.schema import (
     StaticLog,
     StreamsSettings,
     WebSocketSettings,
-    metrics_listener,
 )
 from certstream.errors import ConfigError
 

@@ -16,14 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from certstream.config.goformat import GO_ENV_NAMES
+from certstream.config.crosschecks import cross_checks
+from certstream.config.gokeys import GO_ENV_NAMES
 from certstream.config.schema import (
     KEY_ALIASES,
     LOG_ENTRY_TYPES,
     RETIRED_KEYS,
     SECTIONS,
     Settings,
-    cross_checks,
 )
 from certstream.errors import ConfigError
 

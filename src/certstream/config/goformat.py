@@ -1,5 +1,5 @@
-"""certstream-server-go's config format: its keys, its defaults, its environment names, and
-how each maps onto certstream's settings.
+"""certstream-server-go's config format mapped onto certstream's settings (its keys, their
+defaults and environment names, and how their values are read, are ``config.gokeys``').
 
 A file whose top level has ``webserver``, ``prometheus`` or ``general`` is Go's format (our
 own format has none of those keys); so is no file at all when a Go environment name
@@ -19,99 +19,34 @@ mapping as rows for ``certstream validate``); the loader in ``certstream.config`
 from __future__ import annotations
 
 import dataclasses
-import json
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from certstream.config.schema import Settings, is_ip_or_cidr, is_url_path
-from certstream.errors import ConfigError
+from certstream.config.gokeys import (
+    GO_TOP_KEYS,
+    NO_MEANING,
+    Raw,
+    convert,
+    fail,
+    is_ip,
+    read_raw,
+)
+from certstream.config.schema import Settings
 
 __all__ = [
-    "GO_ENV_NAMES",
-    "GO_KEYS",
-    "GO_TOP_KEYS",
+    "GOOGLE_LOG_LIST",
+    "GO_STATES",
     "GoMapping",
     "MappedKey",
-    "go_env_in",
-    "is_go_format",
     "show_value",
     "translate",
 ]
 
-#: The top-level keys of certstream-server-go's config.yaml.
-GO_TOP_KEYS = ("webserver", "prometheus", "general")
 #: The only list Go follows (Google's); Apple's list is ours alone.
 GOOGLE_LOG_LIST = "https://www.gstatic.com/ct/log_list/v3/log_list.json"
 #: Go follows every listed log that is not retired.
 GO_STATES = ("usable", "qualified", "readonly", "pending", "rejected")
-
-# -- Go's keys -------------------------------------------------------------------------------
-
-#: Every key certstream-server-go v1.9.0 reads, with its kind and Go's default.
-GO_KEYS: dict[str, tuple[str, Any]] = {
-    "webserver.listen_addr": ("ip", "0.0.0.0"),
-    "webserver.listen_port": ("port", 8080),
-    "webserver.full_url": ("path", "/full-stream"),
-    "webserver.lite_url": ("path", "/"),
-    "webserver.domains_only_url": ("path", "/domains-only"),
-    "webserver.cert_path": ("str", ""),
-    "webserver.cert_key_path": ("str", ""),
-    "webserver.real_ip": ("bool", False),
-    "webserver.whitelist": ("ips", ()),
-    "webserver.compression_enabled": ("bool", False),
-    "prometheus.enabled": ("bool", False),
-    "prometheus.listen_addr": ("ip", "0.0.0.0"),
-    "prometheus.listen_port": ("port", 9090),
-    "prometheus.metrics_url": ("path", "/metrics"),
-    "prometheus.expose_system_metrics": ("bool", False),
-    "prometheus.real_ip": ("bool", False),
-    "prometheus.whitelist": ("ips", ()),
-    "prometheus.cert_path": ("str", ""),
-    "prometheus.cert_key_path": ("str", ""),
-    "general.disable_default_logs": ("bool", False),
-    "general.additional_logs": ("logs", ()),
-    "general.additional_tiled_logs": ("logs", ()),
-    "general.buffer_sizes.websocket": ("size", 300),
-    "general.buffer_sizes.ctlog": ("size", 1000),
-    "general.buffer_sizes.broadcastmanager": ("size", 10000),
-    "general.drop_old_logs": ("bool", True),
-    "general.recovery.enabled": ("bool", False),
-    "general.recovery.ct_index_file": ("str", "./ct_index.json"),
-}
-#: Keys of other Go versions (and of its sample file) that mean nothing here, and why.
-_NO_MEANING = {
-    "webserver.trusted_proxies": "real_ip trusts the forwarded headers as they come, as "
-                                 "certstream-server-go 1.9 does",
-    "prometheus.trusted_proxies": "real_ip trusts the forwarded headers as they come",
-    "general.buffer_sizes.ctlog": "no per-log channel here: entries go from each log's reader "
-                                  "to the feed in index order (ct_log.batch_size sets the window)",
-    "general.buffer_sizes.broadcastmanager": "no broadcast queue here: each entry is framed "
-                                             "once into a ring per stream (buffer_size)",
-    "general.buffer_sizes.dispatcher": "no dispatcher queue here (see buffer_size)",
-    "general.excluded_logs": "not a setting of certstream-server-go 1.9; use ct_log.states or "
-                             "custom_logs",
-    "streamprocessing": "Kafka/NSQ output is not part of certstream",
-}
-#: Go's environment names: CERTSTREAM_ + the key upper-cased with "_" (viper's rule).
-GO_ENV_NAMES = {"CERTSTREAM_" + key.replace(".", "_").upper(): key for key in GO_KEYS}
-
-_LOG_ENTRY_KEYS = ("url", "operator", "description")
-# Go's own check of an additional log's URL (config.go).
-_GO_LOG_URL = re.compile(r"^https?://[a-zA-Z0-9\-._]+(:[0-9]+)?(/[a-zA-Z0-9\-._]+)*/?$")
-_TRUE = ("1", "t", "true", "yes", "on")
-_FALSE = ("0", "f", "false", "no", "off")
-
-
-def is_go_format(tree: Mapping[str, Any]) -> bool:
-    return any(key in tree for key in GO_TOP_KEYS)
-
-
-def go_env_in(env: Mapping[str, str]) -> list[str]:
-    """The Go environment names set in ``env``."""
-    return sorted(name for name in GO_ENV_NAMES if name in env)
-
 
 # -- results ---------------------------------------------------------------------------------
 
@@ -139,169 +74,13 @@ class GoMapping:
     origin: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class _Raw:
-    value: Any
-    source: str  # file | env | default
-    env_name: str = ""
-
-
-# -- reading Go's values ---------------------------------------------------------------------
-
-
-def _fail(key: str, raw: _Raw, allowed: str) -> ConfigError:
-    if raw.env_name:
-        allowed = f"{allowed} (set by {raw.env_name})"
-    return ConfigError(key, raw.value, allowed)
-
-
-def _flatten_go(tree: Mapping[str, Any], warnings: list[str]) -> dict[str, Any]:
-    """Go's keys of the file, by dotted path; other keys are warned about."""
-    out: dict[str, Any] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if prefix in GO_KEYS:
-            out[prefix] = node
-            return
-        if prefix in _NO_MEANING:
-            warnings.append(f"{prefix}: ignored: {_NO_MEANING[prefix]}")
-            return
-        is_section = any(k.startswith(prefix + ".") for k in GO_KEYS)
-        if not isinstance(node, Mapping):
-            if is_section and node is not None:
-                raise ConfigError(prefix, node, "a mapping of keys")
-            if not is_section:
-                warnings.append(f"{prefix}: not a key of certstream-server-go; ignored")
-            return  # "prometheus:" with nothing under it: Go's defaults
-        for name, child in node.items():
-            walk(child, f"{prefix}.{name}" if prefix else str(name))
-
-    walk({k: v for k, v in tree.items() if k in GO_TOP_KEYS}, "")
-    return out
-
-
-def _convert(key: str, raw: _Raw) -> Any:
-    kind = GO_KEYS[key][0]
-    value = raw.value
-    from_env = raw.source == "env"
-    if kind == "bool":
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-        raise _fail(key, raw, "true or false")
-    if kind in ("port", "size"):
-        number = _int(value)
-        if number is None:
-            raise _fail(key, raw, "an integer")
-        if kind == "port" and not 0 <= number <= 65535:
-            raise _fail(key, raw, "an integer from 1 to 65535")
-        return number
-    if kind in ("str", "ip", "path"):
-        if value is None:
-            return ""
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str):
-            raise _fail(key, raw, "a string")
-        value = value.strip()
-        if kind == "ip" and not _is_ip(value):
-            raise _fail(key, raw, "an IP address such as 0.0.0.0 or ::")
-        if kind == "path" and not is_url_path(value):
-            raise _fail(key, raw, "a path such as /full-stream (letters, digits, - . _ and /)")
-        return value
-    if kind == "ips":
-        items = _list(value, from_env)
-        if items is None:
-            raise _fail(key, raw, "a list of IP addresses or CIDR ranges")
-        for i, item in enumerate(items):
-            if not isinstance(item, str) or not is_ip_or_cidr(item):
-                raise _fail(f"{key}[{i}]", _Raw(item, raw.source, raw.env_name),
-                            "an IP address or a CIDR range such as 127.0.0.1/8")
-        return tuple(item.strip() for item in items)
-    return _logs(key, raw)
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
-def _is_ip(text: str) -> bool:
-    return is_ip_or_cidr(text) and "/" not in text
-
-
-def _list(value: Any, from_env: bool) -> list[Any] | None:
-    if value is None:
-        return []
-    if from_env and isinstance(value, str):
-        return [part for part in re.split(r"[\s,]+", value) if part]
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return None
-
-
-def _logs(key: str, raw: _Raw) -> tuple[dict[str, str], ...]:
-    value = raw.value
-    if raw.source == "env" and isinstance(value, str):
-        try:
-            value = json.loads(value) if value.strip() else []
-        except ValueError:
-            raise _fail(key, raw, "a JSON list of {url, operator, description}") from None
-    if value is None:
-        return ()
-    if not isinstance(value, (list, tuple)):
-        raise _fail(key, raw, "a list of {url, operator, description}")
-    out = []
-    for i, item in enumerate(value):
-        where = f"{key}[{i}]"
-        if not isinstance(item, Mapping):
-            raise _fail(where, _Raw(item, raw.source, raw.env_name),
-                        "a mapping of url, operator, description")
-        entry: dict[str, str] = {}
-        for name in _LOG_ENTRY_KEYS:
-            node = item.get(name)
-            text = "" if node is None else str(node).strip()
-            entry[name] = text
-        url = entry["url"]
-        if not _GO_LOG_URL.match(url):
-            raise _fail(f"{where}.url", _Raw(item.get("url"), raw.source, raw.env_name),
-                        "an http:// or https:// URL such as https://ct.example.com/log/")
-        extra = [str(k) for k in item if k not in _LOG_ENTRY_KEYS]
-        if extra:
-            entry["_unknown"] = ", ".join(f"{where}.{k}" for k in extra)
-        out.append(entry)
-    return tuple(out)
-
-
-def _read(tree: Mapping[str, Any], env: Mapping[str, str],
-          warnings: list[str]) -> dict[str, _Raw]:
-    flat = _flatten_go(tree, warnings)
-    raws = {key: _Raw(default, "default") for key, (_kind, default) in GO_KEYS.items()}
-    for key, value in flat.items():
-        raws[key] = _Raw(value, "file")
-    for name, key in GO_ENV_NAMES.items():
-        if name in env:
-            raws[key] = _Raw(env[name], "env", name)
-    return raws
-
-
 # -- the mapping -----------------------------------------------------------------------------
 
 
 class _Builder:
     """Collects our leaves (dotted key -> value), where each came from, and the rows."""
 
-    def __init__(self, raws: dict[str, _Raw], values: dict[str, Any]) -> None:
+    def __init__(self, raws: dict[str, Raw], values: dict[str, Any]) -> None:
         self.raws = raws
         self.values = values
         self.leaves: dict[str, Any] = {}
@@ -352,7 +131,7 @@ def _webserver(b: _Builder) -> None:
     v = b.values
     b.set("host", v["webserver.listen_addr"], "webserver.listen_addr")
     if v["webserver.listen_port"] == 0:
-        raise _fail("webserver.listen_port", b.raws["webserver.listen_port"],
+        raise fail("webserver.listen_port", b.raws["webserver.listen_port"],
                     "an integer from 1 to 65535")
     b.set("port", v["webserver.listen_port"], "webserver.listen_port")
     b.set("paths.full", v["webserver.full_url"], "webserver.full_url")
@@ -370,7 +149,7 @@ def _tls(b: _Builder, section: str, cert_key: str, key_key: str) -> None:
     if bool(cert) != bool(key):
         missing = f"{section}.cert_key_path" if cert else f"{section}.cert_path"
         other = f"{section}.cert_path" if cert else f"{section}.cert_key_path"
-        raise _fail(missing, b.raws[missing], f"a PEM file path, set together with {other}")
+        raise fail(missing, b.raws[missing], f"a PEM file path, set together with {other}")
     prefix = "metrics." if section == "prometheus" else ""
     b.set(prefix + cert_key, cert or None, f"{section}.cert_path")
     b.set(prefix + key_key, key or None, f"{section}.cert_key_path")
@@ -398,8 +177,8 @@ def _prometheus(b: _Builder) -> None:
                 b.warnings.append(f"{key}: ignored: the metrics are served on the webserver's "
                                   "listener, whose settings apply (as in certstream-server-go)")
         return
-    if not addr or not _is_ip(addr):
-        raise _fail("prometheus.listen_addr", b.raws["prometheus.listen_addr"], "an IP address")
+    if not addr or not is_ip(addr):
+        raise fail("prometheus.listen_addr", b.raws["prometheus.listen_addr"], "an IP address")
     b.set("metrics.host", addr, "prometheus.listen_addr")
     b.set("metrics.port", port, "prometheus.listen_port", note="a listener of its own")
     b.set("metrics.real_ip", v["prometheus.real_ip"], "prometheus.real_ip")
@@ -427,7 +206,7 @@ def _general(b: _Builder) -> None:
                                   f"{name!r} (source.name)")
             out.append({"name": name, "url": entry["url"], "operator": entry["operator"]})
     if disabled and not customs and not statics:
-        raise _fail("general.additional_logs", b.raws["general.additional_logs"],
+        raise fail("general.additional_logs", b.raws["general.additional_logs"],
                     "at least one log when general.disable_default_logs is true")
     b.set("custom_logs", customs, "general.additional_logs",
           show=lambda logs: show_value([f"{e['name']} <{e['url']}>" for e in logs]))
@@ -442,7 +221,7 @@ def _general(b: _Builder) -> None:
     for key in ("general.buffer_sizes.ctlog", "general.buffer_sizes.broadcastmanager"):
         b.row(key, "(no equivalent)")
         if b.raws[key].source != "default":
-            b.warnings.append(f"{key}: ignored: {_NO_MEANING[key]}")
+            b.warnings.append(f"{key}: ignored: {NO_MEANING[key]}")
     b.set("ct_log.drop_unlisted_logs", v["general.drop_old_logs"], "general.drop_old_logs")
     recovery = v["general.recovery.enabled"]
     path = v["general.recovery.ct_index_file"] or "./ct_index.json"
@@ -457,8 +236,8 @@ def translate(tree: Mapping[str, Any], env: Mapping[str, str]) -> GoMapping:
     has any) and the Go environment names in ``env``.  Raises ``ConfigError`` naming the Go
     key (and the variable) of the first bad value."""
     warnings: list[str] = []
-    raws = _read(tree, env, warnings)
-    values = {key: _convert(key, raw) for key, raw in raws.items()}
+    raws = read_raw(tree, env, warnings)
+    values = {key: convert(key, raw) for key, raw in raws.items()}
     b = _Builder(raws, values)
     b.warnings.extend(warnings)
     _webserver(b)
@@ -483,8 +262,8 @@ def _merge_own_keys(b: _Builder, tree: Mapping[str, Any]) -> dict[str, Any]:
     for top, node in tree.items():
         if top in GO_TOP_KEYS:
             continue
-        if top not in _OWN_TOP_KEYS and top in _NO_MEANING:
-            b.warnings.append(f"{top}: ignored: {_NO_MEANING[top]}")
+        if top not in _OWN_TOP_KEYS and top in NO_MEANING:
+            b.warnings.append(f"{top}: ignored: {NO_MEANING[top]}")
             continue
         own = ({f"{top}.{k}": v for k, v in node.items()} if isinstance(node, Mapping) and node
                else {str(top): node})

@@ -3,29 +3,43 @@ a rule saying what values it may take.
 
 Attribute paths equal the YAML keys (``ct_log.batch_size``); ``certstream.config.convert``
 derives the environment names and converts raw values by the field types, and applies the
-rules (field metadata) and :func:`cross_checks`.  Keys that used to exist and are read by
+rules (field metadata, from ``certstream.config.rules``) and the rules that involve more than
+one field (``certstream.config.crosschecks``).  Keys that used to exist and are read by
 nothing are listed in ``RETIRED_KEYS``: configs written for older versions or for other
 certstream servers still start, with a warning.
 """
 
 from __future__ import annotations
 
-import base64
 import importlib
-import ipaddress
-import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from certstream._version import __version__
-from certstream.errors import ConfigError
+
+# The rules under the short names the fields below are written with.
+from certstream.config.rules import BROKER_URL as _BROKER_URL
+from certstream.config.rules import HTTP_URL as _HTTP_URL
+from certstream.config.rules import HTTP_URLS as _HTTP_URLS
+from certstream.config.rules import IPS_OR_CIDRS as _IPS_OR_CIDRS
+from certstream.config.rules import NON_EMPTY as _NON_EMPTY
+from certstream.config.rules import NON_NEGATIVE as _NON_NEGATIVE
+from certstream.config.rules import OPTIONAL_INDEX as _OPTIONAL_INDEX
+from certstream.config.rules import OPTIONAL_POSITIVE as _OPTIONAL_POSITIVE
+from certstream.config.rules import PORT_OR_ZERO as _PORT_OR_ZERO
+from certstream.config.rules import POSITIVE as _POSITIVE
+from certstream.config.rules import POSITIVE_FLOAT as _POSITIVE_FLOAT
+from certstream.config.rules import SPKI_KEY as _SPKI_KEY
+from certstream.config.rules import URL_PATH as _URL_PATH
+from certstream.config.rules import at_least as _at_least
+from certstream.config.rules import between as _between
+from certstream.config.rules import close_code_ok as _close_code_ok
+from certstream.config.rules import one_of as _one_of
+from certstream.config.rules import rule as _rule
 
 __all__ = [
     "KEY_ALIASES",
     "KNOWN_LOG_STATES",
     "LOG_ENTRY_TYPES",
-    "RESERVED_PATHS",
     "RETIRED_KEYS",
     "ROLES",
     "SECTIONS",
@@ -49,11 +63,6 @@ __all__ = [
     "StaticLog",
     "StreamsSettings",
     "WebSocketSettings",
-    "cross_checks",
-    "is_ip_or_cidr",
-    "is_url_path",
-    "metrics_listener",
-    "normalize_path",
 ]
 
 #: Log states of the v3 log lists (Google's and Apple's spell them the same way).
@@ -89,101 +98,6 @@ def _profile_names() -> tuple[str, ...]:
         return _FALLBACK_PROFILES
     names = getattr(profiles, "PROFILES", None)
     return tuple(names) if names else _FALLBACK_PROFILES
-
-
-# -- rules: field metadata saying what a value may be ----------------------------------------
-
-Check = Callable[[Any], bool]
-
-
-def _rule(check: Check, allowed: str | Callable[[], str], *, items: bool = False) -> dict[str, Any]:
-    # ``items``: the check applies to each element of a tuple, so the error can name the element.
-    return {"check": check, "allowed": allowed, "items": items}
-
-
-def _between(lo: int, hi: int) -> dict[str, Any]:
-    return _rule(lambda v: lo <= v <= hi, f"an integer from {lo} to {hi}")
-
-
-def _at_least(lo: float) -> dict[str, Any]:
-    return _rule(lambda v: v >= lo, f"a value >= {lo}")
-
-
-def _one_of(*choices: str) -> dict[str, Any]:
-    return _rule(lambda v: v in choices, "one of " + ", ".join(choices))
-
-
-def _is_http_url(v: str) -> bool:
-    scheme, sep, rest = v.partition("://")
-    return bool(sep) and scheme.lower() in ("http", "https") and bool(rest.split("/")[0])
-
-
-def _is_spki_b64(v: str) -> bool:
-    try:
-        der = base64.b64decode(v, validate=True)
-    except ValueError:
-        return False
-    return len(der) > 2 and der[0] == 0x30  # an SPKI is a DER SEQUENCE
-
-
-def is_ip_or_cidr(v: str) -> bool:
-    """An IP address or a CIDR range (host bits may be set: ``127.0.0.1/8``, as Go allows)."""
-    try:
-        ipaddress.ip_network(v.strip(), strict=False)
-    except ValueError:
-        return False
-    return True
-
-
-_PATH_RE = re.compile(r"^/(?:[A-Za-z0-9._~-]+/?)*$")
-
-
-def is_url_path(v: str) -> bool:
-    """A request path: ``/`` or ``/seg/seg``, one trailing slash allowed."""
-    return bool(_PATH_RE.match(v))
-
-
-def normalize_path(path: str) -> str:
-    """The path a request for ``path`` routes by: without its trailing slash (``/`` stays)."""
-    return path.rstrip("/") or "/"
-
-
-def _close_code_ok(v: int) -> bool:
-    # 1004-1006 and 1015 are reserved: they must never be sent on the wire (RFC 6455 7.4.1).
-    return (1000 <= v <= 1014 and v not in (1004, 1005, 1006)) or 3000 <= v <= 4999
-
-
-_POSITIVE = _at_least(1)
-_NON_NEGATIVE = _at_least(0)
-_POSITIVE_FLOAT = _rule(lambda v: v > 0, "a number > 0")
-_NON_EMPTY = _rule(bool, "a non-empty string")
-_HTTP_URL = _rule(_is_http_url, "an http:// or https:// URL")
-_HTTP_URLS = _rule(_is_http_url, "http:// or https:// URLs", items=True)
-_OPTIONAL_POSITIVE = _rule(lambda v: v is None or v >= 1, "empty or an integer >= 1")
-_OPTIONAL_INDEX = _rule(lambda v: v is None or v >= 0, "empty or an integer >= 0")
-_SPKI_KEY = _rule(lambda v: v is None or _is_spki_b64(v), "base64 of the log's SPKI DER")
-_URL_PATH = _rule(is_url_path, "a path such as /full-stream (letters, digits, - . _ ~ and /)")
-_IPS_OR_CIDRS = _rule(is_ip_or_cidr, "IP addresses or CIDR ranges", items=True)
-_PORT_OR_ZERO = _rule(lambda v: 0 <= v <= 65535,
-                      "0 (on the main listener) or an integer from 1 to 65535")
-
-
-def _is_broker_url(v: str) -> bool:
-    if not v:
-        return True  # checked against role in cross_checks
-    from certstream.core.brokerurl import parse_broker_url  # noqa: PLC0415 - only when set
-
-    try:
-        parse_broker_url(v)
-    except ValueError:
-        return False
-    return True
-
-
-_BROKER_URL = _rule(
-    _is_broker_url,
-    "redis://host:port/db or redis+sentinel://host:port[,host:port]/service_name/db",
-)
 
 
 # -- the schema ----------------------------------------------------------------------------
@@ -497,71 +411,4 @@ SECTIONS = (
     RateLimitSettings, AuthSettings, HotReloadSettings, ApiSettings, FiltersSettings,
     BrokerSettings, IngestSettings,
 )
-#: Paths of the main listener that a configured path may not take.
-RESERVED_PATHS = ("/sse", "/health", "/health/deep", "/api")
-
-
-def metrics_listener(s: Settings) -> tuple[str, int] | None:
-    """The (host, port) of the metrics' own listener, or None when they are served on the
-    main listener."""
-    m = s.metrics
-    host = m.host or s.host
-    if m.port == 0 or (m.port == s.port and host == s.host):
-        return None
-    return host, m.port
 LOG_ENTRY_TYPES = (CustomLog, StaticLog)
-
-
-def cross_checks(s: Settings) -> None:
-    """The rules that involve more than one field."""
-    if (s.tls_cert is None) != (s.tls_key is None):
-        raise ConfigError("tls_key" if s.tls_key is None else "tls_cert", None,
-                          "tls_cert and tls_key must be set together")
-    if s.ct_log.retry_max_delay_ms < s.ct_log.retry_initial_delay_ms:
-        raise ConfigError("ct_log.retry_max_delay_ms", s.ct_log.retry_max_delay_ms,
-                          f"a delay >= ct_log.retry_initial_delay_ms "
-                          f"({s.ct_log.retry_initial_delay_ms})")
-    if s.ingest.mode == "embedded" and s.workers != 1:
-        raise ConfigError("ingest.mode", s.ingest.mode,
-                          f"process when workers is {s.workers}; embedded runs the ingest "
-                          "inside the one worker and needs workers: 1")
-    if s.auth.enabled and not s.auth.tokens:
-        raise ConfigError("auth.tokens", [], "at least one token when auth.enabled is true")
-    if (s.metrics.tls_cert is None) != (s.metrics.tls_key is None):
-        raise ConfigError("metrics.tls_key" if s.metrics.tls_key is None else "metrics.tls_cert",
-                          None, "metrics.tls_cert and metrics.tls_key must be set together")
-    _check_paths(s)
-    _role_checks(s)
-
-
-def _check_paths(s: Settings) -> None:
-    """Each stream (and the metrics, on the main listener) at a path of its own."""
-    taken: dict[str, str] = {}
-    keys = ["paths.lite", "paths.full", "paths.domains_only"]
-    if metrics_listener(s) is None:
-        keys.append("paths.metrics")
-    for key in keys:
-        value = getattr(s.paths, key.partition(".")[2])
-        path = normalize_path(value)
-        reserved = next((r for r in RESERVED_PATHS
-                         if path == r or path.startswith(r + "/")), None)
-        if reserved is not None:
-            raise ConfigError(key, value, f"a path not used by another endpoint ({reserved})")
-        if path in taken:
-            raise ConfigError(key, value, f"a path of its own ({taken[path]} has it)")
-        taken[path] = key
-        if key != "paths.metrics":
-            example = path.rstrip("/") + "/example.json"
-            taken.setdefault(example, key)
-
-
-def _role_checks(s: Settings) -> None:
-    if s.role != "all" and s.ingest.mode == "embedded":
-        raise ConfigError("ingest.mode", s.ingest.mode, f"process when role is {s.role} (the "
-                          "embedded ingest feeds this machine's one worker, not a broker)")
-    if s.role != "all" and not s.broker.url:
-        raise ConfigError("broker.url", "", f"a redis:// or redis+sentinel:// URL when role is "
-                          f"{s.role}")
-    if s.role == "all" and s.broker.url:
-        raise ConfigError("role", s.role, "ingest or edge when broker.url is set (role all "
-                          "uses no broker)")

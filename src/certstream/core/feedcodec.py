@@ -33,7 +33,8 @@ Wire format, one message at a time over a stream socket::
     every worker has acknowledged its batch (see ``certstream.shell.state``).
 
 Plain code over bytes, as h11 is: ``encode_*`` make messages, :class:`FeedDecoder` splits a
-byte stream back into them.  The sockets are ``certstream.shell.feed``'s.
+byte stream back into them.  The sockets are ``certstream.shell.feed``'s (the ingest's end)
+and ``certstream.shell.feedsub``'s (a worker's).
 """
 
 from __future__ import annotations

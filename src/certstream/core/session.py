@@ -30,16 +30,14 @@ it sends us; it is inflated with a bound (``max_message_bytes``), so a small com
 frame cannot expand into a large buffer.
 
 Output is collected, h2-style, and drained with ``data_to_send()``.  ``should_close`` turns
-true once the connection must end after that output is flushed.
+true once the connection must end after that output is flushed.  The responses are built by
+``core.httpresponse``; the wsproto connection kept per WebSocket client is ``core.wsconn``'s.
 """
 
 from __future__ import annotations
 
-import zlib
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import h11
 from wsproto import ConnectionType, WSConnection
@@ -52,12 +50,12 @@ from wsproto.events import (
     RejectConnection,
     TextMessage,
 )
-from wsproto.extensions import PerMessageDeflate
-from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import RemoteProtocolError as WSRemoteProtocolError
 
 from certstream.core.deflate import DeflateParams, negotiate_deflate
+from certstream.core.httpresponse import SSE_HEAD, http_response
 from certstream.core.routes import Route, RouteTable
+from certstream.core.wsconn import BoundedInflate, lean_connection
 from certstream.errors import LocalProtocolError
 
 __all__ = [
@@ -70,7 +68,6 @@ __all__ = [
     "Rejected",
     "RequestReceived",
     "Session",
-    "http_response",
 ]
 
 #: WebSocket close codes we send (RFC 6455 §7.4.1).
@@ -79,19 +76,6 @@ CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_INVALID_DATA = 1007
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TOO_BIG = 1009
-
-_REASONS = {
-    200: b"OK",
-    400: b"Bad Request",
-    401: b"Unauthorized",
-    404: b"Not Found",
-    405: b"Method Not Allowed",
-    426: b"Upgrade Required",
-    429: b"Too Many Requests",
-    431: b"Request Header Fields Too Large",
-    500: b"Internal Server Error",
-    503: b"Service Unavailable",
-}
 
 _NOT_FOUND = b'{"error":"Not Found"}'
 
@@ -166,85 +150,8 @@ _CLOSING = "closing"  # we sent our WebSocket Close: waiting for the client's
 _DONE = "done"  # answered (HTTP), rejected, or closing: only EOF is still reported
 
 
-def http_response(
-    status: int,
-    body: bytes = b"",
-    content_type: bytes = b"text/plain; charset=utf-8",
-    headers: Iterable[tuple[bytes, bytes]] = (),
-    *,
-    head: bool = False,
-) -> bytes:
-    """A complete ``Connection: close`` HTTP/1.1 response.
-
-    Built by hand rather than with h11 because it is also the answer to requests h11 could
-    not parse (then h11 has no request to respond to) and because every response here ends
-    the connection anyway.
-    """
-    lines = [
-        b"HTTP/1.1 %d %s" % (status, _REASONS.get(status, b"Unknown")),
-        b"Content-Type: " + content_type,
-        b"Content-Length: %d" % len(body),
-        b"Connection: close",
-    ]
-    lines.extend(name + b": " + value for name, value in headers)
-    return b"\r\n".join(lines) + b"\r\n\r\n" + (b"" if head else body)
-
-
-_SSE_HEAD = (
-    b"HTTP/1.1 200 OK\r\n"
-    b"Content-Type: text/event-stream\r\n"
-    b"Cache-Control: no-cache\r\n"
-    # The body is delimited by closing the connection, not chunked: each event's bytes are
-    # then identical for every client and written as built (see module docstring).
-    b"Connection: close\r\n"
-    b"X-Accel-Buffering: no\r\n"
-    b"Access-Control-Allow-Origin: *\r\n"
-    b"\r\n"
-)
-
-
-class _BoundedInflate(PerMessageDeflate):
-    """The inbound half of our permessage-deflate: what the client compressed, inflated at
-    most ``limit`` bytes per frame chunk (a deflate stream can expand ~1000 times)."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(client_no_context_takeover=True, server_no_context_takeover=True)
-        self._limit = limit
-        self._enabled = True
-
-    def frame_inbound_payload_data(self, proto: object, data: bytes) -> bytes | CloseReason:
-        # Mirrors PerMessageDeflate.frame_inbound_payload_data, with max_length.
-        if not self._inbound_compressed or not self._inbound_is_compressible:
-            return data
-        inflater = self._decompressor
-        assert inflater is not None
-        try:
-            out: bytes = inflater.decompress(bytes(data), self._limit + 1)
-        except zlib.error:
-            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
-        if len(out) > self._limit or inflater.unconsumed_tail:
-            return CloseReason.MESSAGE_TOO_BIG
-        return out
-
-
 # Stands in for the h11 connection once the request is answered, so that it can be freed.
 _SPENT = h11.Connection(h11.SERVER)
-
-# wsproto's frame-level Connection keeps its own queue of events, a deque: 760 bytes per
-# client (a deque allocates a block of 64 slots), a third of what an idle client costs.
-# Only ``receive_data(None)`` ever puts anything there, and this session never calls it
-# (EOF is ``b""`` here, handled before wsproto); every event we read comes from the frame
-# parser.  So every connection shares this one, which holds nothing.  (Were a wsproto to
-# queue frames there, no Ping or Close would reach the shell, which the session tests see.)
-_NO_EVENTS: deque[Any] = deque(maxlen=0)
-
-
-def _lean(conn: Connection) -> Connection:
-    """``conn`` without an event queue of its own (see ``_NO_EVENTS``)."""
-    events = getattr(conn, "_events", None)
-    if isinstance(events, deque) and not events:
-        conn._events = _NO_EVENTS  # wsproto has no public way to share it
-    return conn
 
 
 class Session:
@@ -358,11 +265,11 @@ class Session:
         self._emit(ws.send(AcceptConnection(extra_headers=extra)))
         assert ws.connection is not None
         if offer is None:
-            self._ws = _lean(ws.connection)
+            self._ws = lean_connection(ws.connection)
         else:
             self.deflate = offer
-            self._ws = _lean(Connection(
-                ConnectionType.SERVER, extensions=[_BoundedInflate(self._max_message_bytes)]
+            self._ws = lean_connection(Connection(
+                ConnectionType.SERVER, extensions=[BoundedInflate(self._max_message_bytes)]
             ))
         self._phase = _WEBSOCKET
         trailing, _closed = self._h11.trailing_data
@@ -374,7 +281,7 @@ class Session:
     def start_sse(self) -> None:
         """Answer the routed SSE request with the event-stream head."""
         self._take_request()
-        self._emit(_SSE_HEAD)
+        self._emit(SSE_HEAD)
         self._phase = _SSE
         self._h11 = _SPENT
 

@@ -1,5 +1,5 @@
 """An edge worker's side of the broker: reads the records from Redis and hands each one to
-its hub, as ``shell.feed.FeedSubscriber`` does from the Unix feed on one machine.
+its hub, as ``shell.feedsub.FeedSubscriber`` does from the Unix feed on one machine.
 
 Reading: ``XREAD COUNT 1000 BLOCK 2000`` from the id of the last record read, with its own
 connection.  After a read that returned records the reader waits until ``read_interval``

@@ -19,6 +19,7 @@ import gevent
 
 from certstream.core.clientip import forwarded_ip
 from certstream.core.filterfields import FilterSpec
+from certstream.core.httpresponse import http_response
 from certstream.core.resume import Resume
 from certstream.core.session import (
     NEED_DATA,
@@ -26,7 +27,6 @@ from certstream.core.session import (
     Rejected,
     RequestReceived,
     Session,
-    http_response,
 )
 from certstream.shell.endpoints import (
     ServerContext,

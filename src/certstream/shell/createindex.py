@@ -26,7 +26,7 @@ from certstream.core.sth import parse_sth
 from certstream.errors import CertstreamError
 from certstream.shell.atomicfile import atomic_write
 from certstream.shell.httpclient import HTTPClient, HTTPError
-from certstream.shell.ingest import fetch_log_list, select_specs, specs_from_settings
+from certstream.shell.logselect import fetch_log_list, select_specs, specs_from_settings
 
 __all__ = ["create_index", "tree_size"]
 

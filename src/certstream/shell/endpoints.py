@@ -1,5 +1,5 @@
 """The one-shot HTTP endpoints: health, metrics, examples, the REST API, the live page; and
-what a streaming request must pass first (access rules, its filter).
+what a streaming request must pass first (the access rules of ``shell.access``, its filter).
 
 Each handler takes the worker's ``ServerContext`` and the routed request and returns
 ``(status, body, content type)``.  Shapes follow certstream-server-rust where it defines
@@ -12,34 +12,29 @@ STATE on the feed, the same for every worker.
 
 from __future__ import annotations
 
-import hmac
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from certstream.config import ApiSettings, Settings
-from certstream.core.clientip import AllowList
 from certstream.core.filterfields import FilterSpec
-from certstream.core.lru import ENTRY_OVERHEAD, BoundedLRU
-from certstream.core.ratelimit import RateLimiter, RateRule, retry_after_header
+from certstream.core.ratelimit import retry_after_header
 from certstream.core.resume import Resume, ResumeError, parse_resume
 from certstream.core.routes import SSE_STREAM_VALUES, RouteTable, split_target
 from certstream.core.session import RequestReceived
 from certstream.core.streams import STREAM_LITE
 from certstream.errors import FilterError
+from certstream.shell.access import Access
+from certstream.shell.certcache import CertCache
 from certstream.shell.hub import Hub
-from certstream.shell.sharedlimits import LocalConnections, Place
+from certstream.shell.sharedlimits import Place
 from certstream.shell.sharedstats import LocalStats, Totals
 
 __all__ = [
-    "Access",
-    "CertCache",
     "Refusal",
     "Response",
     "ServerContext",
-    "access_for",
     "admit_resume",
     "admit_stream",
     "answer",
@@ -59,162 +54,11 @@ _HTML = b"text/html; charset=utf-8"
 _SVG = b"image/svg+xml"
 
 
-class CertCache:
-    """The last ``capacity`` lite messages by certificate hash, for ``/api/cert/{hash}``, and
-    at most ``max_bytes`` of them (a payload's size varies with its certificate's names).
-
-    The hashes are read from the payload bytes (the first ``"sha256"``, ``"sha1"`` and
-    ``"fingerprint"`` values: the leaf's, as a lite message carries no chain) instead of
-    parsing the JSON, so feeding the cache costs a few substring searches per entry.  Keys
-    are upper-case hex without colons; lookups ignore case and colons the same way.  Each
-    message is kept once, under its first hash; the others point to that one.
-    """
-
-    _KEYS = (b'"sha256":"', b'"sha1":"', b'"fingerprint":"')
-
-    def __init__(self, capacity: int, max_bytes: int = ApiSettings().cache_max_bytes) -> None:
-        self.capacity = capacity
-        self._alias: dict[bytes, bytes] = {}  # every hash -> the first one
-        self._certs: BoundedLRU[bytes, tuple[bytes, tuple[bytes, ...]]] = BoundedLRU(
-            capacity, max_bytes, on_evict=self._forget)
-
-    @staticmethod
-    def normalize(text: bytes) -> bytes:
-        return text.replace(b":", b"").strip().upper()
-
-    def add(self, lite: bytes) -> None:
-        digests: list[bytes] = []
-        for key in self._KEYS:
-            start = lite.find(key)
-            if start < 0:
-                continue
-            start += len(key)
-            end = lite.find(b'"', start)
-            if end < 0:
-                continue
-            digest = self.normalize(lite[start:end])
-            if digest and digest not in digests:
-                digests.append(digest)
-        if not digests:
-            return
-        first = digests[0]
-        for digest in digests:
-            self._alias[digest] = first
-        size = len(lite) + sum(map(len, digests)) + ENTRY_OVERHEAD
-        self._certs.put(first, (lite, tuple(digests)), size)
-
-    def _forget(self, first: bytes, value: tuple[bytes, tuple[bytes, ...]]) -> None:
-        for digest in value[1]:
-            if self._alias.get(digest) == first:
-                del self._alias[digest]
-
-    def get(self, text: str) -> bytes | None:
-        first = self._alias.get(self.normalize(text.encode("ascii", "replace")))
-        cached = self._certs.get(first) if first is not None else None
-        return cached[0] if cached is not None else None
-
-    def __len__(self) -> int:
-        """Hashes that find a message (two or three per certificate)."""
-        return len(self._alias)
-
-
-class Connections(Protocol):
-    """Where streaming connections are counted (``shell.sharedlimits``)."""
-
-    def admit(self, ip: str, max_total: int | None, per_ip: int | None) -> Place | str: ...
-    def release(self, place: Place) -> None: ...
-
-
-class Rates(Protocol):
-    """Where the rate-limit states live (``shell.sharedlimits``, ``core.ratelimit``)."""
-
-    def check(self, ip: str, rule: RateRule, now: float) -> float: ...
-
-
 class Stats(Protocol):
     """The clients and traffic of the server (``shell.sharedstats``)."""
 
     def publish(self) -> None: ...
     def totals(self) -> Totals: ...
-
-
-@dataclass(slots=True)
-class Access:
-    """Who may connect (``auth.*``, ``connection_limit.*`` and ``rate_limit.*`` settings).
-
-    Like certstream-server-rust, a token is read from one header (``Bearer `` optional) and
-    guards the streams and the REST API; health, metrics and the examples stay public.  The
-    limits are the whole server's: ``connections`` and ``rates`` are counted in the memory
-    the workers share (``shell.sharedlimits``), and outlive a reload of these rules.
-    """
-
-    tokens: tuple[bytes, ...] = ()
-    header: bytes = b"authorization"
-    max_connections: int | None = None
-    per_ip_limit: int | None = None
-    #: The rate rule, when ``rate_limit`` is on.
-    rate_rule: RateRule | None = None
-    rates: Rates = field(default_factory=RateLimiter)
-    connections: Connections = field(default_factory=LocalConnections)
-    #: Requests refused by the rate limit; the worker copies it into the metrics.
-    rate_limited: int = 0
-    #: ``whitelist``: only these addresses get past 403 (empty: everyone).
-    allow: AllowList = field(default_factory=AllowList)
-
-    def token_ok(self, headers: tuple[tuple[bytes, bytes], ...]) -> bool:
-        if not self.tokens:
-            return True
-        for name, value in headers:
-            if name.lower() == self.header:
-                given = value.strip()
-                if given[:7].lower() == b"bearer ":
-                    given = given[7:].strip()
-                # Compare with every token in constant time: no early exit on a match.
-                ok = False
-                for token in self.tokens:
-                    ok |= hmac.compare_digest(given, token)
-                return ok
-        return False
-
-
-def rate_rule(settings: Settings) -> RateRule | None:
-    """The rate rule of ``settings``, or None when ``rate_limit`` is off."""
-    rate = settings.rate_limit
-    if not rate.enabled:
-        return None
-    return RateRule(
-        max_tokens=rate.max_tokens, refill_rate=rate.refill_rate, burst=rate.burst,
-        burst_window_secs=float(rate.burst_window_seconds),
-        window_secs=float(rate.window_seconds), window_max=rate.window_max_requests,
-    )
-
-
-def access_for(settings: Settings, keep: Access | None = None, *,
-               connections: Connections | None = None, rates: Rates | None = None,
-               split: int = 1) -> Access:
-    """The access rules of ``settings``.  ``keep``: the rules they replace (a hot reload),
-    whose counts carry over: the connections, the rate states, the refusal count.
-    ``connections`` and ``rates``: where to count (default: this process alone).  ``split``:
-    how many processes share ``max_connections`` when they cannot count together (each gets
-    its share, rounded up)."""
-    auth, limit = settings.auth, settings.connection_limit
-    max_connections = per_ip = None
-    if limit.enabled:
-        max_connections = -(-limit.max_connections // max(1, split))
-        per_ip = limit.per_ip_limit
-    return Access(
-        tokens=tuple(t.encode() for t in auth.tokens) if auth.enabled else (),
-        header=auth.header_name.lower().encode("latin-1"),
-        max_connections=max_connections,
-        per_ip_limit=per_ip,
-        rate_rule=rate_rule(settings),
-        rates=keep.rates if keep is not None else (rates or RateLimiter()),
-        connections=(keep.connections if keep is not None
-                     else (connections or LocalConnections())),
-        rate_limited=keep.rate_limited if keep is not None else 0,
-        # A listener's whitelist is read at start (hot reload lists it as needing a restart).
-        allow=keep.allow if keep is not None else AllowList(settings.whitelist),
-    )
 
 
 _TOO_MANY_REQUESTS = b'{"error":"Too Many Requests"}'

@@ -28,7 +28,8 @@ from typing import Any
 
 from certstream.core.resume import EPOCH_SHIFT, Stamp, feed_number, stamp_key
 from certstream.core.streams import STREAM_ALL, STREAM_DOMAINS, STREAM_FULL, STREAM_LITE
-from certstream.shell.feed import OnEntry, PayloadsLike
+from certstream.shell.feed import PayloadsLike
+from certstream.shell.feedsub import OnEntry
 
 __all__ = ["LocalFeed"]
 

@@ -16,7 +16,8 @@ from certstream.config import Settings, metrics_listener
 from certstream.core.clientip import AllowList
 from certstream.core.routes import RouteTable
 from certstream.shell import metrics
-from certstream.shell.endpoints import Access, ServerContext
+from certstream.shell.access import Access
+from certstream.shell.endpoints import ServerContext
 from certstream.shell.gometrics import SkippedCollector, WorkerSeries
 from certstream.shell.procmetrics import DeploymentProcesses
 

@@ -10,7 +10,7 @@ from certstream.core.streams import STREAM_NAMES
 from certstream.shell import metrics
 
 if TYPE_CHECKING:
-    from certstream.shell.endpoints import Access
+    from certstream.shell.access import Access
     from certstream.shell.hub import Hub
     from certstream.shell.source import RecordSource
 

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 from certstream.config import Settings
 from certstream.core.resume import Stamp
-from certstream.shell.feed import FeedSubscriber
+from certstream.shell.feedsub import FeedSubscriber
 
 __all__ = ["OnRecord", "RecordSource", "open_source"]
 
@@ -42,7 +42,7 @@ OnRecord = Callable[[int, bytes | None, bytes | None, bytes | None, Stamp], None
 
 
 class RecordSource(Protocol):
-    """What the worker needs of its record source: ``shell.feed.FeedSubscriber``,
+    """What the worker needs of its record source: ``shell.feedsub.FeedSubscriber``,
     ``shell.brokersub.BrokerSubscriber``, or an embedded ingest's ``shell.localfeed.LocalFeed``."""
 
     @property

@@ -47,7 +47,6 @@ import queue
 import signal
 import ssl
 import time
-from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -57,35 +56,35 @@ from gevent.pool import Pool
 from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import GeventWorker
 
-from certstream.config import Settings, load_settings, metrics_listener
+from certstream.config import Settings, load_settings
 from certstream.core import frames
 from certstream.core.resume import Stamp
-from certstream.core.routes import RouteTable
 from certstream.core.streams import STREAM_LITE
-from certstream.shell import metrics, sharedmem
+from certstream.shell import sharedmem
+from certstream.shell.access import access_for
+from certstream.shell.certcache import CertCache
 from certstream.shell.conn import serve
-from certstream.shell.endpoints import CertCache, ServerContext, access_for
+from certstream.shell.endpoints import ServerContext
 from certstream.shell.fairserver import AcceptShares, FairStreamServer
-from certstream.shell.feed import FeedSubscriber
+from certstream.shell.feedsub import FeedSubscriber
 from certstream.shell.hub import Hub
-from certstream.shell.livepage import favicon, live_page
 from certstream.shell.localfeed import LocalFeed
 from certstream.shell.metricsview import MetricsView, bound_to, metrics_context, metrics_tls
 from certstream.shell.metricsync import MetricsSync
 from certstream.shell.reload import ConfigWatcher, ReloadPlan
-from certstream.shell.sharedlimits import SharedConnections, SharedRates
-from certstream.shell.sharedstats import SharedStats
+from certstream.shell.serving import (
+    build_context,
+    count_response,
+    heartbeat_frame,
+    ping_in_slices,
+    run_every,
+)
 from certstream.shell.source import RecordSource, open_source
 
 if TYPE_CHECKING:
     from certstream.shell.ingest import Ingest
 
-__all__ = [
-    "CertstreamWorker",
-    "build_context",
-    "heartbeat_frame",
-    "settings_for",
-]
+__all__ = ["CertstreamWorker", "settings_for"]
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +100,6 @@ FEED_WAIT_SECS = 10.0
 EXAMPLE_WAIT_SECS = 1.0
 #: A quick stop (SIGQUIT) gives the close frames this long to leave.
 QUICK_STOP_SECS = 0.5
-#: Server pings go out in slices this far apart (``_pings``).
-PING_STEP_SECS = 1.0
 
 
 def settings_for(app: object) -> Settings:
@@ -112,93 +109,6 @@ def settings_for(app: object) -> Settings:
     if isinstance(settings, Settings):
         return settings
     return load_settings()
-
-
-def route_table(settings: Settings) -> RouteTable:
-    p, s, paths = settings.protocols, settings.streams, settings.paths
-    return RouteTable(
-        websocket=p.websocket, sse=p.sse, health=p.health,
-        # On a listener of their own, the metrics are not served here (shell.metricsview).
-        metrics=p.metrics and metrics_listener(settings) is None,
-        example_json=p.example_json, api=p.api,
-        lite=s.lite, full=s.full, domains=s.domains_only,
-        lite_path=paths.lite, full_path=paths.full, domains_path=paths.domains_only,
-        metrics_path=paths.metrics,
-    )
-
-
-def _count_response(endpoint: str, code: int) -> None:
-    metrics.SERVER_RESPONSES.labels(endpoint, str(code)).inc()
-
-
-def build_context(settings: Settings, hub: Hub,
-                  before_metrics: Callable[[], None] | None = None,
-                  mem: sharedmem.SharedMemory | None = None, row: int = -1, *,
-                  view: MetricsView | None = None) -> ServerContext:
-    """The connection context of a worker.  With ``mem`` and this worker's ``row`` in it,
-    limits and status count every worker; else this process alone (and ``max_connections``
-    is split between the workers, the best it can do without counting together)."""
-    def render() -> tuple[bytes, str]:
-        if view is not None:
-            return view.render()
-        if before_metrics is not None:
-            before_metrics()  # this worker's values are current in the scrape
-        return metrics.render_metrics()
-
-    routes = route_table(settings)
-    shared = mem if row >= 0 else None
-    ctx = ServerContext(
-        hub=hub,
-        routes=routes,
-        access=access_for(
-            settings,
-            connections=SharedConnections(shared, row) if shared is not None else None,
-            rates=SharedRates(shared) if shared is not None else None,
-            split=1 if shared is not None else settings.workers,
-        ),
-        max_message_bytes=settings.websocket.max_message_bytes,
-        api_cache_capacity=settings.api.cache_capacity,
-        render_metrics=render,
-        on_response=_count_response,
-        real_ip=settings.real_ip,
-        compression=settings.websocket.compression,
-        peers=view.peers if view is not None else None,
-        max_filter_patterns=settings.filters.max_patterns,
-        page=live_page(routes),
-        favicon=favicon(),
-    )
-    if shared is not None:
-        ctx.stats = SharedStats(shared, row, hub)
-        hub.on_change = ctx.stats.publish
-    return ctx
-
-
-def heartbeat_frame(now: float) -> bytes:
-    """The optional JSON heartbeat: ``{"message_type":"heartbeat","timestamp":<float>}``."""
-    return frames.ws_frame(b'{"message_type":"heartbeat","timestamp":%r}' % now)
-
-
-def _every(interval: float, action: Callable[[], None]) -> None:
-    while True:
-        gevent.sleep(interval)
-        try:
-            action()
-        except Exception:  # a bug in one tick must not stop the pings for good
-            log.exception("periodic task %r failed", action)
-
-
-def _pings(hub: Hub, interval: float) -> None:
-    """Every WebSocket client gets a ping every ``interval``: a slice of them each second
-    (``Hub.ping_part``), not all at once."""
-    parts = max(1, round(interval / PING_STEP_SECS))
-    part = 0
-    while True:
-        gevent.sleep(interval / parts)
-        try:
-            hub.ping_part(part, parts)
-        except Exception:  # as in _every: one bad tick must not stop the pings for good
-            log.exception("pinging the clients failed")
-        part = (part + 1) % parts
 
 
 def _drain(pending: Any) -> list[int]:
@@ -295,7 +205,7 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         self.ctx = build_context(self.settings, self.hub, None, self.mem, self.row,
                                  view=self.metrics_view)
         self.metrics_ctx = metrics_context(self.settings, self.hub, self.metrics_view.render,
-                                           _count_response)
+                                           count_response)
         self.metrics_sync.access = lambda: self.ctx.access
         if self.settings.protocols.api:
             api = self.settings.api
@@ -393,7 +303,7 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             if self.settings.websocket.heartbeat_secs > 0:
                 try:
                     self.hub.broadcast(heartbeat_frame(time.time()), ws=True)
-                except Exception:  # as in _every: one bad tick must not end the heartbeats
+                except Exception:  # as in run_every: one bad tick must not end the heartbeats
                     log.exception("heartbeat failed")
 
     def _watcher(self) -> ConfigWatcher | None:
@@ -430,12 +340,12 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             self.log.warning("no feed socket configured: serving without an ingest")
         servers = self._start_servers()
         tasks = [
-            gevent.spawn(_pings, hub, settings.websocket.ping_interval_secs),
+            gevent.spawn(ping_in_slices, hub, settings.websocket.ping_interval_secs),
             gevent.spawn(
-                _every, settings.sse.keepalive_secs,
+                run_every, settings.sse.keepalive_secs,
                 lambda: hub.broadcast(frames.sse_comment(b"keep-alive"), ws=False),
             ),
-            gevent.spawn(_every, 1.0, self.metrics_view.tick),
+            gevent.spawn(run_every, 1.0, self.metrics_view.tick),
         ]
         watcher = self._watcher()
         if watcher is not None:
