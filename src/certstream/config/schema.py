@@ -470,6 +470,8 @@ class Settings:
     whitelist: tuple[str, ...] = field(default=(), metadata=_IPS_OR_CIDRS)
     feed_socket: str = ""  # "" = the master chooses a private path at start
     role: str = field(default="all", metadata=_one_of(*ROLES))
+    # gunicorn: a master supervising the workers; single: one process, no master (shell.single).
+    process_model: str = field(default="gunicorn", metadata=_one_of("gunicorn", "single"))
     protocols: ProtocolsSettings = field(default_factory=ProtocolsSettings)
     streams: StreamsSettings = field(default_factory=StreamsSettings)
     paths: PathsSettings = field(default_factory=PathsSettings)
@@ -521,6 +523,12 @@ def cross_checks(s: Settings) -> None:
         raise ConfigError("ct_log.retry_max_delay_ms", s.ct_log.retry_max_delay_ms,
                           f"a delay >= ct_log.retry_initial_delay_ms "
                           f"({s.ct_log.retry_initial_delay_ms})")
+    single = (s.workers, s.ingest.mode, s.role) == (1, "embedded", "all")
+    if s.process_model == "single" and not single:
+        raise ConfigError("process_model", s.process_model,
+                          f"gunicorn with workers: {s.workers}, ingest.mode: {s.ingest.mode}, "
+                          f"role: {s.role}; single needs workers: 1, ingest.mode: embedded, "
+                          "role: all")
     if s.ingest.mode == "embedded" and s.workers != 1:
         raise ConfigError("ingest.mode", s.ingest.mode,
                           f"process when workers is {s.workers}; embedded runs the ingest "
