@@ -4,7 +4,7 @@ against the replay CT log.
 
 * the conformance harness: the golden frames of certstream-server-go's live40 capture on all
   three streams, over WebSocket and SSE;
-* one process; ``/health/deep``, ``/metrics`` (the spec's series) and ``/api/stats`` answer;
+* one process, which tells systemd it is ready; ``/health/deep``, ``/metrics`` (the spec's series) and ``/api/stats`` answer;
 * SIGTERM: the WebSocket gets 1001, the SSE stream ends, the process exits 0 with no traceback,
   and it wrote its last position; SIGHUP re-reads the config file and does not stop it;
 * under ``gunicorn -c gunicorn.conf.py`` it is refused with one line naming the key.
@@ -16,6 +16,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -87,10 +88,14 @@ def test_one_process_answers_everything_and_stops_gracefully_on_sigterm(
     replay.add_rfc6962_log("/rfc6962/", entries, 0, visible=0)
     replay.start()
     state = tmp_path / "state.json"
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # systemd's, for Type=notify
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(30)
     try:
-        with run_server(_replay_config(replay.url + "/rfc6962/", state),
-                        ingest="single") as srv:
+        with run_server(_replay_config(replay.url + "/rfc6962/", state), ingest="single",
+                        env={"NOTIFY_SOCKET": str(tmp_path / "notify")}) as srv:
             assert children(srv.proc.pid) == []  # no master, no worker, no ingest: one process
+            assert notify.recv(4096).startswith(b"READY=1")
             ws = RawWS(srv.port, "/", timeout=30)
             sse = SSEClient(srv.port, "/sse", timeout=30)
             time.sleep(1.0)  # the clients' streams are wanted before the log grows
@@ -137,6 +142,7 @@ def test_one_process_answers_everything_and_stops_gracefully_on_sigterm(
             assert srv.proc.wait(30) == 0
         assert _saved_next(state) == 6
     finally:
+        notify.close()
         replay.stop()
 
 

@@ -8,6 +8,7 @@ worker, and costs ~26 MiB for it.  Here the same ``CertstreamWorker`` runs in th
   directories (``shell.app.prepare_master``, called by the command; removed at exit);
 * the listening sockets, the metrics' own listener included, bound from the same gunicorn
   settings (``gunicorn.sock.create_sockets``); TLS is the worker's own, as under gunicorn;
+  once they are bound, systemd's ``READY=1`` (``Type=notify`` units);
 * the shared-memory table of counts, limits and stats, with its one row;
 * logging (gunicorn's logger for the worker's own lines, certstream's format for the rest);
 * signals: SIGTERM and SIGINT stop gracefully (every WebSocket gets 1001, SSE streams end),
@@ -30,6 +31,7 @@ import signal
 import sys
 from typing import Any
 
+from gunicorn import systemd
 from gunicorn.sock import create_sockets
 
 from certstream.config import Settings
@@ -115,6 +117,8 @@ def run_single(settings: Settings, overrides: dict[str, Any] | None = None) -> i
     sockets = create_sockets(cfg, glog)
     for sock in sockets:
         log.info("certstream: listening at %s", sock)
+    # Ready when bound, as gunicorn's arbiter says it (systemd's Type=notify waits for it).
+    systemd.sd_notify("READY=1\nSTATUS=certstream: one process", glog)
     log.info("certstream: one process (process_model: single), pid %d; no master restarts "
              "it: leave that to a supervisor", os.getpid())
     worker = SingleWorker(1, os.getppid(), sockets, app, cfg.timeout, cfg, glog)
