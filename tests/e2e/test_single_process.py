@@ -4,7 +4,8 @@ against the replay CT log.
 
 * the conformance harness: the golden frames of certstream-server-go's live40 capture on all
   three streams, over WebSocket and SSE;
-* one process, which tells systemd it is ready; ``/health/deep``, ``/metrics`` (the spec's series) and ``/api/stats`` answer;
+* one process, which tells systemd it is ready; ``/health/deep``, ``/metrics`` (the spec's
+  series) and ``/api/stats`` answer;
 * SIGTERM: the WebSocket gets 1001, the SSE stream ends, the process exits 0 with no traceback,
   and it wrote its last position; SIGHUP re-reads the config file and does not stop it;
 * under ``gunicorn -c gunicorn.conf.py`` it is refused with one line naming the key.
