@@ -1,7 +1,8 @@
 """Memory of whole servers: RSS of every process (master, ingest, workers) summed, side by side.
 
-Each server (ours, once with its ingest process and once with the ingest embedded in its one
-worker; each ``--server-cmd``) is started once, following a replay log that holds
+Each server (ours, once with its ingest process, once with the ingest embedded in its one
+worker and once as a single process with no gunicorn master; each ``--server-cmd``) is
+started once, following a replay log that holds
 40,000 unique entries, none visible yet, with its default settings otherwise (ours: log lists
 off, ``buffer_size`` at its default), and goes through these phases:
 
@@ -75,11 +76,14 @@ class Run:
     label: str
     totals: dict[str, Rollup] = field(default_factory=dict)
     phases: dict[str, str] = field(default_factory=dict)  # key -> title, in order
-    ours: bool = False  # certstream, in either ingest mode: the targets apply
+    ours: bool = False  # certstream, in any process model: the targets apply
 
 
 #: Ours with the ingest inside the one worker (``ingest.mode: embedded``), one process less.
 EMBEDDED = ("certstream, embedded ingest", {"CERTSTREAM_INGEST_MODE": "embedded"})
+#: Ours as one process (``process_model: single``): the embedded ingest, no gunicorn master.
+SINGLE = ("certstream, single process", {"CERTSTREAM_INGEST_MODE": "embedded",
+                                         "CERTSTREAM_PROCESS_MODEL": "single"})
 
 
 def raise_nofile(needed: int) -> None:
@@ -144,6 +148,15 @@ def wait_fetched(replay: latency.Replay, upto: int, limit: float = 120.0) -> boo
     return False
 
 
+def wait_first_frame(sink: Sink, limit: float) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if sink.stats().frames > 0:
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def connect(server: Server, n: int, sinks: contextlib.ExitStack) -> tuple[Sink, int]:
     sink = sinks.enter_context(Sink(server.port, "/", n, cpus=LOAD_CPUS))
     return sink, sink.wait_connected(timeout=180).ok
@@ -182,6 +195,9 @@ def run_server(report: Report, template: str | None, opts: Options,
             sink, ok = connect(server, first, sinks)
             time.sleep(1.0)  # the workers tell the ingest they now want lite
             replay.grow(n)
+            # certstream-server-go looks at a log's tree head up to 30 s apart once it is idle:
+            # the quiet time counts from the first frame, not from the growth.
+            wait_first_frame(sink, limit=60.0)
             st = drain(sink, n * ok, quiet=5.0, limit=180.0)
             report.say(
                 f"{label}: {ok} clients got {st.frames:,} of {n * ok:,} frames "
@@ -211,7 +227,8 @@ def server_label(template: str | None) -> str:
 
 def run(report: Report, server_cmds: list[str], opts: Options) -> None:
     raise_nofile(max(opts.steps) + 100)
-    runs = [run_server(report, None, opts), run_server(report, None, opts, EMBEDDED)]
+    runs = [run_server(report, None, opts), run_server(report, None, opts, EMBEDDED),
+            run_server(report, None, opts, SINGLE)]
     runs.extend(run_server(report, cmd, opts) for cmd in server_cmds)
     if opts.default_config:
         run_default(report, opts)

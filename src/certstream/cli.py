@@ -2,7 +2,8 @@
 
 Commands (argparse subcommands; none = serve)::
 
-    certstream [-c FILE] [--port N] [--host H] [--workers N] [--validate-config] [--demo]
+    certstream [-c FILE] [--port N] [--host H] [--workers N] [--process-model gunicorn|single]
+               [--validate-config] [--demo]
     certstream [-c FILE] validate                    # check, print how each key was mapped
     certstream [-c FILE] create-index [-o FILE] [-f] # ct_index.json of the current tree sizes
 
@@ -61,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--role", choices=("all", "ingest", "edge"),
                    help="all (one machine, the default), ingest (follow the logs, publish to "
                    "broker.url) or edge (serve clients from broker.url)")
+    p.add_argument("--process-model", choices=("gunicorn", "single"),
+                   help="gunicorn (a master supervising the workers, the default) or single "
+                   "(one process, no master; needs ingest.mode: embedded and one worker)")
     p.add_argument("--demo", action="store_true",
                    help="no internet needed: follow five local demo CT logs serving the "
                    "recorded entries packaged with certstream, growing at a steady rate")
@@ -93,7 +97,7 @@ def load(args: argparse.Namespace) -> tuple[Settings, LoadReport]:
     overrides: dict[str, Any] = {
         key: value for key, value in
         (("workers", args.workers), ("port", args.port), ("host", args.host),
-         ("role", args.role))
+         ("role", args.role), ("process_model", args.process_model))
         if value is not None
     }
     if overrides:
@@ -216,6 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides = {key: opts[key] for key, flag in
                      (("bind", args.port), ("bind", args.host), ("workers", args.workers))
                      if flag is not None}
+        if settings.process_model == "single":
+            from certstream.shell.single import run_single  # noqa: PLC0415 - the worker's stack
+
+            return run_single(settings, overrides)
         CertstreamApp(settings, overrides).run()
     except KeyboardInterrupt:  # Ctrl-C before gunicorn took over the signals
         return 130

@@ -58,6 +58,8 @@ MEMORY_FIGURES = [
     "memory.RSS per idle client, 20 -> 40 clients, certstream",
     "memory.whole server idle, empty log, certstream, embedded ingest",
     "memory.whole server, 10 lite clients, certstream, embedded ingest",
+    "memory.whole server idle, empty log, certstream, single process",
+    "memory.whole server, 10 lite clients, certstream, single process",
 ]
 
 
@@ -84,6 +86,7 @@ def test_memory_benchmark_reads_every_process_and_part(tmp_path: Path) -> None:
         assert role in out
     assert "certstream: 10 clients got 3,000 of 3,000 frames" in out
     assert "certstream, embedded ingest: 10 clients got 3,000 of 3,000 frames" in out
+    assert "certstream, single process: 10 clients got 3,000 of 3,000 frames" in out
     # The probe answered from inside each process (module counts, not a placeholder).
     inside = out.split("| process | modules |", 1)[1].splitlines()[2:5]
     assert [row.split("|")[1].strip() for row in inside] == ["master", "ingest", "worker"]

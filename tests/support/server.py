@@ -73,7 +73,8 @@ def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]
 
 @contextlib.contextmanager
 def run_server(config: Mapping[str, Any] | None = None, *, workers: int = 1,
-               graceful: int | None = None, ingest: bool | Literal["embedded"] = False,
+               graceful: int | None = None,
+               ingest: bool | Literal["embedded", "single"] = False,
                gunicorn: bool = False,
                config_via: Literal["env", "flag", "none"] = "env", port: int | None = None,
                args: Sequence[str] = (), env: Mapping[str, str] | None = None,
@@ -82,7 +83,9 @@ def run_server(config: Mapping[str, Any] | None = None, *, workers: int = 1,
     :class:`FakeFeed`, or with ``ingest=True`` by its own ingest process (configure
     ``custom_logs`` then). It is ready when the master has its ``workers`` workers (and its
     one ingest), the port accepts, and the workers are on the fake feed.  ``ingest="embedded"``
-    sets ``ingest.mode: embedded``: the one worker runs the ingest, there is no ingest process.
+    sets ``ingest.mode: embedded``: the one worker runs the ingest, there is no ingest process;
+    ``ingest="single"`` also sets ``process_model: single``: the command's own process serves,
+    with no master and no child at all.
 
     ``gunicorn=True`` starts ``gunicorn -c gunicorn.conf.py`` (the repository's file)
     instead of the ``certstream`` command; it needs ``ingest=True``, since the fake feed
@@ -111,8 +114,10 @@ def run_server(config: Mapping[str, Any] | None = None, *, workers: int = 1,
         }
         if not ingest:
             defaults["feed_socket"] = feed_path
-        if ingest == "embedded":
+        if ingest in ("embedded", "single"):
             defaults["ingest"] = {"mode": "embedded"}
+        if ingest == "single":
+            defaults["process_model"] = "single"
         argv = list(args)
         server_env = clean_env(PYTHONUNBUFFERED="1", **(env or {}))
         if config_via != "none":
@@ -143,7 +148,8 @@ def run_server(config: Mapping[str, Any] | None = None, *, workers: int = 1,
         def ready() -> bool:
             assert proc.poll() is None, f"the server exited ({proc.returncode}):\n{server.log()}"
             ingests, serving = server.tree()
-            return (len(serving) == workers and len(ingests) == int(ingest is True)
+            return (len(serving) == (0 if ingest == "single" else workers)
+                    and len(ingests) == int(ingest is True)
                     and accepts(port)
                     and (feed is None or feed.connected() >= workers))
 

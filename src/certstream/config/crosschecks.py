@@ -36,6 +36,12 @@ def cross_checks(s: Settings) -> None:
         raise ConfigError("ct_log.retry_max_delay_ms", s.ct_log.retry_max_delay_ms,
                           f"a delay >= ct_log.retry_initial_delay_ms "
                           f"({s.ct_log.retry_initial_delay_ms})")
+    single = (s.workers, s.ingest.mode, s.role) == (1, "embedded", "all")
+    if s.process_model == "single" and not single:
+        raise ConfigError("process_model", s.process_model,
+                          f"gunicorn with workers: {s.workers}, ingest.mode: {s.ingest.mode}, "
+                          f"role: {s.role}; single needs workers: 1, ingest.mode: embedded, "
+                          "role: all")
     if s.ingest.mode == "embedded" and s.workers != 1:
         raise ConfigError("ingest.mode", s.ingest.mode,
                           f"process when workers is {s.workers}; embedded runs the ingest "

@@ -384,6 +384,8 @@ class Settings:
     whitelist: tuple[str, ...] = field(default=(), metadata=_IPS_OR_CIDRS)
     feed_socket: str = ""  # "" = the master chooses a private path at start
     role: str = field(default="all", metadata=_one_of(*ROLES))
+    # gunicorn: a master supervising the workers; single: one process, no master (shell.single).
+    process_model: str = field(default="gunicorn", metadata=_one_of("gunicorn", "single"))
     protocols: ProtocolsSettings = field(default_factory=ProtocolsSettings)
     streams: StreamsSettings = field(default_factory=StreamsSettings)
     paths: PathsSettings = field(default_factory=PathsSettings)

@@ -76,6 +76,7 @@ __all__ = [
     "post_fork",
     "pre_fork",
     "prepare_master",
+    "take_swept_dirs",
     "when_ready",
     "wsgi_app",
 ]
@@ -134,6 +135,12 @@ def prepare_master(settings: Settings | None = None) -> Settings:
     os.environ[MASTER_PID_ENV] = str(os.getpid())
     _Master.settings = settings
     return settings
+
+
+def take_swept_dirs() -> list[str]:
+    """The stale run directories ``prepare_master`` removed, once (for the log)."""
+    swept, _Master.swept = _Master.swept, []
+    return swept
 
 
 def _private_dir(kind: str) -> str:
@@ -225,6 +232,11 @@ def on_starting(server: Any) -> None:
                           f"process when gunicorn runs {workers} workers; embedded runs the "
                           "ingest inside the one worker and needs 1"), file=sys.stderr)
         sys.exit(2)
+    if settings.process_model == "single":
+        print(ConfigError("process_model", "single", "gunicorn when gunicorn starts the "
+                          "server; single runs without it: start it with the certstream "
+                          "command"), file=sys.stderr)
+        sys.exit(2)
     # The memory the workers count connections, rate limits and traffic in, and balance
     # their accepts by: mapped here, in the master, so that every worker forked from it
     # shares the same pages.
@@ -234,9 +246,8 @@ def on_starting(server: Any) -> None:
     # Ctrl-C reaches the master, the workers and the ingest at once: stop gracefully, as
     # on SIGTERM (gunicorn's INT is a quick stop that drops every client without a close).
     server.handle_int = server.handle_term
-    for path in _Master.swept:
+    for path in take_swept_dirs():
         server.log.info("certstream: removed %s (its server is gone)", path)
-    _Master.swept.clear()
 
 
 def when_ready(server: Any) -> None:
