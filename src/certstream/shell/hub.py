@@ -57,9 +57,10 @@ import gevent.event
 from gevent.socket import wait_write
 
 from certstream.core import frames
-from certstream.core.fanout import Cursor, Fanout, Group, Ring
+from certstream.core.fanout import WRITE_CAP, Cursor, Fanout, Group, Ring
 from certstream.core.filterfields import FilterSpec
 from certstream.core.resume import Resume
+from certstream.core.rings import DEFAULT_MAX_BYTES
 from certstream.core.session import Session
 
 __all__ = ["Client", "Hub", "Ring"]
@@ -124,10 +125,13 @@ class Hub(Fanout[Client]):
         on_wanted: Callable[[int], None] | None = None,
         flush_interval: float = 0.0,
         epoch_ms: int | None = None,
+        buffer_bytes: int = DEFAULT_MAX_BYTES,
+        write_cap: int = WRITE_CAP,
     ) -> None:
         super().__init__(buffer_size, drop_budget=drop_budget, close_code=close_code,
                          on_wanted=on_wanted, flush_interval=flush_interval,
-                         epoch_ms=int(time.time() * 1000) if epoch_ms is None else epoch_ms)
+                         epoch_ms=int(time.time() * 1000) if epoch_ms is None else epoch_ms,
+                         buffer_bytes=buffer_bytes, write_cap=write_cap)
         self.send_timeout = send_timeout
         self._wakeup = gevent.event.Event()
         self._wake = self._wakeup.set
