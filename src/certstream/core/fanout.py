@@ -107,8 +107,9 @@ C = TypeVar("C", bound="Cursor")
 #: would hold gigabytes), while a piece is still ~30 full or ~150 lite frames, so a client
 #: catching up costs one syscall per ~256 KiB, as much as the socket buffer takes at once.
 WRITE_CAP = 256 << 10
-#: The pieces kept between two flushes for other clients at the same position (slow
-#: clients draining, a crowd resuming from the same place): at most this many bytes.
+#: The pieces kept for other clients at the same position, between two flushes (slow
+#: clients draining, a crowd resuming from the same place) and within one flush: at most
+#: this many bytes each time.
 CHUNKS_KEPT_BYTES = 4 << 20
 #: ``Fanout.seen_index`` keeps this many runs of records (a run: records seen at the same
 #: time) per ring slot: 24 bytes each, so 192 KiB at the default 1,000 slots.
@@ -658,6 +659,9 @@ class Fanout(Generic[C]):
         ring.view_mask &= ~(1 << view.slot)
         self._views -= 1
         self._dirty.discard(view)
+        # Kept pieces are found by the view's id(), which a new view may reuse.
+        self._chunks.clear()
+        self._chunk_bytes = 0
 
     def groups(self) -> Iterator[Group]:
         """Every ring and every view."""
@@ -760,6 +764,7 @@ class Fanout(Generic[C]):
         on, in form ``code`` (``_code``), joined once per position for every client there,
         in pieces of at most ``write_cap`` bytes while its writes are taken."""
         shared: dict[int, tuple[bytes, int]] = {}
+        kept = 0  # bytes in ``shared``: clients catching up must not pile up every piece
         head, oldest, base = group.next_seq, group.oldest, group.base
         for client in list(clients):
             if client.busy:
@@ -777,7 +782,10 @@ class Fanout(Generic[C]):
             while True:
                 got = shared.get(seq)
                 if got is None:
-                    got = shared[seq] = self._piece(group, seq, code, 0)
+                    got = self._piece(group, seq, code, 0)
+                    if kept < CHUNKS_KEPT_BYTES:
+                        shared[seq] = got
+                        kept += len(got[0])
                 data, stop = got
                 client.seq = stop
                 base.sent += stop - seq

@@ -18,9 +18,10 @@ frames into one write costs ~0.4 µs per frame) decide the shape:
 * **Slow clients.**  A write the kernel does not take in full marks the client ``busy`` and
   hands the rest to a writer greenlet of its own, which waits for the socket to drain, with
   ``send_timeout`` as the longest it may go without progress.  The flusher skips busy
-  clients, so a stuck client never delays the others.  When the writer catches up it sends
-  everything the client is owed in one write again and retires.  A client that makes no
-  progress for ``send_timeout`` is cut off.
+  clients, so a stuck client never delays the others.  When a write is taken the writer
+  sends what the client is still owed, a piece of at most ``write_cap`` bytes at a time
+  (``owed``), and retires once the client is current.  A client that makes no progress for
+  ``send_timeout`` is cut off.
 * **Control frames** (pongs, server pings, heartbeats, closes) go through the same write path,
   so they never land inside a data frame a busy writer has half sent.
 * **Acknowledgements wait for the kernel.**  ``after_flush`` (the feed's ACK) fires once
