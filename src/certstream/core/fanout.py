@@ -1,5 +1,5 @@
-"""The fan-out bookkeeping of a worker: rings of pre-built frames, clients as cursors into
-them, what each client is owed, what it lost, and when it is past its drop budget.
+"""The fan-out bookkeeping of a worker: rings of messages, clients as cursors into them,
+what each client is owed, what it lost, and when it is past its drop budget.
 
 Sans-IO, like the rest of the core: :class:`Fanout` decides what bytes each client gets and
 when a client must be closed; it never touches a socket, a greenlet or a clock.  The shell's
@@ -7,7 +7,8 @@ when a client must be closed; it never touches a socket, a greenlet or a clock. 
 to a client's socket, marking it ``busy`` when the kernel does not take them all),
 ``close_client`` (send a Close and end the connection) and ``_wake`` (run the flusher soon).
 A subclass that records instead of writing makes the whole policy testable with plain
-values.
+values.  What one write takes (a piece of at most ``write_cap`` bytes) and where a resuming
+client starts are pure functions of a ring, in ``core.catchup``.
 
 Theory of operation (the measured costs behind it are in ``certstream.shell.hub``):
 
@@ -68,9 +69,9 @@ Subscriptions keep all of that (see "Subscriptions" in the design notes):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from certstream.core import frames
+from certstream.core.catchup import Group, form, needs_number, piece, resume_point, resumed_piece
 from certstream.core.filterfields import FilterSpec, entry_fields
 from certstream.core.resume import (
     EPOCH_SHIFT,
@@ -78,10 +79,9 @@ from certstream.core.resume import (
     Resume,
     SeenIndex,
     Stamp,
-    lost_between,
     stamp_key,
 )
-from certstream.core.rings import DEFAULT_MAX_BYTES, Ring, drop_notice, notice_payload, ws_size
+from certstream.core.rings import DEFAULT_MAX_BYTES, Ring, drop_notice, notice_payload
 from certstream.core.streams import (
     FILTER_FIELDS,
     STREAM_DOMAINS,
@@ -118,10 +118,6 @@ HISTORY_RUNS_PER_SLOT = 8
 
 def _nothing() -> None:
     return None
-
-
-#: What a cursor reads: its stream's ring, or a filtered view of it.
-Group: TypeAlias = Ring[Any] | View[Any]
 
 
 class Cursor:
@@ -388,30 +384,25 @@ class Fanout(Generic[C]):
             self._write_now(cursor, data)
         self._pump(cursor)
 
-    @staticmethod
-    def _code(cursor: C) -> int:
-        """The form of the frames ``cursor`` gets: 0 plain WebSocket, 1 SSE, else
-        compressed for its window (``wbits << 2 | 2``)."""
-        if cursor.wbits:
-            return cursor.wbits << 2 | 2
-        return 0 if cursor.is_ws else 1
-
     def _take(self, cursor: C, lost: int = 0) -> bytes:
         """``cursor``'s next piece (at most ``write_cap`` bytes, after a notice of ``lost``
         if not 0), its cursor moved past it: shared with every client at the same place
         until the next flush."""
         group = cursor.ring
-        start, lo, code = cursor.seq, cursor.resume_at, self._code(cursor)
+        start, lo, code = cursor.seq, cursor.resume_at, form(cursor.is_ws, cursor.wbits)
         head = group.next_seq
         key = (id(group), start, lo, code, lost)
         got = self._chunks.get(key)
         if got is not None and got[0] == head:
             data, stop, lo = got[1:]
         else:
+            ring = self._ring_of(group)
             if lo < 0:
-                data, stop = self._piece(group, start, code, lost)
+                data, stop = piece(ring, group, start, code=code, lost=lost,
+                                   cap=self.write_cap)
             else:
-                data, stop, lo = self._resumed_piece(group, start, lo, code, lost)
+                data, stop, lo = resumed_piece(ring, group, start, lo=lo, code=code, lost=lost,
+                                               cap=self.write_cap, last=self.last)
             if self._chunk_bytes + len(data) > CHUNKS_KEPT_BYTES:
                 self._chunks.clear()
                 self._chunk_bytes = 0
@@ -429,101 +420,6 @@ class Fanout(Generic[C]):
                 return
             self._write_now(cursor, data)
 
-    def _notice(self, lost: int, code: int) -> bytes:
-        """The notice of ``lost`` records in a piece of form ``code``: a payload for plain
-        WebSocket pieces (framed with the rest), else a whole frame or SSE comment."""
-        return notice_payload(lost) if code == 0 else drop_notice(lost, ws=code != 1)
-
-    def _piece(self, group: Group, start: int, code: int, lost: int) -> tuple[bytes, int]:
-        """The frames of ``group`` from position ``start`` that fit in ``write_cap`` (at
-        least one), after a notice of ``lost`` if not 0; and the position after them."""
-        ring = self._ring_of(group)
-        parts = [self._notice(lost, code)] if lost else []
-        cap = self.write_cap - (ws_size(len(parts[0])) if parts else 0)
-        seqs = group.ring_seqs(start)
-        if code == 0:
-            items = ring.ws_payloads(seqs, cap)
-        elif code == 1:
-            items = ring.sse_events(seqs, cap)
-        else:
-            items = ring.z_frames(seqs, code >> 2, cap)
-        stop = start + len(items)
-        if parts:
-            parts.extend(items)
-            items = parts
-        return (frames.join_ws_frames(items) if code == 0 else b"".join(items)), stop
-
-    def _resumed_piece(self, group: Group, start: int, lo: int, code: int, lost: int,
-                       ) -> tuple[bytes, int, int]:
-        """Like :meth:`_piece` for a client that resumes: with a notice before each record
-        after a hole in the numbers (records that came while nobody wanted this stream),
-        counted from ring position ``lo`` (the last record sent, or where it resumed), and
-        at the end if records came after the last one held.  Also returns the new ``lo``:
-        the last record sent, or -1 once the piece reaches the head (the client is live)."""
-        ring = self._ring_of(group)
-        head = ring.next_seq
-        lo = max(lo, ring.oldest)
-        plain = code == 0
-        parts: list[bytes] = []
-        total = 0
-        if lost:
-            parts.append(self._notice(lost, code))
-            total = len(parts[0]) + 10
-        previous = ring.stamp(lo).last_number if lo < head else None
-        pending = 0
-        x = lo + 1
-        for count, seq in enumerate(group.ring_seqs(start)):
-            if x <= seq:  # the ring's records up to this one, for holes
-                previous, missing = self._missing(ring, previous, x, seq + 1)
-                pending += missing
-                x = seq + 1
-            if code == 0:
-                item = ring.payload(seq)
-                size = ws_size(len(item))
-            else:
-                item = ring.sse_event(seq) if code == 1 else ring.z_frame(seq, code >> 2)
-                size = len(item)
-            notice = self._notice(pending, code) if pending else b""
-            size += ws_size(len(notice)) if notice else 0
-            if parts and total + size > self.write_cap:
-                return self._joined(parts, plain), start + count, lo
-            if notice:
-                parts.append(notice)
-                pending = 0
-            parts.append(item)
-            total += size
-            lo = seq
-        previous, missing = self._missing(ring, previous, x, head)  # after its last one
-        pending += missing
-        last = self.last
-        if previous is not None and last is not None:
-            missing = lost_between(previous, last.number + 1)
-            if missing > 0:
-                pending += missing
-        if pending:
-            parts.append(self._notice(pending, code))
-        return self._joined(parts, plain), group.next_seq, -1
-
-    @staticmethod
-    def _missing(ring: Ring[C], previous: int | None, begin: int, end: int,
-                 ) -> tuple[int | None, int]:
-        """Walk ``ring``'s records ``begin`` to ``end`` (excluded) after the record whose
-        last number is ``previous``: the last number then, and how many numbers were
-        skipped on the way (records this stream has no payload of)."""
-        skipped = 0
-        for x in range(begin, end):
-            stamp = ring.stamp(x)
-            if previous is not None:
-                missing = lost_between(previous, stamp.number)
-                if missing > 0:
-                    skipped += missing
-            previous = stamp.last_number
-        return previous, skipped
-
-    @staticmethod
-    def _joined(parts: list[bytes], plain: bool) -> bytes:
-        return frames.join_ws_frames(parts) if plain else b"".join(parts)
-
     # -- resuming ----------------------------------------------------------------------------
 
     def needs_number(self, stream: int, key: int) -> bool:
@@ -531,57 +427,12 @@ class Fanout(Generic[C]):
         lost takes that record's number, and the hub does not hold it (it is older than
         every record held, or not of this stream): the shell looks it up (the broker still
         has it) and passes it in ``Resume.number``."""
-        ring = self.rings[stream]
-        pos = ring.after_key(key)
-        if pos is None:
-            return not self._current(ring, key)
-        return ring.stamp(pos - 1).key != key
-
-    def _current(self, ring: Ring[C], key: int) -> bool:
-        """Nothing held, and nothing seen after record ``key``."""
-        last = self.last
-        return ring.oldest == ring.next_seq and (last is None or last.key <= key)
+        return needs_number(self.rings[stream], key, self.last)
 
     def resume_point(self, ring: Ring[C], resume: Resume) -> tuple[int, int]:
         """Where in ``ring`` a client resuming at ``resume`` starts, and how many records
-        it lost before that (0, a count, or ``UNKNOWN``): records too old to be held still,
-        or that came while nobody wanted this stream (published without its payload).
-        Holes further on are :meth:`_resumed_piece`'s."""
-        if resume.key is not None:
-            pos = ring.after_key(resume.key)
-            if pos is None and self._current(ring, resume.key):
-                return ring.next_seq, 0
-            start = ring.oldest if pos is None else pos
-            had: int | None = resume.number
-            if pos is not None and ring.stamp(pos - 1).key == resume.key:
-                had = ring.stamp(pos - 1).number
-        elif resume.seen is not None:
-            pos = ring.from_seen(resume.seen)
-            last = self.last
-            if pos is None and ring.oldest == ring.next_seq and (
-                    last is None or last.seen < resume.seen):
-                return ring.next_seq, 0  # nothing seen since
-            start = ring.oldest if pos is None else pos
-            # The first record seen then; the client had one of them (its last): exact
-            # when no other record shares its ``seen``, else at most that many too high.
-            had = self.seen_index.first_from(resume.seen)
-        else:
-            return ring.next_seq, 0
-        if had is None:
-            return start, UNKNOWN if pos is None else 0
-        lost = lost_between(had, self._number_at(ring, start))
-        if lost == UNKNOWN and pos is not None:
-            lost = 0  # within what is held a new epoch is a gap slot's to tell
-        return start, lost
-
-    def _number_at(self, ring: Ring[C], start: int) -> int:
-        """The number of the first record a client starting at ``start`` of ``ring`` gets:
-        the one held there, or (none after it) the next to come."""
-        if start < ring.next_seq:
-            return ring.stamp(start).number
-        last = self.last
-        assert last is not None  # resume_point returned before when nothing was seen
-        return last.number + 1
+        it lost before that (``core.catchup.resume_point``)."""
+        return resume_point(ring, resume, self.last, self.seen_index)
 
     def _view_position(self, view: View[C], start: int) -> int:
         """The position in ``view`` of the first record at or after ring position
@@ -766,6 +617,7 @@ class Fanout(Generic[C]):
         shared: dict[int, tuple[bytes, int]] = {}
         kept = 0  # bytes in ``shared``: clients catching up must not pile up every piece
         head, oldest, base = group.next_seq, group.oldest, group.base
+        ring = self._ring_of(group)
         for client in list(clients):
             if client.busy:
                 self._check_budget(client)
@@ -782,7 +634,7 @@ class Fanout(Generic[C]):
             while True:
                 got = shared.get(seq)
                 if got is None:
-                    got = self._piece(group, seq, code, 0)
+                    got = piece(ring, group, seq, code=code, lost=0, cap=self.write_cap)
                     if kept < CHUNKS_KEPT_BYTES:
                         shared[seq] = got
                         kept += len(got[0])
