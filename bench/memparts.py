@@ -291,10 +291,11 @@ def parts(report: Report, buffer_size: int, dedup_capacity: int, quick: bool = F
     b = probe(["builder", "2000"])
     report.say(
         f"\nFrames per stream (live40 made unique, {b['entries']:,} entries, go profile). "
-        f"A worker's ring keeps payload and WebSocket frame per slot, {buffer_size:,} slots "
-        "per stream that has a WebSocket client:\n"
+        f"A worker's ring keeps one bytes object per slot (the payload; frames are built "
+        f"where a write joins them), {buffer_size:,} slots per stream (and at most "
+        "`buffer_bytes`):\n"
     )
-    report.say("| stream | payload bytes (avg) | ring slot bytes (payload + frame objects) | "
+    report.say("| stream | payload bytes (avg) | ring slot bytes (the payload object) | "
                f"ring at buffer_size {buffer_size:,} |")
     report.say("|---|---|---|---|")
     for stream in ("lite", "full", "domains"):

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from certstream.core.fanout import Cursor, Fanout
+from certstream.core.fanout import WRITE_CAP, Cursor, Fanout
 from certstream.core.filterfields import FilterSpec
 from certstream.core.resume import Resume
+from certstream.core.rings import DEFAULT_MAX_BYTES
 from certstream.core.streams import STREAM_LITE
 
 __all__ = ["Recorder", "client"]
@@ -19,10 +20,11 @@ class Recorder(Fanout[Cursor]):
 
     def __init__(self, buffer_size: int, *, drop_budget: int = 1000, close_code: int = 1008,
                  on_wanted: Callable[[int], None] | None = None,
-                 flush_interval: float = 0.0, epoch_ms: int = 0) -> None:
+                 flush_interval: float = 0.0, epoch_ms: int = 0,
+                 buffer_bytes: int = DEFAULT_MAX_BYTES, write_cap: int = WRITE_CAP) -> None:
         super().__init__(buffer_size, drop_budget=drop_budget, close_code=close_code,
                          on_wanted=on_wanted, flush_interval=flush_interval,
-                         epoch_ms=epoch_ms)
+                         epoch_ms=epoch_ms, buffer_bytes=buffer_bytes, write_cap=write_cap)
         self.written: list[tuple[Cursor, bytes | memoryview]] = []
         self.closed: list[tuple[Cursor, int, str]] = []
         self.stalled: set[Cursor] = set()

@@ -197,6 +197,8 @@ BAD: list[tuple[str, dict[str, str], str, str]] = [
     ("", {"CERTSTREAM_PORT": "http"}, "port", "http"),
     ("workers: 0", {}, "workers", "0"),
     ("buffer_size: -1", {}, "buffer_size", "-1"),
+    ("buffer_bytes: 1000", {}, "buffer_bytes", "1000"),
+    ("", {"CERTSTREAM_BUFFER_BYTES": "lots"}, "buffer_bytes", "lots"),
     ("", {"CERTSTREAM_WS_ENABLED": "maybe"}, "protocols.websocket", "maybe"),
     ("protocols: {sse: 3}", {}, "protocols.sse", "3"),
     ("ct_log: {fetch_concurrency: 17}", {}, "ct_log.fetch_concurrency", "17"),

@@ -54,7 +54,8 @@ def test_streams_are_separate_and_nothing_is_framed_for_nobody() -> None:
     # Kept for a client that may come to resume, but framed for nobody.
     for stream, payload in ((STREAM_LITE, b"L"), (STREAM_DOMAINS, b"D")):
         ring = fan.rings[stream]
-        assert ring.next_seq == 1 and ring.payloads[0] == payload and ring.frames[0] == b""
+        assert ring.next_seq == 1 and ring.payloads == [payload] + [b""] * 9
+        assert ring.sse == [None] * 10
     assert (fan.latest(STREAM_LITE), fan.latest(STREAM_DOMAINS)) == (b"L", b"D")
     fan.set_example(b"sample")
     assert fan.latest(STREAM_LITE) == b"sample" and fan.example_count == 1
@@ -70,7 +71,7 @@ def test_sse_events_carry_their_record_ids_and_are_built_once() -> None:
     assert fan.got(a) == fan.got(b) == (b'id: 1700000000000-1\ndata: {"a":1}\n\n'
                                         b'id: 1800000000000-7\ndata: {"a":2}\n\n')
     ring = fan.rings[STREAM_LITE]
-    assert ring.sse_range(0)[0] is ring.sse_range(0)[0]
+    assert ring.sse_event(0) is ring.sse_event(0)
 
 
 def test_wanted_follows_the_first_and_last_subscriber_of_each_stream() -> None:

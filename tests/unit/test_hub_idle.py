@@ -11,7 +11,8 @@ from certstream.shell.hub import Hub
 def test_no_framing_without_clients() -> None:
     hub = Hub(10)
     hub.publish(STREAM_LITE | STREAM_FULL, b"lite", b"full", None)
-    assert all(ring.frames == [b""] * 10 for ring in hub.rings.values())
+    assert all(ring.sse == [None] * 10 and ring.zframes == [None] * 10
+               for ring in hub.rings.values())
     assert [ring.next_seq for ring in hub.rings.values()] == [1, 1, 0]
     assert hub.latest(STREAM_LITE) == b"lite" and hub.latest(STREAM_FULL) == b"full"
     assert hub.latest(STREAM_DOMAINS) is None

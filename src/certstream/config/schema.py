@@ -373,6 +373,7 @@ class Settings:
     log_format: str = field(default="text", metadata=_one_of("text", "json"))  # json: for shippers
     workers: int = field(default=1, metadata=_POSITIVE)
     buffer_size: int = field(default=1000, metadata=_POSITIVE)  # frames per stream ring
+    buffer_bytes: int = field(default=16 << 20, metadata=_at_least(4096))  # bytes per ring
     # Entries arriving within this long of a client's last write wait for the next one, so
     # each client gets one write per interval, not one per feed message (0 = write at once).
     flush_interval_ms: int = field(default=20, metadata=_between(0, 1000))

@@ -1,5 +1,5 @@
-"""The fan-out bookkeeping of a worker: rings of pre-built frames, clients as cursors into
-them, what each client is owed, what it lost, and when it is past its drop budget.
+"""The fan-out bookkeeping of a worker: rings of messages, clients as cursors into them,
+what each client is owed, what it lost, and when it is past its drop budget.
 
 Sans-IO, like the rest of the core: :class:`Fanout` decides what bytes each client gets and
 when a client must be closed; it never touches a socket, a greenlet or a clock.  The shell's
@@ -7,23 +7,30 @@ when a client must be closed; it never touches a socket, a greenlet or a clock. 
 to a client's socket, marking it ``busy`` when the kernel does not take them all),
 ``close_client`` (send a Close and end the connection) and ``_wake`` (run the flusher soon).
 A subclass that records instead of writing makes the whole policy testable with plain
-values.
+values.  What one write takes (a piece of at most ``write_cap`` bytes) and where a resuming
+client starts are pure functions of a ring, in ``core.catchup``.
 
 Theory of operation (the measured costs behind it are in ``certstream.shell.hub``):
 
 * **Build once.**  ``publish`` appends each payload to its stream's :class:`Ring`
-  (``core.rings``), which frames it there, once, for every WebSocket client.  The SSE form
-  of a slot is built lazily, once, the first time an SSE client needs it.  A stream with no
-  client here is not framed at all (its records are kept for clients that come to resume,
-  and its latest payload for ``/example.json``).
+  (``core.rings``), one bytes object per slot, bounded in entries and in bytes.  The
+  WebSocket frames of the slots a write takes are built while they are joined into that
+  write's buffer, once per position for every client there (``frames.join_ws_frames``: the
+  copy the join makes anyway, with a header in front of each payload).  The SSE form and
+  the compressed forms of a slot are built lazily, once, the first time a client needs
+  them.  A stream with no client here costs one reference per record (its records are kept
+  for clients that come to resume, and its latest payload for ``/example.json``).
 * **Clients are cursors.**  A :class:`Cursor` holds its ring and ``seq``, the sequence number
   of the next frame it should get.  No per-client queue, no copies.
 * **One flush.**  ``publish`` marks the ring dirty and wakes the flusher; ``flush`` walks the
-  dirty rings' clients and writes each one everything it is owed, joined into one buffer.
-  Clients at the same cursor (the usual case) share the joined bytes.  ``publish`` flushes
-  in line when a burst would otherwise overrun the ring.
+  dirty rings' clients and writes each one everything it is owed, joined into one buffer
+  of at most ``write_cap`` bytes (more is written in further writes of that size once one
+  is taken).  Clients at the same cursor (the usual case) share the joined bytes.
+  ``publish`` flushes in line when a burst would otherwise overrun the ring.
 * **Slow clients.**  The flusher skips ``busy`` clients (a write is pending); whoever drains
-  them asks :meth:`Fanout.owed` for everything pending in one piece.  A client whose cursor
+  them asks :meth:`Fanout.owed` for what is pending, a piece of at most ``write_cap`` bytes
+  at a time (a crowd of slow clients, each holding one write, holds no more than that
+  each, and clients at the same position share the piece).  A client whose cursor
   fell off the ring resumes at the oldest retained frame and is told how much it lost: a
   WebSocket text frame ``{"message_type":"notice","dropped":N}`` or, on SSE, a comment line
   ``: dropped N``.  Past ``drop_budget`` lost frames in total it is closed with
@@ -41,7 +48,8 @@ Subscriptions keep all of that (see "Subscriptions" in the design notes):
   worker reads the stream then, so that a client can come back to any worker and resume:
   ``subscribe`` with a ``Resume`` starts its cursor after the id it names (SSE
   ``Last-Event-ID``) or at the first record seen at or after its ``since`` (WebSocket), and
-  the flusher sends it the ring's frames from there, the same bytes as live.  Resuming
+  the flusher sends it the ring's frames from there, the same bytes as live, in pieces of
+  at most ``write_cap`` bytes (``Cursor.resume_at`` remembers where it is).  Resuming
   from before the oldest record held, it is first told how many it lost (the numbers of
   the records say it; ``"dropped":null`` when nobody can).  A gap (records the source lost)
   is a slot of its own in every ring (:meth:`Fanout.gap`), so whoever reads across it is
@@ -61,9 +69,9 @@ Subscriptions keep all of that (see "Subscriptions" in the design notes):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from functools import partial
-from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from certstream.core.catchup import Group, form, needs_number, piece, resume_point, resumed_piece
 from certstream.core.filterfields import FilterSpec, entry_fields
 from certstream.core.resume import (
     EPOCH_SHIFT,
@@ -71,10 +79,9 @@ from certstream.core.resume import (
     Resume,
     SeenIndex,
     Stamp,
-    lost_between,
     stamp_key,
 )
-from certstream.core.rings import Ring, drop_notice, notice_payload
+from certstream.core.rings import DEFAULT_MAX_BYTES, Ring, drop_notice, notice_payload
 from certstream.core.streams import (
     FILTER_FIELDS,
     STREAM_DOMAINS,
@@ -93,8 +100,17 @@ __all__ = ["Cursor", "Fanout", "Group", "Ring", "View", "drop_notice", "notice_p
 #: The client type of a ``Fanout``: ``Cursor`` or the shell's subclass of it.
 C = TypeVar("C", bound="Cursor")
 
-#: Joined backlogs of resuming clients kept for others resuming from the same place.
-RESUMED_KEPT = 64
+#: The most bytes of frames one write to a client takes (``owed``, the flusher, a resumed
+#: backlog): a client that is behind gets the rest in further writes of this size as each
+#: is taken.  What a slow client holds while the kernel drains it is then one such piece,
+#: not up to a whole ring (a full ring is ~8 MiB: thousands of clients catching up at once
+#: would hold gigabytes), while a piece is still ~30 full or ~150 lite frames, so a client
+#: catching up costs one syscall per ~256 KiB, as much as the socket buffer takes at once.
+WRITE_CAP = 256 << 10
+#: The pieces kept for other clients at the same position, between two flushes (slow
+#: clients draining, a crowd resuming from the same place) and within one flush: at most
+#: this many bytes each time.
+CHUNKS_KEPT_BYTES = 4 << 20
 #: ``Fanout.seen_index`` keeps this many runs of records (a run: records seen at the same
 #: time) per ring slot: 24 bytes each, so 192 KiB at the default 1,000 slots.
 HISTORY_RUNS_PER_SLOT = 8
@@ -104,16 +120,12 @@ def _nothing() -> None:
     return None
 
 
-#: What a cursor reads: its stream's ring, or a filtered view of it.
-Group: TypeAlias = Ring[Any] | View[Any]
-
-
 class Cursor:
     """One streaming client as the bookkeeping sees it: its ring and position.  Kept tiny
     (``__slots__``) because there may be tens of thousands; the shell's ``Client`` adds the
     socket."""
 
-    __slots__ = ("busy", "closing", "dropped", "is_ws", "ring", "seq", "wbits")
+    __slots__ = ("busy", "closing", "dropped", "is_ws", "resume_at", "ring", "seq", "wbits")
 
     def __init__(self, ring: Group, *, is_ws: bool, wbits: int = 0) -> None:
         #: What it reads: its stream's ring, or (a filtered client) a view of it.
@@ -125,6 +137,9 @@ class Cursor:
         self.dropped = 0  # frames lost so far (it fell off the ring)
         self.busy = False  # a write is pending: the flusher leaves it to its drainer
         self.closing = False
+        #: While it resumes: the ring position of the last record it was sent (holes in
+        #: the records' numbers after it are told in order); -1 once it is live.
+        self.resume_at = -1
 
 
 class Fanout(Generic[C]):
@@ -143,18 +158,25 @@ class Fanout(Generic[C]):
         on_wanted: Callable[[int], None] | None = None,
         flush_interval: float = 0.0,
         epoch_ms: int = 0,
+        buffer_bytes: int = DEFAULT_MAX_BYTES,
+        write_cap: int = WRITE_CAP,
     ) -> None:
-        self.rings: dict[int, Ring[C]] = {s: Ring(s, buffer_size) for s in STREAMS}
+        self.rings: dict[int, Ring[C]] = {s: Ring(s, buffer_size, buffer_bytes)
+                                          for s in STREAMS}
+        #: The most bytes of frames one write to a client takes (``WRITE_CAP``).
+        self.write_cap = write_cap
         #: The newest record's stamp; records published without one are numbered in
         #: ``epoch_ms`` (the worker's start time) by this worker alone.
         self.last: Stamp | None = None
         self._epoch_ms = epoch_ms
         self._own = 0
         self._gap_lost = 0  # records lost in gaps since the last record (-1: unknown)
-        # The frames a resuming client gets from a position on, joined once for a crowd
-        # that resumes from the same place (by group, position, transport): (head, bytes);
-        # emptied at each flush.
-        self._resumed: dict[tuple[int, int, int], tuple[int, bytes]] = {}
+        # Pieces written to clients outside the flush (slow clients, resumed backlogs),
+        # joined once for others at the same place: by (group, position, resume_at,
+        # transport, lost) -> (head, bytes, next position, next resume_at); emptied at
+        # each flush and past ``CHUNKS_KEPT_BYTES``.
+        self._chunks: dict[tuple[int, int, int, int, int], tuple[int, bytes, int, int]] = {}
+        self._chunk_bytes = 0
         #: When each run of records was seen, reaching back well past the rings: how many
         #: records a WebSocket client resuming from an old ``seen`` lost.
         self.seen_index = SeenIndex(HISTORY_RUNS_PER_SLOT * buffer_size)
@@ -180,8 +202,10 @@ class Fanout(Generic[C]):
         self._views = 0  # live views: entries are matched only while there is one
         self._dirty: set[Group] = set()
         self._unflushed = 0
+        self._unflushed_bytes = 0
         self._after: list[Callable[[], None]] = []
         self._flush_every = max(1, min(256, buffer_size // 2))
+        self._flush_bytes = max(1, buffer_bytes // 2)
         #: Called when there is something to flush (the shell sets its flusher's wake-up).
         self._wake: Callable[[], None] = _nothing
         #: Called after a client came or went and after each flush: the figures of
@@ -215,6 +239,7 @@ class Fanout(Generic[C]):
         ``None``.  ``stamp`` is the record's global id, seen and number, with its filter
         field (``fields`` is read only without a stamp: the worker then numbers it)."""
         self.entries += 1
+        size = 0
         stamp = self._stamp(stamp, fields)
         hit = self._match(stamp.fields, lite, full, domains) if self._views else 0
         for stream, payload in ((STREAM_LITE, lite), (STREAM_FULL, full),
@@ -224,15 +249,15 @@ class Fanout(Generic[C]):
             ring = self.rings[stream]
             ring.latest = payload
             # Kept even while no client of this worker reads the stream: one may come here
-            # to resume (the payload came because some client somewhere wants it).  Framed
-            # only for a plain WebSocket client that gets it now.
+            # to resume (the payload came because some client somewhere wants it).
             views = hit & ring.view_mask
-            ring.append(payload, stamp,
-                        bool(ring.ws_clients) or bool(views and ring.ws_readers))
+            ring.append(payload, stamp)
+            size = max(size, len(payload))
             if ring.ws_clients or ring.sse_clients or ring.wsz_clients:
                 self._dirty.add(ring)
             if views:
                 self._push_views(ring, views)
+        self._unflushed_bytes += size
         self._dirtied()
 
     def _stamp(self, stamp: Stamp | None, fields: bytes | None) -> Stamp:
@@ -254,10 +279,11 @@ class Fanout(Generic[C]):
     def _dirtied(self) -> None:
         if self._dirty:
             self._unflushed += 1
-            if self._unflushed >= self._flush_every:
+            if (self._unflushed >= self._flush_every
+                    or self._unflushed_bytes >= self._flush_bytes):
                 # The feed reader may not yield for a long burst (a gevent recv with data
                 # waiting returns at once): flush in line before the ring could overrun
-                # clients that are keeping up.
+                # clients that are keeping up, in entries or in bytes.
                 self.flush()
             else:
                 self._wake()
@@ -339,7 +365,6 @@ class Fanout(Generic[C]):
             group.wsz_clients.add(cursor)
         else:
             group.ws_clients.add(cursor)
-            ring.ws_readers += 1
         self._update_wanted()
         if resume is not None:
             self._resume(cursor, ring, resume)
@@ -348,87 +373,52 @@ class Fanout(Generic[C]):
         """Write ``cursor`` what it missed since ``resume``, in order: what it lost before
         the oldest record held, the ring's frames from there (the same bytes as live, the
         gaps' notices among them), a notice wherever records came that this stream has no
-        payload of (nobody wanted it then); its cursor is at the head."""
+        payload of (nobody wanted it then).  The first piece (``write_cap``) goes now, the
+        rest as each write is taken (``_pump``, or the shell's writer through ``owed``)."""
         start, lost = self.resume_point(ring, resume)
         group = cursor.ring
-        if isinstance(group, View):
-            position = self._view_position(group, start)
-            seqs = group.ring_seqs(position)
-        else:
-            position = start
-            seqs = list(range(start, ring.next_seq))
-        if cursor.is_ws and not cursor.wbits:
-            kind = 0
-            ring.fill_frames(start)
-        else:
-            kind = 1 if cursor.wbits else 2
-        key = (id(group), position, kind * 16 + cursor.wbits)
-        cached = self._resumed.get(key)
-        if cached is not None and cached[0] == group.next_seq:
-            missed = cached[1]
-        else:
-            missed = self._missed(ring, start, seqs, cursor)
-            if len(self._resumed) >= RESUMED_KEPT:
-                self._resumed.clear()
-            self._resumed[key] = (group.next_seq, missed)
-        ring.sent += len(seqs)
-        data = drop_notice(lost, ws=cursor.is_ws) + missed if lost else missed
+        position = self._view_position(group, start) if isinstance(group, View) else start
+        cursor.seq, cursor.resume_at = position, start
+        data = self._take(cursor, lost)
         if data:
             self._write_now(cursor, data)
+        self._pump(cursor)
 
-    def _missed(self, ring: Ring[C], start: int, seqs: list[int], cursor: C) -> bytes:
-        """Frames ``seqs`` of ``ring`` for ``cursor``'s transport, with a notice before each
-        record that comes after a hole in the numbers (from ``start`` on) and at the end if
-        records came after the last one held."""
-        if cursor.wbits:
-            out = ring.z_frames(seqs, cursor.wbits)
-        elif cursor.is_ws:
-            frames_of, size = ring.frames, ring.size
-            out = [frames_of[seq % size] for seq in seqs]
+    def _take(self, cursor: C, lost: int = 0) -> bytes:
+        """``cursor``'s next piece (at most ``write_cap`` bytes, after a notice of ``lost``
+        if not 0), its cursor moved past it: shared with every client at the same place
+        until the next flush."""
+        group = cursor.ring
+        start, lo, code = cursor.seq, cursor.resume_at, form(cursor.is_ws, cursor.wbits)
+        head = group.next_seq
+        key = (id(group), start, lo, code, lost)
+        got = self._chunks.get(key)
+        if got is not None and got[0] == head:
+            data, stop, lo = got[1:]
         else:
-            out = ring.sse_events(seqs)
-        holes = self._holes(ring, start)
-        if not holes:
-            return b"".join(out)
-        parts: list[bytes] = []
-        pending = 0
-        it = iter(holes)
-        hole = next(it, None)
-        for seq, frame in zip(seqs, out, strict=True):
-            while hole is not None and hole[0] <= seq:
-                pending += hole[1]
-                hole = next(it, None)
-            if pending:
-                parts.append(drop_notice(pending, ws=cursor.is_ws))
-                pending = 0
-            parts.append(frame)
-        while hole is not None:
-            pending += hole[1]
-            hole = next(it, None)
-        if pending:
-            parts.append(drop_notice(pending, ws=cursor.is_ws))
-        return b"".join(parts)
+            ring = self._ring_of(group)
+            if lo < 0:
+                data, stop = piece(ring, group, start, code=code, lost=lost,
+                                   cap=self.write_cap)
+            else:
+                data, stop, lo = resumed_piece(ring, group, start, lo=lo, code=code, lost=lost,
+                                               cap=self.write_cap, last=self.last)
+            if self._chunk_bytes + len(data) > CHUNKS_KEPT_BYTES:
+                self._chunks.clear()
+                self._chunk_bytes = 0
+            self._chunks[key] = (head, data, stop, lo)
+            self._chunk_bytes += len(data)
+        group.base.sent += stop - start
+        cursor.seq, cursor.resume_at = stop, lo
+        return data
 
-    def _holes(self, ring: Ring[C], start: int) -> list[tuple[int, int]]:
-        """``(position, count)`` of the records missing from ``ring`` after ``start``: before
-        the record at each position, and (at the head) after the last one held.  Gaps have
-        slots of their own; holes within an epoch are what nobody wanted of this stream."""
-        holes = []
-        head = ring.next_seq
-        previous = ring.stamp(start).last_number if start < head else None
-        for seq in range(start + 1, head):
-            stamp = ring.stamp(seq)
-            if previous is not None:
-                lost = lost_between(previous, stamp.number)
-                if lost > 0:
-                    holes.append((seq, lost))
-            previous = stamp.last_number
-        last = self.last
-        if previous is not None and last is not None:
-            lost = lost_between(previous, last.number + 1)
-            if lost > 0:
-                holes.append((head, lost))
-        return holes
+    def _pump(self, cursor: C) -> None:
+        """Write ``cursor`` its next pieces while its writes are taken at once."""
+        while not cursor.busy and not cursor.closing and cursor.seq < cursor.ring.next_seq:
+            data = self.owed(cursor)
+            if not data:
+                return
+            self._write_now(cursor, data)
 
     # -- resuming ----------------------------------------------------------------------------
 
@@ -437,57 +427,12 @@ class Fanout(Generic[C]):
         lost takes that record's number, and the hub does not hold it (it is older than
         every record held, or not of this stream): the shell looks it up (the broker still
         has it) and passes it in ``Resume.number``."""
-        ring = self.rings[stream]
-        pos = ring.after_key(key)
-        if pos is None:
-            return not self._current(ring, key)
-        return ring.stamp(pos - 1).key != key
-
-    def _current(self, ring: Ring[C], key: int) -> bool:
-        """Nothing held, and nothing seen after record ``key``."""
-        last = self.last
-        return ring.oldest == ring.next_seq and (last is None or last.key <= key)
+        return needs_number(self.rings[stream], key, self.last)
 
     def resume_point(self, ring: Ring[C], resume: Resume) -> tuple[int, int]:
         """Where in ``ring`` a client resuming at ``resume`` starts, and how many records
-        it lost before that (0, a count, or ``UNKNOWN``): records too old to be held still,
-        or that came while nobody wanted this stream (published without its payload).
-        Holes further on are :meth:`_holes`'."""
-        if resume.key is not None:
-            pos = ring.after_key(resume.key)
-            if pos is None and self._current(ring, resume.key):
-                return ring.next_seq, 0
-            start = ring.oldest if pos is None else pos
-            had: int | None = resume.number
-            if pos is not None and ring.stamp(pos - 1).key == resume.key:
-                had = ring.stamp(pos - 1).number
-        elif resume.seen is not None:
-            pos = ring.from_seen(resume.seen)
-            last = self.last
-            if pos is None and ring.oldest == ring.next_seq and (
-                    last is None or last.seen < resume.seen):
-                return ring.next_seq, 0  # nothing seen since
-            start = ring.oldest if pos is None else pos
-            # The first record seen then; the client had one of them (its last): exact
-            # when no other record shares its ``seen``, else at most that many too high.
-            had = self.seen_index.first_from(resume.seen)
-        else:
-            return ring.next_seq, 0
-        if had is None:
-            return start, UNKNOWN if pos is None else 0
-        lost = lost_between(had, self._number_at(ring, start))
-        if lost == UNKNOWN and pos is not None:
-            lost = 0  # within what is held a new epoch is a gap slot's to tell
-        return start, lost
-
-    def _number_at(self, ring: Ring[C], start: int) -> int:
-        """The number of the first record a client starting at ``start`` of ``ring`` gets:
-        the one held there, or (none after it) the next to come."""
-        if start < ring.next_seq:
-            return ring.stamp(start).number
-        last = self.last
-        assert last is not None  # resume_point returned before when nothing was seen
-        return last.number + 1
+        it lost before that (``core.catchup.resume_point``)."""
+        return resume_point(ring, resume, self.last, self.seen_index)
 
     def _view_position(self, view: View[C], start: int) -> int:
         """The position in ``view`` of the first record at or after ring position
@@ -506,7 +451,7 @@ class Fanout(Generic[C]):
         if stamp.gap:
             return True  # every filter's clients are told of a gap
         assert self.filters is not None
-        payload = ring.payloads[seq % ring.size]
+        payload = ring.payload(seq)
         stream = ring.stream
         record = entry_fields(stamp.fields,
                               payload if stream == STREAM_LITE else None,
@@ -543,7 +488,6 @@ class Fanout(Generic[C]):
         group = cursor.ring
         if cursor in group.ws_clients:
             group.ws_clients.remove(cursor)
-            self._ring_of(group).ws_readers -= 1
         elif cursor in group.wsz_clients:
             group.wsz_clients.remove(cursor)
         elif cursor in group.sse_clients:
@@ -566,6 +510,9 @@ class Fanout(Generic[C]):
         ring.view_mask &= ~(1 << view.slot)
         self._views -= 1
         self._dirty.discard(view)
+        # Kept pieces are found by the view's id(), which a new view may reuse.
+        self._chunks.clear()
+        self._chunk_bytes = 0
 
     def groups(self) -> Iterator[Group]:
         """Every ring and every view."""
@@ -640,15 +587,16 @@ class Fanout(Generic[C]):
         """Write every client of every dirty ring and view what it has pending (see the
         module docstring)."""
         dirty, self._dirty = self._dirty, set()
-        self._unflushed = 0
-        # Resumed backlogs are shared only by clients that resume between two flushes (a
-        # crowd reconnecting): not kept longer, each may be a whole ring's bytes.
-        self._resumed.clear()
+        self._unflushed = self._unflushed_bytes = 0
+        # Pieces are shared by clients that take one between two flushes (a crowd
+        # reconnecting, slow clients at the same place): not kept longer.
+        self._chunks.clear()
+        self._chunk_bytes = 0
         for group in dirty:
             if group.ws_clients:
-                self._flush_clients(group, group.ws_clients, group.ws_range)
+                self._flush_clients(group, group.ws_clients, 0)
             if group.sse_clients:
-                self._flush_clients(group, group.sse_clients, group.sse_range)
+                self._flush_clients(group, group.sse_clients, 1)
             if group.wsz_clients:
                 # Compressed frames depend on the client's window: one pass per window size
                 # (nearly always one: clients rarely limit the server's window).
@@ -656,19 +604,20 @@ class Fanout(Generic[C]):
                 for client in group.wsz_clients:
                     by_bits.setdefault(client.wbits, []).append(client)
                 for wbits, clients in by_bits.items():
-                    self._flush_clients(group, clients, partial(group.z_range, wbits=wbits))
+                    self._flush_clients(group, clients, wbits << 2 | 2)
         if self._after:
             after, self._after = self._after, []
             self._flushed(after)
         self.on_change()
 
-    def _flush_clients(
-        self, ring: Group, clients: Iterable[C], frames_from: Callable[[int], list[bytes]]
-    ) -> None:
-        """Write each of ``clients`` of ``ring`` (not busy) its frames from its position on
-        (``frames_from``), joined once per position for every client there."""
-        shared: dict[int, bytes] = {}
-        head, oldest, base = ring.next_seq, ring.oldest, ring.base
+    def _flush_clients(self, group: Group, clients: Iterable[C], code: int) -> None:
+        """Write each of ``clients`` of ``group`` (not busy) its frames from its position
+        on, in form ``code`` (``_code``), joined once per position for every client there,
+        in pieces of at most ``write_cap`` bytes while its writes are taken."""
+        shared: dict[int, tuple[bytes, int]] = {}
+        kept = 0  # bytes in ``shared``: clients catching up must not pile up every piece
+        head, oldest, base = group.next_seq, group.oldest, group.base
+        ring = self._ring_of(group)
         for client in list(clients):
             if client.busy:
                 self._check_budget(client)
@@ -676,43 +625,43 @@ class Fanout(Generic[C]):
             seq = client.seq
             if seq >= head:
                 continue
-            if seq < oldest:
-                # Only after a burst longer than the ring without a flush (publish flushes
-                # in line well before that): the same notice as for a slow client.
-                behind = self.owed(client)
-                if behind:
-                    self._write_now(client, behind)
+            if seq < oldest or client.resume_at >= 0:
+                # Behind the ring only after a burst longer than it without a flush
+                # (publish flushes in line well before that): the same notice as for a
+                # slow client.  A resuming client gets its holes told.
+                self._pump(client)
                 continue
-            data = shared.get(seq)
-            if data is None:
-                data = shared[seq] = b"".join(frames_from(seq))
-            client.seq = head
-            base.sent += head - seq
-            self._write_now(client, data)
+            while True:
+                got = shared.get(seq)
+                if got is None:
+                    got = piece(ring, group, seq, code=code, lost=0, cap=self.write_cap)
+                    if kept < CHUNKS_KEPT_BYTES:
+                        shared[seq] = got
+                        kept += len(got[0])
+                data, stop = got
+                client.seq = stop
+                base.sent += stop - seq
+                self._write_now(client, data)
+                if stop >= head or client.busy or client.closing:
+                    break
+                seq = stop
 
     def owed(self, cursor: C) -> bytes:
-        """Everything pending for ``cursor``, with the drop notice if it fell off the ring,
-        and its cursor moved to the head; empty when it is closed for exceeding its budget
-        instead."""
+        """The next piece pending for ``cursor`` (at most ``write_cap`` bytes), with the
+        drop notice if it fell off the ring, its cursor moved past it (the caller asks
+        again while ``cursor.seq < cursor.ring.next_seq``); empty when it is closed for
+        exceeding its budget instead, or has nothing pending."""
         ring = cursor.ring
         lost = ring.oldest - cursor.seq
-        parts: list[bytes] = []
         if lost > 0:
             cursor.dropped += lost
             self.drops += lost
             cursor.seq = ring.oldest
             if self._check_budget(cursor):
                 return b""
-            parts.append(drop_notice(lost, ws=cursor.is_ws))
-        start, cursor.seq = cursor.seq, ring.next_seq
-        ring.base.sent += cursor.seq - start
-        if cursor.wbits:
-            parts.extend(ring.z_range(start, cursor.wbits))
-        elif cursor.is_ws:
-            parts.extend(ring.ws_range(start))
-        else:
-            parts.extend(ring.sse_range(start))
-        return b"".join(parts)
+        elif cursor.seq >= ring.next_seq:
+            return b""
+        return self._take(cursor, max(0, lost))
 
     def _check_budget(self, cursor: C) -> bool:
         """Close ``cursor`` if it has lost (or is sure to lose) more than its budget; True

@@ -3,7 +3,7 @@
 A filtered client (``?domain=...`` and friends, see ``core.filters``) reads a :class:`View`
 instead of its stream's ring.  The view holds no payloads and no frames, only the ring's
 sequence numbers of the records its filter matched, in order, in a bounded ring of its own;
-the frames it hands out are the ring's, byte for byte, so a filtered client gets exactly
+the frames its clients get are the ring's, byte for byte, so a filtered client gets exactly
 the frames of the unfiltered stream, only fewer, and nothing is built per client:
 
 * one view per (stream ring, filter slot): every client of that stream with an equal filter
@@ -26,7 +26,6 @@ one joined buffer as live clients do.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Generic, Protocol, TypeVar
 
 __all__ = ["BaseRing", "View"]
@@ -42,22 +41,18 @@ class BaseRing(Protocol):
 
     size: int
     stream: int
-    frames: list[bytes]
     sent: int
     next_seq: int
-
-    @property
-    def oldest(self) -> int: ...
-    def sse_events(self, seqs: Iterable[int]) -> list[bytes]: ...
-    def z_frames(self, seqs: Iterable[int], wbits: int) -> list[bytes]: ...
+    oldest: int
 
 
 class View(Generic[C]):
     """The records of ``base`` that filter ``slot`` matched (see the module docstring).
 
     It offers what ``core.fanout`` needs of anything a cursor reads: ``next_seq``,
-    ``oldest``, ``ws_range``/``sse_range``/``z_range`` from a position, the client sets,
-    ``stream`` and ``base`` (the ring whose ``sent`` counts delivered frames).
+    ``oldest``, ``ring_seqs`` from a position (the ring's records it reads), the client
+    sets, ``stream`` and ``base`` (the ring that holds the records and whose ``sent``
+    counts delivered frames).
     """
 
     __slots__ = ("_first", "base", "covered", "next_seq", "seqs", "slot", "sse_clients",
@@ -153,14 +148,3 @@ class View(Generic[C]):
         seqs = self.seqs
         cap = len(seqs)
         return [seqs[pos % cap] for pos in range(start, self.next_seq)]
-
-    def ws_range(self, start: int) -> list[bytes]:
-        base = self.base
-        size, ring = base.size, base.frames
-        return [ring[seq % size] for seq in self.ring_seqs(start)]
-
-    def sse_range(self, start: int) -> list[bytes]:
-        return self.base.sse_events(self.ring_seqs(start))
-
-    def z_range(self, start: int, wbits: int) -> list[bytes]:
-        return self.base.z_frames(self.ring_seqs(start), wbits)

@@ -18,9 +18,10 @@ frames into one write costs ~0.4 µs per frame) decide the shape:
 * **Slow clients.**  A write the kernel does not take in full marks the client ``busy`` and
   hands the rest to a writer greenlet of its own, which waits for the socket to drain, with
   ``send_timeout`` as the longest it may go without progress.  The flusher skips busy
-  clients, so a stuck client never delays the others.  When the writer catches up it sends
-  everything the client is owed in one write again and retires.  A client that makes no
-  progress for ``send_timeout`` is cut off.
+  clients, so a stuck client never delays the others.  When a write is taken the writer
+  sends what the client is still owed, a piece of at most ``write_cap`` bytes at a time
+  (``owed``), and retires once the client is current.  A client that makes no progress for
+  ``send_timeout`` is cut off.
 * **Control frames** (pongs, server pings, heartbeats, closes) go through the same write path,
   so they never land inside a data frame a busy writer has half sent.
 * **Acknowledgements wait for the kernel.**  ``after_flush`` (the feed's ACK) fires once
@@ -57,9 +58,10 @@ import gevent.event
 from gevent.socket import wait_write
 
 from certstream.core import frames
-from certstream.core.fanout import Cursor, Fanout, Group, Ring
+from certstream.core.fanout import WRITE_CAP, Cursor, Fanout, Group, Ring
 from certstream.core.filterfields import FilterSpec
 from certstream.core.resume import Resume
+from certstream.core.rings import DEFAULT_MAX_BYTES
 from certstream.core.session import Session
 
 __all__ = ["Client", "Hub", "Ring"]
@@ -124,10 +126,13 @@ class Hub(Fanout[Client]):
         on_wanted: Callable[[int], None] | None = None,
         flush_interval: float = 0.0,
         epoch_ms: int | None = None,
+        buffer_bytes: int = DEFAULT_MAX_BYTES,
+        write_cap: int = WRITE_CAP,
     ) -> None:
         super().__init__(buffer_size, drop_budget=drop_budget, close_code=close_code,
                          on_wanted=on_wanted, flush_interval=flush_interval,
-                         epoch_ms=int(time.time() * 1000) if epoch_ms is None else epoch_ms)
+                         epoch_ms=int(time.time() * 1000) if epoch_ms is None else epoch_ms,
+                         buffer_bytes=buffer_bytes, write_cap=write_cap)
         self.send_timeout = send_timeout
         self._wakeup = gevent.event.Event()
         self._wake = self._wakeup.set

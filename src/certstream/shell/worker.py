@@ -185,6 +185,7 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         self.feed = None
         self.hub = Hub(
             self.settings.buffer_size,
+            buffer_bytes=self.settings.buffer_bytes,
             drop_budget=ws.slow_client_drop_budget,
             close_code=ws.slow_client_close_code,
             on_wanted=self._on_wanted,
