@@ -81,3 +81,26 @@ def test_a_serving_worker_maps_the_frames_twin_alone() -> None:
         assert _libraries_mapped(worker) >= {"gevent", "greenlet"}  # the check can see them
         assert _twins_mapped(srv.proc.pid) == set()  # the gunicorn master
         assert _libraries_mapped(srv.proc.pid) == set()
+
+
+# The ingest's and the worker's stacks without cryptography (~9 MiB a process) until a key is
+# used: a server whose logs have no known key never loads it.
+_LAZY_CRYPTOGRAPHY = """
+import sys
+import certstream.shell.ingest, certstream.shell.worker, certstream.shell.single
+import certstream.shell.follow_rfc6962, certstream.shell.follow_static, certstream.shell.logselect
+before = sorted(m for m in sys.modules if m.partition(".")[0] == "cryptography")
+from certstream.core.sth import SignatureError, verify_digitally_signed
+try:
+    verify_digitally_signed(b"signed", b"\\x04\\x03\\x00\\x00", b"not a key")
+except SignatureError:
+    pass
+print(len(before), "cryptography" in sys.modules)
+"""
+
+
+@pytest.mark.slow
+def test_cryptography_is_loaded_only_when_a_key_is_used(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-c", _LAZY_CRYPTOGRAPHY], capture_output=True,
+                         text=True, check=True, timeout=60, cwd=tmp_path).stdout.split()
+    assert out == ["0", "True"]

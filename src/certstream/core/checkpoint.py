@@ -23,9 +23,7 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass, replace
-
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from typing import TYPE_CHECKING
 
 from certstream.core.sth import (
     SignatureError,
@@ -34,6 +32,9 @@ from certstream.core.sth import (
     verify_digitally_signed,
 )
 from certstream.errors import DecodeError
+
+if TYPE_CHECKING:  # cryptography is imported where a key is used (see ``core.sth``)
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 __all__ = [
     "Checkpoint",
@@ -190,6 +191,8 @@ def sign_checkpoint(
     timestamp_ms: int,
 ) -> bytes:
     """Build a checkpoint signed as a static-ct-api log would (tests and the replay log)."""
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - see the imports
+
     spki = private_key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )

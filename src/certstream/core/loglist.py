@@ -28,10 +28,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-
 from certstream.errors import DecodeError
 
 __all__ = [
@@ -114,6 +110,11 @@ def packaged_google_list() -> tuple[bytes, bytes]:
 
 def verify_google_list(body: bytes, sig: bytes, pubkey_pem: bytes | None = None) -> bool:
     """True when ``sig`` is Google's signature over exactly ``body`` (log_list.json)."""
+    # cryptography is imported where a key is used (see ``core.sth``): ~9 MiB per process.
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa  # noqa: PLC0415
+
     try:
         key = serialization.load_pem_public_key(pubkey_pem or google_pubkey_pem())
     except (ValueError, UnsupportedAlgorithm):

@@ -17,12 +17,14 @@ import binascii
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from typing import TYPE_CHECKING
 
 from certstream.errors import DecodeError
+
+# cryptography is imported where a key is used, not here: it costs a process ~9 MiB, and a
+# server whose logs have no known key (custom logs without ``key``, checks off) never needs it.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 __all__ = [
     "HASH_SHA256",
@@ -59,6 +61,10 @@ def tree_head_input(timestamp: int, tree_size: int, root_hash: bytes) -> bytes:
 
 
 def _load_key(spki_der: bytes) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey:
+    from cryptography.exceptions import UnsupportedAlgorithm  # noqa: PLC0415 - see the imports
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: PLC0415
+
     try:
         key = serialization.load_der_public_key(spki_der)
     except (ValueError, UnsupportedAlgorithm) as exc:
@@ -83,6 +89,10 @@ def verify_digitally_signed(signed: bytes, digitally_signed: bytes, spki_der: by
     if hash_alg != HASH_SHA256:
         raise SignatureError(f"unsupported hash algorithm {hash_alg}")
     key = _load_key(spki_der)
+    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415 - see the imports
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa  # noqa: PLC0415
+
     try:
         if sig_alg == SIG_ECDSA and isinstance(key, ec.EllipticCurvePublicKey):
             key.verify(sig, signed, ec.ECDSA(hashes.SHA256()))
@@ -100,6 +110,9 @@ def sign_digitally_signed(
     signed: bytes, private_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 ) -> bytes:
     """Sign ``signed`` and wrap it as a DigitallySigned (for tests and the replay log)."""
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415 - see the imports
+    from cryptography.hazmat.primitives.asymmetric import ec, padding  # noqa: PLC0415
+
     if isinstance(private_key, ec.EllipticCurvePrivateKey):
         sig = private_key.sign(signed, ec.ECDSA(hashes.SHA256()))
         sig_alg = SIG_ECDSA
