@@ -15,6 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from bench.common import cpu_seconds, pin
 
@@ -78,7 +79,30 @@ class SinkStats:
         return cls(**{k: int(v) for k, v in kv.items()})
 
 
-class Sink:
+class CommandedProcess:
+    """A C load generator driven by one-line commands on its stdin (``Q`` ends it)."""
+
+    proc: subprocess.Popen[str]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write("Q\n")
+                self.proc.stdin.flush()
+                self.proc.wait(5)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Sink(CommandedProcess):
     """K WebSocket connections in one C process.  ``path`` "@FILE" gives each connection
     its own path (line i % n of FILE); ``deflate`` makes each offer permessage-deflate and
     inflate every compressed message it gets."""
@@ -130,20 +154,3 @@ class Sink:
             time.sleep(0.1)
             st = self.stats()
         return st
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                assert self.proc.stdin is not None
-                self.proc.stdin.write("Q\n")
-                self.proc.stdin.flush()
-                self.proc.wait(5)
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait(5)
-
-    def __enter__(self) -> Sink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.clients import build_c
+from bench.clients import CommandedProcess, build_c
 
 SOURCE = Path(__file__).resolve().parent / "tally.c"
 
@@ -61,7 +61,7 @@ class ClientFigures:
             self.repeats or self.gaps or self.missed)
 
 
-class Tally:
+class Tally(CommandedProcess):
     """``ws`` WebSocket and ``sse`` SSE clients of ``127.0.0.1:port`` in one C process."""
 
     def __init__(self, port: int, ws: int, sse: int) -> None:
@@ -115,20 +115,3 @@ class Tally:
             time.sleep(0.2)
             t = self.totals()
         return t
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                assert self.proc.stdin is not None
-                self.proc.stdin.write("Q\n")
-                self.proc.stdin.flush()
-                self.proc.wait(5)
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait(5)
-
-    def __enter__(self) -> Tally:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

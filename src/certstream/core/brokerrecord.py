@@ -36,6 +36,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from certstream.core.payloadparts import append_payloads, read_payloads
 from certstream.core.streams import (
     FILTER_FIELDS,
     STREAM_ALL,
@@ -62,7 +63,6 @@ RECORD_FIELD = b"r"
 
 _HEAD_V1 = struct.Struct(">BIQQBH")
 _HEAD = struct.Struct(">BIQQBQH")
-_U32 = struct.Struct(">I")
 _PARTS = (*STREAMS, FILTER_FIELDS)
 
 
@@ -85,9 +85,7 @@ def encode_record(  # noqa: PLR0917 - the order of the record's own fields
         if fields is not None:
             mask |= FILTER_FIELDS
         parts = [_HEAD.pack(RECORD_VERSION, epoch, seq, index, mask, seen, len(key_b)), key_b]
-    for payload in (lite, full, domains, fields if version != 1 else None):
-        if payload is not None:
-            parts += (_U32.pack(len(payload)), payload)
+    append_payloads(parts, (lite, full, domains, fields if version != 1 else None))
     return b"".join(parts)
 
 
@@ -123,17 +121,7 @@ def decode_record(data: bytes) -> Record:
             raise RemoteProtocolError(f"broker record version {version} (this reads 1 and 2)")
         off = head + klen
         key = data[head:off].decode("utf-8")
-        payloads: list[bytes | None] = []
-        for bit in _PARTS:
-            if not mask & bit:
-                payloads.append(None)
-                continue
-            (plen,) = _U32.unpack_from(data, off)
-            off += 4
-            if off + plen > len(data):
-                raise RemoteProtocolError("broker record payload runs past its end")
-            payloads.append(data[off:off + plen])
-            off += plen
+        payloads, off = read_payloads(data, off, mask, _PARTS, "broker record")
     except (struct.error, UnicodeDecodeError) as exc:
         raise RemoteProtocolError(f"malformed broker record: {exc}") from None
     if off != len(data) or mask & ~(STREAM_ALL | FILTER_FIELDS):

@@ -45,6 +45,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from certstream.core.payloadparts import append_payloads, read_payloads
 from certstream.core.streams import (
     FILTER_FIELDS,
     STREAM_ALL,
@@ -87,7 +88,6 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 _HEAD = struct.Struct(">IB")
 _U16 = struct.Struct(">H")
-_U32 = struct.Struct(">I")
 _ENTRY_TAIL = struct.Struct(">QB")
 _U64 = struct.Struct(">Q")
 _STAMP = struct.Struct(">QQQ")
@@ -122,9 +122,7 @@ def encode_entry(
     parts = [_U16.pack(len(key_b)), key_b, _ENTRY_TAIL.pack(index, mask)]
     if stamp is not None:
         parts.append(_STAMP.pack(*stamp))
-    for payload in (lite, full, domains, fields):
-        if payload is not None:
-            parts += (_U32.pack(len(payload)), payload)
+    append_payloads(parts, (lite, full, domains, fields))
     body = b"".join(parts)
     return _HEAD.pack(len(body) + 1, KIND_ENTRY) + body
 
@@ -230,17 +228,7 @@ def _decode_entry(body: bytes) -> Entry:
         if mask & STAMP:
             stamp = _STAMP.unpack_from(body, off)
             off += _STAMP.size
-        payloads: list[bytes | None] = []
-        for bit in _ENTRY_PARTS:
-            if not mask & bit:
-                payloads.append(None)
-                continue
-            (plen,) = _U32.unpack_from(body, off)
-            off += 4
-            if off + plen > len(body):
-                raise RemoteProtocolError("feed ENTRY payload runs past the message")
-            payloads.append(body[off : off + plen])
-            off += plen
+        payloads, off = read_payloads(body, off, mask, _ENTRY_PARTS, "feed ENTRY")
     except (struct.error, UnicodeDecodeError) as exc:
         raise RemoteProtocolError(f"malformed feed ENTRY: {exc}") from None
     if off != len(body) or mask & ~(STREAM_ALL | FIELDS | STAMP):

@@ -33,7 +33,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import gevent
 import gevent.event
@@ -46,6 +46,7 @@ from certstream.core.feedcodec import EXAMPLE, FIELDS
 from certstream.core.streams import STREAM_ALL
 from certstream.errors import RemoteProtocolError
 from certstream.shell import brokermetrics as bm
+from certstream.shell.feed import PayloadsLike
 from certstream.shell.lease import Lease
 from certstream.shell.redisconn import (
     PUBLISH,
@@ -72,19 +73,6 @@ WANTS_KEPT_SECS = 10.0
 BATCH_RECORDS = 512
 STATE_TTL_MS = 15000
 EXAMPLE_TTL_MS = 60000
-
-
-class PayloadsLike(Protocol):
-    @property
-    def lite(self) -> bytes | None: ...
-    @property
-    def full(self) -> bytes | None: ...
-    @property
-    def domains(self) -> bytes | None: ...
-    @property
-    def fields(self) -> bytes | None: ...
-    @property
-    def seen(self) -> int: ...
 
 
 @dataclass(slots=True)
