@@ -321,6 +321,10 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
 
     def run(self) -> None:
         hub, settings = self.hub, self.settings
+        # The watcher takes the file as it is now for what runs: made first, so that an edit
+        # made while this worker subscribes and opens (a peer may already be serving) is
+        # seen as a change, not taken for the start.
+        watcher = self._watcher()
         hub.start()
         feed_task = None
         if settings.ingest.mode == "embedded":
@@ -348,7 +352,6 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
             ),
             gevent.spawn(run_every, 1.0, self.metrics_view.tick),
         ]
-        watcher = self._watcher()
         if watcher is not None:
             tasks.append(gevent.spawn(watcher.run))
         if settings.websocket.heartbeat_secs > 0 or watcher is not None:
