@@ -111,6 +111,8 @@ class Delivery(Generic[C]):
         """End ``cursor``'s connection with ``code`` and ``reason``; ``_detach`` it."""
         raise NotImplementedError
 
+    # -- what each client is owed ----------------------------------------------------------
+
     def _pump(self, cursor: C) -> None:
         """Write ``cursor`` its next pieces while its writes are taken at once."""
         while not cursor.busy and not cursor.closing and cursor.seq < cursor.ring.next_seq:
