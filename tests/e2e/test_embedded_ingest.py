@@ -12,8 +12,6 @@ running inside its one worker (no ingest process, no feed socket), against the r
 from __future__ import annotations
 
 import json
-import os
-import re
 import signal
 import subprocess
 import sys
@@ -24,34 +22,18 @@ from typing import Any
 import pytest
 from tests.support import RawWS, http_get, run_server
 from tests.support.data import INPUTS, ROOT
+from tests.support.harnessrun import serve_live40_through_the_harness
 from tests.support.net import free_port
 from tests.support.procs import clean_env
 from tests.support.wait import wait_until
 
 BIN = Path(sys.executable).parent
-CLEAN = "0 missing, 0 extra, 0 repeated, 0 out of order, 0 differing"
 
 
 @pytest.mark.slow
 def test_embedded_ingest_serves_the_golden_frames_of_live40(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTSTREAM_")}
-    env["CERTSTREAM_INGEST_MODE"] = "embedded"
-    run = subprocess.run(
-        [sys.executable, "-m", "conformance", "run", "--quiet", "0.5",
-         "--server-cmd", f"{BIN / 'certstream'} --config {{config}}",
-         "--config-style", "certstream", "--peer", "go", "--set", "live40",
-         "--transport", "both", "--keep-workdir", str(tmp_path)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert run.stdout.splitlines()[-1] == "go/live40: 240/240 frames match"
-    lines = [line for line in run.stdout.splitlines() if re.match(r"  (ws |sse) ", line)]
-    assert [line.split()[:2] for line in lines] == [
-        [t, s] for t in ("ws", "sse") for s in ("lite", "full", "domains")
-    ]
-    assert all(CLEAN in line for line in lines), run.stdout
+    log = serve_live40_through_the_harness(tmp_path, {"CERTSTREAM_INGEST_MODE": "embedded"})
     # And it was the embedded ingest that followed the log, not an ingest process.
-    log = (tmp_path / "server.log").read_text()
     assert "ingest embedded in this worker" in log
     assert "ingest started (pid" not in log
 
