@@ -20,7 +20,7 @@ def extension_status() -> dict[str, bool]:
 
 
 def extensions_line() -> str:
-    """One line: ``compiled extensions: in use (5 of 5)``, or what runs instead and why."""
+    """One line: ``compiled extensions: in use (6 of 6)``, or what runs instead and why."""
     status = extension_status()
     total = len(status)
     if all(status.values()):

@@ -4,9 +4,12 @@ and that malloc_trim really returns freed heap to the system where the libc has 
 from __future__ import annotations
 
 import platform
+from collections.abc import Callable
 
 import pytest
 
+from certstream import _fast
+from certstream._fast import _heap_py
 from certstream.shell import heaptrim
 from certstream.shell.heaptrim import HeapTrimmer
 
@@ -57,13 +60,18 @@ def test_waits_while_the_output_of_a_burst_is_still_queued(trims: list[int]) -> 
 
 
 def test_a_libc_without_malloc_trim_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(heaptrim, "_libc_trim", lambda: None)
+    monkeypatch.setattr(heaptrim, "malloc_trim", lambda: False)
     work = [0]
     t = HeapTrimmer(lambda: work[0])
     work[0] += 10
     assert not t.tick()  # busy
     assert not t.tick()  # the burst ended: it would trim, but there is nothing to call
-    assert not heaptrim.malloc_trim() and t.trims == 0
+    assert t.trims == 0
+
+
+def test_the_pure_twin_without_malloc_trim_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_heap_py, "_libc_trim", lambda: None)
+    assert _heap_py.malloc_trim() is False
 
 
 def _rss() -> int:
@@ -71,8 +79,18 @@ def _rss() -> int:
         return int(f.read().split("VmRSS:")[1].split()[0]) * 1024
 
 
+def _twins() -> list[object]:
+    twins: list[object] = [pytest.param(_heap_py.malloc_trim, id="pure")]
+    if not _fast.NO_EXTENSIONS:
+        compiled = _fast.load("_heap")
+        assert _fast.COMPILED["_heap"], "the compiled _heap did not load"
+        twins.append(pytest.param(compiled.malloc_trim, id="compiled"))
+    return twins
+
+
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
-def test_malloc_trim_returns_freed_heap() -> None:
+@pytest.mark.parametrize("trim", _twins())
+def test_malloc_trim_returns_freed_heap(trim: Callable[[], bool]) -> None:
     # Many small objects (in the brk heap, below the mmap threshold), then all but a few
     # freed: the survivors pin the heap's top, so glibc keeps the freed pages between them
     # until it is asked to trim.
@@ -80,6 +98,12 @@ def test_malloc_trim_returns_freed_heap() -> None:
     keep = objs[::5000]
     del objs
     before = _rss()
-    assert heaptrim.malloc_trim()
+    assert trim()
     assert before - _rss() > 16 * 1024 * 1024  # of ~60 MB freed, most goes back
     assert len(keep) == 12
+
+
+def test_the_trimmer_calls_the_switch() -> None:
+    # heaptrim takes the twin _fast chose, whichever it is.
+    want = _fast.load("_heap").malloc_trim
+    assert heaptrim.malloc_trim() is want()

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         ws_ping_frame,
         ws_pong_frame,
     )
+    from certstream._fast._heap_py import malloc_trim
     from certstream._fast._json_py import CertWriter
     from certstream._fast._leaf_py import (
         BadLeaf,
@@ -65,6 +66,7 @@ __all__ = [
     "decode_get_entries_fast",
     "join_ws_frames",
     "load",
+    "malloc_trim",
     "parse_certificate",
     "parse_data_tile",
     "parse_tbs",
@@ -83,7 +85,7 @@ NO_EXTENSIONS = bool(os.environ.get("CERTSTREAM_NO_EXTENSIONS")) or (
 )
 
 #: The accelerated modules, by base name (``_der`` is ``_der.pyx`` / ``_der_py.py``).
-MODULES = ("_der", "_leaf", "_dedup", "_frames", "_json")
+MODULES = ("_der", "_leaf", "_dedup", "_frames", "_json", "_heap")
 
 #: base name -> True when the compiled module is the one in use (set when it is loaded).
 COMPILED: dict[str, bool] = {}
@@ -97,6 +99,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "_frames": ("join_ws_frames", "sse_comment", "sse_event", "ws_close_frame",
                 "ws_compressed_frame", "ws_frame", "ws_ping_frame", "ws_pong_frame"),
     "_json": ("CertWriter",),
+    "_heap": ("malloc_trim",),
 }
 _SOURCE = {name: base for base, names in _EXPORTS.items() for name in names}
 

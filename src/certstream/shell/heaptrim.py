@@ -1,41 +1,26 @@
-"""Handing freed heap back to the system after a burst: glibc's ``malloc_trim``, via ctypes.
+"""Handing freed heap back to the system after a burst: glibc's ``malloc_trim``.
 
 Decoding a burst of entries allocates and frees tens of MiB of transient objects (response
 bodies, parsed JSON, base64, DER) that are too small for their own mappings; glibc keeps the
 freed memory in its arenas, so the ingest's RSS stayed at the burst's peak (measured: +13 to
 +16 MiB after 20,000 entries, while its live Python heap grew by 0.2 MiB).  ``malloc_trim(0)``
-returns the free pages of every arena to the kernel.  On a libc without it (musl, macOS)
-this is a no-op.
+returns the free pages of every arena to the kernel (``_fast._heap``: called directly when
+compiled, through ctypes in the pure twin).  On a libc without it (musl, macOS) this is a
+no-op.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from typing import Any
+
+from certstream import _fast
 
 __all__ = ["HeapTrimmer", "malloc_trim"]
-
-@functools.cache
-def _libc_trim() -> Callable[[int], int] | None:
-    try:
-        import ctypes  # noqa: PLC0415 - only in a process that trims (~0.25 MiB)
-
-        fn: Any = ctypes.CDLL(None).malloc_trim  # this process's symbols: its libc's
-    except (ImportError, OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_size_t]
-    fn.restype = ctypes.c_int
-    return fn  # type: ignore[no-any-return]
 
 
 def malloc_trim() -> bool:
     """Give every arena's free pages back to the system; False where the libc cannot."""
-    fn = _libc_trim()
-    if fn is None:
-        return False
-    fn(0)
-    return True
+    return _fast.malloc_trim()
 
 
 class HeapTrimmer:
