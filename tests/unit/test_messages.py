@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import math
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -175,6 +176,16 @@ def test_floats_round_trip_and_are_shortest(value: float) -> None:
     go = jsontext.go_float(value)
     if float(value).is_integer() and 1 <= abs(value) < 1e21:
         assert "." not in go and "e" not in go
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False).filter(lambda v: v != 0))
+def test_float_digits_read_from_repr_agree_with_decimal(value: float) -> None:
+    # The writers read repr's digits as text (no decimal module in the process); decimal
+    # reading the same repr is the reference.
+    _sign, digit_tuple, exp = Decimal(repr(abs(value))).as_tuple()
+    assert isinstance(exp, int)
+    want = ("".join(map(str, digit_tuple)).rstrip("0") or "0", len(digit_tuple) + exp)
+    assert jsontext._digits_exponent(value) == want
 
 
 def test_non_finite_floats_do_not_crash() -> None:

@@ -21,7 +21,6 @@ import json.encoder
 import math
 import re
 from collections.abc import Callable, Iterable
-from decimal import Decimal
 
 __all__ = [
     "FLOAT_WRITERS",
@@ -111,13 +110,15 @@ def _digits_exponent(value: float) -> tuple[str, int]:
     """The shortest round-trip digits of a finite non-zero |value| and its decimal point.
 
     Returns ``(digits, point)`` with value == 0.<digits> * 10**point, digits without
-    trailing zeros.  Python's repr is the shortest round-trip form, as Go's and ryu's are.
+    trailing zeros.  Python's repr is the shortest round-trip form, as Go's and ryu's are;
+    it is read as text ("123.45", "1e-07", "1.5e+22"), so no decimal module is loaded.
     """
-    _sign, digit_tuple, exp = Decimal(repr(abs(value))).as_tuple()
-    digits = "".join(map(str, digit_tuple)).rstrip("0") or "0"
-    # Decimal gives value = int(all digits) * 10**exp; strip() only removed trailing zeros.
-    point = len(digit_tuple) + int(exp)
-    return digits, point
+    mantissa, _, exp_text = repr(abs(value)).partition("e")
+    whole, _, frac = mantissa.partition(".")
+    # value = int(whole + frac) * 10**(exp - len(frac))
+    significant = (whole + frac).lstrip("0")
+    point = len(significant) + (int(exp_text) if exp_text else 0) - len(frac)
+    return significant.rstrip("0") or "0", point
 
 
 def go_float(value: float) -> str:
