@@ -68,7 +68,6 @@ from certstream.shell.endpoints import ServerContext
 from certstream.shell.fairserver import AcceptShares, FairStreamServer
 from certstream.shell.feedsub import FeedSubscriber
 from certstream.shell.hub import Hub
-from certstream.shell.localfeed import LocalFeed
 from certstream.shell.metricsview import MetricsView, bound_to, metrics_context, metrics_tls
 from certstream.shell.metricsync import MetricsSync
 from certstream.shell.reload import ConfigWatcher, ReloadPlan
@@ -375,6 +374,7 @@ class CertstreamWorker(GeventWorker):  # type: ignore[misc]  # gunicorn is untyp
         into its hub (``shell.localfeed``)."""
         # Imported here: only an embedded worker follows logs.
         from certstream.shell.ingest import Ingest  # noqa: PLC0415
+        from certstream.shell.localfeed import LocalFeed  # noqa: PLC0415
 
         # A batch is delivered once the hub has it in every keeping-up client's socket (the
         # same rule as the feed's ACK), and only then is its position saved.
