@@ -428,7 +428,8 @@ class Session:
 
     def _rest(self) -> None:
         """Drop the frame parser if every byte the client sent ended a frame and a message
-        and nothing ended the connection."""
+        and nothing ended the connection.  (A message that ended reset its count, so the
+        count is checked only so that no byte of one is ever forgotten.)"""
         bounds, ws = self._bounds, self._ws
         if (
             self._phase == _WEBSOCKET
