@@ -34,7 +34,10 @@ class BoundedInflate(PerMessageDeflate):
     ``PerMessageDeflate.frame_inbound_complete`` drops the decompressor at the end of each
     compressed message and every message starts a fresh one.  Between messages, a new
     instance is therefore the same as the old one, which lets a session drop its connection
-    there (:class:`FrameBounds`).
+    there (:class:`FrameBounds`).  (wsproto 1.3.2 misses that end when a control frame came
+    between the message's fragments: it then forgets the message was compressed and keeps
+    a half-used decompressor, with which a connection kept on inflates the next message
+    wrongly; a fresh one inflates it right.)
     """
 
     def __init__(self, limit: int) -> None:
