@@ -15,6 +15,15 @@ queued: unmasked frames (1002), invalid UTF-8 (1007), messages larger than
 ``max_message_bytes`` (1009), bad opcodes or fragmentation (1002).  Client data frames are
 otherwise ignored: clients like certstream-dotnet send ``"ping"`` as text.
 
+wsproto's frame-level connection (its frame and message decoders, buffer and parsing
+generator: ~0.9 KiB) is held only while the client has sent part of a frame or of a
+fragmented message.  ``core.wsconn.FrameBounds``, fed the same bytes, says when all of them
+ended; the connection is then dropped, and the client's next bytes get a fresh one, made
+as the upgrade made the first (nothing of a finished message is needed later, not even by
+the inflater: see ``core.wsconn.BoundedInflate``).  An idle client sends nothing but a pong
+now and then, so it holds no parser between them.  Once wsproto reports a violation or a
+close, or we sent our own Close, the connection is kept to the end.
+
 What the session does NOT do is build data frames.  Server-to-client frames are unmasked,
 so a frame's bytes are the same for every client: the hub builds each one once
 (``core.frames``) and writes it to every socket, bypassing this object.
@@ -31,7 +40,7 @@ frame cannot expand into a large buffer.
 
 Output is collected, h2-style, and drained with ``data_to_send()``.  ``should_close`` turns
 true once the connection must end after that output is flushed.  The responses are built by
-``core.httpresponse``; the wsproto connection kept per WebSocket client is ``core.wsconn``'s.
+``core.httpresponse``; the wsproto connection and the frame bounds are ``core.wsconn``'s.
 """
 
 from __future__ import annotations
@@ -55,7 +64,7 @@ from wsproto.utilities import RemoteProtocolError as WSRemoteProtocolError
 from certstream.core.deflate import DeflateParams, negotiate_deflate
 from certstream.core.httpresponse import SSE_HEAD, http_response
 from certstream.core.routes import Route, RouteTable
-from certstream.core.wsconn import BoundedInflate, lean_connection
+from certstream.core.wsconn import FrameBounds, frame_connection
 from certstream.errors import LocalProtocolError
 
 __all__ = [
@@ -158,6 +167,7 @@ class Session:
     """The sans-IO state of one client connection (see the module docstring)."""
 
     __slots__ = (
+        "_bounds",
         "_eof",
         "_h11",
         "_max_message_bytes",
@@ -181,9 +191,11 @@ class Session:
     ) -> None:
         self._routes = routes
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_bytes)
-        # After the upgrade only wsproto's frame-level Connection is kept: the handshake
-        # objects (two h11 connections) would cost kilobytes per idle client.
+        # After the upgrade only wsproto's frame-level Connection is kept, and only while
+        # a frame or message is unfinished (``_bounds`` says when): the handshake objects
+        # (two h11 connections) would cost kilobytes per idle client, the parser ~0.9 KiB.
         self._ws: Connection | None = None
+        self._bounds: FrameBounds | None = None
         self._phase = _REQUEST
         # Output and events are rare once a connection streams (a pong now and then): no
         # list is kept while there is nothing in it.
@@ -207,9 +219,12 @@ class Session:
             if not self._eof:
                 self._lost()
         elif self._phase in (_WEBSOCKET, _CLOSING):
-            assert self._ws is not None
-            self._ws.receive_data(data)
+            ws = self._frame_parser()
+            if self._bounds is not None:
+                self._bounds.feed(data)
+            ws.receive_data(data)
             self._pump_websocket()
+            self._rest()
         # Otherwise (SSE, answered, closing) the client has nothing more to say that we read.
 
     def next_event(self) -> Event | _NeedData:
@@ -228,6 +243,12 @@ class Session:
     @property
     def is_websocket(self) -> bool:
         return self._phase == _WEBSOCKET
+
+    @property
+    def holds_frame_parser(self) -> bool:
+        """Whether wsproto's frame parser is held: only while the client's bytes end inside
+        a frame or a fragmented message, or once the connection is closing."""
+        return self._ws is not None
 
     # -- answering a request ---------------------------------------------------------------
 
@@ -263,20 +284,14 @@ class Session:
         )
         extra = [(b"Sec-WebSocket-Extensions", offer.header)] if offer is not None else []
         self._emit(ws.send(AcceptConnection(extra_headers=extra)))
-        assert ws.connection is not None
-        if offer is None:
-            self._ws = lean_connection(ws.connection)
-        else:
-            self.deflate = offer
-            self._ws = lean_connection(Connection(
-                ConnectionType.SERVER, extensions=[BoundedInflate(self._max_message_bytes)]
-            ))
+        # The frame parser is made when the client's first frame arrives (``_frame_parser``),
+        # the same one the handshake made and we drop here with it.
+        self.deflate = offer
         self._phase = _WEBSOCKET
         trailing, _closed = self._h11.trailing_data
         self._h11 = _SPENT
-        if trailing:
-            self._ws.receive_data(bytes(trailing))
-            self._pump_websocket()
+        if trailing:  # frames the client sent without waiting for our 101
+            self.receive_data(bytes(trailing))
 
     def start_sse(self) -> None:
         """Answer the routed SSE request with the event-stream head."""
@@ -304,11 +319,14 @@ class Session:
 
     def close_websocket(self, code: int, reason: str = "") -> None:
         """Queue our Close frame (shutdown, slow client); the connection then ends."""
-        ws = self._ws
+        # Between frames no parser is held: a fresh one sends our Close and then reads the
+        # client's answer, and is kept from now on.
+        ws = self._frame_parser() if self._phase == _WEBSOCKET else self._ws
         self.should_close = True
         if ws is not None and ws.state is ConnectionState.OPEN and self._phase == _WEBSOCKET:
             self._emit(ws.send(CloseConnection(code=code, reason=reason)))
             self._phase = _CLOSING  # the client's Close reply is still reported
+            self._bounds = None  # no longer asked
             return
         if ws is not None and ws.state is ConnectionState.REMOTE_CLOSING:
             self._emit(ws.send(CloseConnection(code=code, reason=reason)))
@@ -394,6 +412,34 @@ class Session:
             request.target.decode("ascii", "replace"),
             tuple((bytes(n), bytes(v)) for n, v in request.headers),
         )
+
+    def _frame_parser(self) -> Connection:
+        """wsproto's frame-level connection for the client's next bytes: the one held, or a
+        fresh one (a fresh one is what a connection that read only whole frames and
+        messages has become; see the module docstring)."""
+        ws = self._ws
+        if ws is None:
+            deflate = self.deflate
+            ws = self._ws = frame_connection(
+                self._max_message_bytes if deflate is not None else None
+            )
+            self._bounds = FrameBounds()
+        return ws
+
+    def _rest(self) -> None:
+        """Drop the frame parser if every byte the client sent ended a frame and a message
+        and nothing ended the connection.  (A message that ended reset its count, so the
+        count is checked only so that no byte of one is ever forgotten.)"""
+        bounds, ws = self._bounds, self._ws
+        if (
+            self._phase == _WEBSOCKET
+            and bounds is not None
+            and bounds.at_rest
+            and self._message_bytes == 0
+            and ws is not None
+            and ws.state is ConnectionState.OPEN
+        ):
+            self._ws = self._bounds = None
 
     def _pump_websocket(self) -> None:
         ws = self._ws

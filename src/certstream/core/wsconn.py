@@ -1,9 +1,15 @@
-"""wsproto's frame-level connection as a session keeps one per WebSocket client: what the
-client compressed is inflated with a bound, and no connection has an event queue of its own.
+"""wsproto's frame-level connection, as a session holds one while a WebSocket client's frame
+or message is unfinished, and where those frames and messages end.
+
+What the client compressed is inflated with a bound, and no connection has an event queue of
+its own.
 
 ``certstream.core.session`` negotiates permessage-deflate itself (``core.deflate``) and hands
-the inbound half to wsproto as :class:`BoundedInflate`; :func:`lean_connection` makes an idle
-client cheaper.
+the inbound half to wsproto as :class:`BoundedInflate`; :func:`frame_connection` makes the
+connection as the upgrade would, :func:`lean_connection` makes it cheaper, and
+:class:`FrameBounds` tells where the client's frames and messages end, so that the session
+drops the connection between them (an idle client, which only answers our pings, then holds
+no parser at all).
 """
 
 from __future__ import annotations
@@ -12,16 +18,27 @@ import zlib
 from collections import deque
 from typing import Any
 
-from wsproto.connection import Connection
+from wsproto.connection import Connection, ConnectionType
 from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import CloseReason
 
-__all__ = ["BoundedInflate", "lean_connection"]
+__all__ = ["BoundedInflate", "FrameBounds", "frame_connection", "lean_connection"]
 
 
 class BoundedInflate(PerMessageDeflate):
     """The inbound half of our permessage-deflate: what the client compressed, inflated at
-    most ``limit`` bytes per frame chunk (a deflate stream can expand ~1000 times)."""
+    most ``limit`` bytes per frame chunk (a deflate stream can expand ~1000 times).
+
+    Nothing of one message is needed to inflate the next: we always negotiate
+    ``client_no_context_takeover`` (``core.deflate``), so wsproto's
+    ``PerMessageDeflate.frame_inbound_complete`` drops the decompressor at the end of each
+    compressed message and every message starts a fresh one.  Between messages, a new
+    instance is therefore the same as the old one, which lets a session drop its connection
+    there (:class:`FrameBounds`).  (wsproto 1.3.2 misses that end when a control frame came
+    between the message's fragments: it then forgets the message was compressed and keeps
+    a half-used decompressor, with which a connection kept on inflates the next message
+    wrongly; a fresh one inflates it right.)
+    """
 
     def __init__(self, limit: int) -> None:
         super().__init__(client_no_context_takeover=True, server_no_context_takeover=True)
@@ -58,3 +75,85 @@ def lean_connection(conn: Connection) -> Connection:
     if isinstance(events, deque) and not events:
         conn._events = _NO_EVENTS  # wsproto has no public way to share it
     return conn
+
+
+def frame_connection(inflate_limit: int | None) -> Connection:
+    """A fresh frame-level server connection, the one the upgrade makes: plain frames when
+    ``inflate_limit`` is None, else permessage-deflate inflating at most that many bytes."""
+    if inflate_limit is None:
+        return lean_connection(Connection(ConnectionType.SERVER))
+    return lean_connection(
+        Connection(ConnectionType.SERVER, extensions=[BoundedInflate(inflate_limit)])
+    )
+
+
+# RFC 6455 §5.2: 2 bytes, then a 16- or 64-bit extended length, then a 4-byte masking key.
+_MAX_HEAD = 14
+
+
+def _head_size(head: bytes) -> int:
+    """The length of the header ``head`` begins, or 0 while its first 2 bytes are missing."""
+    if len(head) < 2:
+        return 0
+    short = head[1] & 0x7F
+    return 2 + (2 if short == 126 else 8 if short == 127 else 0) + (4 if head[1] & 0x80 else 0)
+
+
+class FrameBounds:
+    """Where the client's frames and data messages end, read from their headers alone.
+
+    Fed the same bytes as wsproto's connection, in any chunks; :attr:`at_rest` is true when
+    every byte fed so far belongs to a complete frame and no fragmented data message is
+    open, i.e. when that connection holds nothing a later byte needs: its buffer is empty,
+    no frame is half read, no message (nor its UTF-8 decoder or inflater) is half done.
+
+    Only lengths are measured: masking, opcodes, reserved bits, UTF-8 and close codes are
+    wsproto's to check, and once it reports a violation or a close the session keeps its
+    connection and stops asking.  On every stream wsproto accepts, both read the same
+    boundaries (it rejects a length written longer than needed, an unmasked frame, a
+    continuation with no message open and a new message inside one).
+    """
+
+    __slots__ = ("_head", "_left", "_open")
+
+    def __init__(self) -> None:
+        self._head = b""  # the first bytes of a header, until it is complete
+        self._left = 0  # payload bytes of the current frame still to come
+        self._open = False  # a data message began with FIN=0 and has not ended
+
+    @property
+    def at_rest(self) -> bool:
+        return not self._head and not self._left and not self._open
+
+    def feed(self, data: bytes) -> None:
+        """Account for ``data``, the client's next bytes."""
+        pos, end = 0, len(data)
+        while pos < end:
+            if self._left:  # payload: skipped, never copied
+                step = min(self._left, end - pos)
+                self._left -= step
+                pos += step
+                continue
+            had = len(self._head)
+            head = self._head + data[pos : pos + _MAX_HEAD - had]
+            size = _head_size(head)
+            if not size or len(head) < size:
+                self._head = head  # all of data is in it
+                return
+            pos += size - had
+            self._head = b""
+            self._frame(head)
+
+    def _frame(self, head: bytes) -> None:
+        short = head[1] & 0x7F
+        if short == 126:
+            self._left = int.from_bytes(head[2:4], "big")
+        elif short == 127:
+            self._left = int.from_bytes(head[2:10], "big")
+        else:
+            self._left = short
+        if not head[0] & 0x08:
+            # A data frame or a continuation: FIN=0 opens the message (or keeps it open),
+            # FIN=1 ends it (or is a whole message).  A control frame (opcode 8..15) may come
+            # between fragments and changes nothing.
+            self._open = not (head[0] & 0x80)
