@@ -134,14 +134,9 @@ def test_bounds_of_a_declared_length_alone() -> None:
 def client_streams(draw: st.DrawFn, compressed: bool = False) -> tuple[bytes, frozenset[int]]:
     """Valid client frames: whole and fragmented text and binary messages (compressed ones
     with RSV1 on their first fragment), pings and pongs between messages and between
-    fragments, random masks and lengths on both sides of 125; with their ends (``_stream``).
-
-    No control frame comes between compressed fragments: RFC 7692 allows it, but wsproto
-    1.3.2 then forgets that the message is compressed (``PerMessageDeflate`` resets
-    ``_inbound_compressed`` when the control frame ends) and keeps a half-used inflater for
-    the next message, which a connection that lives on inflates wrongly and a fresh one
-    does not: there, and only there, a session that drops its parser differs (for the
-    better) from one that never does.
+    fragments (compressed messages too: ``BoundedInflate`` keeps a control frame out of the
+    message it interrupts), random masks and lengths on both sides of 125; with their ends
+    (``_stream``).
     """
     frames: list[tuple[bytes, bool]] = []
     for _ in range(draw(st.integers(0, 5))):
@@ -166,7 +161,7 @@ def client_streams(draw: st.DrawFn, compressed: bool = False) -> tuple[bytes, fr
             last = i == len(parts) - 1
             frames.append((_frame((FIN if last else 0) | (first if i == 0 else 0), part, mask),
                            last))
-            if not last and not compressed and draw(st.integers(0, 3)) == 0:
+            if not last and draw(st.integers(0, 3)) == 0:
                 opcode, payload = draw(control)
                 frames.append((_frame(FIN | opcode, payload, mask), False))
     return _stream(*frames)
@@ -293,6 +288,29 @@ def test_compressed_messages_inflate_after_the_parser_was_dropped() -> None:
     session.receive_data(_frame(FIN | RSV1 | BINARY, deflate_message(text + b"!")))
     (event,) = session_events(session)
     assert isinstance(event, ProtocolViolation) and event.code == 1009
+
+
+def test_a_ping_between_compressed_fragments_leaves_the_message_alone() -> None:
+    # RFC 6455 5.4: control frames may come between a message's fragments.  The message is
+    # still inflated whole (not a 1007), the ping answered, and the next message inflates
+    # with a clean decompressor, whether the parser was dropped in between or not.
+    text = ("señal ✓ " * 125).encode()[:1000]
+    body = deflate_message(text)
+    session, _client = open_ws(compression=True, max_message_bytes=len(text))
+    for _ in range(2):
+        session.receive_data(_frame(RSV1 | TEXT, body[:9]) + _frame(FIN | PING, b"hi"))
+        assert session_events(session) == [PingReceived(b"hi")]
+        assert session.holds_frame_parser  # the message is still open
+        session.receive_data(_frame(FIN | CONTINUATION, body[9:]))
+        assert session_events(session) == [] and not session.should_close
+    # And with the parser kept between messages (a connection never dropped).
+    conn = frame_connection(len(text))
+    for _ in range(2):
+        conn.receive_data(_frame(RSV1 | TEXT, body[:9]) + _frame(FIN | PING, b"hi")
+                          + _frame(FIN | CONTINUATION, body[9:]))
+        got = list(conn.events())
+        assert sum(isinstance(e, Ping) for e in got) == 1
+        assert "".join(e.data for e in got if isinstance(e, TextMessage)).encode() == text
 
 
 @pytest.mark.parametrize("inside", [False, True], ids=["after-a-ping", "inside-a-message"])

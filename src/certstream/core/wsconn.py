@@ -20,7 +20,7 @@ from typing import Any
 
 from wsproto.connection import Connection, ConnectionType
 from wsproto.extensions import PerMessageDeflate
-from wsproto.frame_protocol import CloseReason
+from wsproto.frame_protocol import CloseReason, Opcode, RsvBits
 
 __all__ = ["BoundedInflate", "FrameBounds", "frame_connection", "lean_connection"]
 
@@ -34,20 +34,41 @@ class BoundedInflate(PerMessageDeflate):
     ``PerMessageDeflate.frame_inbound_complete`` drops the decompressor at the end of each
     compressed message and every message starts a fresh one.  Between messages, a new
     instance is therefore the same as the old one, which lets a session drop its connection
-    there (:class:`FrameBounds`).  (wsproto 1.3.2 misses that end when a control frame came
-    between the message's fragments: it then forgets the message was compressed and keeps
-    a half-used decompressor, with which a connection kept on inflates the next message
-    wrongly; a fresh one inflates it right.)
+    there (:class:`FrameBounds`).
+
+    A control frame (a Ping, a Pong) may come between the fragments of a compressed message
+    (RFC 6455 5.4, RFC 7692 6.1).  wsproto 1.3.2's ``PerMessageDeflate`` lets it reset the
+    message's state: the rest of the message was then taken as uncompressed (a text message
+    failed with 1007) and a half-used decompressor was left for the next one.  Here a control
+    frame passes through without touching the message it interrupts.
     """
 
     def __init__(self, limit: int) -> None:
         super().__init__(client_no_context_takeover=True, server_no_context_takeover=True)
         self._limit = limit
         self._enabled = True
+        self._in_control = False  # the frame being read is a control frame
+
+    def frame_inbound_header(
+        self, proto: Any, opcode: Opcode, rsv: RsvBits, payload_length: int
+    ) -> CloseReason | RsvBits:
+        self._in_control = opcode.iscontrol()
+        if self._in_control:  # never compressed, and the message around it is left alone
+            return CloseReason.PROTOCOL_ERROR if rsv.rsv1 else RsvBits(True, False, False)
+        result: CloseReason | RsvBits = super().frame_inbound_header(
+            proto, opcode, rsv, payload_length)
+        return result
+
+    def frame_inbound_complete(self, proto: Any, fin: bool) -> bytes | CloseReason | None:
+        if self._in_control:
+            self._in_control = False
+            return None
+        result: bytes | CloseReason | None = super().frame_inbound_complete(proto, fin)
+        return result
 
     def frame_inbound_payload_data(self, proto: object, data: bytes) -> bytes | CloseReason:
         # Mirrors PerMessageDeflate.frame_inbound_payload_data, with max_length.
-        if not self._inbound_compressed or not self._inbound_is_compressible:
+        if self._in_control or not self._inbound_compressed or not self._inbound_is_compressible:
             return data
         inflater = self._decompressor
         assert inflater is not None
