@@ -3,7 +3,9 @@
 
 Same algorithm, same layout, same results, same counters; see ``_dedup_py.py`` for the
 theory of operation.  The ring records and the table live in one anonymous memory map made
-in ``__init__``; it never grows, and its pages cost memory only once written.
+in ``__init__``, sized for the largest table; the map never grows or moves, and its pages cost
+memory only once written.  The table starts at 1,024 slots and doubles, rehashed in place, as
+the ring fills (``table_size``), so only the pages of the slots in use are written.
 """
 
 from libc.math cimport isnan
@@ -17,15 +19,26 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_GET_SI
 from certstream.errors import LocalProtocolError
 
 MAX_CAPACITY = 1 << 30
+cdef Py_ssize_t MAX_CAPACITY_C = 1 << 30
 RECORD_BYTES = 16
 SLOT_BYTES = 4
 
 cdef uint64_t _GOLDEN = 0x9E3779B97F4A7C15ULL
+# A new table's slots (one 4 KiB page), and the slot bit that marks an entry not yet rehashed
+# while the table grows: a ring position + 1 never reaches it (capacity <= 2**30).
+cdef uint64_t _FIRST_SLOTS = 1024
+cdef uint32_t _PENDING = 0x80000000U
 
 
 def table_slots(capacity):
-    """Slots of the table for a ring of ``capacity``: at most two thirds of them are used."""
+    """The most slots the table of a ring of ``capacity`` grows to (see the pure twin)."""
     return capacity * 3 // 2 + 1
+
+
+cdef inline Py_ssize_t _grow_at(uint64_t size, uint64_t max_size) noexcept nogil:
+    # Live records at which the next insert grows the table first ((len + 1) * 3 > 2 * size);
+    # a table at its largest holds a full ring within two thirds and never grows.
+    return <Py_ssize_t>(2 * size // 3) if size < max_size else MAX_CAPACITY_C + 1
 
 
 cdef struct Record:
@@ -40,6 +53,8 @@ cdef class DedupRing:
     cdef uint32_t *_slots
     cdef Py_ssize_t _capacity
     cdef uint64_t _size
+    cdef uint64_t _max_size
+    cdef Py_ssize_t _grow_at
     cdef Py_ssize_t _head
     cdef Py_ssize_t _filled
     cdef Py_ssize_t _len
@@ -61,10 +76,11 @@ cdef class DedupRing:
         if self._map != NULL:
             raise LocalProtocolError("DedupRing.__init__ called twice")
         cdef Py_ssize_t cap = capacity
-        cdef uint64_t size = table_slots(capacity)
+        cdef uint64_t max_size = table_slots(capacity)
         cdef size_t ring_bytes = cap * sizeof(Record)
-        cdef size_t total = ring_bytes + size * sizeof(uint32_t)
+        cdef size_t total = ring_bytes + max_size * sizeof(uint32_t)
         # Anonymous and private: zero pages until written, returned to the system when freed.
+        # The table's region is sized for its largest; slots past the current size stay zero.
         cdef void *p = mmap(
             NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0
         )
@@ -75,7 +91,9 @@ cdef class DedupRing:
         self._ring = <Record *>p
         self._slots = <uint32_t *>(<char *>p + ring_bytes)
         self._capacity = cap
-        self._size = size
+        self._max_size = max_size
+        self._size = _FIRST_SLOTS if _FIRST_SLOTS < max_size else max_size
+        self._grow_at = _grow_at(self._size, max_size)
         self._ttl = ttl
         self._head = 0
         self._filled = 0
@@ -105,6 +123,11 @@ cdef class DedupRing:
     @property
     def evictions(self):
         return self._evictions
+
+    @property
+    def table_size(self):
+        """Slots of the table now: it doubles as the ring fills, up to ``table_slots``."""
+        return self._size
 
     def __len__(self):
         return self._len
@@ -162,6 +185,8 @@ cdef class DedupRing:
             self._evict(head)
         else:
             self._filled = head + 1
+        if self._len >= self._grow_at:
+            self._grow()
         cdef uint64_t s = self._home(k)
         while self._slots[s] != 0:
             s = self._next(s)
@@ -171,6 +196,41 @@ cdef class DedupRing:
         self._len += 1
         head += 1
         self._head = 0 if head == self._capacity else head
+
+    cdef void _grow(self) noexcept:
+        # Rehash into twice the slots (or the most), in place, exactly as in the pure twin:
+        # mark every entry pending, then place each at the first empty or pending slot of its
+        # new probe chain, placing whatever pending entry it displaces next.
+        cdef uint64_t old = self._size
+        cdef uint64_t size = 2 * old
+        if size > self._max_size:
+            size = self._max_size
+        cdef uint32_t *slots = self._slots
+        cdef uint64_t i, s
+        cdef uint32_t ref, found
+        for i in range(old):
+            if slots[i] != 0:
+                slots[i] |= _PENDING
+        # Slots [old, size) were never written: the table only grows, so they are still zero.
+        self._size = size
+        self._grow_at = _grow_at(size, self._max_size)
+        for i in range(old):
+            ref = slots[i]
+            if not (ref & _PENDING):
+                continue  # empty, or an entry placed here earlier in this pass
+            slots[i] = 0
+            ref ^= _PENDING
+            while True:
+                s = self._home(self._ring[ref - 1].key)
+                while True:
+                    found = slots[s]
+                    if found == 0 or (found & _PENDING):
+                        break
+                    s = self._next(s)
+                slots[s] = ref
+                if found == 0:
+                    break
+                ref = found ^ _PENDING  # displaced: place it next
 
     cdef void _evict(self, Py_ssize_t pos) noexcept:
         # Drop the record at ``pos`` from the table if it is still live there.
