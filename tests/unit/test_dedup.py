@@ -1,16 +1,23 @@
-"""The dedup ring: duplicate within the TTL, re-admission after it, FIFO eviction, twins agree."""
+"""The dedup ring: duplicate within the TTL, re-admission after it, FIFO eviction, twins agree,
+and a table that grows with what the ring holds, paying its pages only as it does."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import random
 import resource
 import sys
+from collections import deque
 from types import ModuleType
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from certstream._fast import NO_EXTENSIONS
 from certstream._fast._dedup_py import DedupRing as DedupRingPy
+from certstream._fast._dedup_py import table_slots
 from certstream.config import DedupSettings
 from certstream.errors import LocalProtocolError
 
@@ -208,3 +215,186 @@ def test_ten_million_distinct_keys_compiled() -> None:
         # KiB of peak RSS: the ring's fixed map is touched as it fills (22 bytes per entry,
         # 4.3 MiB at the default capacity); evicting 9.8M keys after that must add nothing.
         assert rss_after - rss_before < 8_000
+
+
+# The table grows: it starts at 1,024 slots (or the most, if fewer) and doubles, rehashed in
+# place, whenever an insert would leave it more than two thirds full.
+
+
+class _RingModel:
+    """The ring's exact semantics, in the obvious way: a deque of the last ``capacity``
+    admissions and a dict of the live keys.  Unlike ``_Model`` above, a record left behind by
+    a re-admitted key still takes its place in the queue: when the head comes round to it,
+    nothing is evicted, and a re-admission into a full queue evicts the oldest admission."""
+
+    def __init__(self, capacity: int, ttl: float) -> None:
+        self.ttl = ttl
+        self.queue: deque[tuple[bytes, int]] = deque(maxlen=capacity)  # (key, admission no.)
+        self.live: dict[bytes, tuple[float, int]] = {}  # key -> (admitted at, admission no.)
+        self.admitted = self.hits = self.misses = self.evictions = 0
+
+    def add(self, key: bytes, now: float) -> bool:
+        k = key[:8]
+        if k in self.live:
+            if now - self.live[k][0] < self.ttl:
+                self.hits += 1
+                return False
+            del self.live[k]
+        if len(self.queue) == self.queue.maxlen:
+            old, no = self.queue[0]
+            if old in self.live and self.live[old][1] == no:
+                del self.live[old]
+                self.evictions += 1
+        self.misses += 1
+        self.admitted += 1
+        self.queue.append((k, self.admitted))
+        self.live[k] = (now, self.admitted)
+        return True
+
+
+def _twins() -> list[ModuleType]:
+    """The pure twin, and the compiled one unless extensions are off (a build that should
+    have it and does not is caught by tests/e2e/test_fast_loaded.py)."""
+    mods = [importlib.import_module("certstream._fast._dedup_py")]
+    if not NO_EXTENSIONS:
+        mods.append(importlib.import_module("certstream._fast._dedup"))
+    return mods
+
+
+def _check_table(ring: DedupRingPy) -> None:
+    """White-box check of the pure twin's table: exactly ``len`` live records, each reachable
+    from its home slot without crossing an empty slot (what lookups and eviction rely on)."""
+    size, slots, keys = ring.table_size, ring._slots, ring._keys
+    assert all(slots[i] == 0 for i in range(size, len(slots)))  # never touched past the size
+    refs = [slots[i] for i in range(size) if slots[i]]
+    assert len(refs) == len(set(refs)) == len(ring)
+    for s in range(size):
+        if slots[s]:
+            h = ring._home(keys[2 * (slots[s] - 1)])
+            while h != s:
+                assert slots[h] != 0
+                h = h + 1 if h + 1 < size else 0
+
+
+# (capacity, ttl, key space, calls, mean time step x 2, seed).  A seed, not st.randoms():
+# thousands of draws from hypothesis's buffer would overrun it, and the long runs that grow
+# the table would be dropped as invalid.
+_SMALL_RUNS = st.tuples(  # rings of at most 451 slots, which never grow: wrap and evict
+    st.integers(1, 300),
+    st.sampled_from([0.0, 0.5, 5.0, 50.0, 1e9]),
+    st.sampled_from([3, 50, 1_000, 1 << 40]),
+    st.integers(1, 3_000),
+    st.sampled_from([0.0, 0.01, 0.2, 3.0]),
+    st.integers(0, 2**32 - 1),
+)
+_GROWING_RUNS = st.tuples(  # past 682 live keys the table grows, once or twice, then wraps
+    st.integers(683, 2_500),
+    st.sampled_from([5.0, 50.0, 1e9]),
+    st.sampled_from([1_000, 5_000, 1 << 40]),
+    st.integers(1_500, 6_000),
+    st.sampled_from([0.0, 0.001, 0.01, 0.2]),
+    st.integers(0, 2**32 - 1),
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(run=st.one_of(_SMALL_RUNS, _GROWING_RUNS))
+def test_growing_table_matches_the_model_in_both_twins(
+    run: tuple[int, float, int, int, float, int],
+) -> None:
+    capacity, ttl, space, n, step, seed = run
+    rnd = random.Random(seed)
+    rings = [mod.DedupRing(capacity, ttl) for mod in _twins()]
+    model = _RingModel(capacity, ttl)
+    most = rings[0].table_size
+    assert most == min(1024, table_slots(capacity))
+    now = 0.0
+    for _ in range(n):
+        now += rnd.random() * step
+        key = _key(rnd.randrange(space))
+        want = model.add(key, now)
+        counts = (model.hits, model.misses, model.evictions, len(model.live))
+        for ring in rings:
+            assert ring.add(key, now) is want
+            assert (ring.hits, ring.misses, ring.evictions, len(ring)) == counts
+            # At most two thirds full, never past the region sized for it, never shrinking.
+            assert len(ring) <= ring.table_size * 2 // 3
+            assert most <= ring.table_size <= table_slots(capacity)
+        assert len({ring.table_size for ring in rings}) == 1
+        most = rings[0].table_size
+    assert isinstance(rings[0], DedupRingPy)
+    _check_table(rings[0])
+
+
+@pytest.mark.parametrize(
+    ("capacity", "sizes"),
+    [
+        (1, [(1, 2)]),
+        (300, [(1, 451)]),
+        (1_000, [(1, 1024), (683, 1501)]),
+        (
+            DedupSettings().capacity,
+            [(1, 1024), (683, 2048), (1_366, 4096), (2_731, 8192), (5_462, 16_384),
+             (10_923, 32_768), (21_846, 65_536), (43_691, 131_072), (87_382, 262_144),
+             (174_763, 300_001)],
+        ),
+    ],
+)
+def test_table_grows_at_two_thirds_and_doubles(
+    dedup_mod: ModuleType, capacity: int, sizes: list[tuple[int, int]]
+) -> None:
+    ring = dedup_mod.DedupRing(capacity, 1e9)
+    assert ring.table_size == sizes[0][1]
+    seen = [(1, ring.table_size)]
+    size = ring.table_size
+    for i in range(1, capacity + capacity // 2 + 1):  # full, then evicting: no more growth
+        assert ring.add(i.to_bytes(8, "big"), float(i))
+        if ring.table_size != size:
+            size = ring.table_size
+            seen.append((len(ring), size))
+    # (live records after the insert that grew it, slots from then on)
+    assert seen == sizes
+    assert len(ring) == capacity
+    assert size == dedup_mod.table_slots(capacity)
+    # Every key still in the ring is found after all the rehashing; the evicted ones are not.
+    assert not ring.add((capacity + capacity // 2).to_bytes(8, "big"), 0.0)
+    assert not ring.add((capacity // 2 + 1).to_bytes(8, "big"), 0.0)
+    assert ring.add((capacity // 2).to_bytes(8, "big"), 0.0)
+
+
+def test_growth_leaves_expired_records_out(dedup_mod: ModuleType) -> None:
+    # Records dropped when their key expired stay in the ring but must not be rehashed in:
+    # they would count as live, and eviction would later count them twice.
+    ring = dedup_mod.DedupRing(2_000, 10.0)
+    for i in range(600):
+        assert ring.add(_key(i), 0.0)
+    for i in range(600):
+        assert ring.add(_key(i), 20.0)  # expired: re-admitted, the old record dropped
+    assert (len(ring), ring.table_size) == (600, 1024)
+    for i in range(600, 700):
+        assert ring.add(_key(i), 21.0)
+    assert (len(ring), ring.table_size) == (700, 2048)
+    for i in range(700):
+        assert not ring.add(_key(i), 22.0)
+    for i in range(700, 2_000):
+        assert ring.add(_key(i), 23.0)
+    # 2,600 records written into 2,000: the 600 overwritten are the dead ones, so nothing
+    # live was evicted (a dead record rehashed into the table would be evicted and counted).
+    assert (len(ring), ring.evictions) == (2_000, 0)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_table_pages_are_paid_as_the_ring_fills(dedup_mod: ModuleType) -> None:
+    capacity = DedupSettings().capacity
+    full_table = dedup_mod.table_slots(capacity) * dedup_mod.SLOT_BYTES  # 1.2 MB
+    before = _rss()
+    ring = dedup_mod.DedupRing(capacity, 900.0)
+    add = ring.add
+    for i in range(10_000):
+        add(_key(i), float(i))
+    grown = _rss() - before
+    records = 10_000 * dedup_mod.RECORD_BYTES
+    # 16,384 slots (64 KiB) hold 10,000 keys; a table sized for the full ring from the start
+    # would have every page of its 1.2 MB written by now.
+    assert ring.table_size == 16_384
+    assert grown - records < full_table // 2
