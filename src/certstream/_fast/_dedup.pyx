@@ -18,8 +18,8 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_GET_SI
 
 from certstream.errors import LocalProtocolError
 
-MAX_CAPACITY = 1 << 30
-cdef Py_ssize_t MAX_CAPACITY_C = 1 << 30
+cdef Py_ssize_t MAX_CAPACITY_C = 1 << 30  # typed, for the table's growth bound below
+MAX_CAPACITY = MAX_CAPACITY_C
 RECORD_BYTES = 16
 SLOT_BYTES = 4
 

@@ -419,9 +419,8 @@ class Session:
         messages has become; see the module docstring)."""
         ws = self._ws
         if ws is None:
-            deflate = self.deflate
             ws = self._ws = frame_connection(
-                self._max_message_bytes if deflate is not None else None
+                self._max_message_bytes if self.deflate is not None else None
             )
             self._bounds = FrameBounds()
         return ws

@@ -19,7 +19,7 @@ from collections import deque
 from typing import Any
 
 from wsproto.connection import Connection, ConnectionType
-from wsproto.extensions import PerMessageDeflate
+from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, Opcode, RsvBits
 
 __all__ = ["BoundedInflate", "FrameBounds", "frame_connection", "lean_connection"]
@@ -101,11 +101,8 @@ def lean_connection(conn: Connection) -> Connection:
 def frame_connection(inflate_limit: int | None) -> Connection:
     """A fresh frame-level server connection, the one the upgrade makes: plain frames when
     ``inflate_limit`` is None, else permessage-deflate inflating at most that many bytes."""
-    if inflate_limit is None:
-        return lean_connection(Connection(ConnectionType.SERVER))
-    return lean_connection(
-        Connection(ConnectionType.SERVER, extensions=[BoundedInflate(inflate_limit)])
-    )
+    extensions: list[Extension] = [] if inflate_limit is None else [BoundedInflate(inflate_limit)]
+    return lean_connection(Connection(ConnectionType.SERVER, extensions=extensions))
 
 
 # RFC 6455 §5.2: 2 bytes, then a 16- or 64-bit extended length, then a 4-byte masking key.
